@@ -1,0 +1,199 @@
+//! IPv4/IPv6 CIDRs with the arithmetic recipes need for address planning.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use crate::Error;
+
+/// An address with a prefix length, e.g. `172.17.0.2/16`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// A CIDR from parts; fails if the prefix is too long for the family.
+    pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, Error> {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(Error::Invalid(format!(
+                "prefix /{prefix} is longer than {max}"
+            )));
+        }
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// The address part.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    fn v4_bits(&self) -> Option<(u32, u32)> {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
+                Some((u32::from(a), mask))
+            }
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    /// The network (all host bits zero) with the same prefix.
+    pub fn network(&self) -> Cidr {
+        match self.v4_bits() {
+            Some((a, mask)) => Cidr {
+                addr: IpAddr::V4(Ipv4Addr::from(a & mask)),
+                prefix: self.prefix,
+            },
+            None => {
+                let IpAddr::V6(a) = self.addr else {
+                    unreachable!("v4 handled above")
+                };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
+                Cidr {
+                    addr: IpAddr::V6((u128::from(a) & mask).into()),
+                    prefix: self.prefix,
+                }
+            }
+        }
+    }
+
+    /// Whether `ip` lies inside this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        Cidr {
+            addr: ip,
+            prefix: self.prefix,
+        }
+        .network()
+            == self.network()
+            && ip.is_ipv4() == self.addr.is_ipv4()
+    }
+
+    /// Whether two networks share any address.
+    pub fn overlaps(&self, other: &Cidr) -> bool {
+        let shorter = if self.prefix <= other.prefix {
+            self
+        } else {
+            other
+        };
+        let longer = if self.prefix <= other.prefix {
+            other
+        } else {
+            self
+        };
+        shorter.contains(longer.addr)
+    }
+
+    /// The IPv4 broadcast address (`None` for IPv6).
+    pub fn broadcast(&self) -> Option<Ipv4Addr> {
+        self.v4_bits().map(|(a, mask)| Ipv4Addr::from(a | !mask))
+    }
+
+    /// The `n`-th address of the network (0 is the network address), as a
+    /// CIDR with this prefix; IPv4 only. `None` past the end.
+    pub fn nth(&self, n: u32) -> Option<Cidr> {
+        let (a, mask) = self.v4_bits()?;
+        let size = (!mask as u64) + 1;
+        if u64::from(n) >= size {
+            return None;
+        }
+        Some(Cidr {
+            addr: IpAddr::V4(Ipv4Addr::from((a & mask) + n)),
+            prefix: self.prefix,
+        })
+    }
+
+    /// Number of usable IPv4 host addresses (excluding network and broadcast).
+    pub fn host_count(&self) -> u32 {
+        match self.v4_bits() {
+            Some((_, mask)) => (!mask).saturating_sub(1),
+            None => u32::MAX,
+        }
+    }
+
+    /// Whether `ip` is a usable host address here: inside, and neither the
+    /// network nor the broadcast address.
+    pub fn is_host(&self, ip: IpAddr) -> bool {
+        self.contains(ip)
+            && ip != self.network().addr
+            && self.broadcast().map(IpAddr::V4) != Some(ip)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = || Error::Invalid(format!("{s:?} is not a CIDR like 172.17.0.0/16"));
+        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        Cidr::new(addr, prefix).map_err(|_| bad())
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(s: &str) -> Cidr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn arithmetic() {
+        let net = c("172.17.5.9/16");
+        assert_eq!(net.network(), c("172.17.0.0/16"));
+        assert_eq!(net.nth(1), Some(c("172.17.0.1/16")));
+        assert_eq!(net.broadcast(), Some("172.17.255.255".parse().unwrap()));
+        assert_eq!(net.host_count(), 65534);
+        assert!(net.contains("172.17.200.1".parse().unwrap()));
+        assert!(!net.contains("172.18.0.1".parse().unwrap()));
+        assert!(!net.is_host("172.17.0.0".parse().unwrap()));
+        assert!(!net.is_host("172.17.255.255".parse().unwrap()));
+        assert_eq!(c("10.0.0.0/30").nth(4), None);
+    }
+
+    #[test]
+    fn overlaps() {
+        assert!(c("10.0.0.0/8").overlaps(&c("10.1.0.0/16")));
+        assert!(c("10.1.0.0/16").overlaps(&c("10.0.0.0/8")));
+        assert!(!c("10.0.0.0/8").overlaps(&c("11.0.0.0/8")));
+        assert!(!c("10.0.0.0/8").overlaps(&c("fd00::/8")));
+    }
+
+    #[test]
+    fn parse_errors() {
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "x/8",
+            "fd00::/129",
+            "10.0.0.0/-1",
+        ] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+        assert_eq!(c("fd00::1/64").network(), c("fd00::/64"));
+    }
+}

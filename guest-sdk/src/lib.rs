@@ -1,0 +1,329 @@
+//! Write netsh recipes in Rust.
+//!
+//! A recipe is a WebAssembly component (target `wasm32-wasip2`) that the
+//! `netsh` host runs in a sandbox. It can only act through the capability
+//! modules below ([`netns`], [`link`], [`addr`], [`route`], [`sysctl`],
+//! [`firewall`], [`log`]); every call is checked and carried out by the host.
+//!
+//! ```no_run
+//! use netsh_guest::{link, Args, Manifest, Recipe, Result};
+//!
+//! struct Hello;
+//!
+//! impl Recipe for Hello {
+//!     fn manifest() -> Manifest {
+//!         Manifest::new("hello", "create a bridge")
+//!             .usage("hello [--name BR]")
+//!             .grant("link:br-*", "creates the bridge")
+//!     }
+//!
+//!     fn run(args: Vec<String>) -> Result<()> {
+//!         let args = Args::parse(args, &["--name"], &[])?;
+//!         let name = args.value("--name").unwrap_or("br-hello");
+//!         link::add_bridge(None, name, None)?;
+//!         link::set_up(None, name, true)
+//!     }
+//! }
+//!
+//! netsh_guest::export_recipe!(Hello);
+//! ```
+
+extern crate self as netsh_guest;
+
+mod args;
+mod cidr;
+mod error;
+
+pub use args::Args;
+pub use cidr::Cidr;
+pub use error::{Error, Result};
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+/// Raw bindings generated from `wit/` (the only `generate!` of netsh).
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "recipe",
+        pub_export_macro: true,
+        export_macro_name: "__export_recipe_world",
+        default_bindings_module: "netsh_guest::bindings",
+        runtime_path: "netsh_guest::__wit_bindgen::rt",
+    });
+}
+
+use bindings::netsh::host;
+
+/// A permission a recipe asks for, and why.
+pub type GrantRequest = bindings::GrantRequest;
+
+/// What a recipe is and what it needs; built with [`Manifest::new`].
+#[derive(Debug, Clone)]
+pub struct Manifest(bindings::Manifest);
+
+impl Manifest {
+    /// A manifest with the crate's version.
+    pub fn new(name: &str, summary: &str) -> Self {
+        Manifest(bindings::Manifest {
+            name: name.into(),
+            version: String::new(),
+            summary: summary.into(),
+            usage: String::new(),
+            grants: Vec::new(),
+        })
+    }
+
+    /// The recipe's version (use `env!("CARGO_PKG_VERSION")`).
+    pub fn version(mut self, version: &str) -> Self {
+        self.0.version = version.into();
+        self
+    }
+
+    /// How to call the recipe (shown by `netsh inspect`).
+    pub fn usage(mut self, usage: &str) -> Self {
+        self.0.usage = usage.into();
+        self
+    }
+
+    /// Ask for a grant such as `link:br-*`, saying why.
+    pub fn grant(mut self, grant: &str, reason: &str) -> Self {
+        self.0.grants.push(GrantRequest {
+            grant: grant.into(),
+            reason: reason.into(),
+        });
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn into_raw(self) -> bindings::Manifest {
+        self.0
+    }
+}
+
+/// A recipe: implement this and export it with [`export_recipe!`].
+pub trait Recipe {
+    /// Name, summary, usage and requested grants.
+    fn manifest() -> Manifest;
+    /// Do the work; `args` are what the user put after `--`.
+    fn run(args: Vec<String>) -> Result<()>;
+}
+
+/// Export a type implementing [`Recipe`] as the component's `describe`/`run`.
+#[macro_export]
+macro_rules! export_recipe {
+    ($recipe:ty) => {
+        struct __NetshRecipeExport;
+
+        impl $crate::bindings::Guest for __NetshRecipeExport {
+            fn describe() -> $crate::bindings::Manifest {
+                <$recipe as $crate::Recipe>::manifest().into_raw()
+            }
+
+            fn run(args: ::std::vec::Vec<::std::string::String>) -> ::std::result::Result<(), ::std::string::String> {
+                <$recipe as $crate::Recipe>::run(args).map_err(|e| e.to_string())
+            }
+        }
+
+        $crate::bindings::__export_recipe_world!(__NetshRecipeExport with_types_in $crate::bindings);
+    };
+}
+
+/// Named network namespaces (`ip netns`).
+pub mod netns {
+    use super::{Result, host::netns as raw};
+    pub use raw::EtcFile;
+
+    /// `ip netns add NAME`.
+    pub fn create(name: &str) -> Result<()> {
+        Ok(raw::create(name)?)
+    }
+    /// `ip netns del NAME`.
+    pub fn delete(name: &str) -> Result<()> {
+        Ok(raw::delete(name)?)
+    }
+    /// `ip netns list`.
+    pub fn list() -> Result<Vec<String>> {
+        Ok(raw::list()?)
+    }
+    /// Whether the namespace exists.
+    pub fn exists(name: &str) -> Result<bool> {
+        Ok(raw::exists(name)?)
+    }
+    /// `ip netns attach NAME PID`.
+    pub fn attach(name: &str, pid: u32) -> Result<()> {
+        Ok(raw::attach(name, pid)?)
+    }
+    /// Write /etc/netns/NAME/FILE.
+    pub fn write_etc(name: &str, file: EtcFile, contents: &str) -> Result<()> {
+        Ok(raw::write_etc(name, file, contents)?)
+    }
+    /// Read /etc/netns/NAME/FILE, or the host's /etc/FILE for `None`.
+    pub fn read_etc(name: Option<&str>, file: EtcFile) -> Result<String> {
+        Ok(raw::read_etc(name, file)?)
+    }
+}
+
+/// Network interfaces (`ip link`).
+pub mod link {
+    use super::{Result, host::link as raw};
+    pub use raw::{LinkInfo, Veth};
+
+    /// `ip link add NAME type bridge`, with an optional MTU.
+    pub fn add_bridge(ns: Option<&str>, name: &str, mtu: Option<u32>) -> Result<()> {
+        Ok(raw::add_bridge(ns, name, mtu)?)
+    }
+    /// A veth pair in one call; see [`Veth`].
+    pub fn add_veth(ns: Option<&str>, spec: &Veth) -> Result<()> {
+        Ok(raw::add_veth(ns, spec)?)
+    }
+    /// `ip link set NAME up|down`.
+    pub fn set_up(ns: Option<&str>, name: &str, up: bool) -> Result<()> {
+        Ok(raw::set_up(ns, name, up)?)
+    }
+    /// `ip link set NAME master BR|nomaster`.
+    pub fn set_master(ns: Option<&str>, name: &str, master: Option<&str>) -> Result<()> {
+        Ok(raw::set_master(ns, name, master)?)
+    }
+    /// `ip link set NAME netns TARGET` (`None`: netsh's namespace).
+    pub fn set_netns(ns: Option<&str>, name: &str, target: Option<&str>) -> Result<()> {
+        Ok(raw::set_netns(ns, name, target)?)
+    }
+    /// `ip link set NAME mtu M`.
+    pub fn set_mtu(ns: Option<&str>, name: &str, mtu: u32) -> Result<()> {
+        Ok(raw::set_mtu(ns, name, mtu)?)
+    }
+    /// `ip link set NAME name NEW`.
+    pub fn rename(ns: Option<&str>, name: &str, new_name: &str) -> Result<()> {
+        Ok(raw::rename(ns, name, new_name)?)
+    }
+    /// `ip link del NAME`.
+    pub fn delete(ns: Option<&str>, name: &str) -> Result<()> {
+        Ok(raw::delete(ns, name)?)
+    }
+    /// One link with its addresses.
+    pub fn get(ns: Option<&str>, name: &str) -> Result<LinkInfo> {
+        Ok(raw::get(ns, name)?)
+    }
+    /// Every link with its addresses.
+    pub fn list(ns: Option<&str>) -> Result<Vec<LinkInfo>> {
+        Ok(raw::list(ns)?)
+    }
+}
+
+/// Interface addresses (`ip addr`).
+pub mod addr {
+    use super::{Cidr, Result, host::addr as raw};
+    pub use raw::AddrInfo;
+
+    /// `ip addr add CIDR dev DEV`.
+    pub fn add(ns: Option<&str>, dev: &str, cidr: &Cidr) -> Result<()> {
+        Ok(raw::add(ns, dev, &cidr.to_string())?)
+    }
+    /// `ip addr del CIDR dev DEV`.
+    pub fn delete(ns: Option<&str>, dev: &str, cidr: &Cidr) -> Result<()> {
+        Ok(raw::delete(ns, dev, &cidr.to_string())?)
+    }
+    /// `ip addr show [dev DEV]`.
+    pub fn list(ns: Option<&str>, dev: Option<&str>) -> Result<Vec<AddrInfo>> {
+        Ok(raw::list(ns, dev)?)
+    }
+}
+
+/// Routes (`ip route`).
+pub mod route {
+    use super::{Result, host::route as raw};
+    pub use raw::RouteInfo;
+
+    /// A default route via `gateway`.
+    pub fn default_via(gateway: &str) -> RouteInfo {
+        RouteInfo {
+            dest: "default".into(),
+            via: Some(gateway.into()),
+            dev: None,
+            onlink: false,
+            metric: None,
+        }
+    }
+    /// `ip route add ...`.
+    pub fn add(ns: Option<&str>, route: &RouteInfo) -> Result<()> {
+        Ok(raw::add(ns, route)?)
+    }
+    /// `ip route del ...`.
+    pub fn delete(ns: Option<&str>, route: &RouteInfo) -> Result<()> {
+        Ok(raw::delete(ns, route)?)
+    }
+    /// `ip route show`.
+    pub fn list(ns: Option<&str>) -> Result<Vec<RouteInfo>> {
+        Ok(raw::list(ns)?)
+    }
+}
+
+/// Kernel parameters under net.* (`sysctl`).
+pub mod sysctl {
+    use super::{Result, host::sysctl as raw};
+
+    /// `sysctl -n KEY`.
+    pub fn get(ns: Option<&str>, key: &str) -> Result<String> {
+        Ok(raw::get(ns, key)?)
+    }
+    /// `sysctl -w KEY=VALUE`.
+    pub fn set(ns: Option<&str>, key: &str, value: &str) -> Result<()> {
+        Ok(raw::set(ns, key, value)?)
+    }
+}
+
+/// NAT, port publishing and forwarding rules (iptables semantics).
+pub mod firewall {
+    use super::{Result, host::firewall as raw};
+    pub use raw::{Isolation, PortRange, Proto, PublishSpec, RuleInfo};
+
+    /// Masquerade `source` unless it leaves through `out_not`.
+    pub fn masquerade(
+        ns: Option<&str>,
+        owner: &str,
+        source: &str,
+        out_not: Option<&str>,
+    ) -> Result<String> {
+        Ok(raw::masquerade(ns, owner, source, out_not)?)
+    }
+    /// Publish host ports to a destination (DNAT + forward accept).
+    pub fn publish(ns: Option<&str>, owner: &str, spec: &PublishSpec) -> Result<String> {
+        Ok(raw::publish(ns, owner, spec)?)
+    }
+    /// Accept forwarding from `input` to `output`, and the return traffic.
+    pub fn forward_accept(
+        ns: Option<&str>,
+        owner: &str,
+        input: Option<&str>,
+        output: Option<&str>,
+    ) -> Result<String> {
+        Ok(raw::forward_accept(ns, owner, input, output)?)
+    }
+    /// Isolate a bridge (see [`Isolation`]).
+    pub fn isolate(ns: Option<&str>, owner: &str, bridge: &str, mode: Isolation) -> Result<String> {
+        Ok(raw::isolate(ns, owner, bridge, mode)?)
+    }
+    /// Remove a rule by id.
+    pub fn remove(ns: Option<&str>, id: &str) -> Result<()> {
+        Ok(raw::remove(ns, id)?)
+    }
+    /// Rules netsh owns.
+    pub fn list(ns: Option<&str>) -> Result<Vec<RuleInfo>> {
+        Ok(raw::list(ns)?)
+    }
+}
+
+/// Messages to the user.
+pub mod log {
+    use super::host::log as raw;
+
+    /// Tell the user something.
+    pub fn info(message: &str) {
+        raw::info(message)
+    }
+    /// Warn the user.
+    pub fn warn(message: &str) {
+        raw::warn(message)
+    }
+}

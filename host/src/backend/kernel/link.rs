@@ -1,0 +1,257 @@
+//! `ip link` over rtnetlink.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+
+use futures::TryStreamExt;
+use ipnetwork::IpNetwork;
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkLayerType,
+    LinkMessage, State,
+};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
+
+use super::addr;
+use super::netlink::nl_error;
+use super::nsfs;
+use crate::error::{CapError, CapResult};
+use crate::ops::{LinkInfo, Ns, VethSpec};
+
+/// "link NAME in namespace NS", for messages.
+pub fn describe(ns: &Ns, name: &str) -> String {
+    match ns {
+        Some(ns) => format!("link {name} in namespace {ns}"),
+        None => format!("link {name}"),
+    }
+}
+
+/// The index of link `name`.
+pub async fn index_of(h: &Handle, ns: &Ns, name: &str) -> CapResult<u32> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(msg)) => Ok(msg.header.index),
+        Ok(None) => Err(CapError::NotFound(format!(
+            "{} does not exist",
+            describe(ns, name)
+        ))),
+        Err(e) => Err(nl_error(e, &describe(ns, name), "look up")),
+    }
+}
+
+/// `ip link add NAME type bridge`, then the MTU (a bridge's creation MTU does
+/// not survive its first port joining).
+pub async fn add_bridge(h: &Handle, ns: &Ns, name: &str, mtu: Option<u32>) -> CapResult<()> {
+    let what = describe(ns, name);
+    h.link()
+        .add(LinkBridge::new(name).build())
+        .execute()
+        .await
+        .map_err(|e| nl_error(e, &what, "create"))?;
+    if let Some(mtu) = mtu {
+        set(h, ns, name, LinkUnspec::new_with_name(name).mtu(mtu)).await?;
+    }
+    Ok(())
+}
+
+/// Create a veth pair in one message: the peer directly inside its
+/// namespace, this end with its master and already up.
+pub async fn add_veth(h: &Handle, ns: &Ns, spec: &VethSpec) -> CapResult<()> {
+    let peer_ns_file = match &spec.peer_ns {
+        Some(_) => Some(nsfs::open_ns(&spec.peer_ns)?),
+        None => None,
+    };
+    let mut peer = LinkMessageBuilder::<LinkUnspec>::new().name(spec.peer.clone());
+    if let Some(file) = &peer_ns_file {
+        peer = peer.setns_by_fd(file.as_raw_fd());
+    }
+    if let Some(mtu) = spec.mtu {
+        peer = peer.mtu(mtu);
+    }
+    let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(spec.name.clone())
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())));
+    if let Some(master) = &spec.master {
+        msg = msg.controller(index_of(h, ns, master).await?);
+    }
+    if let Some(mtu) = spec.mtu {
+        msg = msg.mtu(mtu);
+    }
+    if spec.up {
+        msg = msg.up();
+    }
+    let what = format!("{} (peer {})", describe(ns, &spec.name), spec.peer);
+    h.link()
+        .add(msg.build())
+        .execute()
+        .await
+        .map_err(|e| nl_error(e, &what, "create"))
+}
+
+/// Apply a link-set message addressed by name.
+async fn set(
+    h: &Handle,
+    ns: &Ns,
+    name: &str,
+    msg: LinkMessageBuilder<LinkUnspec>,
+) -> CapResult<()> {
+    h.link()
+        .set(msg.build())
+        .execute()
+        .await
+        .map_err(|e| nl_error(e, &describe(ns, name), "change"))
+}
+
+/// `ip link set NAME up|down`.
+pub async fn set_up(h: &Handle, ns: &Ns, name: &str, up: bool) -> CapResult<()> {
+    let msg = LinkUnspec::new_with_name(name);
+    set(h, ns, name, if up { msg.up() } else { msg.down() }).await
+}
+
+/// `ip link set NAME master BR` / `nomaster`.
+pub async fn set_master(h: &Handle, ns: &Ns, name: &str, master: Option<&str>) -> CapResult<()> {
+    let msg = LinkUnspec::new_with_name(name);
+    let msg = match master {
+        Some(master) => msg.controller(index_of(h, ns, master).await?),
+        None => msg.nocontroller(),
+    };
+    set(h, ns, name, msg).await
+}
+
+/// `ip link set NAME netns TARGET`.
+pub async fn set_netns(h: &Handle, ns: &Ns, name: &str, target: &Ns) -> CapResult<()> {
+    let file = nsfs::open_ns(target)?;
+    set(
+        h,
+        ns,
+        name,
+        LinkUnspec::new_with_name(name).setns_by_fd(file.as_raw_fd()),
+    )
+    .await
+}
+
+/// `ip link set NAME mtu M`.
+pub async fn set_mtu(h: &Handle, ns: &Ns, name: &str, mtu: u32) -> CapResult<()> {
+    set(h, ns, name, LinkUnspec::new_with_name(name).mtu(mtu)).await
+}
+
+/// `ip link set NAME name NEW`.
+pub async fn rename(h: &Handle, ns: &Ns, name: &str, new_name: &str) -> CapResult<()> {
+    let index = index_of(h, ns, name).await?;
+    let msg = LinkUnspec::new_with_index(index).name(new_name.to_string());
+    h.link()
+        .set(msg.build())
+        .execute()
+        .await
+        .map_err(|e| nl_error(e, &describe(ns, new_name), "rename to"))
+}
+
+/// `ip link del NAME`.
+pub async fn delete(h: &Handle, ns: &Ns, name: &str) -> CapResult<()> {
+    let index = index_of(h, ns, name).await?;
+    h.link()
+        .del(index)
+        .execute()
+        .await
+        .map_err(|e| nl_error(e, &describe(ns, name), "delete"))
+}
+
+/// `ip addr show NAME`.
+pub async fn get(h: &Handle, ns: &Ns, name: &str) -> CapResult<LinkInfo> {
+    list(h, ns)
+        .await?
+        .into_iter()
+        .find(|l| l.name == name)
+        .ok_or_else(|| CapError::NotFound(format!("{} does not exist", describe(ns, name))))
+}
+
+/// `ip addr show`: every link with its addresses, by index.
+pub async fn list(h: &Handle, ns: &Ns) -> CapResult<Vec<LinkInfo>> {
+    let msgs: Vec<LinkMessage> = h
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| nl_error(e, "links", "list"))?;
+    let names: HashMap<u32, String> = msgs
+        .iter()
+        .map(|m| (m.header.index, link_name(m)))
+        .collect();
+    let mut addrs: HashMap<u32, Vec<IpNetwork>> = HashMap::new();
+    for (index, cidr) in addr::dump(h, ns).await? {
+        addrs.entry(index).or_default().push(cidr);
+    }
+    let mut links: Vec<LinkInfo> = msgs
+        .iter()
+        .map(|m| to_info(m, &names, addrs.remove(&m.header.index).unwrap_or_default()))
+        .collect();
+    links.sort_by_key(|l| l.index);
+    Ok(links)
+}
+
+fn link_name(msg: &LinkMessage) -> String {
+    msg.attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::IfName(n) => Some(n.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn to_info(msg: &LinkMessage, names: &HashMap<u32, String>, addresses: Vec<IpNetwork>) -> LinkInfo {
+    let mut info = LinkInfo {
+        name: link_name(msg),
+        index: msg.header.index,
+        kind: if msg.header.link_layer_type == LinkLayerType::Loopback {
+            "loopback"
+        } else {
+            "device"
+        }
+        .into(),
+        mtu: 0,
+        up: msg.header.flags.contains(LinkFlags::Up),
+        oper_state: "unknown".into(),
+        master: None,
+        mac: String::new(),
+        addresses,
+    };
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::Mtu(mtu) => info.mtu = *mtu,
+            LinkAttribute::Controller(idx) => info.master = names.get(idx).cloned(),
+            LinkAttribute::Address(mac) => info.mac = format_mac(mac),
+            LinkAttribute::OperState(state) => info.oper_state = oper_state(*state).into(),
+            LinkAttribute::LinkInfo(infos) => {
+                if let Some(kind) = infos.iter().find_map(|i| match i {
+                    NlLinkInfo::Kind(k) => Some(k.to_string()),
+                    _ => None,
+                }) {
+                    info.kind = kind;
+                }
+            }
+            _ => {}
+        }
+    }
+    info
+}
+
+fn oper_state(state: State) -> &'static str {
+    match state {
+        State::Up => "up",
+        State::Down => "down",
+        State::LowerLayerDown => "lowerlayerdown",
+        State::Dormant => "dormant",
+        State::Testing => "testing",
+        State::NotPresent => "notpresent",
+        _ => "unknown",
+    }
+}
+
+fn format_mac(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}

@@ -1,0 +1,163 @@
+//! `netsh:host/link`.
+
+use super::{done, ifname, ns};
+use crate::error::CapResult;
+use crate::ops::{self, Op, Reply, VethSpec};
+use crate::runtime::RecipeState;
+use crate::runtime::bindings::netsh::host::link::{Host, LinkInfo, Veth};
+use crate::runtime::bindings::netsh::host::types::Error;
+
+fn to_wit(l: ops::LinkInfo) -> LinkInfo {
+    LinkInfo {
+        name: l.name,
+        index: l.index,
+        kind: l.kind,
+        mtu: l.mtu,
+        up: l.up,
+        oper_state: l.oper_state,
+        master: l.master,
+        mac: l.mac,
+        addresses: l.addresses.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+fn veth(spec: Veth) -> CapResult<VethSpec> {
+    Ok(VethSpec {
+        name: ifname(spec.name)?,
+        peer: ifname(spec.peer)?,
+        peer_ns: ns(spec.peer_ns)?,
+        master: spec.master.map(ifname).transpose()?,
+        up: spec.up,
+        mtu: spec.mtu,
+    })
+}
+
+impl Host for RecipeState {
+    async fn add_bridge(
+        &mut self,
+        ns_: Option<String>,
+        name: String,
+        mtu: Option<u32>,
+    ) -> Result<(), Error> {
+        let op = (|| {
+            Ok(Op::LinkAddBridge {
+                ns: ns(ns_)?,
+                name: ifname(name)?,
+                mtu,
+            })
+        })();
+        self.call(op, done).await
+    }
+
+    async fn add_veth(&mut self, ns_: Option<String>, spec: Veth) -> Result<(), Error> {
+        let op = (|| {
+            Ok(Op::LinkAddVeth {
+                ns: ns(ns_)?,
+                spec: veth(spec)?,
+            })
+        })();
+        self.call(op, done).await
+    }
+
+    async fn set_up(&mut self, ns_: Option<String>, name: String, up: bool) -> Result<(), Error> {
+        let op = (|| {
+            Ok(Op::LinkSetUp {
+                ns: ns(ns_)?,
+                name: ifname(name)?,
+                up,
+            })
+        })();
+        self.call(op, done).await
+    }
+
+    async fn set_master(
+        &mut self,
+        ns_: Option<String>,
+        name: String,
+        master: Option<String>,
+    ) -> Result<(), Error> {
+        let op = (|| {
+            Ok(Op::LinkSetMaster {
+                ns: ns(ns_)?,
+                name: ifname(name)?,
+                master: master.map(ifname).transpose()?,
+            })
+        })();
+        self.call(op, done).await
+    }
+
+    async fn set_netns(
+        &mut self,
+        ns_: Option<String>,
+        name: String,
+        target: Option<String>,
+    ) -> Result<(), Error> {
+        let op = (|| {
+            Ok(Op::LinkSetNetns {
+                ns: ns(ns_)?,
+                name: ifname(name)?,
+                target: ns(target)?,
+            })
+        })();
+        self.call(op, done).await
+    }
+
+    async fn set_mtu(&mut self, ns_: Option<String>, name: String, mtu: u32) -> Result<(), Error> {
+        let op = (|| {
+            Ok(Op::LinkSetMtu {
+                ns: ns(ns_)?,
+                name: ifname(name)?,
+                mtu,
+            })
+        })();
+        self.call(op, done).await
+    }
+
+    async fn rename(
+        &mut self,
+        ns_: Option<String>,
+        name: String,
+        new_name: String,
+    ) -> Result<(), Error> {
+        let op = (|| {
+            Ok(Op::LinkRename {
+                ns: ns(ns_)?,
+                name: ifname(name)?,
+                new_name: ifname(new_name)?,
+            })
+        })();
+        self.call(op, done).await
+    }
+
+    async fn delete(&mut self, ns_: Option<String>, name: String) -> Result<(), Error> {
+        let op = (|| {
+            Ok(Op::LinkDelete {
+                ns: ns(ns_)?,
+                name: ifname(name)?,
+            })
+        })();
+        self.call(op, done).await
+    }
+
+    async fn get(&mut self, ns_: Option<String>, name: String) -> Result<LinkInfo, Error> {
+        let op = (|| {
+            Ok(Op::LinkGet {
+                ns: ns(ns_)?,
+                name: ifname(name)?,
+            })
+        })();
+        self.call(op, |r| match r {
+            Reply::Link(l) => Ok(to_wit(*l)),
+            other => Err(super::mismatch(other)),
+        })
+        .await
+    }
+
+    async fn list(&mut self, ns_: Option<String>) -> Result<Vec<LinkInfo>, Error> {
+        self.call(ns(ns_).map(|ns| Op::LinkList { ns }), |r| match r {
+            Reply::Links(l) => Ok(l.into_iter().map(to_wit).collect()),
+            other => Err(super::mismatch(other)),
+        })
+        .await
+    }
+}

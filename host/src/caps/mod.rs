@@ -1,0 +1,95 @@
+//! One module per WIT interface: convert the WIT types into a typed
+//! [`Op`](crate::ops::Op) (validating names and CIDRs), pass it through the
+//! gate, and convert the reply back.
+
+mod addr;
+mod firewall;
+mod link;
+mod log;
+mod netns;
+mod route;
+mod sysctl;
+
+use ipnetwork::IpNetwork;
+
+use crate::error::{CapError, CapResult};
+use crate::names;
+use crate::ops::{Ns, Reply};
+use crate::runtime::RecipeState;
+use crate::runtime::bindings::netsh::host::types::{self, Error as WitError, OsError};
+
+impl From<CapError> for WitError {
+    fn from(e: CapError) -> Self {
+        match e {
+            CapError::Denied(m) => WitError::Denied(m),
+            CapError::NotFound(m) => WitError::NotFound(m),
+            CapError::Exists(m) => WitError::Exists(m),
+            CapError::Invalid(m) => WitError::Invalid(m),
+            CapError::Os { code, message } => WitError::Os(OsError { code, message }),
+        }
+    }
+}
+
+impl types::Host for RecipeState {}
+
+/// Validate an optional namespace name.
+pub fn ns(ns: Option<String>) -> CapResult<Ns> {
+    if let Some(name) = &ns {
+        names::check_netns(name)?;
+    }
+    Ok(ns)
+}
+
+/// Validate an interface name.
+pub fn ifname(name: String) -> CapResult<String> {
+    names::check_ifname(&name)?;
+    Ok(name)
+}
+
+/// Parse a CIDR such as "172.17.0.2/16" (a bare address means /32 or /128).
+pub fn cidr(text: &str) -> CapResult<IpNetwork> {
+    text.parse()
+        .map_err(|e| CapError::Invalid(format!("{text:?} is not a CIDR like 172.17.0.2/16: {e}")))
+}
+
+/// Parse an IP address.
+pub fn ip(text: &str) -> CapResult<std::net::IpAddr> {
+    text.parse()
+        .map_err(|_| CapError::Invalid(format!("{text:?} is not an IP address")))
+}
+
+/// A backend answered with the wrong kind of reply: a host bug.
+fn mismatch(reply: Reply) -> CapError {
+    CapError::Os {
+        code: 0,
+        message: format!("internal error: unexpected reply {reply:?}"),
+    }
+}
+
+/// Expect [`Reply::Done`].
+pub fn done(reply: Reply) -> CapResult<()> {
+    match reply {
+        Reply::Done => Ok(()),
+        other => Err(mismatch(other)),
+    }
+}
+
+/// Expect [`Reply::Text`].
+pub fn text(reply: Reply) -> CapResult<String> {
+    match reply {
+        Reply::Text(t) => Ok(t),
+        other => Err(mismatch(other)),
+    }
+}
+
+impl RecipeState {
+    /// Run an op through the gate and convert its reply; errors become WIT errors.
+    async fn call<T>(
+        &mut self,
+        op: CapResult<crate::ops::Op>,
+        convert: impl FnOnce(Reply) -> CapResult<T>,
+    ) -> Result<T, WitError> {
+        let reply = self.gate.call(op?).await?;
+        Ok(convert(reply)?)
+    }
+}

@@ -1,0 +1,83 @@
+//! `netsh:host/netns`.
+
+use super::{done, ns, text};
+use crate::error::CapError;
+use crate::names::check_netns;
+use crate::ops::{EtcFile, Op, Reply};
+use crate::runtime::RecipeState;
+use crate::runtime::bindings::netsh::host::netns::{EtcFile as WitEtcFile, Host};
+use crate::runtime::bindings::netsh::host::types::Error;
+
+fn named(name: String) -> Result<String, CapError> {
+    check_netns(&name)?;
+    Ok(name)
+}
+
+fn etc(file: WitEtcFile) -> EtcFile {
+    match file {
+        WitEtcFile::Hosts => EtcFile::Hosts,
+        WitEtcFile::ResolvConf => EtcFile::ResolvConf,
+        WitEtcFile::Hostname => EtcFile::Hostname,
+    }
+}
+
+impl Host for RecipeState {
+    async fn create(&mut self, name: String) -> Result<(), Error> {
+        self.call(named(name).map(|name| Op::NetnsCreate { name }), done)
+            .await
+    }
+
+    async fn delete(&mut self, name: String) -> Result<(), Error> {
+        self.call(named(name).map(|name| Op::NetnsDelete { name }), done)
+            .await
+    }
+
+    async fn list(&mut self) -> Result<Vec<String>, Error> {
+        self.call(Ok(Op::NetnsList), |r| match r {
+            Reply::Names(n) => Ok(n),
+            other => Err(super::mismatch(other)),
+        })
+        .await
+    }
+
+    async fn exists(&mut self, name: String) -> Result<bool, Error> {
+        self.call(
+            named(name).map(|name| Op::NetnsExists { name }),
+            |r| match r {
+                Reply::Bool(b) => Ok(b),
+                other => Err(super::mismatch(other)),
+            },
+        )
+        .await
+    }
+
+    async fn attach(&mut self, name: String, pid: u32) -> Result<(), Error> {
+        self.call(named(name).map(|name| Op::NetnsAttach { name, pid }), done)
+            .await
+    }
+
+    async fn write_etc(
+        &mut self,
+        name: String,
+        file: WitEtcFile,
+        contents: String,
+    ) -> Result<(), Error> {
+        let op = named(name).map(|name| Op::NetnsWriteEtc {
+            name,
+            file: etc(file),
+            contents,
+        });
+        self.call(op, done).await
+    }
+
+    async fn read_etc(&mut self, name: Option<String>, file: WitEtcFile) -> Result<String, Error> {
+        self.call(
+            ns(name).map(|name| Op::NetnsReadEtc {
+                name,
+                file: etc(file),
+            }),
+            text,
+        )
+        .await
+    }
+}

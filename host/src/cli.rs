@@ -1,0 +1,160 @@
+//! Command-line interface (clap).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// netsh: build container and lab networks with sandboxed, reviewable WebAssembly recipes.
+#[derive(Debug, Parser)]
+#[command(name = "netsh", version, about, long_about = None, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Log every capability call (same as RUST_LOG=netsh=debug).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXAMPLES: &str = "Examples:
+  netsh run --sandbox recipes/netns-bridge.wasm -- --count 3
+  netsh run recipes/docker-bridge.wasm -- create mynet --subnet 172.25.0.0/16
+  netsh inspect recipes/docker-bridge.wasm
+  netsh show --json";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a recipe: netsh run FILE [OPTIONS] [-- ARGS...]
+    Run(RunArgs),
+    /// Print a recipe's manifest (name, usage, requested grants) and sha256.
+    Inspect {
+        /// The recipe (.wasm component).
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show namespaces, links, addresses, routes and netsh's firewall rules.
+    Show {
+        /// Only this named namespace.
+        #[arg(short = 'n', long = "netns", value_name = "NS")]
+        netns: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options of `netsh run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The recipe (.wasm component).
+    pub file: PathBuf,
+    /// Run inside a throwaway network + mount namespace, print the resulting
+    /// topology, then discard it; the caller's network is untouched.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// CPU time limit for the recipe, e.g. 10s, 500ms, 2m.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Memory cap for the recipe, e.g. 64M, 1G (plain numbers are MiB).
+    #[arg(long, value_name = "M", default_value = "64M", value_parser = parse_mib)]
+    pub max_memory: usize,
+    /// Arguments passed to the recipe (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+/// Parse "10s", "500ms", "2m", "1h" or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 10s, 500ms or 2m"))?;
+    let secs = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}; use ms, s, m or h"
+            ));
+        }
+    };
+    if secs <= 0.0 || !secs.is_finite() {
+        return Err(format!("duration {text:?} must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parse "64M", "64MiB", "1G", "512K" or plain MiB into MiB.
+pub fn parse_mib(text: &str) -> Result<usize, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let value: usize = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 64M or 1G"))?;
+    let mib = match unit.to_ascii_lowercase().as_str() {
+        "" | "m" | "mb" | "mib" => value,
+        "g" | "gb" | "gib" => value * 1024,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?}; use M or G")),
+    };
+    if mib == 0 {
+        return Err("memory limit must be at least 1 MiB".into());
+    }
+    Ok(mib)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_mib("64M").unwrap(), 64);
+        assert_eq!(parse_mib("64MiB").unwrap(), 64);
+        assert_eq!(parse_mib("1G").unwrap(), 1024);
+        assert_eq!(parse_mib("16").unwrap(), 16);
+        assert!(parse_mib("0").is_err());
+        assert!(parse_mib("12T").is_err());
+    }
+
+    #[test]
+    fn run_args_after_double_dash() {
+        let cli = Cli::try_parse_from([
+            "netsh",
+            "run",
+            "x.wasm",
+            "--sandbox",
+            "--",
+            "create",
+            "--subnet",
+            "10.0.0.0/24",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Run(r) => {
+                assert!(r.sandbox);
+                assert_eq!(r.args, ["create", "--subnet", "10.0.0.0/24"]);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The iptables rule model: netsh-owned chains and how each [`FwRule`]
+//! renders to rule lines. Pure; `backend::kernel::iptables` applies them.
+
+use std::fmt::Write as _;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{CapError, CapResult};
+use crate::ops::{FwRule, Isolation};
+
+/// An iptables table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Table {
+    Nat,
+    Filter,
+}
+
+impl Table {
+    /// `nat` or `filter`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Table::Nat => "nat",
+            Table::Filter => "filter",
+        }
+    }
+}
+
+/// A netsh chain and where it is jumped to from (built-in chain, match before `-j`).
+#[derive(Debug, Clone, Copy)]
+pub struct Chain {
+    pub table: Table,
+    pub name: &'static str,
+    /// Built-in chain holding the jump, or `None` for a chain reached from another netsh chain.
+    pub from: Option<&'static str>,
+    /// Matches on the jump rule.
+    pub jump_match: &'static str,
+}
+
+/// Every chain netsh owns, in creation order.
+pub const CHAINS: &[Chain] = &[
+    Chain {
+        table: Table::Nat,
+        name: "NETSH-PREROUTING",
+        from: Some("PREROUTING"),
+        jump_match: "-m addrtype --dst-type LOCAL",
+    },
+    Chain {
+        table: Table::Nat,
+        name: "NETSH-OUTPUT",
+        from: Some("OUTPUT"),
+        jump_match: "-m addrtype --dst-type LOCAL",
+    },
+    Chain {
+        table: Table::Nat,
+        name: "NETSH-POSTROUTING",
+        from: Some("POSTROUTING"),
+        jump_match: "",
+    },
+    Chain {
+        table: Table::Filter,
+        name: "NETSH-ISOLATION",
+        from: Some("FORWARD"),
+        jump_match: "",
+    },
+    Chain {
+        table: Table::Filter,
+        name: "NETSH-ISOLATION-2",
+        from: None,
+        jump_match: "",
+    },
+    Chain {
+        table: Table::Filter,
+        name: "NETSH-FORWARD",
+        from: Some("FORWARD"),
+        jump_match: "",
+    },
+];
+
+/// The jump rule (without `-A`/`-I`) from a chain's built-in chain.
+pub fn jump_spec(chain: &Chain) -> Option<String> {
+    let from = chain.from?;
+    let m = if chain.jump_match.is_empty() {
+        String::new()
+    } else {
+        format!("{} ", chain.jump_match)
+    };
+    Some(format!("{from} {m}-j {}", chain.name))
+}
+
+/// One rule line: table and `CHAIN args...` (without `-A`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub table: Table,
+    pub spec: String,
+}
+
+/// The comment tag marking a rule as netsh's: `netsh:OWNER:ID`.
+pub fn tag(owner: &str, id: &str) -> String {
+    format!("netsh:{owner}:{id}")
+}
+
+/// Parse a tag back into (owner, id).
+pub fn parse_tag(comment: &str) -> Option<(&str, &str)> {
+    let rest = comment.strip_prefix("netsh:")?;
+    rest.rsplit_once(':')
+}
+
+/// Check an owner label: it ends up inside an iptables comment.
+pub fn check_owner(owner: &str) -> CapResult<()> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@');
+    if owner.is_empty() || owner.len() > 100 || !owner.chars().all(ok) {
+        return Err(CapError::Invalid(format!(
+            "firewall owner {owner:?} must be 1-100 characters of letters, digits, '-', '_', '.', '/', '@'"
+        )));
+    }
+    Ok(())
+}
+
+/// A rule's lines without the comment, and its id: a digest of owner and lines,
+/// so the same rule for the same owner always has the same id.
+pub fn render(owner: &str, rule: &FwRule) -> CapResult<(String, Vec<Line>)> {
+    check_owner(owner)?;
+    let lines = lines(rule)?;
+    let mut hash = Sha256::new();
+    hash.update(owner.as_bytes());
+    for line in &lines {
+        hash.update([0, line.table as u8]);
+        hash.update(line.spec.as_bytes());
+    }
+    let id = hex::encode(&hash.finalize()[..6]);
+    let tagged = lines
+        .into_iter()
+        .map(|l| Line {
+            table: l.table,
+            spec: format!("{} -m comment --comment {}", l.spec, tag(owner, &id)),
+        })
+        .collect();
+    Ok((id, tagged))
+}
+
+fn nat(spec: String) -> Line {
+    Line {
+        table: Table::Nat,
+        spec,
+    }
+}
+
+fn filter(spec: String) -> Line {
+    Line {
+        table: Table::Filter,
+        spec,
+    }
+}
+
+fn lines(rule: &FwRule) -> CapResult<Vec<Line>> {
+    Ok(match rule {
+        FwRule::Masquerade { source, out_not } => {
+            let mut spec = format!("NETSH-POSTROUTING -s {source}");
+            if let Some(out) = out_not {
+                write!(spec, " ! -o {out}").ok();
+            }
+            spec.push_str(" -j MASQUERADE");
+            vec![nat(spec)]
+        }
+        FwRule::Publish {
+            proto,
+            host_ip,
+            first,
+            last,
+            to_ip,
+            to_port,
+        } => {
+            if first > last {
+                return Err(CapError::Invalid(format!(
+                    "port range {first}-{last} is reversed"
+                )));
+            }
+            if u32::from(*to_port) + u32::from(last - first) > 65535 {
+                return Err(CapError::Invalid(format!(
+                    "destination ports {to_port}+{} exceed 65535",
+                    last - first
+                )));
+            }
+            if to_ip.is_ipv6() || host_ip.is_some_and(|ip| ip.is_ipv6()) {
+                return Err(CapError::Invalid(
+                    "publishing supports IPv4 addresses only".into(),
+                ));
+            }
+            let p = proto.as_str();
+            let dst = host_ip.map(|ip| format!(" -d {ip}/32")).unwrap_or_default();
+            let mut out = Vec::new();
+            for port in *first..=*last {
+                let target = *to_port + (port - first);
+                let dnat = format!(
+                    "{dst} -p {p} -m {p} --dport {port} -j DNAT --to-destination {to_ip}:{target}"
+                );
+                out.push(nat(format!("NETSH-PREROUTING{dnat}")));
+                out.push(nat(format!("NETSH-OUTPUT{dnat}")));
+                let svc = format!("-d {to_ip}/32 -p {p} -m {p} --dport {target}");
+                out.push(nat(format!(
+                    "NETSH-POSTROUTING -s 127.0.0.0/8 {svc} -j MASQUERADE"
+                )));
+                out.push(nat(format!(
+                    "NETSH-POSTROUTING -s {to_ip}/32 {svc} -j MASQUERADE"
+                )));
+                out.push(filter(format!("NETSH-FORWARD {svc} -j ACCEPT")));
+            }
+            out
+        }
+        FwRule::ForwardAccept { input, output } => {
+            let i = input
+                .as_ref()
+                .map(|i| format!(" -i {i}"))
+                .unwrap_or_default();
+            let o = output
+                .as_ref()
+                .map(|o| format!(" -o {o}"))
+                .unwrap_or_default();
+            let back_in = output
+                .as_ref()
+                .map(|o| format!(" -i {o}"))
+                .unwrap_or_default();
+            let back_out = input
+                .as_ref()
+                .map(|i| format!(" -o {i}"))
+                .unwrap_or_default();
+            vec![
+                filter(format!(
+                    "NETSH-FORWARD{back_in}{back_out} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+                )),
+                filter(format!("NETSH-FORWARD{i}{o} -j ACCEPT")),
+            ]
+        }
+        FwRule::Isolate { bridge, mode } => match mode {
+            Isolation::Networks => vec![
+                filter(format!(
+                    "NETSH-ISOLATION -i {bridge} ! -o {bridge} -j NETSH-ISOLATION-2"
+                )),
+                filter(format!("NETSH-ISOLATION-2 -o {bridge} -j DROP")),
+            ],
+            Isolation::Ports => vec![filter(format!(
+                "NETSH-ISOLATION -i {bridge} -o {bridge} -j DROP"
+            ))],
+            Isolation::External => vec![
+                filter(format!("NETSH-ISOLATION -i {bridge} ! -o {bridge} -j DROP")),
+                filter(format!("NETSH-ISOLATION ! -i {bridge} -o {bridge} -j DROP")),
+            ],
+        },
+    })
+}
+
+/// The rule lines as `iptables -t TABLE -A ...` commands.
+pub fn commands(lines: &[Line]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| format!("iptables -t {} -A {}", l.table.as_str(), l.spec))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Proto;
+
+    fn publish(first: u16, last: u16) -> FwRule {
+        FwRule::Publish {
+            proto: Proto::Tcp,
+            host_ip: None,
+            first,
+            last,
+            to_ip: "172.17.0.2".parse().unwrap(),
+            to_port: 80,
+        }
+    }
+
+    #[test]
+    fn same_rule_same_id() {
+        let (a, _) = render("net1", &publish(8080, 8080)).unwrap();
+        let (b, _) = render("net1", &publish(8080, 8080)).unwrap();
+        let (c, _) = render("net2", &publish(8080, 8080)).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn publish_range_maps_port_by_port() {
+        let (_, lines) = render("n", &publish(8000, 8002)).unwrap();
+        let dnat: Vec<_> = lines
+            .iter()
+            .filter(|l| l.spec.starts_with("NETSH-PREROUTING"))
+            .collect();
+        assert_eq!(dnat.len(), 3);
+        assert!(
+            dnat[2]
+                .spec
+                .contains("--dport 8002 -j DNAT --to-destination 172.17.0.2:82")
+        );
+    }
+
+    #[test]
+    fn reversed_range_is_invalid() {
+        assert!(matches!(
+            render("n", &publish(9000, 8000)),
+            Err(CapError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn tags_round_trip() {
+        assert_eq!(
+            parse_tag(&tag("docker-bridge/net1", "abc")),
+            Some(("docker-bridge/net1", "abc"))
+        );
+        assert_eq!(parse_tag("other"), None);
+        assert!(check_owner("bad owner").is_err());
+    }
+}

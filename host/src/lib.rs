@@ -1,0 +1,17 @@
+//! netsh: a WebAssembly-scriptable host networking shell.
+//!
+//! Recipes (WebAssembly components of the `netsh:host/recipe` world) ask for
+//! capabilities through WIT imports; [`caps`] turns each call into a typed
+//! [`ops::Op`], the [`gate::Gate`] is the one choke point it passes, and a
+//! [`backend::Backend`] carries it out on the kernel.
+
+pub mod backend;
+pub mod caps;
+pub mod error;
+pub mod firewall;
+pub mod gate;
+pub mod names;
+pub mod ops;
+pub mod runtime;
+pub mod sandbox;
+pub mod show;

@@ -1,0 +1,435 @@
+//! Typed operations: every capability call becomes one [`Op`] before it
+//! reaches a backend, and every backend answers with a [`Reply`].
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use serde::Serialize;
+
+/// A namespace selector: `None` is the namespace netsh runs in.
+pub type Ns = Option<String>;
+
+/// Files under /etc/netns/NAME.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EtcFile {
+    /// `hosts`
+    Hosts,
+    /// `resolv.conf`
+    ResolvConf,
+    /// `hostname`
+    Hostname,
+}
+
+impl EtcFile {
+    /// The file's name under /etc.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            EtcFile::Hosts => "hosts",
+            EtcFile::ResolvConf => "resolv.conf",
+            EtcFile::Hostname => "hostname",
+        }
+    }
+}
+
+/// A veth pair created in one kernel call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VethSpec {
+    /// Name of the end created in the call's namespace.
+    pub name: String,
+    /// Name of the other end.
+    pub peer: String,
+    /// Namespace for the peer (`None`: same as `name`).
+    pub peer_ns: Ns,
+    /// Bridge to attach `name` to.
+    pub master: Option<String>,
+    /// Bring `name` up.
+    pub up: bool,
+    /// MTU of both ends.
+    pub mtu: Option<u32>,
+}
+
+/// One interface as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkInfo {
+    pub name: String,
+    pub index: u32,
+    pub kind: String,
+    pub mtu: u32,
+    pub up: bool,
+    pub oper_state: String,
+    pub master: Option<String>,
+    pub mac: String,
+    pub addresses: Vec<IpNetwork>,
+}
+
+/// An address on an interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddrInfo {
+    pub dev: String,
+    pub cidr: IpNetwork,
+}
+
+/// A route in the main table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteSpec {
+    /// Destination; a zero-length prefix is the default route.
+    pub dest: IpNetwork,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub onlink: bool,
+    pub metric: Option<u32>,
+}
+
+/// Transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// What an isolation rule drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// Between this bridge and every other bridge isolated this way.
+    Networks,
+    /// Between the bridge's own ports.
+    Ports,
+    /// Between the bridge and any other interface.
+    External,
+}
+
+/// A firewall rule netsh can own; rendered to iptables by the firewall backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum FwRule {
+    /// SNAT to the outgoing interface's address for `source`, except out of `out_not`.
+    Masquerade {
+        source: IpNetwork,
+        out_not: Option<String>,
+    },
+    /// DNAT host ports `first..=last` to `to_ip:to_port..`.
+    Publish {
+        proto: Proto,
+        host_ip: Option<IpAddr>,
+        first: u16,
+        last: u16,
+        to_ip: IpAddr,
+        to_port: u16,
+    },
+    /// Accept forwarding from `input` to `output` (and return traffic).
+    ForwardAccept {
+        input: Option<String>,
+        output: Option<String>,
+    },
+    /// Drop forwarding to or from `bridge` as `mode` says.
+    Isolate { bridge: String, mode: Isolation },
+}
+
+/// A rule netsh owns, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleInfo {
+    pub id: String,
+    pub owner: String,
+    /// The rule as `iptables -t TABLE -A CHAIN ...` lines.
+    pub commands: Vec<String>,
+}
+
+/// One capability call, in typed form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Op {
+    NetnsCreate {
+        name: String,
+    },
+    NetnsDelete {
+        name: String,
+    },
+    NetnsList,
+    NetnsExists {
+        name: String,
+    },
+    NetnsAttach {
+        name: String,
+        pid: u32,
+    },
+    NetnsWriteEtc {
+        name: String,
+        file: EtcFile,
+        contents: String,
+    },
+    NetnsReadEtc {
+        name: Option<String>,
+        file: EtcFile,
+    },
+    LinkAddBridge {
+        ns: Ns,
+        name: String,
+        mtu: Option<u32>,
+    },
+    LinkAddVeth {
+        ns: Ns,
+        spec: VethSpec,
+    },
+    LinkSetUp {
+        ns: Ns,
+        name: String,
+        up: bool,
+    },
+    LinkSetMaster {
+        ns: Ns,
+        name: String,
+        master: Option<String>,
+    },
+    LinkSetNetns {
+        ns: Ns,
+        name: String,
+        target: Ns,
+    },
+    LinkSetMtu {
+        ns: Ns,
+        name: String,
+        mtu: u32,
+    },
+    LinkRename {
+        ns: Ns,
+        name: String,
+        new_name: String,
+    },
+    LinkDelete {
+        ns: Ns,
+        name: String,
+    },
+    LinkGet {
+        ns: Ns,
+        name: String,
+    },
+    LinkList {
+        ns: Ns,
+    },
+    AddrAdd {
+        ns: Ns,
+        dev: String,
+        cidr: IpNetwork,
+    },
+    AddrDelete {
+        ns: Ns,
+        dev: String,
+        cidr: IpNetwork,
+    },
+    AddrList {
+        ns: Ns,
+        dev: Option<String>,
+    },
+    RouteAdd {
+        ns: Ns,
+        route: RouteSpec,
+    },
+    RouteDelete {
+        ns: Ns,
+        route: RouteSpec,
+    },
+    RouteList {
+        ns: Ns,
+    },
+    SysctlGet {
+        ns: Ns,
+        key: String,
+    },
+    SysctlSet {
+        ns: Ns,
+        key: String,
+        value: String,
+    },
+    FwAdd {
+        ns: Ns,
+        owner: String,
+        rule: FwRule,
+    },
+    FwRemove {
+        ns: Ns,
+        id: String,
+    },
+    FwList {
+        ns: Ns,
+    },
+}
+
+/// What a backend answers to an [`Op`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Done,
+    Bool(bool),
+    Text(String),
+    Names(Vec<String>),
+    Link(Box<LinkInfo>),
+    Links(Vec<LinkInfo>),
+    Addrs(Vec<AddrInfo>),
+    Routes(Vec<RouteSpec>),
+    Rules(Vec<RuleInfo>),
+}
+
+impl Op {
+    /// Whether the operation changes state (reads need no grant and no journal).
+    pub fn is_mutation(&self) -> bool {
+        !matches!(
+            self,
+            Op::NetnsList
+                | Op::NetnsExists { .. }
+                | Op::NetnsReadEtc { .. }
+                | Op::LinkGet { .. }
+                | Op::LinkList { .. }
+                | Op::AddrList { .. }
+                | Op::RouteList { .. }
+                | Op::SysctlGet { .. }
+                | Op::FwList { .. }
+        )
+    }
+}
+
+/// `-n NS ` prefix for ip commands.
+fn ip_ns(ns: &Ns) -> String {
+    ns.as_ref().map(|n| format!("-n {n} ")).unwrap_or_default()
+}
+
+impl fmt::Display for RouteSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.dest.prefix() == 0 {
+            write!(f, "default")?;
+        } else {
+            write!(f, "{}", self.dest)?;
+        }
+        if let Some(via) = self.via {
+            write!(f, " via {via}")?;
+        }
+        if let Some(dev) = &self.dev {
+            write!(f, " dev {dev}")?;
+        }
+        if self.onlink {
+            write!(f, " onlink")?;
+        }
+        if let Some(metric) = self.metric {
+            write!(f, " metric {metric}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Renders the equivalent iproute2 / sysctl / iptables-ish command.
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::NetnsCreate { name } => write!(f, "ip netns add {name}"),
+            Op::NetnsDelete { name } => write!(f, "ip netns del {name}"),
+            Op::NetnsList => write!(f, "ip netns list"),
+            Op::NetnsExists { name } => write!(f, "test -e /run/netns/{name}"),
+            Op::NetnsAttach { name, pid } => write!(f, "ip netns attach {name} {pid}"),
+            Op::NetnsWriteEtc {
+                name,
+                file,
+                contents,
+            } => {
+                write!(
+                    f,
+                    "write /etc/netns/{name}/{} ({} bytes)",
+                    file.file_name(),
+                    contents.len()
+                )
+            }
+            Op::NetnsReadEtc { name, file } => match name {
+                Some(name) => write!(f, "cat /etc/netns/{name}/{}", file.file_name()),
+                None => write!(f, "cat /etc/{}", file.file_name()),
+            },
+            Op::LinkAddBridge { ns, name, mtu } => {
+                write!(f, "ip {}link add {name} type bridge", ip_ns(ns))?;
+                match mtu {
+                    Some(mtu) => write!(f, " && ip {}link set {name} mtu {mtu}", ip_ns(ns)),
+                    None => Ok(()),
+                }
+            }
+            Op::LinkAddVeth { ns, spec } => {
+                write!(f, "ip {}link add {}", ip_ns(ns), spec.name)?;
+                if let Some(mtu) = spec.mtu {
+                    write!(f, " mtu {mtu}")?;
+                }
+                if let Some(master) = &spec.master {
+                    write!(f, " master {master}")?;
+                }
+                if spec.up {
+                    write!(f, " up")?;
+                }
+                write!(f, " type veth peer {}", spec.peer)?;
+                match &spec.peer_ns {
+                    Some(peer_ns) => write!(f, " netns {peer_ns}"),
+                    None => Ok(()),
+                }
+            }
+            Op::LinkSetUp { ns, name, up } => {
+                write!(
+                    f,
+                    "ip {}link set {name} {}",
+                    ip_ns(ns),
+                    if *up { "up" } else { "down" }
+                )
+            }
+            Op::LinkSetMaster { ns, name, master } => match master {
+                Some(m) => write!(f, "ip {}link set {name} master {m}", ip_ns(ns)),
+                None => write!(f, "ip {}link set {name} nomaster", ip_ns(ns)),
+            },
+            Op::LinkSetNetns { ns, name, target } => match target {
+                Some(t) => write!(f, "ip {}link set {name} netns {t}", ip_ns(ns)),
+                None => write!(f, "ip {}link set {name} netns 1", ip_ns(ns)),
+            },
+            Op::LinkSetMtu { ns, name, mtu } => {
+                write!(f, "ip {}link set {name} mtu {mtu}", ip_ns(ns))
+            }
+            Op::LinkRename { ns, name, new_name } => {
+                write!(f, "ip {}link set {name} name {new_name}", ip_ns(ns))
+            }
+            Op::LinkDelete { ns, name } => write!(f, "ip {}link del {name}", ip_ns(ns)),
+            Op::LinkGet { ns, name } => write!(f, "ip {}addr show {name}", ip_ns(ns)),
+            Op::LinkList { ns } => write!(f, "ip {}addr show", ip_ns(ns)),
+            Op::AddrAdd { ns, dev, cidr } => write!(f, "ip {}addr add {cidr} dev {dev}", ip_ns(ns)),
+            Op::AddrDelete { ns, dev, cidr } => {
+                write!(f, "ip {}addr del {cidr} dev {dev}", ip_ns(ns))
+            }
+            Op::AddrList { ns, dev } => match dev {
+                Some(dev) => write!(f, "ip {}addr show dev {dev}", ip_ns(ns)),
+                None => write!(f, "ip {}addr show", ip_ns(ns)),
+            },
+            Op::RouteAdd { ns, route } => write!(f, "ip {}route add {route}", ip_ns(ns)),
+            Op::RouteDelete { ns, route } => write!(f, "ip {}route del {route}", ip_ns(ns)),
+            Op::RouteList { ns } => write!(f, "ip {}route show", ip_ns(ns)),
+            Op::SysctlGet { ns, key } => write!(f, "{}sysctl -n {key}", netns_exec(ns)),
+            Op::SysctlSet { ns, key, value } => {
+                write!(f, "{}sysctl -w {key}={value}", netns_exec(ns))
+            }
+            Op::FwAdd { ns, owner, rule } => {
+                write!(f, "{}iptables: add {rule:?} for {owner}", netns_exec(ns))
+            }
+            Op::FwRemove { ns, id } => write!(f, "{}iptables: remove rule {id}", netns_exec(ns)),
+            Op::FwList { ns } => write!(f, "{}iptables-save", netns_exec(ns)),
+        }
+    }
+}
+
+/// `ip netns exec NS ` prefix for commands that are not netlink-aware.
+fn netns_exec(ns: &Ns) -> String {
+    ns.as_ref()
+        .map(|n| format!("ip netns exec {n} "))
+        .unwrap_or_default()
+}

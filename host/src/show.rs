@@ -1,0 +1,111 @@
+//! `netsh show`: the topology of this namespace and every named one, read
+//! through the gate like any other capability call.
+
+use serde::Serialize;
+
+use crate::error::{CapError, CapResult};
+use crate::gate::Gate;
+use crate::ops::{LinkInfo, Ns, Op, Reply, RouteSpec, RuleInfo};
+
+/// One namespace's state.
+#[derive(Debug, Serialize)]
+pub struct NsView {
+    /// `None` for the namespace netsh runs in.
+    pub name: Ns,
+    pub links: Vec<LinkInfo>,
+    pub routes: Vec<RouteSpec>,
+    /// netsh-owned firewall rules (empty when iptables is unavailable).
+    pub rules: Vec<RuleInfo>,
+}
+
+fn unexpected(r: Reply) -> CapError {
+    CapError::Os {
+        code: 0,
+        message: format!("internal error: unexpected reply {r:?}"),
+    }
+}
+
+/// Read one namespace.
+pub async fn read_ns(gate: &Gate, ns: Ns) -> CapResult<NsView> {
+    let links = match gate.call(Op::LinkList { ns: ns.clone() }).await? {
+        Reply::Links(l) => l,
+        other => return Err(unexpected(other)),
+    };
+    let routes = match gate.call(Op::RouteList { ns: ns.clone() }).await? {
+        Reply::Routes(r) => r,
+        other => return Err(unexpected(other)),
+    };
+    let rules = match gate.call(Op::FwList { ns: ns.clone() }).await {
+        Ok(Reply::Rules(r)) => r,
+        _ => Vec::new(),
+    };
+    Ok(NsView {
+        name: ns,
+        links,
+        routes,
+        rules,
+    })
+}
+
+/// Read `only` or, when `None`, this namespace and every named one.
+pub async fn read(gate: &Gate, only: Option<String>) -> CapResult<Vec<NsView>> {
+    let names: Vec<Ns> = match only {
+        Some(name) => vec![Some(name)],
+        None => {
+            let named = match gate.call(Op::NetnsList).await? {
+                Reply::Names(n) => n,
+                other => return Err(unexpected(other)),
+            };
+            std::iter::once(None)
+                .chain(named.into_iter().map(Some))
+                .collect()
+        }
+    };
+    let mut views = Vec::new();
+    for ns in names {
+        views.push(read_ns(gate, ns).await?);
+    }
+    Ok(views)
+}
+
+/// Render like `ip -br addr` + `ip route`, grouped per namespace.
+pub fn render(views: &[NsView]) -> String {
+    let mut out = String::new();
+    for view in views {
+        match &view.name {
+            Some(name) => out.push_str(&format!("netns {name}\n")),
+            None => out.push_str("(this namespace)\n"),
+        }
+        for l in &view.links {
+            let state = if l.up {
+                l.oper_state.to_uppercase()
+            } else {
+                "DOWN".into()
+            };
+            let master = l
+                .master
+                .as_ref()
+                .map(|m| format!(" master {m}"))
+                .unwrap_or_default();
+            let addrs: Vec<String> = l.addresses.iter().map(|a| a.to_string()).collect();
+            out.push_str(&format!(
+                "  {:<15} {:<8} {:<8} {}{}\n",
+                l.name,
+                l.kind,
+                state,
+                addrs.join(" "),
+                master
+            ));
+        }
+        for r in &view.routes {
+            out.push_str(&format!("  route {r}\n"));
+        }
+        for rule in &view.rules {
+            out.push_str(&format!("  rule {} ({})\n", rule.id, rule.owner));
+            for c in &rule.commands {
+                out.push_str(&format!("    {c}\n"));
+            }
+        }
+    }
+    out
+}

@@ -33,9 +33,7 @@ impl Args {
             if valued.contains(&name.as_str()) {
                 let value = match inline {
                     Some(v) => v,
-                    None => iter
-                        .next()
-                        .ok_or_else(|| Error::Usage(format!("{name} needs a value")))?,
+                    None => iter.next().ok_or_else(|| Error::Usage(format!("{name} needs a value")))?,
                 };
                 out.options.push((name, value));
             } else if switches.contains(&name.as_str()) && inline.is_none() {
@@ -49,28 +47,18 @@ impl Args {
 
     /// The last value of a flag.
     pub fn value(&self, name: &str) -> Option<&str> {
-        self.options
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.options.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// Every value of a repeatable flag, in order.
     pub fn values(&self, name: &str) -> Vec<&str> {
-        self.options
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.options.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
     }
 
     /// A flag's value parsed, or `default` when absent.
     pub fn parsed<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T> {
         match self.value(name) {
-            Some(v) => v
-                .parse()
-                .map_err(|_| Error::Usage(format!("{name} {v:?} is not valid"))),
+            Some(v) => v.parse().map_err(|_| Error::Usage(format!("{name} {v:?} is not valid"))),
             None => Ok(default),
         }
     }
@@ -87,10 +75,7 @@ impl Args {
 
     /// The `i`-th positional argument, or a usage error naming `what`.
     pub fn required(&self, i: usize, what: &str) -> Result<&str> {
-        self.positional
-            .get(i)
-            .map(String::as_str)
-            .ok_or_else(|| Error::Usage(format!("missing {what}")))
+        self.positional.get(i).map(String::as_str).ok_or_else(|| Error::Usage(format!("missing {what}")))
     }
 }
 
@@ -99,26 +84,13 @@ mod tests {
     use super::*;
 
     fn parse(list: &[&str]) -> Result<Args> {
-        Args::parse(
-            list.iter().map(|s| s.to_string()).collect(),
-            &["--subnet", "--alias"],
-            &["--internal"],
-        )
+        Args::parse(list.iter().map(|s| s.to_string()).collect(), &["--subnet", "--alias"], &["--internal"])
     }
 
     #[test]
     fn flags_values_and_positionals() {
-        let a = parse(&[
-            "create",
-            "net1",
-            "--subnet",
-            "10.0.0.0/24",
-            "--internal",
-            "--alias=a",
-            "--alias",
-            "b",
-        ])
-        .unwrap();
+        let a =
+            parse(&["create", "net1", "--subnet", "10.0.0.0/24", "--internal", "--alias=a", "--alias", "b"]).unwrap();
         assert_eq!(a.positional(), ["create", "net1"]);
         assert_eq!(a.value("--subnet"), Some("10.0.0.0/24"));
         assert_eq!(a.values("--alias"), ["a", "b"]);

@@ -18,9 +18,7 @@ impl Cidr {
     pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, Error> {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if prefix > max {
-            return Err(Error::Invalid(format!(
-                "prefix /{prefix} is longer than {max}"
-            )));
+            return Err(Error::Invalid(format!("prefix /{prefix} is longer than {max}")));
         }
         Ok(Cidr { addr, prefix })
     }
@@ -38,11 +36,7 @@ impl Cidr {
     fn v4_bits(&self) -> Option<(u32, u32)> {
         match self.addr {
             IpAddr::V4(a) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.prefix)
-                };
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
                 Some((u32::from(a), mask))
             }
             IpAddr::V6(_) => None,
@@ -52,50 +46,24 @@ impl Cidr {
     /// The network (all host bits zero) with the same prefix.
     pub fn network(&self) -> Cidr {
         match self.v4_bits() {
-            Some((a, mask)) => Cidr {
-                addr: IpAddr::V4(Ipv4Addr::from(a & mask)),
-                prefix: self.prefix,
-            },
+            Some((a, mask)) => Cidr { addr: IpAddr::V4(Ipv4Addr::from(a & mask)), prefix: self.prefix },
             None => {
-                let IpAddr::V6(a) = self.addr else {
-                    unreachable!("v4 handled above")
-                };
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.prefix)
-                };
-                Cidr {
-                    addr: IpAddr::V6((u128::from(a) & mask).into()),
-                    prefix: self.prefix,
-                }
+                let IpAddr::V6(a) = self.addr else { unreachable!("v4 handled above") };
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                Cidr { addr: IpAddr::V6((u128::from(a) & mask).into()), prefix: self.prefix }
             }
         }
     }
 
     /// Whether `ip` lies inside this network.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        Cidr {
-            addr: ip,
-            prefix: self.prefix,
-        }
-        .network()
-            == self.network()
-            && ip.is_ipv4() == self.addr.is_ipv4()
+        Cidr { addr: ip, prefix: self.prefix }.network() == self.network() && ip.is_ipv4() == self.addr.is_ipv4()
     }
 
     /// Whether two networks share any address.
     pub fn overlaps(&self, other: &Cidr) -> bool {
-        let shorter = if self.prefix <= other.prefix {
-            self
-        } else {
-            other
-        };
-        let longer = if self.prefix <= other.prefix {
-            other
-        } else {
-            self
-        };
+        let shorter = if self.prefix <= other.prefix { self } else { other };
+        let longer = if self.prefix <= other.prefix { other } else { self };
         shorter.contains(longer.addr)
     }
 
@@ -112,10 +80,7 @@ impl Cidr {
         if u64::from(n) >= size {
             return None;
         }
-        Some(Cidr {
-            addr: IpAddr::V4(Ipv4Addr::from((a & mask) + n)),
-            prefix: self.prefix,
-        })
+        Some(Cidr { addr: IpAddr::V4(Ipv4Addr::from((a & mask) + n)), prefix: self.prefix })
     }
 
     /// Number of usable IPv4 host addresses (excluding network and broadcast).
@@ -129,9 +94,7 @@ impl Cidr {
     /// Whether `ip` is a usable host address here: inside, and neither the
     /// network nor the broadcast address.
     pub fn is_host(&self, ip: IpAddr) -> bool {
-        self.contains(ip)
-            && ip != self.network().addr
-            && self.broadcast().map(IpAddr::V4) != Some(ip)
+        self.contains(ip) && ip != self.network().addr && self.broadcast().map(IpAddr::V4) != Some(ip)
     }
 }
 
@@ -185,13 +148,7 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        for bad in [
-            "10.0.0.0",
-            "10.0.0.0/33",
-            "x/8",
-            "fd00::/129",
-            "10.0.0.0/-1",
-        ] {
+        for bad in ["10.0.0.0", "10.0.0.0/33", "x/8", "fd00::/129", "10.0.0.0/-1"] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
         assert_eq!(c("fd00::1/64").network(), c("fd00::/64"));

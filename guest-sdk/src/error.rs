@@ -47,9 +47,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Denied(m) => write!(f, "permission denied: {m}"),
-            Error::NotFound(m) | Error::Exists(m) | Error::Invalid(m) | Error::Other(m) => {
-                f.write_str(m)
-            }
+            Error::NotFound(m) | Error::Exists(m) | Error::Invalid(m) | Error::Other(m) => f.write_str(m),
             Error::Os { code, message } => write!(f, "{message} (errno {code})"),
             Error::Usage(m) => write!(f, "usage: {m}"),
         }
@@ -65,10 +63,7 @@ impl From<HostError> for Error {
             HostError::NotFound(m) => Error::NotFound(m),
             HostError::Exists(m) => Error::Exists(m),
             HostError::Invalid(m) => Error::Invalid(m),
-            HostError::Os(os) => Error::Os {
-                code: os.code,
-                message: os.message,
-            },
+            HostError::Os(os) => Error::Os { code: os.code, message: os.message },
         }
     }
 }

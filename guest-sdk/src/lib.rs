@@ -88,10 +88,7 @@ impl Manifest {
 
     /// Ask for a grant such as `link:br-*`, saying why.
     pub fn grant(mut self, grant: &str, reason: &str) -> Self {
-        self.0.grants.push(GrantRequest {
-            grant: grant.into(),
-            reason: reason.into(),
-        });
+        self.0.grants.push(GrantRequest { grant: grant.into(), reason: reason.into() });
         self
     }
 
@@ -237,13 +234,7 @@ pub mod route {
 
     /// A default route via `gateway`.
     pub fn default_via(gateway: &str) -> RouteInfo {
-        RouteInfo {
-            dest: "default".into(),
-            via: Some(gateway.into()),
-            dev: None,
-            onlink: false,
-            metric: None,
-        }
+        RouteInfo { dest: "default".into(), via: Some(gateway.into()), dev: None, onlink: false, metric: None }
     }
     /// `ip route add ...`.
     pub fn add(ns: Option<&str>, route: &RouteInfo) -> Result<()> {
@@ -279,12 +270,7 @@ pub mod firewall {
     pub use raw::{Isolation, PortRange, Proto, PublishSpec, RuleInfo};
 
     /// Masquerade `source` unless it leaves through `out_not`.
-    pub fn masquerade(
-        ns: Option<&str>,
-        owner: &str,
-        source: &str,
-        out_not: Option<&str>,
-    ) -> Result<String> {
+    pub fn masquerade(ns: Option<&str>, owner: &str, source: &str, out_not: Option<&str>) -> Result<String> {
         Ok(raw::masquerade(ns, owner, source, out_not)?)
     }
     /// Publish host ports to a destination (DNAT + forward accept).
@@ -292,12 +278,7 @@ pub mod firewall {
         Ok(raw::publish(ns, owner, spec)?)
     }
     /// Accept forwarding from `input` to `output`, and the return traffic.
-    pub fn forward_accept(
-        ns: Option<&str>,
-        owner: &str,
-        input: Option<&str>,
-        output: Option<&str>,
-    ) -> Result<String> {
+    pub fn forward_accept(ns: Option<&str>, owner: &str, input: Option<&str>, output: Option<&str>) -> Result<String> {
         Ok(raw::forward_accept(ns, owner, input, output)?)
     }
     /// Isolate a bridge (see [`Isolation`]).

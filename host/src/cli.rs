@@ -67,22 +67,16 @@ pub struct RunArgs {
 
 /// Parse "10s", "500ms", "2m", "1h" or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
     let (num, unit) = text.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 10s, 500ms or 2m"))?;
+    let value: f64 = num.parse().map_err(|_| format!("{text:?} is not a duration like 10s, 500ms or 2m"))?;
     let secs = match unit {
         "" | "s" => value,
         "ms" => value / 1000.0,
         "m" => value * 60.0,
         "h" => value * 3600.0,
         _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {text:?}; use ms, s, m or h"
-            ));
+            return Err(format!("unknown unit {unit:?} in {text:?}; use ms, s, m or h"));
         }
     };
     if secs <= 0.0 || !secs.is_finite() {
@@ -93,13 +87,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Parse "64M", "64MiB", "1G", "512K" or plain MiB into MiB.
 pub fn parse_mib(text: &str) -> Result<usize, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (num, unit) = text.split_at(split);
-    let value: usize = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 64M or 1G"))?;
+    let value: usize = num.parse().map_err(|_| format!("{text:?} is not a size like 64M or 1G"))?;
     let mib = match unit.to_ascii_lowercase().as_str() {
         "" | "m" | "mb" | "mib" => value,
         "g" | "gb" | "gib" => value * 1024,
@@ -138,17 +128,9 @@ mod tests {
 
     #[test]
     fn run_args_after_double_dash() {
-        let cli = Cli::try_parse_from([
-            "netsh",
-            "run",
-            "x.wasm",
-            "--sandbox",
-            "--",
-            "create",
-            "--subnet",
-            "10.0.0.0/24",
-        ])
-        .unwrap();
+        let cli =
+            Cli::try_parse_from(["netsh", "run", "x.wasm", "--sandbox", "--", "create", "--subnet", "10.0.0.0/24"])
+                .unwrap();
         match cli.command {
             Command::Run(r) => {
                 assert!(r.sandbox);

@@ -30,20 +30,14 @@ pub enum CapError {
 impl CapError {
     /// An OS error from an errno, with what was being done.
     pub fn os(errno: nix::errno::Errno, doing: impl std::fmt::Display) -> Self {
-        CapError::Os {
-            code: errno as i32,
-            message: format!("{doing}: {}", errno.desc()),
-        }
+        CapError::Os { code: errno as i32, message: format!("{doing}: {}", errno.desc()) }
     }
 
     /// An OS error from an `io::Error`, with what was being done.
     pub fn io(err: &std::io::Error, doing: impl std::fmt::Display) -> Self {
         match err.raw_os_error() {
             Some(code) => Self::os(nix::errno::Errno::from_raw(code), doing),
-            None => CapError::Os {
-                code: 0,
-                message: format!("{doing}: {err}"),
-            },
+            None => CapError::Os { code: 0, message: format!("{doing}: {err}") },
         }
     }
 }

@@ -44,46 +44,17 @@ pub const CHAINS: &[Chain] = &[
         from: Some("PREROUTING"),
         jump_match: "-m addrtype --dst-type LOCAL",
     },
-    Chain {
-        table: Table::Nat,
-        name: "NETSH-OUTPUT",
-        from: Some("OUTPUT"),
-        jump_match: "-m addrtype --dst-type LOCAL",
-    },
-    Chain {
-        table: Table::Nat,
-        name: "NETSH-POSTROUTING",
-        from: Some("POSTROUTING"),
-        jump_match: "",
-    },
-    Chain {
-        table: Table::Filter,
-        name: "NETSH-ISOLATION",
-        from: Some("FORWARD"),
-        jump_match: "",
-    },
-    Chain {
-        table: Table::Filter,
-        name: "NETSH-ISOLATION-2",
-        from: None,
-        jump_match: "",
-    },
-    Chain {
-        table: Table::Filter,
-        name: "NETSH-FORWARD",
-        from: Some("FORWARD"),
-        jump_match: "",
-    },
+    Chain { table: Table::Nat, name: "NETSH-OUTPUT", from: Some("OUTPUT"), jump_match: "-m addrtype --dst-type LOCAL" },
+    Chain { table: Table::Nat, name: "NETSH-POSTROUTING", from: Some("POSTROUTING"), jump_match: "" },
+    Chain { table: Table::Filter, name: "NETSH-ISOLATION", from: Some("FORWARD"), jump_match: "" },
+    Chain { table: Table::Filter, name: "NETSH-ISOLATION-2", from: None, jump_match: "" },
+    Chain { table: Table::Filter, name: "NETSH-FORWARD", from: Some("FORWARD"), jump_match: "" },
 ];
 
 /// The jump rule (without `-A`/`-I`) from a chain's built-in chain.
 pub fn jump_spec(chain: &Chain) -> Option<String> {
     let from = chain.from?;
-    let m = if chain.jump_match.is_empty() {
-        String::new()
-    } else {
-        format!("{} ", chain.jump_match)
-    };
+    let m = if chain.jump_match.is_empty() { String::new() } else { format!("{} ", chain.jump_match) };
     Some(format!("{from} {m}-j {}", chain.name))
 }
 
@@ -130,26 +101,17 @@ pub fn render(owner: &str, rule: &FwRule) -> CapResult<(String, Vec<Line>)> {
     let id = hex::encode(&hash.finalize()[..6]);
     let tagged = lines
         .into_iter()
-        .map(|l| Line {
-            table: l.table,
-            spec: format!("{} -m comment --comment {}", l.spec, tag(owner, &id)),
-        })
+        .map(|l| Line { table: l.table, spec: format!("{} -m comment --comment {}", l.spec, tag(owner, &id)) })
         .collect();
     Ok((id, tagged))
 }
 
 fn nat(spec: String) -> Line {
-    Line {
-        table: Table::Nat,
-        spec,
-    }
+    Line { table: Table::Nat, spec }
 }
 
 fn filter(spec: String) -> Line {
-    Line {
-        table: Table::Filter,
-        spec,
-    }
+    Line { table: Table::Filter, spec }
 }
 
 fn lines(rule: &FwRule) -> CapResult<Vec<Line>> {
@@ -162,68 +124,36 @@ fn lines(rule: &FwRule) -> CapResult<Vec<Line>> {
             spec.push_str(" -j MASQUERADE");
             vec![nat(spec)]
         }
-        FwRule::Publish {
-            proto,
-            host_ip,
-            first,
-            last,
-            to_ip,
-            to_port,
-        } => {
+        FwRule::Publish { proto, host_ip, first, last, to_ip, to_port } => {
             if first > last {
-                return Err(CapError::Invalid(format!(
-                    "port range {first}-{last} is reversed"
-                )));
+                return Err(CapError::Invalid(format!("port range {first}-{last} is reversed")));
             }
             if u32::from(*to_port) + u32::from(last - first) > 65535 {
-                return Err(CapError::Invalid(format!(
-                    "destination ports {to_port}+{} exceed 65535",
-                    last - first
-                )));
+                return Err(CapError::Invalid(format!("destination ports {to_port}+{} exceed 65535", last - first)));
             }
             if to_ip.is_ipv6() || host_ip.is_some_and(|ip| ip.is_ipv6()) {
-                return Err(CapError::Invalid(
-                    "publishing supports IPv4 addresses only".into(),
-                ));
+                return Err(CapError::Invalid("publishing supports IPv4 addresses only".into()));
             }
             let p = proto.as_str();
             let dst = host_ip.map(|ip| format!(" -d {ip}/32")).unwrap_or_default();
             let mut out = Vec::new();
             for port in *first..=*last {
                 let target = *to_port + (port - first);
-                let dnat = format!(
-                    "{dst} -p {p} -m {p} --dport {port} -j DNAT --to-destination {to_ip}:{target}"
-                );
+                let dnat = format!("{dst} -p {p} -m {p} --dport {port} -j DNAT --to-destination {to_ip}:{target}");
                 out.push(nat(format!("NETSH-PREROUTING{dnat}")));
                 out.push(nat(format!("NETSH-OUTPUT{dnat}")));
                 let svc = format!("-d {to_ip}/32 -p {p} -m {p} --dport {target}");
-                out.push(nat(format!(
-                    "NETSH-POSTROUTING -s 127.0.0.0/8 {svc} -j MASQUERADE"
-                )));
-                out.push(nat(format!(
-                    "NETSH-POSTROUTING -s {to_ip}/32 {svc} -j MASQUERADE"
-                )));
+                out.push(nat(format!("NETSH-POSTROUTING -s 127.0.0.0/8 {svc} -j MASQUERADE")));
+                out.push(nat(format!("NETSH-POSTROUTING -s {to_ip}/32 {svc} -j MASQUERADE")));
                 out.push(filter(format!("NETSH-FORWARD {svc} -j ACCEPT")));
             }
             out
         }
         FwRule::ForwardAccept { input, output } => {
-            let i = input
-                .as_ref()
-                .map(|i| format!(" -i {i}"))
-                .unwrap_or_default();
-            let o = output
-                .as_ref()
-                .map(|o| format!(" -o {o}"))
-                .unwrap_or_default();
-            let back_in = output
-                .as_ref()
-                .map(|o| format!(" -i {o}"))
-                .unwrap_or_default();
-            let back_out = input
-                .as_ref()
-                .map(|i| format!(" -o {i}"))
-                .unwrap_or_default();
+            let i = input.as_ref().map(|i| format!(" -i {i}")).unwrap_or_default();
+            let o = output.as_ref().map(|o| format!(" -o {o}")).unwrap_or_default();
+            let back_in = output.as_ref().map(|o| format!(" -i {o}")).unwrap_or_default();
+            let back_out = input.as_ref().map(|i| format!(" -o {i}")).unwrap_or_default();
             vec![
                 filter(format!(
                     "NETSH-FORWARD{back_in}{back_out} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
@@ -233,14 +163,10 @@ fn lines(rule: &FwRule) -> CapResult<Vec<Line>> {
         }
         FwRule::Isolate { bridge, mode } => match mode {
             Isolation::Networks => vec![
-                filter(format!(
-                    "NETSH-ISOLATION -i {bridge} ! -o {bridge} -j NETSH-ISOLATION-2"
-                )),
+                filter(format!("NETSH-ISOLATION -i {bridge} ! -o {bridge} -j NETSH-ISOLATION-2")),
                 filter(format!("NETSH-ISOLATION-2 -o {bridge} -j DROP")),
             ],
-            Isolation::Ports => vec![filter(format!(
-                "NETSH-ISOLATION -i {bridge} -o {bridge} -j DROP"
-            ))],
+            Isolation::Ports => vec![filter(format!("NETSH-ISOLATION -i {bridge} -o {bridge} -j DROP"))],
             Isolation::External => vec![
                 filter(format!("NETSH-ISOLATION -i {bridge} ! -o {bridge} -j DROP")),
                 filter(format!("NETSH-ISOLATION ! -i {bridge} -o {bridge} -j DROP")),
@@ -251,10 +177,7 @@ fn lines(rule: &FwRule) -> CapResult<Vec<Line>> {
 
 /// The rule lines as `iptables -t TABLE -A ...` commands.
 pub fn commands(lines: &[Line]) -> Vec<String> {
-    lines
-        .iter()
-        .map(|l| format!("iptables -t {} -A {}", l.table.as_str(), l.spec))
-        .collect()
+    lines.iter().map(|l| format!("iptables -t {} -A {}", l.table.as_str(), l.spec)).collect()
 }
 
 #[cfg(test)]
@@ -285,32 +208,19 @@ mod tests {
     #[test]
     fn publish_range_maps_port_by_port() {
         let (_, lines) = render("n", &publish(8000, 8002)).unwrap();
-        let dnat: Vec<_> = lines
-            .iter()
-            .filter(|l| l.spec.starts_with("NETSH-PREROUTING"))
-            .collect();
+        let dnat: Vec<_> = lines.iter().filter(|l| l.spec.starts_with("NETSH-PREROUTING")).collect();
         assert_eq!(dnat.len(), 3);
-        assert!(
-            dnat[2]
-                .spec
-                .contains("--dport 8002 -j DNAT --to-destination 172.17.0.2:82")
-        );
+        assert!(dnat[2].spec.contains("--dport 8002 -j DNAT --to-destination 172.17.0.2:82"));
     }
 
     #[test]
     fn reversed_range_is_invalid() {
-        assert!(matches!(
-            render("n", &publish(9000, 8000)),
-            Err(CapError::Invalid(_))
-        ));
+        assert!(matches!(render("n", &publish(9000, 8000)), Err(CapError::Invalid(_))));
     }
 
     #[test]
     fn tags_round_trip() {
-        assert_eq!(
-            parse_tag(&tag("docker-bridge/net1", "abc")),
-            Some(("docker-bridge/net1", "abc"))
-        );
+        assert_eq!(parse_tag(&tag("docker-bridge/net1", "abc")), Some(("docker-bridge/net1", "abc")));
         assert_eq!(parse_tag("other"), None);
         assert!(check_owner("bad owner").is_err());
     }

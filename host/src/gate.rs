@@ -18,19 +18,14 @@ pub struct Gate {
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gate")
-            .field("principal", &self.principal)
-            .finish_non_exhaustive()
+        f.debug_struct("Gate").field("principal", &self.principal).finish_non_exhaustive()
     }
 }
 
 impl Gate {
     /// A gate for `principal` (a recipe's name and digest, or `cli`).
     pub fn new(backend: Arc<dyn Backend>, principal: impl Into<String>) -> Self {
-        Gate {
-            backend,
-            principal: principal.into(),
-        }
+        Gate { backend, principal: principal.into() }
     }
 
     /// Carry out one operation.

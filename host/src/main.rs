@@ -25,11 +25,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("netsh: error: cannot start the async runtime: {e}");
@@ -49,11 +45,7 @@ fn init_tracing(verbose: bool) {
     let default = if verbose { "netsh=debug" } else { "netsh=warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().init();
 }
 
 async fn dispatch(command: Command) -> Result<()> {
@@ -80,23 +72,12 @@ fn print_views(views: &[show::NsView], json: bool) -> Result<()> {
 async fn run(kernel: Arc<Kernel>, args: RunArgs) -> Result<()> {
     let runtime = Runtime::new(Cache::from_env())?;
     let loaded = runtime.load(&args.file)?;
-    let gate = Gate::new(
-        kernel.clone(),
-        format!("{}@{}", loaded.path, &loaded.sha256[..12]),
-    );
+    let gate = Gate::new(kernel.clone(), format!("{}@{}", loaded.path, &loaded.sha256[..12]));
     if args.sandbox {
         // A fresh namespace starts with lo down; recipes and demos expect it up.
-        gate.call(Op::LinkSetUp {
-            ns: None,
-            name: "lo".into(),
-            up: true,
-        })
-        .await?;
+        gate.call(Op::LinkSetUp { ns: None, name: "lo".into(), up: true }).await?;
     }
-    let limits = Limits {
-        timeout: args.timeout,
-        max_memory_mib: args.max_memory,
-    };
+    let limits = Limits { timeout: args.timeout, max_memory_mib: args.max_memory };
     let result = runtime.run(&loaded, args.args, gate.clone(), limits).await;
     if args.sandbox {
         println!("--- sandbox topology (discarded on exit) ---");
@@ -108,20 +89,12 @@ async fn run(kernel: Arc<Kernel>, args: RunArgs) -> Result<()> {
 async fn inspect(kernel: Arc<Kernel>, file: &std::path::Path, json: bool) -> Result<()> {
     let runtime = Runtime::new(Cache::from_env())?;
     let loaded = runtime.load(file)?;
-    let manifest = runtime
-        .describe(&loaded, Gate::new(kernel, "inspect"))
-        .await?;
+    let manifest = runtime.describe(&loaded, Gate::new(kernel, "inspect")).await?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&manifest_json(&manifest, &loaded.sha256))?
-        );
+        println!("{}", serde_json::to_string_pretty(&manifest_json(&manifest, &loaded.sha256))?);
         return Ok(());
     }
-    println!(
-        "{} {} — {}",
-        manifest.name, manifest.version, manifest.summary
-    );
+    println!("{} {} — {}", manifest.name, manifest.version, manifest.summary);
     println!("sha256: {}", loaded.sha256);
     println!("\nusage:\n{}", indent(&manifest.usage));
     println!("\ngrants requested:");
@@ -132,10 +105,7 @@ async fn inspect(kernel: Arc<Kernel>, file: &std::path::Path, json: bool) -> Res
 }
 
 fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("  {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
 }
 
 fn manifest_json(m: &Manifest, sha256: &str) -> serde_json::Value {

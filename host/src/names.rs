@@ -16,11 +16,7 @@ pub fn check_ifname(name: &str) -> CapResult<()> {
             name.len()
         )));
     }
-    if name == "."
-        || name == ".."
-        || name.contains(['/', ':'])
-        || name.contains(char::is_whitespace)
-    {
+    if name == "." || name == ".." || name.contains(['/', ':']) || name.contains(char::is_whitespace) {
         return Err(CapError::Invalid(format!(
             "interface name {name:?} may not contain '/', ':' or spaces, nor be '.' or '..'"
         )));
@@ -44,19 +40,11 @@ pub fn check_netns(name: &str) -> CapResult<()> {
 /// A key may use '/' as separator instead, for interface names holding dots
 /// (`net/ipv4/conf/eth0.5/forwarding`), as sysctl(8) allows.
 pub fn sysctl_path(key: &str) -> CapResult<String> {
-    let rel = if key.contains('/') {
-        key.to_string()
-    } else {
-        key.replace('.', "/")
-    };
+    let rel = if key.contains('/') { key.to_string() } else { key.replace('.', "/") };
     let parts: Vec<&str> = rel.split('/').collect();
-    let bad_part = parts
-        .iter()
-        .any(|p| p.is_empty() || *p == "." || *p == "..");
+    let bad_part = parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..");
     if parts.first() != Some(&"net") || parts.len() < 3 || bad_part {
-        return Err(CapError::Invalid(format!(
-            "sysctl key {key:?} is not under net.* (e.g. net.ipv4.ip_forward)"
-        )));
+        return Err(CapError::Invalid(format!("sysctl key {key:?} is not under net.* (e.g. net.ipv4.ip_forward)")));
     }
     Ok(format!("/proc/sys/{rel}"))
 }
@@ -69,9 +57,7 @@ mod tests {
     fn ifname_limits() {
         assert!(check_ifname("eth0").is_ok());
         assert!(check_ifname("a23456789012345").is_ok());
-        assert!(
-            matches!(check_ifname("a234567890123456"), Err(CapError::Invalid(m)) if m.contains("16 bytes"))
-        );
+        assert!(matches!(check_ifname("a234567890123456"), Err(CapError::Invalid(m)) if m.contains("16 bytes")));
         for bad in ["", ".", "..", "a/b", "a:b", "a b"] {
             assert!(check_ifname(bad).is_err(), "{bad:?} accepted");
         }
@@ -88,22 +74,12 @@ mod tests {
 
     #[test]
     fn sysctl_keys() {
-        assert_eq!(
-            sysctl_path("net.ipv4.ip_forward").unwrap(),
-            "/proc/sys/net/ipv4/ip_forward"
-        );
+        assert_eq!(sysctl_path("net.ipv4.ip_forward").unwrap(), "/proc/sys/net/ipv4/ip_forward");
         assert_eq!(
             sysctl_path("net/ipv4/conf/eth0.5/forwarding").unwrap(),
             "/proc/sys/net/ipv4/conf/eth0.5/forwarding"
         );
-        for bad in [
-            "kernel.pid_max",
-            "net",
-            "net.ipv4",
-            "net/../kernel/x",
-            "net..ipv4.x",
-            "vm.swappiness",
-        ] {
+        for bad in ["kernel.pid_max", "net", "net.ipv4", "net/../kernel/x", "net..ipv4.x", "vm.swappiness"] {
             assert!(sysctl_path(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -117,24 +117,11 @@ pub enum Isolation {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum FwRule {
     /// SNAT to the outgoing interface's address for `source`, except out of `out_not`.
-    Masquerade {
-        source: IpNetwork,
-        out_not: Option<String>,
-    },
+    Masquerade { source: IpNetwork, out_not: Option<String> },
     /// DNAT host ports `first..=last` to `to_ip:to_port..`.
-    Publish {
-        proto: Proto,
-        host_ip: Option<IpAddr>,
-        first: u16,
-        last: u16,
-        to_ip: IpAddr,
-        to_port: u16,
-    },
+    Publish { proto: Proto, host_ip: Option<IpAddr>, first: u16, last: u16, to_ip: IpAddr, to_port: u16 },
     /// Accept forwarding from `input` to `output` (and return traffic).
-    ForwardAccept {
-        input: Option<String>,
-        output: Option<String>,
-    },
+    ForwardAccept { input: Option<String>, output: Option<String> },
     /// Drop forwarding to or from `bridge` as `mode` says.
     Isolate { bridge: String, mode: Isolation },
 }
@@ -152,120 +139,34 @@ pub struct RuleInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Op {
-    NetnsCreate {
-        name: String,
-    },
-    NetnsDelete {
-        name: String,
-    },
+    NetnsCreate { name: String },
+    NetnsDelete { name: String },
     NetnsList,
-    NetnsExists {
-        name: String,
-    },
-    NetnsAttach {
-        name: String,
-        pid: u32,
-    },
-    NetnsWriteEtc {
-        name: String,
-        file: EtcFile,
-        contents: String,
-    },
-    NetnsReadEtc {
-        name: Option<String>,
-        file: EtcFile,
-    },
-    LinkAddBridge {
-        ns: Ns,
-        name: String,
-        mtu: Option<u32>,
-    },
-    LinkAddVeth {
-        ns: Ns,
-        spec: VethSpec,
-    },
-    LinkSetUp {
-        ns: Ns,
-        name: String,
-        up: bool,
-    },
-    LinkSetMaster {
-        ns: Ns,
-        name: String,
-        master: Option<String>,
-    },
-    LinkSetNetns {
-        ns: Ns,
-        name: String,
-        target: Ns,
-    },
-    LinkSetMtu {
-        ns: Ns,
-        name: String,
-        mtu: u32,
-    },
-    LinkRename {
-        ns: Ns,
-        name: String,
-        new_name: String,
-    },
-    LinkDelete {
-        ns: Ns,
-        name: String,
-    },
-    LinkGet {
-        ns: Ns,
-        name: String,
-    },
-    LinkList {
-        ns: Ns,
-    },
-    AddrAdd {
-        ns: Ns,
-        dev: String,
-        cidr: IpNetwork,
-    },
-    AddrDelete {
-        ns: Ns,
-        dev: String,
-        cidr: IpNetwork,
-    },
-    AddrList {
-        ns: Ns,
-        dev: Option<String>,
-    },
-    RouteAdd {
-        ns: Ns,
-        route: RouteSpec,
-    },
-    RouteDelete {
-        ns: Ns,
-        route: RouteSpec,
-    },
-    RouteList {
-        ns: Ns,
-    },
-    SysctlGet {
-        ns: Ns,
-        key: String,
-    },
-    SysctlSet {
-        ns: Ns,
-        key: String,
-        value: String,
-    },
-    FwAdd {
-        ns: Ns,
-        owner: String,
-        rule: FwRule,
-    },
-    FwRemove {
-        ns: Ns,
-        id: String,
-    },
-    FwList {
-        ns: Ns,
-    },
+    NetnsExists { name: String },
+    NetnsAttach { name: String, pid: u32 },
+    NetnsWriteEtc { name: String, file: EtcFile, contents: String },
+    NetnsReadEtc { name: Option<String>, file: EtcFile },
+    LinkAddBridge { ns: Ns, name: String, mtu: Option<u32> },
+    LinkAddVeth { ns: Ns, spec: VethSpec },
+    LinkSetUp { ns: Ns, name: String, up: bool },
+    LinkSetMaster { ns: Ns, name: String, master: Option<String> },
+    LinkSetNetns { ns: Ns, name: String, target: Ns },
+    LinkSetMtu { ns: Ns, name: String, mtu: u32 },
+    LinkRename { ns: Ns, name: String, new_name: String },
+    LinkDelete { ns: Ns, name: String },
+    LinkGet { ns: Ns, name: String },
+    LinkList { ns: Ns },
+    AddrAdd { ns: Ns, dev: String, cidr: IpNetwork },
+    AddrDelete { ns: Ns, dev: String, cidr: IpNetwork },
+    AddrList { ns: Ns, dev: Option<String> },
+    RouteAdd { ns: Ns, route: RouteSpec },
+    RouteDelete { ns: Ns, route: RouteSpec },
+    RouteList { ns: Ns },
+    SysctlGet { ns: Ns, key: String },
+    SysctlSet { ns: Ns, key: String, value: String },
+    FwAdd { ns: Ns, owner: String, rule: FwRule },
+    FwRemove { ns: Ns, id: String },
+    FwList { ns: Ns },
 }
 
 /// What a backend answers to an [`Op`].
@@ -338,17 +239,8 @@ impl fmt::Display for Op {
             Op::NetnsList => write!(f, "ip netns list"),
             Op::NetnsExists { name } => write!(f, "test -e /run/netns/{name}"),
             Op::NetnsAttach { name, pid } => write!(f, "ip netns attach {name} {pid}"),
-            Op::NetnsWriteEtc {
-                name,
-                file,
-                contents,
-            } => {
-                write!(
-                    f,
-                    "write /etc/netns/{name}/{} ({} bytes)",
-                    file.file_name(),
-                    contents.len()
-                )
+            Op::NetnsWriteEtc { name, file, contents } => {
+                write!(f, "write /etc/netns/{name}/{} ({} bytes)", file.file_name(), contents.len())
             }
             Op::NetnsReadEtc { name, file } => match name {
                 Some(name) => write!(f, "cat /etc/netns/{name}/{}", file.file_name()),
@@ -379,12 +271,7 @@ impl fmt::Display for Op {
                 }
             }
             Op::LinkSetUp { ns, name, up } => {
-                write!(
-                    f,
-                    "ip {}link set {name} {}",
-                    ip_ns(ns),
-                    if *up { "up" } else { "down" }
-                )
+                write!(f, "ip {}link set {name} {}", ip_ns(ns), if *up { "up" } else { "down" })
             }
             Op::LinkSetMaster { ns, name, master } => match master {
                 Some(m) => write!(f, "ip {}link set {name} master {m}", ip_ns(ns)),
@@ -429,7 +316,5 @@ impl fmt::Display for Op {
 
 /// `ip netns exec NS ` prefix for commands that are not netlink-aware.
 fn netns_exec(ns: &Ns) -> String {
-    ns.as_ref()
-        .map(|n| format!("ip netns exec {n} "))
-        .unwrap_or_default()
+    ns.as_ref().map(|n| format!("ip netns exec {n} ")).unwrap_or_default()
 }

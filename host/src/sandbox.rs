@@ -24,28 +24,13 @@ const PRIVATE_DIRS: &[&str] = &["/run/netns", "/etc/netns"];
 /// /etc/netns. Must be called while the process has a single thread.
 pub fn enter() -> Result<(), SandboxError> {
     unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS).map_err(SandboxError::Unshare)?;
-    let fail = |what: &str, err: String| SandboxError::Mount {
-        what: what.into(),
-        err,
-    };
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| fail("a private mount tree", e.to_string()))?;
+    let fail = |what: &str, err: String| SandboxError::Mount { what: what.into(), err };
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| fail("a private mount tree", e.to_string()))?;
     for dir in PRIVATE_DIRS {
         fs::create_dir_all(dir).map_err(|e| fail(dir, e.to_string()))?;
-        mount(
-            Some("tmpfs"),
-            *dir,
-            Some("tmpfs"),
-            MsFlags::empty(),
-            Some("mode=0755"),
-        )
-        .map_err(|e| fail(dir, e.to_string()))?;
+        mount(Some("tmpfs"), *dir, Some("tmpfs"), MsFlags::empty(), Some("mode=0755"))
+            .map_err(|e| fail(dir, e.to_string()))?;
     }
     Ok(())
 }

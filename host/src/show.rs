@@ -19,10 +19,7 @@ pub struct NsView {
 }
 
 fn unexpected(r: Reply) -> CapError {
-    CapError::Os {
-        code: 0,
-        message: format!("internal error: unexpected reply {r:?}"),
-    }
+    CapError::Os { code: 0, message: format!("internal error: unexpected reply {r:?}") }
 }
 
 /// Read one namespace.
@@ -39,12 +36,7 @@ pub async fn read_ns(gate: &Gate, ns: Ns) -> CapResult<NsView> {
         Ok(Reply::Rules(r)) => r,
         _ => Vec::new(),
     };
-    Ok(NsView {
-        name: ns,
-        links,
-        routes,
-        rules,
-    })
+    Ok(NsView { name: ns, links, routes, rules })
 }
 
 /// Read `only` or, when `None`, this namespace and every named one.
@@ -56,9 +48,7 @@ pub async fn read(gate: &Gate, only: Option<String>) -> CapResult<Vec<NsView>> {
                 Reply::Names(n) => n,
                 other => return Err(unexpected(other)),
             };
-            std::iter::once(None)
-                .chain(named.into_iter().map(Some))
-                .collect()
+            std::iter::once(None).chain(named.into_iter().map(Some)).collect()
         }
     };
     let mut views = Vec::new();
@@ -77,25 +67,10 @@ pub fn render(views: &[NsView]) -> String {
             None => out.push_str("(this namespace)\n"),
         }
         for l in &view.links {
-            let state = if l.up {
-                l.oper_state.to_uppercase()
-            } else {
-                "DOWN".into()
-            };
-            let master = l
-                .master
-                .as_ref()
-                .map(|m| format!(" master {m}"))
-                .unwrap_or_default();
+            let state = if l.up { l.oper_state.to_uppercase() } else { "DOWN".into() };
+            let master = l.master.as_ref().map(|m| format!(" master {m}")).unwrap_or_default();
             let addrs: Vec<String> = l.addresses.iter().map(|a| a.to_string()).collect();
-            out.push_str(&format!(
-                "  {:<15} {:<8} {:<8} {}{}\n",
-                l.name,
-                l.kind,
-                state,
-                addrs.join(" "),
-                master
-            ));
+            out.push_str(&format!("  {:<15} {:<8} {:<8} {}{}\n", l.name, l.kind, state, addrs.join(" "), master));
         }
         for r in &view.routes {
             out.push_str(&format!("  route {r}\n"));

@@ -12,11 +12,7 @@ use crate::runtime::bindings::netsh::host::types::Error;
 
 fn add(ns_: Option<String>, owner: String, rule: CapResult<FwRule>) -> CapResult<Op> {
     check_owner(&owner)?;
-    Ok(Op::FwAdd {
-        ns: ns(ns_)?,
-        owner,
-        rule: rule?,
-    })
+    Ok(Op::FwAdd { ns: ns(ns_)?, owner, rule: rule? })
 }
 
 fn publish(spec: PublishSpec) -> CapResult<FwRule> {
@@ -41,21 +37,11 @@ impl Host for RecipeState {
         source: String,
         out_not: Option<String>,
     ) -> Result<String, Error> {
-        let rule = (|| {
-            Ok(FwRule::Masquerade {
-                source: cidr(&source)?,
-                out_not: out_not.map(ifname).transpose()?,
-            })
-        })();
+        let rule = (|| Ok(FwRule::Masquerade { source: cidr(&source)?, out_not: out_not.map(ifname).transpose()? }))();
         self.call(add(ns_, owner, rule), text).await
     }
 
-    async fn publish(
-        &mut self,
-        ns_: Option<String>,
-        owner: String,
-        spec: PublishSpec,
-    ) -> Result<String, Error> {
+    async fn publish(&mut self, ns_: Option<String>, owner: String, spec: PublishSpec) -> Result<String, Error> {
         self.call(add(ns_, owner, publish(spec)), text).await
     }
 
@@ -67,10 +53,7 @@ impl Host for RecipeState {
         output: Option<String>,
     ) -> Result<String, Error> {
         let rule = (|| {
-            Ok(FwRule::ForwardAccept {
-                input: input.map(ifname).transpose()?,
-                output: output.map(ifname).transpose()?,
-            })
+            Ok(FwRule::ForwardAccept { input: input.map(ifname).transpose()?, output: output.map(ifname).transpose()? })
         })();
         self.call(add(ns_, owner, rule), text).await
     }
@@ -92,20 +75,14 @@ impl Host for RecipeState {
     }
 
     async fn remove(&mut self, ns_: Option<String>, id: String) -> Result<(), Error> {
-        self.call(ns(ns_).map(|ns| Op::FwRemove { ns, id }), done)
-            .await
+        self.call(ns(ns_).map(|ns| Op::FwRemove { ns, id }), done).await
     }
 
     async fn list(&mut self, ns_: Option<String>) -> Result<Vec<RuleInfo>, Error> {
         self.call(ns(ns_).map(|ns| Op::FwList { ns }), |r| match r {
-            Reply::Rules(rules) => Ok(rules
-                .into_iter()
-                .map(|r| RuleInfo {
-                    id: r.id,
-                    owner: r.owner,
-                    commands: r.commands,
-                })
-                .collect()),
+            Reply::Rules(rules) => {
+                Ok(rules.into_iter().map(|r| RuleInfo { id: r.id, owner: r.owner, commands: r.commands }).collect())
+            }
             other => Err(super::mismatch(other)),
         })
         .await

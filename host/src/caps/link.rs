@@ -33,119 +33,49 @@ fn veth(spec: Veth) -> CapResult<VethSpec> {
 }
 
 impl Host for RecipeState {
-    async fn add_bridge(
-        &mut self,
-        ns_: Option<String>,
-        name: String,
-        mtu: Option<u32>,
-    ) -> Result<(), Error> {
-        let op = (|| {
-            Ok(Op::LinkAddBridge {
-                ns: ns(ns_)?,
-                name: ifname(name)?,
-                mtu,
-            })
-        })();
+    async fn add_bridge(&mut self, ns_: Option<String>, name: String, mtu: Option<u32>) -> Result<(), Error> {
+        let op = (|| Ok(Op::LinkAddBridge { ns: ns(ns_)?, name: ifname(name)?, mtu }))();
         self.call(op, done).await
     }
 
     async fn add_veth(&mut self, ns_: Option<String>, spec: Veth) -> Result<(), Error> {
-        let op = (|| {
-            Ok(Op::LinkAddVeth {
-                ns: ns(ns_)?,
-                spec: veth(spec)?,
-            })
-        })();
+        let op = (|| Ok(Op::LinkAddVeth { ns: ns(ns_)?, spec: veth(spec)? }))();
         self.call(op, done).await
     }
 
     async fn set_up(&mut self, ns_: Option<String>, name: String, up: bool) -> Result<(), Error> {
-        let op = (|| {
-            Ok(Op::LinkSetUp {
-                ns: ns(ns_)?,
-                name: ifname(name)?,
-                up,
-            })
-        })();
+        let op = (|| Ok(Op::LinkSetUp { ns: ns(ns_)?, name: ifname(name)?, up }))();
         self.call(op, done).await
     }
 
-    async fn set_master(
-        &mut self,
-        ns_: Option<String>,
-        name: String,
-        master: Option<String>,
-    ) -> Result<(), Error> {
-        let op = (|| {
-            Ok(Op::LinkSetMaster {
-                ns: ns(ns_)?,
-                name: ifname(name)?,
-                master: master.map(ifname).transpose()?,
-            })
-        })();
+    async fn set_master(&mut self, ns_: Option<String>, name: String, master: Option<String>) -> Result<(), Error> {
+        let op =
+            (|| Ok(Op::LinkSetMaster { ns: ns(ns_)?, name: ifname(name)?, master: master.map(ifname).transpose()? }))();
         self.call(op, done).await
     }
 
-    async fn set_netns(
-        &mut self,
-        ns_: Option<String>,
-        name: String,
-        target: Option<String>,
-    ) -> Result<(), Error> {
-        let op = (|| {
-            Ok(Op::LinkSetNetns {
-                ns: ns(ns_)?,
-                name: ifname(name)?,
-                target: ns(target)?,
-            })
-        })();
+    async fn set_netns(&mut self, ns_: Option<String>, name: String, target: Option<String>) -> Result<(), Error> {
+        let op = (|| Ok(Op::LinkSetNetns { ns: ns(ns_)?, name: ifname(name)?, target: ns(target)? }))();
         self.call(op, done).await
     }
 
     async fn set_mtu(&mut self, ns_: Option<String>, name: String, mtu: u32) -> Result<(), Error> {
-        let op = (|| {
-            Ok(Op::LinkSetMtu {
-                ns: ns(ns_)?,
-                name: ifname(name)?,
-                mtu,
-            })
-        })();
+        let op = (|| Ok(Op::LinkSetMtu { ns: ns(ns_)?, name: ifname(name)?, mtu }))();
         self.call(op, done).await
     }
 
-    async fn rename(
-        &mut self,
-        ns_: Option<String>,
-        name: String,
-        new_name: String,
-    ) -> Result<(), Error> {
-        let op = (|| {
-            Ok(Op::LinkRename {
-                ns: ns(ns_)?,
-                name: ifname(name)?,
-                new_name: ifname(new_name)?,
-            })
-        })();
+    async fn rename(&mut self, ns_: Option<String>, name: String, new_name: String) -> Result<(), Error> {
+        let op = (|| Ok(Op::LinkRename { ns: ns(ns_)?, name: ifname(name)?, new_name: ifname(new_name)? }))();
         self.call(op, done).await
     }
 
     async fn delete(&mut self, ns_: Option<String>, name: String) -> Result<(), Error> {
-        let op = (|| {
-            Ok(Op::LinkDelete {
-                ns: ns(ns_)?,
-                name: ifname(name)?,
-            })
-        })();
+        let op = (|| Ok(Op::LinkDelete { ns: ns(ns_)?, name: ifname(name)? }))();
         self.call(op, done).await
     }
 
     async fn get(&mut self, ns_: Option<String>, name: String) -> Result<LinkInfo, Error> {
-        let op = (|| {
-            Ok(Op::LinkGet {
-                ns: ns(ns_)?,
-                name: ifname(name)?,
-            })
-        })();
+        let op = (|| Ok(Op::LinkGet { ns: ns(ns_)?, name: ifname(name)? }))();
         self.call(op, |r| match r {
             Reply::Link(l) => Ok(to_wit(*l)),
             other => Err(super::mismatch(other)),

@@ -48,22 +48,17 @@ pub fn ifname(name: String) -> CapResult<String> {
 
 /// Parse a CIDR such as "172.17.0.2/16" (a bare address means /32 or /128).
 pub fn cidr(text: &str) -> CapResult<IpNetwork> {
-    text.parse()
-        .map_err(|e| CapError::Invalid(format!("{text:?} is not a CIDR like 172.17.0.2/16: {e}")))
+    text.parse().map_err(|e| CapError::Invalid(format!("{text:?} is not a CIDR like 172.17.0.2/16: {e}")))
 }
 
 /// Parse an IP address.
 pub fn ip(text: &str) -> CapResult<std::net::IpAddr> {
-    text.parse()
-        .map_err(|_| CapError::Invalid(format!("{text:?} is not an IP address")))
+    text.parse().map_err(|_| CapError::Invalid(format!("{text:?} is not an IP address")))
 }
 
 /// A backend answered with the wrong kind of reply: a host bug.
 fn mismatch(reply: Reply) -> CapError {
-    CapError::Os {
-        code: 0,
-        message: format!("internal error: unexpected reply {reply:?}"),
-    }
+    CapError::Os { code: 0, message: format!("internal error: unexpected reply {reply:?}") }
 }
 
 /// Expect [`Reply::Done`].

@@ -23,13 +23,11 @@ fn etc(file: WitEtcFile) -> EtcFile {
 
 impl Host for RecipeState {
     async fn create(&mut self, name: String) -> Result<(), Error> {
-        self.call(named(name).map(|name| Op::NetnsCreate { name }), done)
-            .await
+        self.call(named(name).map(|name| Op::NetnsCreate { name }), done).await
     }
 
     async fn delete(&mut self, name: String) -> Result<(), Error> {
-        self.call(named(name).map(|name| Op::NetnsDelete { name }), done)
-            .await
+        self.call(named(name).map(|name| Op::NetnsDelete { name }), done).await
     }
 
     async fn list(&mut self) -> Result<Vec<String>, Error> {
@@ -41,43 +39,23 @@ impl Host for RecipeState {
     }
 
     async fn exists(&mut self, name: String) -> Result<bool, Error> {
-        self.call(
-            named(name).map(|name| Op::NetnsExists { name }),
-            |r| match r {
-                Reply::Bool(b) => Ok(b),
-                other => Err(super::mismatch(other)),
-            },
-        )
+        self.call(named(name).map(|name| Op::NetnsExists { name }), |r| match r {
+            Reply::Bool(b) => Ok(b),
+            other => Err(super::mismatch(other)),
+        })
         .await
     }
 
     async fn attach(&mut self, name: String, pid: u32) -> Result<(), Error> {
-        self.call(named(name).map(|name| Op::NetnsAttach { name, pid }), done)
-            .await
+        self.call(named(name).map(|name| Op::NetnsAttach { name, pid }), done).await
     }
 
-    async fn write_etc(
-        &mut self,
-        name: String,
-        file: WitEtcFile,
-        contents: String,
-    ) -> Result<(), Error> {
-        let op = named(name).map(|name| Op::NetnsWriteEtc {
-            name,
-            file: etc(file),
-            contents,
-        });
+    async fn write_etc(&mut self, name: String, file: WitEtcFile, contents: String) -> Result<(), Error> {
+        let op = named(name).map(|name| Op::NetnsWriteEtc { name, file: etc(file), contents });
         self.call(op, done).await
     }
 
     async fn read_etc(&mut self, name: Option<String>, file: WitEtcFile) -> Result<String, Error> {
-        self.call(
-            ns(name).map(|name| Op::NetnsReadEtc {
-                name,
-                file: etc(file),
-            }),
-            text,
-        )
-        .await
+        self.call(ns(name).map(|name| Op::NetnsReadEtc { name, file: etc(file) }), text).await
     }
 }

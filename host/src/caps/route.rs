@@ -30,27 +30,14 @@ pub fn spec(r: RouteInfo) -> CapResult<RouteSpec> {
         )));
     }
     if via.is_none() && r.dev.is_none() {
-        return Err(CapError::Invalid(format!(
-            "route {} needs a gateway (via) or a device (dev)",
-            r.dest
-        )));
+        return Err(CapError::Invalid(format!("route {} needs a gateway (via) or a device (dev)", r.dest)));
     }
-    Ok(RouteSpec {
-        dest,
-        via,
-        dev: r.dev.map(ifname).transpose()?,
-        onlink: r.onlink,
-        metric: r.metric,
-    })
+    Ok(RouteSpec { dest, via, dev: r.dev.map(ifname).transpose()?, onlink: r.onlink, metric: r.metric })
 }
 
 fn to_wit(r: RouteSpec) -> RouteInfo {
     RouteInfo {
-        dest: if r.dest.prefix() == 0 {
-            "default".into()
-        } else {
-            r.dest.to_string()
-        },
+        dest: if r.dest.prefix() == 0 { "default".into() } else { r.dest.to_string() },
         via: r.via.map(|v| v.to_string()),
         dev: r.dev,
         onlink: r.onlink,
@@ -60,22 +47,12 @@ fn to_wit(r: RouteSpec) -> RouteInfo {
 
 impl Host for RecipeState {
     async fn add(&mut self, ns_: Option<String>, route: RouteInfo) -> Result<(), Error> {
-        let op = (|| {
-            Ok(Op::RouteAdd {
-                ns: ns(ns_)?,
-                route: spec(route)?,
-            })
-        })();
+        let op = (|| Ok(Op::RouteAdd { ns: ns(ns_)?, route: spec(route)? }))();
         self.call(op, done).await
     }
 
     async fn delete(&mut self, ns_: Option<String>, route: RouteInfo) -> Result<(), Error> {
-        let op = (|| {
-            Ok(Op::RouteDelete {
-                ns: ns(ns_)?,
-                route: spec(route)?,
-            })
-        })();
+        let op = (|| Ok(Op::RouteDelete { ns: ns(ns_)?, route: spec(route)? }))();
         self.call(op, done).await
     }
 

@@ -15,23 +15,12 @@ fn key(key: String) -> CapResult<String> {
 
 impl Host for RecipeState {
     async fn get(&mut self, ns_: Option<String>, k: String) -> Result<String, Error> {
-        let op = (|| {
-            Ok(Op::SysctlGet {
-                ns: ns(ns_)?,
-                key: key(k)?,
-            })
-        })();
+        let op = (|| Ok(Op::SysctlGet { ns: ns(ns_)?, key: key(k)? }))();
         self.call(op, text).await
     }
 
     async fn set(&mut self, ns_: Option<String>, k: String, value: String) -> Result<(), Error> {
-        let op = (|| {
-            Ok(Op::SysctlSet {
-                ns: ns(ns_)?,
-                key: key(k)?,
-                value,
-            })
-        })();
+        let op = (|| Ok(Op::SysctlSet { ns: ns(ns_)?, key: key(k)?, value }))();
         self.call(op, done).await
     }
 }

@@ -32,12 +32,7 @@ impl Cache {
 
     /// The compiled component for `wasm`, from the cache or compiled now.
     /// Returns whether it was a cache hit.
-    pub fn load(
-        &self,
-        engine: &Engine,
-        sha256: &str,
-        wasm: &[u8],
-    ) -> wasmtime::Result<(Component, bool)> {
+    pub fn load(&self, engine: &Engine, sha256: &str, wasm: &[u8]) -> wasmtime::Result<(Component, bool)> {
         let path = self.path(engine, sha256);
         if path.exists() {
             // SAFETY: the file was written by `precompile_component` of an

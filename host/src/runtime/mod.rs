@@ -28,10 +28,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 #[derive(Debug, Error)]
 pub enum RunError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{0} is not a WebAssembly file (no \\0asm header)")]
     NotWasm(String),
     #[error("{0} is a core WebAssembly module, not a component; build recipes for wasm32-wasip2")]
@@ -61,10 +58,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            timeout: Duration::from_secs(10),
-            max_memory_mib: 64,
-        }
+        Limits { timeout: Duration::from_secs(10), max_memory_mib: 64 }
     }
 }
 
@@ -87,9 +81,7 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime")
-            .field("cache", &self.cache)
-            .finish_non_exhaustive()
+        f.debug_struct("Runtime").field("cache", &self.cache).finish_non_exhaustive()
     }
 }
 
@@ -102,12 +94,15 @@ pub struct RecipeState {
     pub gate: Gate,
 }
 
+impl std::fmt::Debug for RecipeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecipeState").field("gate", &self.gate).finish_non_exhaustive()
+    }
+}
+
 impl WasiView for RecipeState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -119,12 +114,7 @@ struct MemoryLimit {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimit {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.hit.store(true, Ordering::Relaxed);
             return Err(wasmtime::format_err!("memory limit reached"));
@@ -132,12 +122,7 @@ impl wasmtime::ResourceLimiter for MemoryLimit {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -166,20 +151,13 @@ impl Runtime {
                 }
             })
             .map_err(engine_error)?;
-        Ok(Runtime {
-            engine,
-            linker,
-            cache,
-        })
+        Ok(Runtime { engine, linker, cache })
     }
 
     /// Read, check and compile (or fetch from the cache) a recipe file.
     pub fn load(&self, path: &Path) -> Result<Loaded, RunError> {
         let shown = path.display().to_string();
-        let wasm = std::fs::read(path).map_err(|source| RunError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let wasm = std::fs::read(path).map_err(|source| RunError::Read { path: shown.clone(), source })?;
         if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
             return Err(RunError::NotWasm(shown));
         }
@@ -187,19 +165,11 @@ impl Runtime {
             return Err(RunError::CoreModule(shown));
         }
         let sha256 = hex::encode(Sha256::digest(&wasm));
-        let (component, cached) =
-            self.cache
-                .load(&self.engine, &sha256, &wasm)
-                .map_err(|e| RunError::Invalid {
-                    path: shown.clone(),
-                    reason: first_line(&e),
-                })?;
-        Ok(Loaded {
-            path: shown,
-            sha256,
-            component,
-            cached,
-        })
+        let (component, cached) = self
+            .cache
+            .load(&self.engine, &sha256, &wasm)
+            .map_err(|e| RunError::Invalid { path: shown.clone(), reason: first_line(&e) })?;
+        Ok(Loaded { path: shown, sha256, component, cached })
     }
 
     fn store(&self, gate: Gate, limits: Limits, hit: Arc<AtomicBool>) -> Store<RecipeState> {
@@ -210,19 +180,8 @@ impl Runtime {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let memory = MemoryLimit {
-            max_bytes: limits.max_memory_mib << 20,
-            hit,
-        };
-        let mut store = Store::new(
-            &self.engine,
-            RecipeState {
-                wasi,
-                table: ResourceTable::new(),
-                memory,
-                gate,
-            },
-        );
+        let memory = MemoryLimit { max_bytes: limits.max_memory_mib << 20, hit };
+        let mut store = Store::new(&self.engine, RecipeState { wasi, table: ResourceTable::new(), memory, gate });
         store.limiter(|s| &mut s.memory);
         let ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
@@ -230,17 +189,10 @@ impl Runtime {
         store
     }
 
-    async fn instantiate(
-        &self,
-        loaded: &Loaded,
-        store: &mut Store<RecipeState>,
-    ) -> Result<Recipe, RunError> {
+    async fn instantiate(&self, loaded: &Loaded, store: &mut Store<RecipeState>) -> Result<Recipe, RunError> {
         Recipe::instantiate_async(&mut *store, &loaded.component, &self.linker)
             .await
-            .map_err(|e| RunError::WrongWorld {
-                path: loaded.path.clone(),
-                reason: first_line(&e),
-            })
+            .map_err(|e| RunError::WrongWorld { path: loaded.path.clone(), reason: first_line(&e) })
     }
 
     /// Call the recipe's `describe` export.
@@ -249,20 +201,11 @@ impl Runtime {
         let hit = Arc::new(AtomicBool::new(false));
         let mut store = self.store(gate, limits, hit.clone());
         let recipe = self.instantiate(loaded, &mut store).await?;
-        recipe
-            .call_describe(&mut store)
-            .await
-            .map_err(|e| classify(e, limits, &hit))
+        recipe.call_describe(&mut store).await.map_err(|e| classify(e, limits, &hit))
     }
 
     /// Call the recipe's `run` export with `args` under `limits`.
-    pub async fn run(
-        &self,
-        loaded: &Loaded,
-        args: Vec<String>,
-        gate: Gate,
-        limits: Limits,
-    ) -> Result<(), RunError> {
+    pub async fn run(&self, loaded: &Loaded, args: Vec<String>, gate: Gate, limits: Limits) -> Result<(), RunError> {
         let hit = Arc::new(AtomicBool::new(false));
         let mut store = self.store(gate, limits, hit.clone());
         let recipe = self.instantiate(loaded, &mut store).await?;
@@ -281,7 +224,7 @@ fn classify(err: wasmtime::Error, limits: Limits, memory_hit: &AtomicBool) -> Ru
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => RunError::Timeout(limits.timeout),
-        Some(trap) => RunError::Trap(trap.to_string()),
+        Some(trap) => RunError::Trap(trap.to_string().trim_start_matches("wasm trap: ").to_string()),
         None => RunError::Trap(first_line(&err)),
     }
 }

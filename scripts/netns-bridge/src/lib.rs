@@ -26,19 +26,14 @@ impl Plan {
     }
 
     fn gateway(&self) -> Result<Cidr> {
-        self.subnet
-            .nth(1)
-            .ok_or_else(|| Error::Invalid(format!("subnet {} is too small", self.subnet)))
+        self.subnet.nth(1).ok_or_else(|| Error::Invalid(format!("subnet {} is too small", self.subnet)))
     }
 }
 
 fn plan(args: &Args) -> Result<Plan> {
     let p = Plan {
         count: args.parsed("--count", 2)?,
-        subnet: args
-            .value("--subnet")
-            .unwrap_or("192.168.56.0/24")
-            .parse()?,
+        subnet: args.value("--subnet").unwrap_or("192.168.56.0/24").parse()?,
         bridge: args.value("--bridge").unwrap_or("br0").into(),
         prefix: args.value("--prefix").unwrap_or("netns").into(),
     };
@@ -55,10 +50,7 @@ fn plan(args: &Args) -> Result<Plan> {
 
 fn attach(p: &Plan, i: u32, gateway: &Cidr) -> Result<()> {
     let ns = p.ns(i);
-    let address = p
-        .subnet
-        .nth(i + 1)
-        .ok_or_else(|| Error::Invalid("subnet exhausted".into()))?;
+    let address = p.subnet.nth(i + 1).ok_or_else(|| Error::Invalid("subnet exhausted".into()))?;
     netns::create(&ns)?;
     let veth = link::Veth {
         name: format!("veth-{ns}"),
@@ -87,10 +79,7 @@ fn up(p: &Plan) -> Result<()> {
         let _ = down(p);
         return Err(e);
     }
-    log::info(&format!(
-        "{} namespaces on {} ({gateway})",
-        p.count, p.bridge
-    ));
+    log::info(&format!("{} namespaces on {} ({gateway})", p.count, p.bridge));
     Ok(())
 }
 
@@ -112,16 +101,13 @@ fn down(p: &Plan) -> Result<()> {
 
 impl Recipe for NetnsBridge {
     fn manifest() -> Manifest {
-        Manifest::new(
-            "netns-bridge",
-            "namespaces attached to one bridge, with addresses and default routes",
-        )
-        .version(env!("CARGO_PKG_VERSION"))
-        .usage(USAGE)
-        .grant("netns:*", "creates and deletes the namespaces P1..PN")
-        .grant("link:*", "creates the bridge and the veth pairs")
-        .grant("addr:*", "assigns addresses from the subnet")
-        .grant("route:0.0.0.0/0", "adds each namespace's default route")
+        Manifest::new("netns-bridge", "namespaces attached to one bridge, with addresses and default routes")
+            .version(env!("CARGO_PKG_VERSION"))
+            .usage(USAGE)
+            .grant("netns:*", "creates and deletes the namespaces P1..PN")
+            .grant("link:*", "creates the bridge and the veth pairs")
+            .grant("addr:*", "assigns addresses from the subnet")
+            .grant("route:0.0.0.0/0", "adds each namespace's default route")
     }
 
     fn run(args: Vec<String>) -> Result<()> {

@@ -18,14 +18,9 @@ struct Plan {
 }
 
 fn plan(args: &Args) -> Result<Plan> {
-    let subnet: Cidr = args
-        .value("--subnet")
-        .unwrap_or("192.168.56.0/24")
-        .parse()?;
+    let subnet: Cidr = args.value("--subnet").unwrap_or("192.168.56.0/24").parse()?;
     if subnet.host_count() < 2 {
-        return Err(Error::Invalid(format!(
-            "subnet {subnet} has fewer than two host addresses"
-        )));
+        return Err(Error::Invalid(format!("subnet {subnet} has fewer than two host addresses")));
     }
     Ok(Plan {
         left: args.value("--left").unwrap_or("netns0").into(),
@@ -67,10 +62,7 @@ fn up(p: &Plan) -> Result<()> {
         let _ = netns::delete(&p.right);
         return Err(e);
     }
-    log::info(&format!(
-        "{} ({left_ip}) <-> {} ({right_ip})",
-        p.left, p.right
-    ));
+    log::info(&format!("{} ({left_ip}) <-> {} ({right_ip})", p.left, p.right));
     Ok(())
 }
 
@@ -85,14 +77,8 @@ impl Recipe for NetnsPair {
         Manifest::new("netns-pair", "two network namespaces joined by a veth pair")
             .version(env!("CARGO_PKG_VERSION"))
             .usage(USAGE)
-            .grant(
-                "netns:*",
-                "creates and deletes the LEFT and RIGHT namespaces",
-            )
-            .grant(
-                "link:*",
-                "creates the veth pair and brings lo and the ends up",
-            )
+            .grant("netns:*", "creates and deletes the LEFT and RIGHT namespaces")
+            .grant("link:*", "creates the veth pair and brings lo and the ends up")
             .grant("addr:*", "assigns the subnet's first two host addresses")
     }
 

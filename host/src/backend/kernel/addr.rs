@@ -12,11 +12,7 @@ use crate::ops::{AddrInfo, Ns};
 
 /// Every address in the namespace as (link index, CIDR).
 pub async fn dump(h: &Handle, ns: &Ns) -> CapResult<Vec<(u32, IpNetwork)>> {
-    Ok(messages(h, ns)
-        .await?
-        .iter()
-        .filter_map(|m| Some((m.header.index, cidr_of(m)?)))
-        .collect())
+    Ok(messages(h, ns).await?.iter().filter_map(|m| Some((m.header.index, cidr_of(m)?))).collect())
 }
 
 async fn messages(h: &Handle, ns: &Ns) -> CapResult<Vec<AddressMessage>> {
@@ -24,12 +20,7 @@ async fn messages(h: &Handle, ns: &Ns) -> CapResult<Vec<AddressMessage>> {
         Some(ns) => format!("addresses in namespace {ns}"),
         None => "addresses".to_string(),
     };
-    h.address()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|e| nl_error(e, &what, "list"))
+    h.address().get().execute().try_collect().await.map_err(|e| nl_error(e, &what, "list"))
 }
 
 /// The CIDR an address message describes (IFA_LOCAL wins over IFA_ADDRESS, as in iproute2).
@@ -49,11 +40,7 @@ fn cidr_of(msg: &AddressMessage) -> Option<IpNetwork> {
 pub async fn add(h: &Handle, ns: &Ns, dev: &str, cidr: IpNetwork) -> CapResult<()> {
     let index = link::index_of(h, ns, dev).await?;
     let what = format!("address {cidr} on {}", describe(ns, dev));
-    h.address()
-        .add(index, cidr.ip(), cidr.prefix())
-        .execute()
-        .await
-        .map_err(|e| nl_error(e, &what, "add"))
+    h.address().add(index, cidr.ip(), cidr.prefix()).execute().await.map_err(|e| nl_error(e, &what, "add"))
 }
 
 /// `ip addr del CIDR dev DEV`.
@@ -65,11 +52,7 @@ pub async fn delete(h: &Handle, ns: &Ns, dev: &str, cidr: IpNetwork) -> CapResul
         .into_iter()
         .find(|m| m.header.index == index && cidr_of(m) == Some(cidr))
         .ok_or_else(|| CapError::NotFound(format!("{what} does not exist")))?;
-    h.address()
-        .del(msg)
-        .execute()
-        .await
-        .map_err(|e| nl_error(e, &what, "delete"))
+    h.address().del(msg).execute().await.map_err(|e| nl_error(e, &what, "delete"))
 }
 
 /// `ip addr show [dev DEV]`.
@@ -77,20 +60,12 @@ pub async fn list(h: &Handle, ns: &Ns, dev: Option<&str>) -> CapResult<Vec<AddrI
     let links = link::list(h, ns).await?;
     if let Some(dev) = dev {
         if !links.iter().any(|l| l.name == dev) {
-            return Err(CapError::NotFound(format!(
-                "{} does not exist",
-                describe(ns, dev)
-            )));
+            return Err(CapError::NotFound(format!("{} does not exist", describe(ns, dev))));
         }
     }
     Ok(links
         .into_iter()
         .filter(|l| dev.is_none_or(|d| d == l.name))
-        .flat_map(|l| {
-            l.addresses.into_iter().map(move |cidr| AddrInfo {
-                dev: l.name.clone(),
-                cidr,
-            })
-        })
+        .flat_map(|l| l.addresses.into_iter().map(move |cidr| AddrInfo { dev: l.name.clone(), cidr }))
         .collect())
 }

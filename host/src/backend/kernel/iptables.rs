@@ -29,9 +29,7 @@ impl Saved {
     }
 
     fn has_rule(&self, table: Table, spec: &str) -> bool {
-        self.rules
-            .iter()
-            .any(|l| l.table == table && l.spec == spec)
+        self.rules.iter().any(|l| l.table == table && l.spec == spec)
     }
 
     /// Rules tagged by netsh, with their (owner, id).
@@ -52,27 +50,15 @@ fn comment_of(spec: &str) -> Option<&str> {
 fn run(program: &str, args: &[&str], stdin: Option<&str>) -> CapResult<String> {
     let mut child = Command::new(program)
         .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            CapError::io(
-                &e,
-                format!("run {program} (is the iptables package installed?)"),
-            )
-        })?;
+        .map_err(|e| CapError::io(&e, format!("run {program} (is the iptables package installed?)")))?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes())
-            .map_err(|e| CapError::io(&e, format!("write to {program}")))?;
+        pipe.write_all(input.as_bytes()).map_err(|e| CapError::io(&e, format!("write to {program}")))?;
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| CapError::io(&e, format!("wait for {program}")))?;
+    let out = child.wait_with_output().map_err(|e| CapError::io(&e, format!("wait for {program}")))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(CapError::Os {
@@ -99,10 +85,7 @@ fn save() -> CapResult<Saved> {
                 let name = chain.split_whitespace().next().unwrap_or_default();
                 saved.chains.push((t, name.to_string()));
             } else if let Some(spec) = line.strip_prefix("-A ") {
-                saved.rules.push(Line {
-                    table: t,
-                    spec: spec.to_string(),
-                });
+                saved.rules.push(Line { table: t, spec: spec.to_string() });
             }
         }
     }
@@ -130,20 +113,14 @@ fn restore(batch: BTreeMap<Table, Vec<String>>) -> CapResult<()> {
 fn setup_lines(saved: &Saved, batch: &mut BTreeMap<Table, Vec<String>>) {
     for chain in CHAINS {
         if !saved.has_chain(chain.table, chain.name) {
-            batch
-                .entry(chain.table)
-                .or_default()
-                .push(format!(":{} - [0:0]", chain.name));
+            batch.entry(chain.table).or_default().push(format!(":{} - [0:0]", chain.name));
         }
     }
     // Inserted at position 1 in reverse so that isolation precedes accepts.
     for chain in CHAINS.iter().rev() {
         if let Some(jump) = firewall::jump_spec(chain) {
             if !saved.has_rule(chain.table, &jump) {
-                batch
-                    .entry(chain.table)
-                    .or_default()
-                    .push(format!("-I {}", jump.replacen(' ', " 1 ", 1)));
+                batch.entry(chain.table).or_default().push(format!("-I {}", jump.replacen(' ', " 1 ", 1)));
             }
         }
     }
@@ -155,13 +132,8 @@ fn published_key(spec: &str) -> Option<(String, Option<String>, String)> {
         return None;
     }
     let words: Vec<&str> = spec.split_whitespace().collect();
-    let after = |flag: &str| {
-        words
-            .iter()
-            .position(|w| *w == flag)
-            .and_then(|i| words.get(i + 1))
-            .map(|s| s.to_string())
-    };
+    let after =
+        |flag: &str| words.iter().position(|w| *w == flag).and_then(|i| words.get(i + 1)).map(|s| s.to_string());
     Some((after("-p")?, after("-d"), after("--dport")?))
 }
 
@@ -195,10 +167,7 @@ impl FirewallBackend for Iptables {
         let mut batch = BTreeMap::new();
         setup_lines(&saved, &mut batch);
         for line in &lines {
-            batch
-                .entry(line.table)
-                .or_default()
-                .push(format!("-A {}", line.spec));
+            batch.entry(line.table).or_default().push(format!("-A {}", line.spec));
         }
         restore(batch)?;
         Ok(id)
@@ -210,10 +179,7 @@ impl FirewallBackend for Iptables {
         let mut others = 0;
         for (line, _, other) in saved.owned() {
             if other == id {
-                batch
-                    .entry(line.table)
-                    .or_default()
-                    .push(format!("-D {}", line.spec));
+                batch.entry(line.table).or_default().push(format!("-D {}", line.spec));
             } else {
                 others += 1;
             }
@@ -236,11 +202,7 @@ impl FirewallBackend for Iptables {
             let command = firewall::commands(std::slice::from_ref(line)).remove(0);
             match rules.iter_mut().find(|r| r.id == id) {
                 Some(rule) => rule.commands.push(command),
-                None => rules.push(RuleInfo {
-                    id: id.into(),
-                    owner: owner.into(),
-                    commands: vec![command],
-                }),
+                None => rules.push(RuleInfo { id: id.into(), owner: owner.into(), commands: vec![command] }),
             }
         }
         Ok(rules)
@@ -252,19 +214,13 @@ fn teardown_lines(saved: &Saved, batch: &mut BTreeMap<Table, Vec<String>>) {
     for chain in CHAINS {
         if let Some(jump) = firewall::jump_spec(chain) {
             if saved.has_rule(chain.table, &jump) {
-                batch
-                    .entry(chain.table)
-                    .or_default()
-                    .push(format!("-D {jump}"));
+                batch.entry(chain.table).or_default().push(format!("-D {jump}"));
             }
         }
     }
     for chain in CHAINS {
         if saved.has_chain(chain.table, chain.name) {
-            batch
-                .entry(chain.table)
-                .or_default()
-                .push(format!("-X {}", chain.name));
+            batch.entry(chain.table).or_default().push(format!("-X {}", chain.name));
         }
     }
 }

@@ -6,8 +6,7 @@ use std::os::fd::AsRawFd;
 use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkLayerType,
-    LinkMessage, State,
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkLayerType, LinkMessage, State,
 };
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
@@ -30,10 +29,7 @@ pub async fn index_of(h: &Handle, ns: &Ns, name: &str) -> CapResult<u32> {
     let mut links = h.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
         Ok(Some(msg)) => Ok(msg.header.index),
-        Ok(None) => Err(CapError::NotFound(format!(
-            "{} does not exist",
-            describe(ns, name)
-        ))),
+        Ok(None) => Err(CapError::NotFound(format!("{} does not exist", describe(ns, name)))),
         Err(e) => Err(nl_error(e, &describe(ns, name), "look up")),
     }
 }
@@ -42,11 +38,7 @@ pub async fn index_of(h: &Handle, ns: &Ns, name: &str) -> CapResult<u32> {
 /// not survive its first port joining).
 pub async fn add_bridge(h: &Handle, ns: &Ns, name: &str, mtu: Option<u32>) -> CapResult<()> {
     let what = describe(ns, name);
-    h.link()
-        .add(LinkBridge::new(name).build())
-        .execute()
-        .await
-        .map_err(|e| nl_error(e, &what, "create"))?;
+    h.link().add(LinkBridge::new(name).build()).execute().await.map_err(|e| nl_error(e, &what, "create"))?;
     if let Some(mtu) = mtu {
         set(h, ns, name, LinkUnspec::new_with_name(name).mtu(mtu)).await?;
     }
@@ -80,25 +72,12 @@ pub async fn add_veth(h: &Handle, ns: &Ns, spec: &VethSpec) -> CapResult<()> {
         msg = msg.up();
     }
     let what = format!("{} (peer {})", describe(ns, &spec.name), spec.peer);
-    h.link()
-        .add(msg.build())
-        .execute()
-        .await
-        .map_err(|e| nl_error(e, &what, "create"))
+    h.link().add(msg.build()).execute().await.map_err(|e| nl_error(e, &what, "create"))
 }
 
 /// Apply a link-set message addressed by name.
-async fn set(
-    h: &Handle,
-    ns: &Ns,
-    name: &str,
-    msg: LinkMessageBuilder<LinkUnspec>,
-) -> CapResult<()> {
-    h.link()
-        .set(msg.build())
-        .execute()
-        .await
-        .map_err(|e| nl_error(e, &describe(ns, name), "change"))
+async fn set(h: &Handle, ns: &Ns, name: &str, msg: LinkMessageBuilder<LinkUnspec>) -> CapResult<()> {
+    h.link().set(msg.build()).execute().await.map_err(|e| nl_error(e, &describe(ns, name), "change"))
 }
 
 /// `ip link set NAME up|down`.
@@ -120,13 +99,7 @@ pub async fn set_master(h: &Handle, ns: &Ns, name: &str, master: Option<&str>) -
 /// `ip link set NAME netns TARGET`.
 pub async fn set_netns(h: &Handle, ns: &Ns, name: &str, target: &Ns) -> CapResult<()> {
     let file = nsfs::open_ns(target)?;
-    set(
-        h,
-        ns,
-        name,
-        LinkUnspec::new_with_name(name).setns_by_fd(file.as_raw_fd()),
-    )
-    .await
+    set(h, ns, name, LinkUnspec::new_with_name(name).setns_by_fd(file.as_raw_fd())).await
 }
 
 /// `ip link set NAME mtu M`.
@@ -138,21 +111,13 @@ pub async fn set_mtu(h: &Handle, ns: &Ns, name: &str, mtu: u32) -> CapResult<()>
 pub async fn rename(h: &Handle, ns: &Ns, name: &str, new_name: &str) -> CapResult<()> {
     let index = index_of(h, ns, name).await?;
     let msg = LinkUnspec::new_with_index(index).name(new_name.to_string());
-    h.link()
-        .set(msg.build())
-        .execute()
-        .await
-        .map_err(|e| nl_error(e, &describe(ns, new_name), "rename to"))
+    h.link().set(msg.build()).execute().await.map_err(|e| nl_error(e, &describe(ns, new_name), "rename to"))
 }
 
 /// `ip link del NAME`.
 pub async fn delete(h: &Handle, ns: &Ns, name: &str) -> CapResult<()> {
     let index = index_of(h, ns, name).await?;
-    h.link()
-        .del(index)
-        .execute()
-        .await
-        .map_err(|e| nl_error(e, &describe(ns, name), "delete"))
+    h.link().del(index).execute().await.map_err(|e| nl_error(e, &describe(ns, name), "delete"))
 }
 
 /// `ip addr show NAME`.
@@ -166,25 +131,15 @@ pub async fn get(h: &Handle, ns: &Ns, name: &str) -> CapResult<LinkInfo> {
 
 /// `ip addr show`: every link with its addresses, by index.
 pub async fn list(h: &Handle, ns: &Ns) -> CapResult<Vec<LinkInfo>> {
-    let msgs: Vec<LinkMessage> = h
-        .link()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|e| nl_error(e, "links", "list"))?;
-    let names: HashMap<u32, String> = msgs
-        .iter()
-        .map(|m| (m.header.index, link_name(m)))
-        .collect();
+    let msgs: Vec<LinkMessage> =
+        h.link().get().execute().try_collect().await.map_err(|e| nl_error(e, "links", "list"))?;
+    let names: HashMap<u32, String> = msgs.iter().map(|m| (m.header.index, link_name(m))).collect();
     let mut addrs: HashMap<u32, Vec<IpNetwork>> = HashMap::new();
     for (index, cidr) in addr::dump(h, ns).await? {
         addrs.entry(index).or_default().push(cidr);
     }
-    let mut links: Vec<LinkInfo> = msgs
-        .iter()
-        .map(|m| to_info(m, &names, addrs.remove(&m.header.index).unwrap_or_default()))
-        .collect();
+    let mut links: Vec<LinkInfo> =
+        msgs.iter().map(|m| to_info(m, &names, addrs.remove(&m.header.index).unwrap_or_default())).collect();
     links.sort_by_key(|l| l.index);
     Ok(links)
 }
@@ -203,12 +158,7 @@ fn to_info(msg: &LinkMessage, names: &HashMap<u32, String>, addresses: Vec<IpNet
     let mut info = LinkInfo {
         name: link_name(msg),
         index: msg.header.index,
-        kind: if msg.header.link_layer_type == LinkLayerType::Loopback {
-            "loopback"
-        } else {
-            "device"
-        }
-        .into(),
+        kind: if msg.header.link_layer_type == LinkLayerType::Loopback { "loopback" } else { "device" }.into(),
         mtu: 0,
         up: msg.header.flags.contains(LinkFlags::Up),
         oper_state: "unknown".into(),
@@ -249,9 +199,5 @@ fn oper_state(state: State) -> &'static str {
 }
 
 fn format_mac(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }

@@ -32,10 +32,7 @@ impl std::fmt::Debug for Kernel {
 
 impl Default for Kernel {
     fn default() -> Self {
-        Kernel {
-            handles: netlink::Handles::default(),
-            firewall: Arc::new(iptables::Iptables),
-        }
+        Kernel { handles: netlink::Handles::default(), firewall: Arc::new(iptables::Iptables) }
     }
 }
 
@@ -60,91 +57,47 @@ impl Kernel {
             Op::NetnsList => nsfs::list().map(Reply::Names),
             Op::NetnsExists { name } => Ok(Reply::Bool(nsfs::exists(&name))),
             Op::NetnsAttach { name, pid } => nsfs::attach(&name, pid).map(done),
-            Op::NetnsWriteEtc {
-                name,
-                file,
-                contents,
-            } => nsfs::write_etc(&name, file, &contents).map(done),
-            Op::NetnsReadEtc { name, file } => {
-                nsfs::read_etc(name.as_deref(), file).map(Reply::Text)
-            }
+            Op::NetnsWriteEtc { name, file, contents } => nsfs::write_etc(&name, file, &contents).map(done),
+            Op::NetnsReadEtc { name, file } => nsfs::read_etc(name.as_deref(), file).map(Reply::Text),
             Op::LinkAddBridge { ns, name, mtu } => {
-                link::add_bridge(&self.handles.get(&ns).await?, &ns, &name, mtu)
-                    .await
-                    .map(done)
+                link::add_bridge(&self.handles.get(&ns).await?, &ns, &name, mtu).await.map(done)
             }
-            Op::LinkAddVeth { ns, spec } => {
-                link::add_veth(&self.handles.get(&ns).await?, &ns, &spec)
-                    .await
-                    .map(done)
-            }
+            Op::LinkAddVeth { ns, spec } => link::add_veth(&self.handles.get(&ns).await?, &ns, &spec).await.map(done),
             Op::LinkSetUp { ns, name, up } => {
-                link::set_up(&self.handles.get(&ns).await?, &ns, &name, up)
-                    .await
-                    .map(done)
+                link::set_up(&self.handles.get(&ns).await?, &ns, &name, up).await.map(done)
             }
             Op::LinkSetMaster { ns, name, master } => {
-                link::set_master(&self.handles.get(&ns).await?, &ns, &name, master.as_deref())
-                    .await
-                    .map(done)
+                link::set_master(&self.handles.get(&ns).await?, &ns, &name, master.as_deref()).await.map(done)
             }
             Op::LinkSetNetns { ns, name, target } => {
-                link::set_netns(&self.handles.get(&ns).await?, &ns, &name, &target)
-                    .await
-                    .map(done)
+                link::set_netns(&self.handles.get(&ns).await?, &ns, &name, &target).await.map(done)
             }
             Op::LinkSetMtu { ns, name, mtu } => {
-                link::set_mtu(&self.handles.get(&ns).await?, &ns, &name, mtu)
-                    .await
-                    .map(done)
+                link::set_mtu(&self.handles.get(&ns).await?, &ns, &name, mtu).await.map(done)
             }
             Op::LinkRename { ns, name, new_name } => {
-                link::rename(&self.handles.get(&ns).await?, &ns, &name, &new_name)
-                    .await
-                    .map(done)
+                link::rename(&self.handles.get(&ns).await?, &ns, &name, &new_name).await.map(done)
             }
-            Op::LinkDelete { ns, name } => link::delete(&self.handles.get(&ns).await?, &ns, &name)
-                .await
-                .map(done),
-            Op::LinkGet { ns, name } => link::get(&self.handles.get(&ns).await?, &ns, &name)
-                .await
-                .map(|l| Reply::Link(Box::new(l))),
-            Op::LinkList { ns } => link::list(&self.handles.get(&ns).await?, &ns)
-                .await
-                .map(Reply::Links),
-            Op::AddrAdd { ns, dev, cidr } => {
-                addr::add(&self.handles.get(&ns).await?, &ns, &dev, cidr)
-                    .await
-                    .map(done)
+            Op::LinkDelete { ns, name } => link::delete(&self.handles.get(&ns).await?, &ns, &name).await.map(done),
+            Op::LinkGet { ns, name } => {
+                link::get(&self.handles.get(&ns).await?, &ns, &name).await.map(|l| Reply::Link(Box::new(l)))
             }
+            Op::LinkList { ns } => link::list(&self.handles.get(&ns).await?, &ns).await.map(Reply::Links),
+            Op::AddrAdd { ns, dev, cidr } => addr::add(&self.handles.get(&ns).await?, &ns, &dev, cidr).await.map(done),
             Op::AddrDelete { ns, dev, cidr } => {
-                addr::delete(&self.handles.get(&ns).await?, &ns, &dev, cidr)
-                    .await
-                    .map(done)
+                addr::delete(&self.handles.get(&ns).await?, &ns, &dev, cidr).await.map(done)
             }
             Op::AddrList { ns, dev } => {
-                addr::list(&self.handles.get(&ns).await?, &ns, dev.as_deref())
-                    .await
-                    .map(Reply::Addrs)
+                addr::list(&self.handles.get(&ns).await?, &ns, dev.as_deref()).await.map(Reply::Addrs)
             }
-            Op::RouteAdd { ns, route } => route::add(&self.handles.get(&ns).await?, &ns, &route)
-                .await
-                .map(done),
-            Op::RouteDelete { ns, route } => {
-                route::delete(&self.handles.get(&ns).await?, &ns, &route)
-                    .await
-                    .map(done)
-            }
-            Op::RouteList { ns } => route::list(&self.handles.get(&ns).await?, &ns)
-                .await
-                .map(Reply::Routes),
+            Op::RouteAdd { ns, route } => route::add(&self.handles.get(&ns).await?, &ns, &route).await.map(done),
+            Op::RouteDelete { ns, route } => route::delete(&self.handles.get(&ns).await?, &ns, &route).await.map(done),
+            Op::RouteList { ns } => route::list(&self.handles.get(&ns).await?, &ns).await.map(Reply::Routes),
             Op::SysctlGet { ns, key } => sysctl::get(&ns, &key).await.map(Reply::Text),
             Op::SysctlSet { ns, key, value } => sysctl::set(&ns, &key, &value).await.map(done),
             Op::FwAdd { ns, owner, rule } => {
                 let fw = self.firewall.clone();
-                nsfs::in_netns(&ns, move || fw.add(&owner, &rule))
-                    .await
-                    .map(Reply::Text)
+                nsfs::in_netns(&ns, move || fw.add(&owner, &rule)).await.map(Reply::Text)
             }
             Op::FwRemove { ns, id } => {
                 let fw = self.firewall.clone();
@@ -152,9 +105,7 @@ impl Kernel {
             }
             Op::FwList { ns } => {
                 let fw = self.firewall.clone();
-                nsfs::in_netns(&ns, move || fw.list())
-                    .await
-                    .map(Reply::Rules)
+                nsfs::in_netns(&ns, move || fw.list()).await.map(Reply::Rules)
             }
         }
     }

@@ -37,10 +37,7 @@ impl Handles {
     /// Keep a handle for a namespace whose socket was opened elsewhere.
     pub async fn insert(&self, name: &str, socket: Socket) -> CapResult<()> {
         let handle = connect(socket)?;
-        self.by_ns
-            .lock()
-            .await
-            .insert(Some(name.to_string()), handle);
+        self.by_ns.lock().await.insert(Some(name.to_string()), handle);
         Ok(())
     }
 
@@ -69,15 +66,9 @@ pub fn nl_error(err: rtnetlink::Error, what: &str, doing: &str) -> CapError {
     match err {
         rtnetlink::Error::NetlinkError(msg) => match msg.code {
             Some(code) => errno_error(Errno::from_raw(-code.get()), what, doing),
-            None => CapError::Os {
-                code: 0,
-                message: format!("{doing} {what}: unexpected ack"),
-            },
+            None => CapError::Os { code: 0, message: format!("{doing} {what}: unexpected ack") },
         },
-        other => CapError::Os {
-            code: 0,
-            message: format!("{doing} {what}: {other}"),
-        },
+        other => CapError::Os { code: 0, message: format!("{doing} {what}: {other}") },
     }
 }
 

@@ -40,9 +40,7 @@ pub fn open_ns(ns: &Ns) -> CapResult<File> {
 }
 
 fn not_found(name: &str) -> CapError {
-    CapError::NotFound(format!(
-        "namespace {name} does not exist (see `ip netns list`)"
-    ))
+    CapError::NotFound(format!("namespace {name} does not exist (see `ip netns list`)"))
 }
 
 /// Run `f` on a fresh thread that has entered the namespace `ns`.
@@ -53,8 +51,7 @@ where
 {
     let file = open_ns(ns)?;
     on_thread(move || {
-        setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
-            .map_err(|e| CapError::os(e, "enter namespace"))?;
+        setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| CapError::os(e, "enter namespace"))?;
         f()
     })
     .await
@@ -73,10 +70,7 @@ where
             let _ = tx.send(f());
         })
         .map_err(|e| CapError::io(&e, "spawn namespace thread"))?;
-    rx.await.map_err(|_| CapError::Os {
-        code: 0,
-        message: "namespace thread panicked".into(),
-    })?
+    rx.await.map_err(|_| CapError::Os { code: 0, message: "namespace thread panicked".into() })?
 }
 
 /// Make /run/netns a shared mount point, as iproute2 does, so that a
@@ -85,20 +79,15 @@ fn ensure_netns_dir() -> CapResult<()> {
     static READY: OnceLock<Result<(), CapError>> = OnceLock::new();
     READY
         .get_or_init(|| {
-            fs::create_dir_all(NETNS_DIR)
-                .map_err(|e| CapError::io(&e, format!("create {NETNS_DIR}")))?;
+            fs::create_dir_all(NETNS_DIR).map_err(|e| CapError::io(&e, format!("create {NETNS_DIR}")))?;
             let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
             match mount(None::<&str>, NETNS_DIR, Some("none"), shared, None::<&str>) {
                 Ok(()) => Ok(()),
-                Err(Errno::EINVAL) => mount(
-                    Some(NETNS_DIR),
-                    NETNS_DIR,
-                    Some("none"),
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None::<&str>,
-                )
-                .and_then(|()| mount(None::<&str>, NETNS_DIR, Some("none"), shared, None::<&str>))
-                .map_err(|e| CapError::os(e, format!("make {NETNS_DIR} a shared mount"))),
+                Err(Errno::EINVAL) => {
+                    mount(Some(NETNS_DIR), NETNS_DIR, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                        .and_then(|()| mount(None::<&str>, NETNS_DIR, Some("none"), shared, None::<&str>))
+                        .map_err(|e| CapError::os(e, format!("make {NETNS_DIR} a shared mount")))
+                }
                 Err(e) => Err(CapError::os(e, format!("make {NETNS_DIR} a shared mount"))),
             }
         })
@@ -109,16 +98,10 @@ fn ensure_netns_dir() -> CapResult<()> {
 fn create_mount_point(name: &str) -> CapResult<PathBuf> {
     ensure_netns_dir()?;
     let path = ns_path(name);
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| match e.kind() {
-            ErrorKind::AlreadyExists => {
-                CapError::Exists(format!("namespace {name} already exists"))
-            }
-            _ => CapError::io(&e, format!("create {}", path.display())),
-        })?;
+    OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| match e.kind() {
+        ErrorKind::AlreadyExists => CapError::Exists(format!("namespace {name} already exists")),
+        _ => CapError::io(&e, format!("create {}", path.display())),
+    })?;
     Ok(path)
 }
 
@@ -132,16 +115,9 @@ where
     let path = create_mount_point(name)?;
     let cleanup = path.clone();
     let result = on_thread(move || {
-        unshare(CloneFlags::CLONE_NEWNET)
-            .map_err(|e| CapError::os(e, "unshare network namespace"))?;
-        mount(
-            Some("/proc/thread-self/ns/net"),
-            &path,
-            Some("none"),
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| CapError::os(e, format!("bind-mount {}", path.display())))?;
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| CapError::os(e, "unshare network namespace"))?;
+        mount(Some("/proc/thread-self/ns/net"), &path, Some("none"), MsFlags::MS_BIND, None::<&str>)
+            .map_err(|e| CapError::os(e, format!("bind-mount {}", path.display())))?;
         then()
     })
     .await;
@@ -159,14 +135,7 @@ pub fn attach(name: &str, pid: u32) -> CapResult<()> {
         return Err(CapError::NotFound(format!("process {pid} does not exist")));
     }
     let path = create_mount_point(name)?;
-    mount(
-        Some(source.as_str()),
-        &path,
-        Some("none"),
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| {
+    mount(Some(source.as_str()), &path, Some("none"), MsFlags::MS_BIND, None::<&str>).map_err(|e| {
         let _ = fs::remove_file(&path);
         CapError::os(e, format!("bind-mount {source}"))
     })
@@ -184,9 +153,7 @@ pub fn delete(name: &str) -> CapResult<()> {
     }
     fs::remove_file(&path).map_err(|e| CapError::io(&e, format!("remove {}", path.display())))?;
     match fs::remove_dir_all(Path::new(ETC_NETNS_DIR).join(name)) {
-        Err(e) if e.kind() != ErrorKind::NotFound => {
-            Err(CapError::io(&e, "remove /etc/netns files"))
-        }
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(CapError::io(&e, "remove /etc/netns files")),
         _ => Ok(()),
     }
 }
@@ -198,10 +165,8 @@ pub fn list() -> CapResult<Vec<String>> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(CapError::io(&e, format!("read {NETNS_DIR}"))),
     };
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
+    let mut names: Vec<String> =
+        entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
     names.sort();
     Ok(names)
 }

@@ -21,9 +21,7 @@ async fn message(h: &Handle, ns: &Ns, route: &RouteSpec) -> CapResult<RouteMessa
         .destination_prefix(route.dest.ip(), route.dest.prefix())
         .map_err(|e| CapError::Invalid(format!("route {route}: {e}")))?;
     if let Some(via) = route.via {
-        builder = builder
-            .gateway(via)
-            .map_err(|e| CapError::Invalid(format!("route {route}: {e}")))?;
+        builder = builder.gateway(via).map_err(|e| CapError::Invalid(format!("route {route}: {e}")))?;
     } else {
         builder = builder.scope(RouteScope::Link);
     }
@@ -43,31 +41,19 @@ async fn message(h: &Handle, ns: &Ns, route: &RouteSpec) -> CapResult<RouteMessa
 pub async fn add(h: &Handle, ns: &Ns, route: &RouteSpec) -> CapResult<()> {
     let msg = message(h, ns, route).await?;
     let what = format!("route {route}");
-    h.route()
-        .add(msg)
-        .execute()
-        .await
-        .map_err(|e| nl_error(e, &what, "add"))
+    h.route().add(msg).execute().await.map_err(|e| nl_error(e, &what, "add"))
 }
 
 /// `ip route del ...`.
 pub async fn delete(h: &Handle, ns: &Ns, route: &RouteSpec) -> CapResult<()> {
     let msg = message(h, ns, route).await?;
     let what = format!("route {route}");
-    h.route()
-        .del(msg)
-        .execute()
-        .await
-        .map_err(|e| nl_error(e, &what, "delete"))
+    h.route().del(msg).execute().await.map_err(|e| nl_error(e, &what, "delete"))
 }
 
 /// `ip route show` + `ip -6 route show`: unicast routes of the main table.
 pub async fn list(h: &Handle, ns: &Ns) -> CapResult<Vec<RouteSpec>> {
-    let names: HashMap<u32, String> = link::list(h, ns)
-        .await?
-        .into_iter()
-        .map(|l| (l.index, l.name))
-        .collect();
+    let names: HashMap<u32, String> = link::list(h, ns).await?.into_iter().map(|l| (l.index, l.name)).collect();
     let mut msgs: Vec<RouteMessage> = h
         .route()
         .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
@@ -85,10 +71,7 @@ pub async fn list(h: &Handle, ns: &Ns) -> CapResult<Vec<RouteSpec>> {
     msgs.extend(v6);
     Ok(msgs
         .iter()
-        .filter(|m| {
-            table_of(m) == u32::from(RouteHeader::RT_TABLE_MAIN)
-                && m.header.kind == RouteType::Unicast
-        })
+        .filter(|m| table_of(m) == u32::from(RouteHeader::RT_TABLE_MAIN) && m.header.kind == RouteType::Unicast)
         .filter_map(|m| to_spec(m, &names))
         .collect())
 }
@@ -113,19 +96,10 @@ fn to_ip(addr: &RouteAddress) -> Option<IpAddr> {
 
 fn to_spec(msg: &RouteMessage, names: &HashMap<u32, String>) -> Option<RouteSpec> {
     let v6 = msg.header.address_family == netlink_packet_route::AddressFamily::Inet6;
-    let unspecified = if v6 {
-        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-    } else {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    };
+    let unspecified = if v6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) };
     let mut dest_ip = unspecified;
-    let mut spec = RouteSpec {
-        dest: IpNetwork::new(unspecified, 0).ok()?,
-        via: None,
-        dev: None,
-        onlink: false,
-        metric: None,
-    };
+    let mut spec =
+        RouteSpec { dest: IpNetwork::new(unspecified, 0).ok()?, via: None, dev: None, onlink: false, metric: None };
     for attr in &msg.attributes {
         match attr {
             RouteAttribute::Destination(a) => dest_ip = to_ip(a)?,

@@ -21,9 +21,7 @@ pub async fn get(ns: &Ns, key: &str) -> CapResult<String> {
     let path = sysctl_path(key)?;
     let key = key.to_string();
     nsfs::in_netns(ns, move || {
-        fs::read_to_string(&path)
-            .map(|v| v.trim_end().to_string())
-            .map_err(|e| io_error(e, &key, "read"))
+        fs::read_to_string(&path).map(|v| v.trim_end().to_string()).map_err(|e| io_error(e, &key, "read"))
     })
     .await
 }
@@ -34,9 +32,7 @@ pub async fn set(ns: &Ns, key: &str, value: &str) -> CapResult<()> {
     let (key, value) = (key.to_string(), value.to_string());
     nsfs::in_netns(ns, move || {
         fs::write(&path, format!("{value}\n")).map_err(|e| match e.kind() {
-            ErrorKind::InvalidInput => {
-                CapError::Invalid(format!("sysctl {key} does not accept {value:?}"))
-            }
+            ErrorKind::InvalidInput => CapError::Invalid(format!("sysctl {key} does not accept {value:?}")),
             _ => io_error(e, &key, "write"),
         })
     })

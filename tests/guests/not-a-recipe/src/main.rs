@@ -1,0 +1,5 @@
+//! A plain WASI command: valid component, wrong world.
+
+fn main() {
+    println!("not a recipe");
+}

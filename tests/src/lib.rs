@@ -1,0 +1,78 @@
+//! Helpers for netsh's end-to-end tests.
+//!
+//! Every kernel-touching test runs a bash script in a child process under
+//! `unshare --net --mount` with private tmpfs mounts on /run/netns and
+//! /etc/netns: the test harness itself never changes namespace, and the
+//! machine's own interfaces, routes and firewall are never touched.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The netsh binary under test (`$NETSH_BIN`, else target/release/netsh).
+pub fn netsh() -> PathBuf {
+    std::env::var_os("NETSH_BIN").map(PathBuf::from).unwrap_or_else(|| root().join("target/release/netsh"))
+}
+
+/// What a sandboxed script did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Panic with the whole output unless the script succeeded.
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "script failed\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// Bash run before every script: strict mode, private namespace dirs, lo up,
+/// and helpers (`snapshot`, `expect_fail`).
+const PRELUDE: &str = r#"
+set -euo pipefail
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+mkdir -p /run/netns /etc/netns
+mount -t tmpfs tmpfs /run/netns
+mount -t tmpfs tmpfs /etc/netns
+ip link set lo up
+# The namespace's state as text, for before/after comparisons.
+snapshot() {
+  { ip -o link | sed -E 's/^[0-9]+: //; s/ link-netns[^ ]+//'; ip netns list; ip route; ip -6 route; iptables-save | grep -v '^#' || true; } 2>&1
+}
+# Run a command that must fail, and print its stderr.
+expect_fail() {
+  if out=$("$@" 2>&1); then echo "UNEXPECTED SUCCESS: $* -> $out"; exit 1; fi
+  echo "$out"
+}
+"#;
+
+/// Run `script` with bash in a fresh network + mount namespace, bounded to
+/// `limit_secs`. `$NETSH`, `$RECIPES` and `$GUESTS` point at the artifacts.
+pub fn sandboxed(script: &str, limit_secs: u32) -> Outcome {
+    let root = root();
+    let out = Command::new("timeout")
+        .arg(limit_secs.to_string())
+        .args(["unshare", "--net", "--mount", "--propagation", "private", "--", "bash", "-c"])
+        .arg(format!("{PRELUDE}\n{script}"))
+        .env("NETSH", netsh())
+        .env("RECIPES", root.join("recipes"))
+        .env("GUESTS", root.join("target/wasm32-wasip2/guest"))
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run unshare (util-linux) and bash");
+    Outcome {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

@@ -1,0 +1,94 @@
+//! The foundation: recipes change real kernel state, and packets prove it.
+
+use netsh_e2e::sandboxed;
+
+#[test]
+fn netns_pair_up_pings_and_down_cleans() {
+    let out = sandboxed(
+        r#"
+before=$(snapshot)
+$NETSH run $RECIPES/netns-pair.wasm -- --left left --right right --subnet 10.20.0.0/24
+ip netns list | grep -q "^left" && ip netns list | grep -q "^right"
+ip -n left -j addr show dev veth0 | grep -q '"local":"10.20.0.1"'
+ip -n right -j addr show dev veth1 | grep -q '"local":"10.20.0.2"'
+ip -n left -j link show veth0 | grep -q '"operstate":"UP"'
+ip netns exec left ping -c1 -W2 10.20.0.2 >/dev/null
+ip netns exec right ping -c1 -W2 10.20.0.1 >/dev/null
+echo PING-OK
+$NETSH run $RECIPES/netns-pair.wasm -- down --left left --right right
+after=$(snapshot)
+[ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after"); exit 1; }
+echo CLEAN
+"#,
+        60,
+    );
+    out.assert_ok();
+    assert!(out.stdout.contains("PING-OK") && out.stdout.contains("CLEAN"), "{}", out.stdout);
+}
+
+#[test]
+fn netns_bridge_connects_namespaces_through_the_bridge() {
+    let out = sandboxed(
+        r#"
+before=$(snapshot)
+$NETSH run $RECIPES/netns-bridge.wasm -- --count 3 --subnet 10.30.0.0/24 --bridge br-t --prefix c
+[ "$(ip netns list | awk '{print $1}' | sort | tr '\n' ' ')" = "c1 c2 c3 " ]
+ip -j link show br-t | grep -q '"operstate":"UP"'
+ip -j addr show dev br-t | grep -q '"local":"10.30.0.1"'
+for i in 1 2 3; do
+  ip -j link show veth-c$i | grep -q '"master":"br-t"'
+  ip -n c$i -j route show default | grep -q '"gateway":"10.30.0.1"'
+done
+ip -n c3 -j addr show dev eth0 | grep -q '"local":"10.30.0.4"'
+ip netns exec c1 ping -c1 -W2 10.30.0.1 >/dev/null
+ip netns exec c1 ping -c1 -W2 10.30.0.4 >/dev/null
+ip netns exec c3 ping -c1 -W2 10.30.0.2 >/dev/null
+echo PING-OK
+$NETSH run $RECIPES/netns-bridge.wasm -- down --count 3 --bridge br-t --prefix c
+after=$(snapshot)
+[ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after"); exit 1; }
+echo CLEAN
+"#,
+        60,
+    );
+    out.assert_ok();
+    assert!(out.stdout.contains("PING-OK") && out.stdout.contains("CLEAN"), "{}", out.stdout);
+}
+
+#[test]
+fn sandbox_run_leaves_the_caller_untouched() {
+    let out = sandboxed(
+        r#"
+before=$(snapshot)
+$NETSH run --sandbox $RECIPES/netns-bridge.wasm -- --count 2 > topo.txt
+after=$(snapshot)
+[ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after"); exit 1; }
+cat topo.txt
+"#,
+        60,
+    );
+    out.assert_ok();
+    assert!(out.stdout.contains("netns netns2"), "topology not printed: {}", out.stdout);
+    assert!(out.stdout.contains("192.168.56.3/24"), "{}", out.stdout);
+}
+
+#[test]
+fn show_json_reads_back_the_kernel() {
+    let out = sandboxed(
+        r#"
+ip netns add j1
+ip -n j1 link add dummy0 type bridge
+ip -n j1 addr add 10.1.2.3/24 dev dummy0
+ip -n j1 link set dummy0 up
+$NETSH show -n j1 --json
+"#,
+        30,
+    );
+    out.assert_ok();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("show --json is JSON");
+    let links = v[0]["links"].as_array().expect("links");
+    let dummy = links.iter().find(|l| l["name"] == "dummy0").expect("dummy0 listed");
+    assert_eq!(dummy["kind"], "bridge");
+    assert_eq!(dummy["addresses"][0], "10.1.2.3/24");
+    assert!(v[0]["routes"].as_array().unwrap().iter().any(|r| r["dest"] == "10.1.2.0/24"));
+}

@@ -2,7 +2,7 @@
 CARGO   ?= cargo
 GUEST    = --target wasm32-wasip2 --profile guest
 WASM_DIR = target/wasm32-wasip2/guest
-RECIPES  = netns-pair netns-bridge
+RECIPES  = netns-pair netns-bridge docker-bridge port-forward
 TEST_GUESTS = misbehave not-a-recipe
 NETSH    = target/release/netsh
 

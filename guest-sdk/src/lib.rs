@@ -190,6 +190,10 @@ pub mod link {
     pub fn set_mtu(ns: Option<&str>, name: &str, mtu: u32) -> Result<()> {
         Ok(raw::set_mtu(ns, name, mtu)?)
     }
+    /// `ip link set NAME alias TEXT` (at most 255 bytes).
+    pub fn set_alias(ns: Option<&str>, name: &str, alias: &str) -> Result<()> {
+        Ok(raw::set_alias(ns, name, alias)?)
+    }
     /// `ip link set NAME name NEW`.
     pub fn rename(ns: Option<&str>, name: &str, new_name: &str) -> Result<()> {
         Ok(raw::rename(ns, name, new_name)?)

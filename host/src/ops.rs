@@ -62,6 +62,7 @@ pub struct LinkInfo {
     pub master: Option<String>,
     pub mac: String,
     pub addresses: Vec<IpNetwork>,
+    pub alias: Option<String>,
 }
 
 /// An address on an interface.
@@ -152,6 +153,7 @@ pub enum Op {
     LinkSetMaster { ns: Ns, name: String, master: Option<String> },
     LinkSetNetns { ns: Ns, name: String, target: Ns },
     LinkSetMtu { ns: Ns, name: String, mtu: u32 },
+    LinkSetAlias { ns: Ns, name: String, alias: String },
     LinkRename { ns: Ns, name: String, new_name: String },
     LinkDelete { ns: Ns, name: String },
     LinkGet { ns: Ns, name: String },
@@ -284,6 +286,7 @@ impl fmt::Display for Op {
             Op::LinkSetMtu { ns, name, mtu } => {
                 write!(f, "ip {}link set {name} mtu {mtu}", ip_ns(ns))
             }
+            Op::LinkSetAlias { ns, name, alias } => write!(f, "ip {}link set {name} alias {alias:?}", ip_ns(ns)),
             Op::LinkRename { ns, name, new_name } => {
                 write!(f, "ip {}link set {name} name {new_name}", ip_ns(ns))
             }

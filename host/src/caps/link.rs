@@ -1,7 +1,7 @@
 //! `netsh:host/link`.
 
 use super::{done, ifname, ns};
-use crate::error::CapResult;
+use crate::error::{CapError, CapResult};
 use crate::ops::{self, Op, Reply, VethSpec};
 use crate::runtime::RecipeState;
 use crate::runtime::bindings::netsh::host::link::{Host, LinkInfo, Veth};
@@ -18,6 +18,7 @@ fn to_wit(l: ops::LinkInfo) -> LinkInfo {
         master: l.master,
         mac: l.mac,
         addresses: l.addresses.iter().map(|a| a.to_string()).collect(),
+        alias: l.alias,
     }
 }
 
@@ -61,6 +62,16 @@ impl Host for RecipeState {
 
     async fn set_mtu(&mut self, ns_: Option<String>, name: String, mtu: u32) -> Result<(), Error> {
         let op = (|| Ok(Op::LinkSetMtu { ns: ns(ns_)?, name: ifname(name)?, mtu }))();
+        self.call(op, done).await
+    }
+
+    async fn set_alias(&mut self, ns_: Option<String>, name: String, alias: String) -> Result<(), Error> {
+        let op = (|| {
+            if alias.len() > 255 || alias.contains('\0') {
+                return Err(CapError::Invalid(format!("alias for {name} must be at most 255 bytes without NUL")));
+            }
+            Ok(Op::LinkSetAlias { ns: ns(ns_)?, name: ifname(name)?, alias })
+        })();
         self.call(op, done).await
     }
 

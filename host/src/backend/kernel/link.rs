@@ -107,6 +107,11 @@ pub async fn set_mtu(h: &Handle, ns: &Ns, name: &str, mtu: u32) -> CapResult<()>
     set(h, ns, name, LinkUnspec::new_with_name(name).mtu(mtu)).await
 }
 
+/// `ip link set NAME alias TEXT`.
+pub async fn set_alias(h: &Handle, ns: &Ns, name: &str, alias: &str) -> CapResult<()> {
+    set(h, ns, name, LinkUnspec::new_with_name(name).alias(alias)).await
+}
+
 /// `ip link set NAME name NEW`.
 pub async fn rename(h: &Handle, ns: &Ns, name: &str, new_name: &str) -> CapResult<()> {
     let index = index_of(h, ns, name).await?;
@@ -165,12 +170,14 @@ fn to_info(msg: &LinkMessage, names: &HashMap<u32, String>, addresses: Vec<IpNet
         master: None,
         mac: String::new(),
         addresses,
+        alias: None,
     };
     for attr in &msg.attributes {
         match attr {
             LinkAttribute::Mtu(mtu) => info.mtu = *mtu,
             LinkAttribute::Controller(idx) => info.master = names.get(idx).cloned(),
             LinkAttribute::Address(mac) => info.mac = format_mac(mac),
+            LinkAttribute::IfAlias(alias) => info.alias = Some(alias.clone()),
             LinkAttribute::OperState(state) => info.oper_state = oper_state(*state).into(),
             LinkAttribute::LinkInfo(infos) => {
                 if let Some(kind) = infos.iter().find_map(|i| match i {

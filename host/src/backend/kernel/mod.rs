@@ -75,6 +75,9 @@ impl Kernel {
             Op::LinkSetMtu { ns, name, mtu } => {
                 link::set_mtu(&self.handles.get(&ns).await?, &ns, &name, mtu).await.map(done)
             }
+            Op::LinkSetAlias { ns, name, alias } => {
+                link::set_alias(&self.handles.get(&ns).await?, &ns, &name, &alias).await.map(done)
+            }
             Op::LinkRename { ns, name, new_name } => {
                 link::rename(&self.handles.get(&ns).await?, &ns, &name, &new_name).await.map(done)
             }

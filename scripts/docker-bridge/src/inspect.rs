@@ -1,0 +1,97 @@
+//! `inspect NAME`: JSON shaped like `docker network inspect`.
+
+use netsh_guest::{Result, firewall, link};
+
+use crate::network::{Host, Network};
+
+/// A JSON string literal.
+fn s(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn list(items: &[String]) -> String {
+    format!("[{}]", items.join(", "))
+}
+
+/// Published ports of a container as "HOSTPORT->PORT/PROTO", from its DNAT rules.
+fn published(rules: &[firewall::RuleInfo], owner: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for rule in rules.iter().filter(|r| r.owner == owner) {
+        for cmd in rule.commands.iter().filter(|c| c.contains("NETSH-PREROUTING") && c.contains("-j DNAT")) {
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            let after = |flag: &str| words.iter().position(|w| *w == flag).and_then(|i| words.get(i + 1)).copied();
+            let host_ip = after("-d").map(|d| d.trim_end_matches("/32")).unwrap_or("0.0.0.0");
+            if let (Some(proto), Some(port), Some(to)) = (after("-p"), after("--dport"), after("--to-destination")) {
+                let to_port = to.rsplit(':').next().unwrap_or(to);
+                out.push(s(&format!("{host_ip}:{port}->{to_port}/{proto}")));
+            }
+        }
+    }
+    out
+}
+
+fn containers(net: &Network, rules: &[firewall::RuleInfo]) -> Result<String> {
+    let mut entries = Vec::new();
+    for p in &net.ports {
+        let inner = link::get(Some(&p.container), &p.ifname)?;
+        let ipv4 = inner.addresses.iter().find(|a| !a.contains(':')).cloned().unwrap_or_default();
+        let aliases: Vec<String> = p.aliases.iter().map(|a| s(a)).collect();
+        entries.push(format!(
+            "      {}: {{\"Name\": {}, \"Interface\": {}, \"HostInterface\": {}, \"MacAddress\": {}, \"IPv4Address\": {}, \"Aliases\": {}, \"Ports\": {}}}",
+            s(&p.container),
+            s(&p.container),
+            s(&p.ifname),
+            s(&p.veth),
+            s(&inner.mac),
+            s(&ipv4),
+            list(&aliases),
+            list(&published(rules, &net.container_owner(&p.container)))
+        ));
+    }
+    Ok(if entries.is_empty() { "{}".into() } else { format!("{{\n{}\n    }}", entries.join(",\n")) })
+}
+
+/// Print the network as JSON.
+pub fn inspect(name: &str) -> Result<()> {
+    let net = Host::read()?.network(name)?;
+    let rules = firewall::list(None)?;
+    println!(
+        r#"[
+  {{
+    "Name": {},
+    "Driver": "bridge",
+    "Scope": "local",
+    "Internal": {},
+    "IPAM": {{"Driver": "default", "Config": [{{"Subnet": {}, "Gateway": {}, "IPRange": {}}}]}},
+    "Options": {{
+      "com.docker.network.bridge.name": {},
+      "com.docker.network.bridge.enable_icc": {},
+      "com.docker.network.bridge.enable_ip_masquerade": {},
+      "com.docker.network.driver.mtu": {}
+    }},
+    "Containers": {}
+  }}
+]"#,
+        s(&net.name),
+        net.internal,
+        s(&net.subnet.to_string()),
+        s(&net.gateway.addr().to_string()),
+        s(&net.ip_range.to_string()),
+        s(&net.bridge),
+        s(&net.icc.to_string()),
+        s(&(!net.internal).to_string()),
+        s(&net.mtu.to_string()),
+        containers(&net, &rules)?
+    );
+    Ok(())
+}

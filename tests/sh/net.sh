@@ -1,0 +1,64 @@
+# Helpers for end-to-end tests (sourced inside a throwaway namespace).
+
+# A simulated outside host: namespace `outside` behind veth `uplink`,
+# the test namespace's default route pointing into it.
+make_outside() {
+  ip netns add outside
+  ip link add uplink type veth peer name eth0 netns outside
+  ip addr add 10.200.0.1/24 dev uplink
+  ip link set uplink up
+  ip -n outside addr add 10.200.0.2/24 dev eth0
+  ip -n outside link set eth0 up
+  ip -n outside link set lo up
+  ip route add default via 10.200.0.2
+}
+
+PIDS=()
+# serve NS PORT [udp]: a server in NS answering "NS saw PEER-IP" (bounded to 60 s).
+serve() {
+  local ns=$1 port=$2 proto=${3:-tcp}
+  timeout 60 ip netns exec "$ns" python3 - "$ns" "$port" "$proto" <<'PY' &
+import socket, sys
+ns, port, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+s = socket.socket(socket.AF_INET, kind)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", port))
+if proto == "udp":
+    for _ in range(100):
+        data, peer = s.recvfrom(100)
+        s.sendto(f"{ns} saw {peer[0]}\n".encode(), peer)
+else:
+    s.listen(16)
+    for _ in range(100):
+        c, peer = s.accept()
+        c.sendall(f"{ns} saw {peer[0]}\n".encode())
+        c.close()
+PY
+  PIDS+=($!)
+  sleep 0.3
+}
+
+# fetch NS HOST PORT [udp]: connect from NS ("-" = this namespace) and print the reply.
+fetch() {
+  local ns=$1 host=$2 port=$3 proto=${4:-tcp}
+  local exec=(); [ "$ns" = "-" ] || exec=(ip netns exec "$ns")
+  timeout 10 "${exec[@]}" python3 - "$host" "$port" "$proto" <<'PY'
+import socket, sys
+host, port, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if proto == "udp":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.sendto(b"hi", (host, port))
+    print(s.recv(100).decode().strip())
+else:
+    s = socket.create_connection((host, port), timeout=3)
+    print(s.recv(100).decode().strip())
+PY
+}
+
+stop_servers() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  PIDS=()
+}

@@ -270,7 +270,7 @@ pub mod sysctl {
 
 /// NAT, port publishing and forwarding rules (iptables semantics).
 pub mod firewall {
-    use super::{Result, host::firewall as raw};
+    use super::{Error, Result, host::firewall as raw};
     pub use raw::{Isolation, PortRange, Proto, PublishSpec, RuleInfo};
 
     /// Masquerade `source` unless it leaves through `out_not`.
@@ -296,6 +296,40 @@ pub mod firewall {
     /// Rules netsh owns.
     pub fn list(ns: Option<&str>) -> Result<Vec<RuleInfo>> {
         Ok(raw::list(ns)?)
+    }
+
+    /// Parse `PORT` or `FIRST-LAST` (1-65535, not reversed).
+    pub fn parse_ports(text: &str) -> Result<PortRange> {
+        let port = |t: &str| match t.parse::<u16>() {
+            Ok(p) if p > 0 => Ok(p),
+            _ => Err(Error::Invalid(format!("{t:?} is not a port (1-65535)"))),
+        };
+        let (first, last) = match text.split_once('-') {
+            Some((a, b)) => (port(a)?, port(b)?),
+            None => (port(text)?, port(text)?),
+        };
+        if first > last {
+            return Err(Error::Invalid(format!("port range {first}-{last} is reversed")));
+        }
+        Ok(PortRange { first, last })
+    }
+
+    /// Split a trailing `/tcp` or `/udp` (default tcp) off `text`.
+    pub fn split_proto(text: &str) -> Result<(&str, Proto)> {
+        match text.rsplit_once('/') {
+            Some((rest, "tcp")) => Ok((rest, Proto::Tcp)),
+            Some((rest, "udp")) => Ok((rest, Proto::Udp)),
+            Some((_, other)) => Err(Error::Invalid(format!("unknown protocol {other:?} (use tcp or udp)"))),
+            None => Ok((text, Proto::Tcp)),
+        }
+    }
+
+    /// `tcp` or `udp`.
+    pub fn proto_name(proto: Proto) -> &'static str {
+        match proto {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
     }
 }
 

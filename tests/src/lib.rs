@@ -47,17 +47,24 @@ mount -t tmpfs tmpfs /etc/netns
 ip link set lo up
 # The namespace's state as text, for before/after comparisons.
 snapshot() {
-  { ip -o link | sed -E 's/^[0-9]+: //; s/ link-netns[^ ]+//'; ip netns list; ip route; ip -6 route; iptables-save | grep -v '^#' || true; } 2>&1
+  { ip -o link | sed -E 's/^[0-9]+: //; s/ link-netns[^ ]+//; s/ state [A-Z]+//'; ip netns list; ip route; ip -6 route; iptables-save | grep -v '^#' || true; } 2>&1
 }
+# Docker-style helpers: make_outside, serve, fetch, stop_servers.
+source "$TESTSH"
+# The host's own rules, which netsh must leave alone (and which load the tables).
+iptables -t nat -A POSTROUTING -s 10.99.0.0/16 -j ACCEPT
+iptables -A INPUT -i lo -j ACCEPT
 # Run a command that must fail, and print its stderr.
 expect_fail() {
   if out=$("$@" 2>&1); then echo "UNEXPECTED SUCCESS: $* -> $out"; exit 1; fi
   echo "$out"
 }
+DB="$NETSH run $RECIPES/docker-bridge.wasm --"
 "#;
 
 /// Run `script` with bash in a fresh network + mount namespace, bounded to
-/// `limit_secs`. `$NETSH`, `$RECIPES` and `$GUESTS` point at the artifacts.
+/// `limit_secs`. `$NETSH`, `$RECIPES` and `$GUESTS` point at the artifacts;
+/// `$DB` runs the docker-bridge recipe.
 pub fn sandboxed(script: &str, limit_secs: u32) -> Outcome {
     let root = root();
     let out = Command::new("timeout")
@@ -67,6 +74,7 @@ pub fn sandboxed(script: &str, limit_secs: u32) -> Outcome {
         .env("NETSH", netsh())
         .env("RECIPES", root.join("recipes"))
         .env("GUESTS", root.join("target/wasm32-wasip2/guest"))
+        .env("TESTSH", root.join("tests/sh/net.sh"))
         .env_remove("RUST_BACKTRACE")
         .output()
         .expect("run unshare (util-linux) and bash");

@@ -45,7 +45,8 @@ pub fn connect(args: &Args) -> Result<()> {
     match attach(&net, port, &publishes) {
         Ok(port) => {
             println!("{container} {} {}/{}", port.ifname, port.ip, net.subnet.prefix());
-            refresh_files(&[container.as_str()], &net.ports.iter().map(|p| p.container.as_str()).collect::<Vec<_>>())
+            let peers: Vec<&str> = net.ports.iter().map(|p| p.container.as_str()).collect();
+            refresh_files(&[container.as_str()], &peers, None)
         }
         Err(e) => {
             if created {
@@ -149,7 +150,7 @@ pub fn disconnect(args: &Args) -> Result<()> {
         .ok_or_else(|| Error::NotFound(format!("container {container} is not connected to network {}", net.name)))?;
     detach(&net, port)?;
     let peers: Vec<&str> = net.ports.iter().map(|p| p.container.as_str()).filter(|c| *c != container).collect();
-    refresh_files(&[], &peers)
+    refresh_files(&[], &peers, Some(container))
 }
 
 /// Remove a container from a network: its rules, its veth pair, and the
@@ -166,8 +167,9 @@ pub fn detach(net: &Network, port: &Port) -> Result<()> {
 }
 
 /// Rewrite /etc/netns files: resolv.conf and hostname for `new` containers,
-/// hosts for every container in `new` and `peers`.
-fn refresh_files(new: &[&str], peers: &[&str]) -> Result<()> {
+/// hosts for every container in `new` and `peers`, leaving out `gone` (a
+/// deleted namespace's veth may linger in the kernel for a moment).
+fn refresh_files(new: &[&str], peers: &[&str], gone: Option<&str>) -> Result<()> {
     let resolv = resolv_conf()?;
     for c in new {
         netns::write_etc(c, EtcFile::ResolvConf, &resolv)?;
@@ -176,16 +178,16 @@ fn refresh_files(new: &[&str], peers: &[&str]) -> Result<()> {
     let networks = Host::read()?.networks();
     let targets: BTreeSet<&str> = new.iter().chain(peers).copied().collect();
     for c in targets {
-        netns::write_etc(c, EtcFile::Hosts, &hosts_for(&networks, c))?;
+        netns::write_etc(c, EtcFile::Hosts, &hosts_for(&networks, c, gone))?;
     }
     Ok(())
 }
 
 /// localhost, then every container (with aliases) on each network `container` is on.
-fn hosts_for(networks: &[Network], container: &str) -> String {
+fn hosts_for(networks: &[Network], container: &str, gone: Option<&str>) -> String {
     let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     for net in networks.iter().filter(|n| n.port(container).is_some()) {
-        for p in &net.ports {
+        for p in net.ports.iter().filter(|p| Some(p.container.as_str()) != gone) {
             let names: Vec<&str> = std::iter::once(p.container.as_str()).chain(p.aliases.iter().map(String::as_str)).collect();
             out.push_str(&format!("{}\t{}\n", p.ip, names.join(" ")));
         }

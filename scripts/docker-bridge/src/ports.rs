@@ -1,34 +1,12 @@
 //! `--publish [HOSTIP:]HOSTPORT[-END]:PORT[-END][/tcp|udp]`, as in `docker run -p`.
 
-use netsh_guest::firewall::{PortRange, Proto, PublishSpec};
+use netsh_guest::firewall::{PublishSpec, parse_ports, split_proto};
 use netsh_guest::{Error, Result};
-
-fn port(text: &str, whole: &str) -> Result<u16> {
-    match text.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(p),
-        _ => Err(Error::Invalid(format!("publish {whole:?}: {text:?} is not a port (1-65535)"))),
-    }
-}
-
-fn range(text: &str, whole: &str) -> Result<(u16, u16)> {
-    let (first, last) = match text.split_once('-') {
-        Some((a, b)) => (port(a, whole)?, port(b, whole)?),
-        None => (port(text, whole)?, port(text, whole)?),
-    };
-    if first > last {
-        return Err(Error::Invalid(format!("publish {whole:?}: port range {first}-{last} is reversed")));
-    }
-    Ok((first, last))
-}
 
 /// Parse a publish spec for destination `to_ip`.
 pub fn parse(text: &str, to_ip: &str) -> Result<PublishSpec> {
-    let (body, proto) = match text.rsplit_once('/') {
-        Some((b, "tcp")) => (b, Proto::Tcp),
-        Some((b, "udp")) => (b, Proto::Udp),
-        Some((_, other)) => return Err(Error::Invalid(format!("publish {text:?}: unknown protocol {other:?}"))),
-        None => (text, Proto::Tcp),
-    };
+    let context = |e: Error| Error::Invalid(format!("publish {text:?}: {e}"));
+    let (body, proto) = split_proto(text).map_err(context)?;
     let parts: Vec<&str> = body.split(':').collect();
     let (host_ip, host, container) = match parts.as_slice() {
         [host, container] => (None, *host, *container),
@@ -39,17 +17,18 @@ pub fn parse(text: &str, to_ip: &str) -> Result<PublishSpec> {
         }
         _ => return Err(Error::Invalid(format!("publish {text:?} is not [HOSTIP:]HOSTPORT[-END]:PORT[/tcp|udp]"))),
     };
-    let (first, last) = range(host, text)?;
-    let (to_first, to_last) = range(container, text)?;
-    if to_first != to_last && to_last - to_first != last - first {
+    let host_ports = parse_ports(host).map_err(context)?;
+    let to = parse_ports(container).map_err(context)?;
+    if to.first != to.last && to.last - to.first != host_ports.last - host_ports.first {
         return Err(Error::Invalid(format!("publish {text:?}: host and container ranges differ in size")));
     }
-    Ok(PublishSpec { proto, host_ip, host_ports: PortRange { first, last }, to_ip: to_ip.into(), to_port: to_first })
+    Ok(PublishSpec { proto, host_ip, host_ports, to_ip: to_ip.into(), to_port: to.first })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netsh_guest::firewall::Proto;
 
     #[test]
     fn forms() {

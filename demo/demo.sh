@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main job, end to end, in a throwaway network + mount namespace: a
+# Docker-style network with two containers and a published port, then real
+# traffic between them, to a simulated outside host, and to the published port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${NETSH_DEMO_INNER:-}" != 1 ]; then
+  exec env NETSH_DEMO_INNER=1 unshare --net --mount --propagation private -- "$0" "$@"
+fi
+mkdir -p /run/netns /etc/netns
+mount -t tmpfs tmpfs /run/netns
+mount -t tmpfs tmpfs /etc/netns
+ip link set lo up
+source tests/sh/net.sh
+trap stop_servers EXIT
+
+say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+DB=(./target/release/netsh run recipes/docker-bridge.wasm --)
+
+echo "(sandbox: a private network namespace; 'outside' plays the internet at 10.200.0.2)"
+make_outside
+say "${DB[@]}" create mynet --subnet 172.25.0.0/16
+say "${DB[@]}" connect mynet web --publish 8080:80 --alias www
+say "${DB[@]}" connect mynet client
+say "${DB[@]}" ls
+say ./target/release/netsh show -n web
+
+serve web 80
+serve outside 7000
+echo
+echo "container -> container:   $(ip netns exec client ping -c1 -W2 www >/dev/null && echo 'client pinged www (web) by name')"
+echo "container -> outside:     $(fetch client 10.200.0.2 7000)   (MASQUERADE: the host's uplink address)"
+echo "outside -> published:     $(fetch outside 10.200.0.1 8080)"
+echo "host 127.0.0.1:8080 ->    $(fetch - 127.0.0.1 8080)"
+stop_servers
+
+say "${DB[@]}" disconnect mynet client
+say "${DB[@]}" rm mynet --force
+echo
+echo "Done; the sandbox disappears with this process."

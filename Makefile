@@ -26,9 +26,11 @@ demo: all
 
 # Every test: unit tests of host and SDK, then end-to-end tests in throwaway namespaces.
 test: all
-	$(CARGO) test --release -p netsh -p netsh-guest -p netsh-e2e
+	$(CARGO) test --release -p netsh -p netsh-guest -p docker-bridge -p netsh-e2e
 
 bench: all
+	$(CARGO) build --release -p netsh-bench
+	$(CARGO) build $(GUEST) -p callbench
 	./bench/run.sh
 
 clean:

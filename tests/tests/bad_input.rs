@@ -60,7 +60,9 @@ fn endless_loop_hits_the_cpu_limit() {
 
 #[test]
 fn memory_bomb_hits_the_memory_cap() {
-    assert!(fails("run --max-memory 32M $GUESTS/misbehave.wasm -- oom").contains("exceeded its memory limit of 32 MiB"));
+    assert!(
+        fails("run --max-memory 32M $GUESTS/misbehave.wasm -- oom").contains("exceeded its memory limit of 32 MiB")
+    );
 }
 
 #[test]

@@ -140,7 +140,9 @@ $DB ls
     );
     out.assert_ok();
     let o = &out.stdout;
-    for expected in ["blue gateway: ok", "blue->red: blocked", "red->blue: blocked", "red->outside: ok", "172.29.0.0/24"] {
+    for expected in
+        ["blue gateway: ok", "blue->red: blocked", "red->blue: blocked", "red->outside: ok", "172.29.0.0/24"]
+    {
         assert!(o.contains(expected), "missing {expected:?} in {o}");
     }
     assert!(!o.contains("LEAK"), "{o}");
@@ -211,9 +213,13 @@ kill $pid
     );
     out.assert_ok();
     let o = &out.stdout;
-    for expected in
-        ["process has eth0: ok", "process reaches gateway: ok", "name released: ok", "process alive: ok", "eth0 removed: ok"]
-    {
+    for expected in [
+        "process has eth0: ok",
+        "process reaches gateway: ok",
+        "name released: ok",
+        "process alive: ok",
+        "eth0 removed: ok",
+    ] {
         assert!(o.contains(expected), "missing {expected:?} in {o}\n{}", out.stderr);
     }
 }

@@ -24,7 +24,8 @@ pub fn connect(args: &Args) -> Result<()> {
         check_name("alias", alias)?;
     }
     let ip = allocate(&net, args.value("--ip"))?;
-    let publishes: Vec<_> = args.values("--publish").iter().map(|p| ports::parse(p, &ip.to_string())).collect::<Result<_>>()?;
+    let publishes: Vec<_> =
+        args.values("--publish").iter().map(|p| ports::parse(p, &ip.to_string())).collect::<Result<_>>()?;
     if net.internal && !publishes.is_empty() {
         return Err(Error::Invalid(format!("network {} is internal: ports cannot be published", net.name)));
     }
@@ -94,10 +95,7 @@ fn allocate(net: &Network, wanted: Option<&str>) -> Result<IpAddr> {
 /// The first free ethN in the container's namespace.
 fn free_ifname(container: &str) -> Result<String> {
     let names: BTreeSet<String> = link::list(Some(container))?.into_iter().map(|l| l.name).collect();
-    (0..)
-        .map(|i| format!("eth{i}"))
-        .find(|n| !names.contains(n))
-        .ok_or_else(|| Error::msg("no free interface name"))
+    (0..).map(|i| format!("eth{i}")).find(|n| !names.contains(n)).ok_or_else(|| Error::msg("no free interface name"))
 }
 
 /// Create the veth pair and configure both ends; undo on failure.
@@ -157,7 +155,8 @@ pub fn disconnect(args: &Args) -> Result<()> {
 /// namespace if connect created it and nothing else uses it.
 pub fn detach(net: &Network, port: &Port) -> Result<()> {
     remove_rules(&net.container_owner(&port.container));
-    let other_networks = Host::read()?.networks().iter().any(|n| n.name != net.name && n.port(&port.container).is_some());
+    let other_networks =
+        Host::read()?.networks().iter().any(|n| n.name != net.name && n.port(&port.container).is_some());
     let drop_namespace = port.created && !other_networks;
     // Deleting an unshared namespace removes its veth ends with it, faster than a link delete.
     if port.pid || !drop_namespace {
@@ -188,7 +187,8 @@ fn hosts_for(networks: &[Network], container: &str, gone: Option<&str>) -> Strin
     let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     for net in networks.iter().filter(|n| n.port(container).is_some()) {
         for p in net.ports.iter().filter(|p| Some(p.container.as_str()) != gone) {
-            let names: Vec<&str> = std::iter::once(p.container.as_str()).chain(p.aliases.iter().map(String::as_str)).collect();
+            let names: Vec<&str> =
+                std::iter::once(p.container.as_str()).chain(p.aliases.iter().map(String::as_str)).collect();
             out.push_str(&format!("{}\t{}\n", p.ip, names.join(" ")));
         }
     }
@@ -206,7 +206,8 @@ fn resolv_conf() -> Result<String> {
     let is_loopback = |line: &str| {
         line.split_whitespace().nth(1).and_then(|ip| ip.parse::<IpAddr>().ok()).is_some_and(|ip| ip.is_loopback())
     };
-    let kept: Vec<&str> = host.lines().filter(|l| !(l.trim_start().starts_with("nameserver") && is_loopback(l))).collect();
+    let kept: Vec<&str> =
+        host.lines().filter(|l| !(l.trim_start().starts_with("nameserver") && is_loopback(l))).collect();
     let mut out = kept.join("\n");
     if !kept.iter().any(|l| l.trim_start().starts_with("nameserver")) {
         out.push_str("\nnameserver 8.8.8.8\nnameserver 8.8.4.4");

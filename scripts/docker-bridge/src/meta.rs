@@ -19,9 +19,7 @@ impl Meta {
         if words.next()? != TAG {
             return None;
         }
-        Some(Meta(
-            words.filter_map(|w| w.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        ))
+        Some(Meta(words.filter_map(|w| w.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()))
     }
 
     /// A value, if present.

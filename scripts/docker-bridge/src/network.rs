@@ -83,7 +83,8 @@ impl Host {
     fn network_of(&self, bridge: &LinkInfo) -> Option<Network> {
         let meta = Meta::of(bridge)?;
         let name = meta.get("network")?.to_string();
-        let gateway: Cidr = bridge.addresses.iter().filter_map(|a| a.parse::<Cidr>().ok()).find(|c| c.addr().is_ipv4())?;
+        let gateway: Cidr =
+            bridge.addresses.iter().filter_map(|a| a.parse::<Cidr>().ok()).find(|c| c.addr().is_ipv4())?;
         let subnet = gateway.network();
         let ports = self
             .links
@@ -192,7 +193,9 @@ fn spec(host: &Host, args: &Args) -> Result<Spec> {
         Some(g) => {
             let ip: IpAddr = g.parse().map_err(|_| Error::Invalid(format!("gateway {g:?} is not an IP address")))?;
             if !subnet.is_host(ip) {
-                return Err(Error::Invalid(format!("gateway {g} is outside subnet {subnet} (or is its network or broadcast address)")));
+                return Err(Error::Invalid(format!(
+                    "gateway {g} is outside subnet {subnet} (or is its network or broadcast address)"
+                )));
             }
             Cidr::new(ip, subnet.prefix())?
         }

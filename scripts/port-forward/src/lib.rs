@@ -26,9 +26,17 @@ fn spec(args: &Args) -> Result<PublishSpec> {
         dest.rsplit_once(':').ok_or_else(|| Error::Invalid(format!("destination {dest:?} is not DESTIP:PORT")))?;
     let to_port = parse_ports(to_port)?;
     if to_port.first != to_port.last {
-        return Err(Error::Invalid(format!("destination {dest:?} takes one port; a host range maps onto the ports after it")));
+        return Err(Error::Invalid(format!(
+            "destination {dest:?} takes one port; a host range maps onto the ports after it"
+        )));
     }
-    Ok(PublishSpec { proto, host_ip, host_ports: parse_ports(host_ports)?, to_ip: to_ip.into(), to_port: to_port.first })
+    Ok(PublishSpec {
+        proto,
+        host_ip,
+        host_ports: parse_ports(host_ports)?,
+        to_ip: to_ip.into(),
+        to_port: to_port.first,
+    })
 }
 
 /// The value after `flag` in an iptables command line.
@@ -83,10 +91,9 @@ impl Recipe for PortForward {
             }
             Some("rm") => {
                 let s = spec(&args)?;
-                let rule = firewall::list(None)?
-                    .into_iter()
-                    .find(|r| matches(r, &s))
-                    .ok_or_else(|| Error::NotFound(format!("no forward {} {}", args.positional()[1], args.positional()[2])))?;
+                let rule = firewall::list(None)?.into_iter().find(|r| matches(r, &s)).ok_or_else(|| {
+                    Error::NotFound(format!("no forward {} {}", args.positional()[1], args.positional()[2]))
+                })?;
                 firewall::remove(None, &rule.id)
             }
             Some("ls") => {

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Benchmarks, in a throwaway network + mount namespace. Numbers, not assertions.
+# Usage: bench/run.sh [all|calls|startup|netns-bridge|docker-bridge]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${NETSH_BENCH_INNER:-}" != 1 ]; then
+  exec env NETSH_BENCH_INNER=1 unshare --net --mount --propagation private -- "$0" "$@"
+fi
+mkdir -p /run/netns /etc/netns
+mount -t tmpfs tmpfs /run/netns
+mount -t tmpfs tmpfs /etc/netns
+ip link set lo up
+exec python3 bench/bench.py "${1:-all}"

@@ -42,4 +42,9 @@ impl Gate {
         }
         result
     }
+
+    /// Apply what the backend queued during the run (firewall batches).
+    pub async fn flush(&self) -> CapResult<()> {
+        self.backend.flush().await
+    }
 }

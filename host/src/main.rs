@@ -79,11 +79,15 @@ async fn run(kernel: Arc<Kernel>, args: RunArgs) -> Result<()> {
     }
     let limits = Limits { timeout: args.timeout, max_memory_mib: args.max_memory };
     let result = runtime.run(&loaded, args.args, gate.clone(), limits).await;
+    // Queued firewall changes are applied even after a failure: they mirror
+    // what the recipe did (and undid) before it stopped.
+    let flushed = gate.flush().await;
     if args.sandbox {
         println!("--- sandbox topology (discarded on exit) ---");
         print_views(&show::read(&gate, None).await?, false)?;
     }
-    result.with_context(|| format!("{} did not complete", loaded.path))
+    result.with_context(|| format!("{} did not complete", loaded.path))?;
+    flushed.context("applying the firewall batch failed")
 }
 
 async fn inspect(kernel: Arc<Kernel>, file: &std::path::Path, json: bool) -> Result<()> {

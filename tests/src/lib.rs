@@ -54,6 +54,12 @@ source "$TESTSH"
 # The host's own rules, which netsh must leave alone (and which load the tables).
 iptables -t nat -A POSTROUTING -s 10.99.0.0/16 -j ACCEPT
 iptables -A INPUT -i lo -j ACCEPT
+# Succeed once the snapshot equals $1, within 5 s (a deleted namespace's
+# veths are removed by the kernel asynchronously, as after `ip netns del`).
+settled_to() {
+  for _ in $(seq 50); do [ "$(snapshot)" = "$1" ] && return 0; sleep 0.1; done
+  diff <(echo "$1") <(snapshot); return 1
+}
 # Run a command that must fail, and print its stderr.
 expect_fail() {
   if out=$("$@" 2>&1); then echo "UNEXPECTED SUCCESS: $* -> $out"; exit 1; fi

@@ -10,8 +10,8 @@ fn containers_reach_each_other_the_outside_and_published_ports() {
 make_outside
 before=$(snapshot)
 $DB create mynet --subnet 172.25.0.0/16
-$DB connect mynet c1 --publish 8080:80 --alias web --alias www
-$DB connect mynet c2 --publish 8100-8102:8100 --publish 9999:9999/udp
+$DB connect mynet c1 --publish 8080:80 --alias web --alias www ';' connect mynet c2 --publish 8100-8102:8100 --publish 9999:9999/udp
+echo "dnat rules: $(iptables -t nat -S NETSH-PREROUTING | grep -c DNAT)"
 ip netns exec c1 ping -c1 -W2 172.25.0.1 >/dev/null && echo "gateway: ok"
 ip netns exec c1 ping -c1 -W2 172.25.0.3 >/dev/null && echo "peer: ok"
 serve outside 7000
@@ -32,8 +32,7 @@ $DB inspect mynet > inspect.json
 $DB disconnect mynet c1
 ! grep -q web /etc/netns/c2/hosts && echo "hosts updated: ok"
 $DB rm mynet --force
-after=$(snapshot)
-[ "$before" = "$after" ] && echo "teardown: clean" || diff <(echo "$before") <(echo "$after")
+settled_to "$before" && echo "teardown: clean"
 echo "INSPECT $(tr -d '\n' < inspect.json)"
 "#,
         120,
@@ -41,6 +40,7 @@ echo "INSPECT $(tr -d '\n' < inspect.json)"
     out.assert_ok();
     let o = &out.stdout;
     for expected in [
+        "dnat rules: 5",
         "gateway: ok",
         "peer: ok",
         "masquerade: outside saw 10.200.0.1",
@@ -167,8 +167,7 @@ expect_fail $DB connect base averyveryveryveryveryveryveryveryveryveryveryveryve
 expect_fail $DB create other --bridge averylongbridgename
 expect_fail $DB create other --subnet 10.1.0.0/33
 expect_fail $DB rm base
-after=$(snapshot)
-[ "$before" = "$after" ] && echo "UNCHANGED" || diff <(echo "$before") <(echo "$after")
+[ "$before" = "$(snapshot)" ] && echo "UNCHANGED" || diff <(echo "$before") <(snapshot)
 "#,
         60,
     );
@@ -252,8 +251,7 @@ echo "dnat lines: $(iptables -t nat -S NETSH-PREROUTING | grep -c 'dport 8080')"
 expect_fail $PF rm 8081 10.201.0.2:7000
 $PF rm 8080 10.201.0.2:7000
 $PF rm 5300-5301 10.201.0.2:5300/udp
-after=$(snapshot)
-[ "$before" = "$after" ] && echo "teardown: clean" || diff <(echo "$before") <(echo "$after")
+settled_to "$before" && echo "teardown: clean"
 "#,
         60,
     );

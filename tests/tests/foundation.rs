@@ -16,8 +16,7 @@ ip netns exec left ping -c1 -W2 10.20.0.2 >/dev/null
 ip netns exec right ping -c1 -W2 10.20.0.1 >/dev/null
 echo PING-OK
 $NETSH run $RECIPES/netns-pair.wasm -- down --left left --right right
-after=$(snapshot)
-[ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after"); exit 1; }
+settled_to "$before"
 echo CLEAN
 "#,
         60,
@@ -45,8 +44,7 @@ ip netns exec c1 ping -c1 -W2 10.30.0.4 >/dev/null
 ip netns exec c3 ping -c1 -W2 10.30.0.2 >/dev/null
 echo PING-OK
 $NETSH run $RECIPES/netns-bridge.wasm -- down --count 3 --bridge br-t --prefix c
-after=$(snapshot)
-[ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after"); exit 1; }
+settled_to "$before"
 echo CLEAN
 "#,
         60,
@@ -61,8 +59,7 @@ fn sandbox_run_leaves_the_caller_untouched() {
         r#"
 before=$(snapshot)
 $NETSH run --sandbox $RECIPES/netns-bridge.wasm -- --count 2 > topo.txt
-after=$(snapshot)
-[ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after"); exit 1; }
+settled_to "$before"
 cat topo.txt
 "#,
         60,

@@ -5,22 +5,29 @@ pub mod kernel;
 use futures::future::BoxFuture;
 
 use crate::error::CapResult;
-use crate::ops::{FwRule, Op, Reply, RuleInfo};
+use crate::ops::{FwRule, Ns, Op, Reply, RuleInfo};
 
 /// Carries out typed operations. Everything above this trait (caps, the
 /// choke point) is shared by every backend.
 pub trait Backend: Send + Sync {
     /// Perform one operation.
     fn apply(&self, op: Op) -> BoxFuture<'_, CapResult<Reply>>;
+    /// Apply whatever the backend queued (firewall batches); called when a run ends.
+    fn flush(&self) -> BoxFuture<'_, CapResult<()>>;
 }
 
 /// How firewall rules reach the kernel (iptables today; nftables could
-/// follow). Methods run on a thread already inside the target namespace.
+/// follow). Changes are checked at once and queued per namespace until
+/// [`FirewallBackend::flush`]. Methods run on a thread already inside `ns`.
 pub trait FirewallBackend: Send + Sync {
     /// Add a rule tagged with `owner`; adding an existing rule is a no-op. Returns its id.
-    fn add(&self, owner: &str, rule: &FwRule) -> CapResult<String>;
+    fn add(&self, ns: &Ns, owner: &str, rule: &FwRule) -> CapResult<String>;
     /// Remove a rule by id (and netsh's chains once none is left).
-    fn remove(&self, id: &str) -> CapResult<()>;
-    /// Rules netsh owns.
-    fn list(&self) -> CapResult<Vec<RuleInfo>>;
+    fn remove(&self, ns: &Ns, id: &str) -> CapResult<()>;
+    /// Rules netsh owns, including queued changes.
+    fn list(&self, ns: &Ns) -> CapResult<Vec<RuleInfo>>;
+    /// Apply the queued changes of `ns` as one batch.
+    fn flush(&self, ns: &Ns) -> CapResult<()>;
+    /// Namespaces with queued changes.
+    fn pending(&self) -> Vec<Ns>;
 }

@@ -1,20 +1,20 @@
 //! Containers: a namespace joined to a network by a veth pair, with an
-//! address from IPAM, a default route, published ports and /etc files.
+//! address from IPAM, a default route and published ports.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use netsh_guest::netns::EtcFile;
+use netsh_guest::firewall::PublishSpec;
 use netsh_guest::{Args, Cidr, Error, Result, addr, firewall, link, netns, route};
 
 use crate::meta::{Meta, short_hash};
-use crate::network::{Host, Network, Port, check_name, remove_rules};
+use crate::network::{Network, Port, check_name, made_link, remove_rules};
 use crate::ports;
+use crate::session::Session;
 
 /// `connect NAME CONTAINER [--ip IP] [--alias A]... [--publish SPEC]... [--pid PID]`.
-pub fn connect(args: &Args) -> Result<()> {
-    let host = Host::read()?;
-    let net = host.network(args.required(1, "network NAME")?)?;
+pub fn connect(session: &mut Session, args: &Args) -> Result<()> {
+    let net = session.host.network(args.required(1, "network NAME")?)?;
     let container = args.required(2, "CONTAINER")?.to_string();
     check_name("container", &container)?;
     if net.port(&container).is_some() {
@@ -44,10 +44,11 @@ pub fn connect(args: &Args) -> Result<()> {
         aliases: args.values("--alias").iter().map(|a| a.to_string()).collect(),
     };
     match attach(&net, port, &publishes) {
-        Ok(port) => {
+        Ok((port, alias)) => {
             println!("{container} {} {}/{}", port.ifname, port.ip, net.subnet.prefix());
-            let peers: Vec<&str> = net.ports.iter().map(|p| p.container.as_str()).collect();
-            refresh_files(&[container.as_str()], &peers, None)
+            session.host.links.push(made_link(&port.veth, Some(&net.bridge), alias, Vec::new(), net.mtu));
+            session.joined(&container, &net);
+            Ok(())
         }
         Err(e) => {
             if created {
@@ -71,7 +72,6 @@ fn ensure_namespace(container: &str, pid: Option<u32>) -> Result<bool> {
 
 /// Pick the container's address: `--ip` checked, or the first free one in the ip-range.
 fn allocate(net: &Network, wanted: Option<&str>) -> Result<IpAddr> {
-    let used: BTreeSet<IpAddr> = net.ports.iter().map(|p| p.ip).chain([net.gateway.addr()]).collect();
     if let Some(w) = wanted {
         let ip: IpAddr = w.parse().map_err(|_| Error::Invalid(format!("--ip {w:?} is not an IP address")))?;
         if !net.subnet.is_host(ip) {
@@ -85,6 +85,7 @@ fn allocate(net: &Network, wanted: Option<&str>) -> Result<IpAddr> {
         }
         return Ok(ip);
     }
+    let used: BTreeSet<IpAddr> = net.ports.iter().map(|p| p.ip).chain([net.gateway.addr()]).collect();
     (1..=net.ip_range.host_count())
         .filter_map(|n| net.ip_range.nth(n))
         .map(|c| c.addr())
@@ -92,16 +93,20 @@ fn allocate(net: &Network, wanted: Option<&str>) -> Result<IpAddr> {
         .ok_or_else(|| Error::Invalid(format!("network {} has no free address in {}", net.name, net.ip_range)))
 }
 
-/// The first free ethN in the container's namespace.
-fn free_ifname(container: &str) -> Result<String> {
+/// The first free ethN in the container's namespace (eth0 in a new one).
+fn free_ifname(container: &str, created: bool) -> Result<String> {
+    if created {
+        return Ok("eth0".into());
+    }
     let names: BTreeSet<String> = link::list(Some(container))?.into_iter().map(|l| l.name).collect();
     (0..).map(|i| format!("eth{i}")).find(|n| !names.contains(n)).ok_or_else(|| Error::msg("no free interface name"))
 }
 
-/// Create the veth pair and configure both ends; undo on failure.
-fn attach(net: &Network, mut port: Port, publishes: &[netsh_guest::firewall::PublishSpec]) -> Result<Port> {
+/// Create the veth pair and configure both ends; undo on failure. Returns
+/// the port and the alias its host end was given.
+fn attach(net: &Network, mut port: Port, publishes: &[PublishSpec]) -> Result<(Port, String)> {
     let ns = port.container.clone();
-    port.ifname = free_ifname(&ns)?;
+    port.ifname = free_ifname(&ns, port.created && !port.pid)?;
     let veth = link::Veth {
         name: port.veth.clone(),
         peer: port.ifname.clone(),
@@ -121,97 +126,53 @@ fn attach(net: &Network, mut port: Port, publishes: &[netsh_guest::firewall::Pub
         if !port.aliases.is_empty() {
             meta = meta.with("aliases", port.aliases.join(","));
         }
-        link::set_alias(None, &port.veth, &meta.render())?;
+        let alias = meta.render();
+        link::set_alias(None, &port.veth, &alias)?;
         link::set_up(Some(&ns), "lo", true)?;
         addr::add(Some(&ns), &port.ifname, &Cidr::new(port.ip, net.subnet.prefix())?)?;
         link::set_up(Some(&ns), &port.ifname, true)?;
-        if !route::list(Some(&ns))?.iter().any(|r| r.dest == "default") {
+        let fresh = port.created && !port.pid;
+        if fresh || !route::list(Some(&ns))?.iter().any(|r| r.dest == "default") {
             route::add(Some(&ns), &route::default_via(&net.gateway.addr().to_string()))?;
         }
         let owner = net.container_owner(&ns);
-        publishes.iter().try_for_each(|p| firewall::publish(None, &owner, p).map(drop))
+        publishes.iter().try_for_each(|p| firewall::publish(None, &owner, p).map(drop))?;
+        Ok(alias)
     })();
-    if let Err(e) = configured {
-        remove_rules(&net.container_owner(&ns));
-        let _ = link::delete(None, &port.veth);
-        return Err(e);
+    match configured {
+        Ok(alias) => Ok((port, alias)),
+        Err(e) => {
+            remove_rules(&net.container_owner(&ns));
+            let _ = link::delete(None, &port.veth);
+            Err(e)
+        }
     }
-    Ok(port)
 }
 
 /// `disconnect NAME CONTAINER`.
-pub fn disconnect(args: &Args) -> Result<()> {
-    let net = Host::read()?.network(args.required(1, "network NAME")?)?;
+pub fn disconnect(session: &mut Session, args: &Args) -> Result<()> {
+    let net = session.host.network(args.required(1, "network NAME")?)?;
     let container = args.required(2, "CONTAINER")?;
     let port = net
         .port(container)
         .ok_or_else(|| Error::NotFound(format!("container {container} is not connected to network {}", net.name)))?;
-    detach(&net, port)?;
-    let peers: Vec<&str> = net.ports.iter().map(|p| p.container.as_str()).filter(|c| *c != container).collect();
-    refresh_files(&[], &peers, Some(container))
+    detach(session, &net, port)
 }
 
 /// Remove a container from a network: its rules, its veth pair, and the
-/// namespace if connect created it and nothing else uses it.
-pub fn detach(net: &Network, port: &Port) -> Result<()> {
+/// namespace if connect created it and no other network uses it.
+pub fn detach(session: &mut Session, net: &Network, port: &Port) -> Result<()> {
     remove_rules(&net.container_owner(&port.container));
-    let other_networks =
-        Host::read()?.networks().iter().any(|n| n.name != net.name && n.port(&port.container).is_some());
-    let drop_namespace = port.created && !other_networks;
+    let elsewhere = session.host.networks().iter().any(|n| n.name != net.name && n.port(&port.container).is_some());
+    let drop_namespace = port.created && !elsewhere;
     // Deleting an unshared namespace removes its veth ends with it, faster than a link delete.
     if port.pid || !drop_namespace {
         link::delete(None, &port.veth)?;
     }
-    if drop_namespace { netns::delete(&port.container) } else { Ok(()) }
-}
-
-/// Rewrite /etc/netns files: resolv.conf and hostname for `new` containers,
-/// hosts for every container in `new` and `peers`, leaving out `gone` (a
-/// deleted namespace's veth may linger in the kernel for a moment).
-fn refresh_files(new: &[&str], peers: &[&str], gone: Option<&str>) -> Result<()> {
-    let resolv = resolv_conf()?;
-    for c in new {
-        netns::write_etc(c, EtcFile::ResolvConf, &resolv)?;
-        netns::write_etc(c, EtcFile::Hostname, &format!("{c}\n"))?;
+    if drop_namespace {
+        netns::delete(&port.container)?;
     }
-    let networks = Host::read()?.networks();
-    let targets: BTreeSet<&str> = new.iter().chain(peers).copied().collect();
-    for c in targets {
-        netns::write_etc(c, EtcFile::Hosts, &hosts_for(&networks, c, gone))?;
-    }
+    session.forget_link(&port.veth);
+    session.left(&port.container, net, drop_namespace);
     Ok(())
-}
-
-/// localhost, then every container (with aliases) on each network `container` is on.
-fn hosts_for(networks: &[Network], container: &str, gone: Option<&str>) -> String {
-    let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    for net in networks.iter().filter(|n| n.port(container).is_some()) {
-        for p in net.ports.iter().filter(|p| Some(p.container.as_str()) != gone) {
-            let names: Vec<&str> =
-                std::iter::once(p.container.as_str()).chain(p.aliases.iter().map(String::as_str)).collect();
-            out.push_str(&format!("{}\t{}\n", p.ip, names.join(" ")));
-        }
-    }
-    out
-}
-
-/// The host's resolv.conf without loopback resolvers (unreachable from a
-/// container); Docker's public fallback when none is left.
-fn resolv_conf() -> Result<String> {
-    let host = match netns::read_etc(None, EtcFile::ResolvConf) {
-        Ok(text) => text,
-        Err(e) if e.is_not_found() => String::new(),
-        Err(e) => return Err(e),
-    };
-    let is_loopback = |line: &str| {
-        line.split_whitespace().nth(1).and_then(|ip| ip.parse::<IpAddr>().ok()).is_some_and(|ip| ip.is_loopback())
-    };
-    let kept: Vec<&str> =
-        host.lines().filter(|l| !(l.trim_start().starts_with("nameserver") && is_loopback(l))).collect();
-    let mut out = kept.join("\n");
-    if !kept.iter().any(|l| l.trim_start().starts_with("nameserver")) {
-        out.push_str("\nnameserver 8.8.8.8\nnameserver 8.8.4.4");
-    }
-    out.push('\n');
-    Ok(out.trim_start().to_string())
 }

@@ -62,8 +62,8 @@ fn containers(net: &Network, rules: &[firewall::RuleInfo]) -> Result<String> {
 }
 
 /// Print the network as JSON.
-pub fn inspect(name: &str) -> Result<()> {
-    let net = Host::read()?.network(name)?;
+pub fn inspect(host: &Host, name: &str) -> Result<()> {
+    let net = host.network(name)?;
     let rules = firewall::list(None)?;
     println!(
         r#"[

@@ -5,8 +5,10 @@ mod inspect;
 mod meta;
 mod network;
 mod ports;
+mod session;
 
 use netsh_guest::{Args, Error, Manifest, Recipe, Result};
+use session::Session;
 
 struct DockerBridge;
 
@@ -23,7 +25,10 @@ const USAGE: &str = "docker-bridge COMMAND ...
   disconnect NAME CONTAINER
   rm NAME [--force]          refused while containers are attached, unless --force
   inspect NAME               JSON like `docker network inspect`
-  ls";
+  ls
+Several commands can run in one invocation, separated by a lone ';' argument
+(one state read, one firewall batch), e.g.
+  connect net c1 --publish 8001:80 ';' connect net c2 --publish 8002:80";
 
 const VALUED: &[&str] =
     &["--subnet", "--gateway", "--ip-range", "--icc", "--mtu", "--bridge", "--ip", "--alias", "--publish", "--pid"];
@@ -48,17 +53,25 @@ impl Recipe for DockerBridge {
     }
 
     fn run(args: Vec<String>) -> Result<()> {
-        let args = Args::parse(args, VALUED, SWITCHES)?;
-        match args.positional().first().map(String::as_str) {
-            Some("create") => network::create(&args),
-            Some("connect") => container::connect(&args),
-            Some("disconnect") => container::disconnect(&args),
-            Some("rm") => network::rm(&args),
-            Some("inspect") => inspect::inspect(args.required(1, "network NAME")?),
-            Some("ls") => network::ls(),
-            Some(other) => Err(Error::Usage(format!("unknown command {other:?}\n{USAGE}"))),
-            None => Err(Error::Usage(USAGE.into())),
-        }
+        let commands: Vec<Args> =
+            args.split(|a| a == ";").map(|c| Args::parse(c.to_vec(), VALUED, SWITCHES)).collect::<Result<_>>()?;
+        let mut session = Session::start()?;
+        let outcome = commands.iter().try_for_each(|c| command(&mut session, c));
+        let files = session.finish();
+        outcome.and(files)
+    }
+}
+
+fn command(session: &mut Session, args: &Args) -> Result<()> {
+    match args.positional().first().map(String::as_str) {
+        Some("create") => network::create(session, args),
+        Some("connect") => container::connect(session, args),
+        Some("disconnect") => container::disconnect(session, args),
+        Some("rm") => network::rm(session, args),
+        Some("inspect") => inspect::inspect(&session.host, args.required(1, "network NAME")?),
+        Some("ls") => network::ls(session),
+        Some(other) => Err(Error::Usage(format!("unknown command {other:?}\n{USAGE}"))),
+        None => Err(Error::Usage(USAGE.into())),
     }
 }
 

@@ -8,6 +8,7 @@ use netsh_guest::link::LinkInfo;
 use netsh_guest::{Args, Cidr, Error, Result, addr, link, sysctl};
 
 use crate::meta::Meta;
+use crate::session::Session;
 
 /// One attached container: the bridge port of its veth pair.
 #[derive(Debug, Clone)]
@@ -56,15 +57,37 @@ impl Network {
     }
 }
 
-/// The host namespace's links, read once per step.
+/// The host namespace's links: read once per invocation, then kept current
+/// in memory as commands add and remove bridges and ports.
 pub struct Host {
     pub links: Vec<LinkInfo>,
+}
+
+/// A link as docker-bridge creates it, for the in-memory view.
+pub fn made_link(name: &str, master: Option<&str>, alias: String, addresses: Vec<String>, mtu: u32) -> LinkInfo {
+    LinkInfo {
+        name: name.into(),
+        index: 0,
+        kind: if master.is_some() { "veth" } else { "bridge" }.into(),
+        mtu,
+        up: true,
+        oper_state: "unknown".into(),
+        master: master.map(String::from),
+        mac: String::new(),
+        addresses,
+        alias: Some(alias),
+    }
 }
 
 impl Host {
     /// Read every link of netsh's namespace.
     pub fn read() -> Result<Host> {
         Ok(Host { links: link::list(None)? })
+    }
+
+    /// Forget a link that was deleted.
+    pub fn forget(&mut self, name: &str) {
+        self.links.retain(|l| l.name != name);
     }
 
     /// Every docker-bridge network.
@@ -224,21 +247,27 @@ fn spec(host: &Host, args: &Args) -> Result<Spec> {
 }
 
 /// `create NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal] [--icc=false] [--mtu N] [--bridge IFNAME]`.
-pub fn create(args: &Args) -> Result<()> {
-    let host = Host::read()?;
-    let s = spec(&host, args)?;
+pub fn create(session: &mut Session, args: &Args) -> Result<()> {
+    let s = spec(&session.host, args)?;
     link::add_bridge(None, &s.bridge, s.mtu)?;
     let owner = format!("docker-bridge/{}", s.name);
-    if let Err(e) = configure(&s, &owner) {
-        remove_rules(&owner);
-        let _ = link::delete(None, &s.bridge);
-        return Err(e);
+    match configure(&s, &owner) {
+        Ok(alias) => {
+            let mtu = s.mtu.unwrap_or(1500);
+            session.host.links.push(made_link(&s.bridge, None, alias, vec![s.gateway.to_string()], mtu));
+            println!("{} {} subnet {} gateway {}", s.name, s.bridge, s.subnet, s.gateway.addr());
+            Ok(())
+        }
+        Err(e) => {
+            remove_rules(&owner);
+            let _ = link::delete(None, &s.bridge);
+            Err(e)
+        }
     }
-    println!("{} {} subnet {} gateway {}", s.name, s.bridge, s.subnet, s.gateway.addr());
-    Ok(())
 }
 
-fn configure(s: &Spec, owner: &str) -> Result<()> {
+/// Configure a new bridge and its rules; returns the alias it was given.
+fn configure(s: &Spec, owner: &str) -> Result<String> {
     let mut meta = Meta::default().with("network", &s.name).with("ip-range", s.ip_range);
     if s.internal {
         meta = meta.with("internal", 1);
@@ -263,7 +292,7 @@ fn configure(s: &Spec, owner: &str) -> Result<()> {
     if !s.icc {
         firewall::isolate(None, owner, &s.bridge, Isolation::Ports)?;
     }
-    Ok(())
+    Ok(meta.render())
 }
 
 /// Remove every rule owned by `owner` or by its containers; best effort.
@@ -277,9 +306,9 @@ pub fn remove_rules(owner: &str) {
 }
 
 /// `rm NAME [--force]`.
-pub fn rm(args: &Args) -> Result<()> {
+pub fn rm(session: &mut Session, args: &Args) -> Result<()> {
     let name = args.required(1, "network NAME")?;
-    let net = Host::read()?.network(name)?;
+    let net = session.host.network(name)?;
     if !net.ports.is_empty() && !args.has("--force") {
         let names: Vec<&str> = net.ports.iter().map(|p| p.container.as_str()).collect();
         return Err(Error::Invalid(format!(
@@ -288,16 +317,18 @@ pub fn rm(args: &Args) -> Result<()> {
         )));
     }
     for port in &net.ports {
-        crate::container::detach(&net, port)?;
+        crate::container::detach(session, &net, port)?;
     }
     remove_rules(&net.owner());
-    link::delete(None, &net.bridge)
+    link::delete(None, &net.bridge)?;
+    session.host.forget(&net.bridge);
+    Ok(())
 }
 
 /// `ls`: one line per network.
-pub fn ls() -> Result<()> {
+pub fn ls(session: &Session) -> Result<()> {
     println!("{:<20} {:<15} {:<18} {:<15} CONTAINERS", "NAME", "BRIDGE", "SUBNET", "GATEWAY");
-    for n in Host::read()?.networks() {
+    for n in session.host.networks() {
         let mut flags = Vec::new();
         if n.internal {
             flags.push("internal");

@@ -1,19 +1,30 @@
-//! The iptables firewall backend: reads with `iptables-save`, writes every
-//! change as one `iptables-restore --noflush` batch. Argv only, no shell.
-//! Runs in the calling thread's network namespace.
+//! The iptables firewall backend. A namespace's rules are read once with
+//! `iptables-save`; changes are checked against that view, queued, and
+//! applied by [`FirewallBackend::flush`] as one `iptables-restore --noflush`
+//! batch. Argv only, no shell. Runs in the calling thread's namespace.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::backend::FirewallBackend;
 use crate::error::{CapError, CapResult};
 use crate::firewall::{self, CHAINS, Line, Table};
-use crate::ops::{FwRule, RuleInfo};
+use crate::ops::{FwRule, Ns, RuleInfo};
 
-/// Drives the iptables binaries.
+/// Drives the iptables binaries, with one pending batch per namespace.
 #[derive(Debug, Default)]
-pub struct Iptables;
+pub struct Iptables {
+    pending: Mutex<HashMap<Ns, Pending>>,
+}
+
+/// A namespace's rules as they will be after the queued batch, and the batch.
+#[derive(Debug, Default)]
+struct Pending {
+    view: Saved,
+    batch: BTreeMap<Table, Vec<String>>,
+}
 
 /// What `iptables-save` shows for the nat and filter tables.
 #[derive(Debug, Default)]
@@ -24,6 +35,10 @@ struct Saved {
 }
 
 impl Saved {
+    fn remove_rule(&mut self, table: Table, spec: &str) {
+        self.rules.retain(|l| !(l.table == table && l.spec == spec));
+    }
+
     fn has_chain(&self, table: Table, name: &str) -> bool {
         self.chains.iter().any(|(t, n)| *t == table && n == name)
     }
@@ -109,23 +124,6 @@ fn restore(batch: BTreeMap<Table, Vec<String>>) -> CapResult<()> {
     run("iptables-restore", &["--noflush"], Some(&input)).map(drop)
 }
 
-/// Lines creating whatever netsh chains and jumps are missing.
-fn setup_lines(saved: &Saved, batch: &mut BTreeMap<Table, Vec<String>>) {
-    for chain in CHAINS {
-        if !saved.has_chain(chain.table, chain.name) {
-            batch.entry(chain.table).or_default().push(format!(":{} - [0:0]", chain.name));
-        }
-    }
-    // Inserted at position 1 in reverse so that isolation precedes accepts.
-    for chain in CHAINS.iter().rev() {
-        if let Some(jump) = firewall::jump_spec(chain) {
-            if !saved.has_rule(chain.table, &jump) {
-                batch.entry(chain.table).or_default().push(format!("-I {}", jump.replacen(' ', " 1 ", 1)));
-            }
-        }
-    }
-}
-
 /// The published (proto, host ip, port) keys of a DNAT line, if it is one.
 fn published_key(spec: &str) -> Option<(String, Option<String>, String)> {
     if !spec.starts_with("NETSH-PREROUTING ") || !spec.contains("-j DNAT") {
@@ -156,49 +154,103 @@ fn check_port_conflicts(saved: &Saved, id: &str, lines: &[Line]) -> CapResult<()
     Ok(())
 }
 
+impl Pending {
+    fn push(&mut self, table: Table, line: String) {
+        self.batch.entry(table).or_default().push(line);
+    }
+
+    /// Queue whatever netsh chains and jumps are missing.
+    fn ensure_chains(&mut self) {
+        for chain in CHAINS {
+            if !self.view.has_chain(chain.table, chain.name) {
+                self.push(chain.table, format!(":{} - [0:0]", chain.name));
+                self.view.chains.push((chain.table, chain.name.to_string()));
+            }
+        }
+        // Inserted at position 1 in reverse so that isolation precedes accepts.
+        for chain in CHAINS.iter().rev() {
+            if let Some(jump) = firewall::jump_spec(chain) {
+                if !self.view.has_rule(chain.table, &jump) {
+                    self.push(chain.table, format!("-I {}", jump.replacen(' ', " 1 ", 1)));
+                    self.view.rules.push(Line { table: chain.table, spec: jump });
+                }
+            }
+        }
+    }
+
+    /// Queue removal of netsh's jumps and chains (when it owns no rule).
+    fn drop_chains(&mut self) {
+        for chain in CHAINS {
+            if let Some(jump) = firewall::jump_spec(chain) {
+                if self.view.has_rule(chain.table, &jump) {
+                    self.push(chain.table, format!("-D {jump}"));
+                    self.view.remove_rule(chain.table, &jump);
+                }
+            }
+        }
+        for chain in CHAINS {
+            if self.view.has_chain(chain.table, chain.name) {
+                self.push(chain.table, format!("-X {}", chain.name));
+                self.view.chains.retain(|(t, n)| !(*t == chain.table && n == chain.name));
+            }
+        }
+    }
+}
+
+impl Iptables {
+    /// The pending state of `ns`, read from the kernel on first use.
+    fn state<'a>(&self, map: &'a mut MutexGuard<'_, HashMap<Ns, Pending>>, ns: &Ns) -> CapResult<&'a mut Pending> {
+        if !map.contains_key(ns) {
+            map.insert(ns.clone(), Pending { view: save()?, batch: BTreeMap::new() });
+        }
+        Ok(map.get_mut(ns).expect("inserted above"))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Ns, Pending>> {
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 impl FirewallBackend for Iptables {
-    fn add(&self, owner: &str, rule: &FwRule) -> CapResult<String> {
+    fn add(&self, ns: &Ns, owner: &str, rule: &FwRule) -> CapResult<String> {
         let (id, lines) = firewall::render(owner, rule)?;
-        let saved = save()?;
-        if saved.owned().any(|(_, _, other)| other == id) {
+        let mut map = self.lock();
+        let state = self.state(&mut map, ns)?;
+        if state.view.owned().any(|(_, _, other)| other == id) {
             return Ok(id);
         }
-        check_port_conflicts(&saved, &id, &lines)?;
-        let mut batch = BTreeMap::new();
-        setup_lines(&saved, &mut batch);
-        for line in &lines {
-            batch.entry(line.table).or_default().push(format!("-A {}", line.spec));
+        check_port_conflicts(&state.view, &id, &lines)?;
+        state.ensure_chains();
+        for line in lines {
+            state.push(line.table, format!("-A {}", line.spec));
+            state.view.rules.push(line);
         }
-        restore(batch)?;
         Ok(id)
     }
 
-    fn remove(&self, id: &str) -> CapResult<()> {
-        let saved = save()?;
-        let mut batch: BTreeMap<Table, Vec<String>> = BTreeMap::new();
-        let mut others = 0;
-        for (line, _, other) in saved.owned() {
-            if other == id {
-                batch.entry(line.table).or_default().push(format!("-D {}", line.spec));
-            } else {
-                others += 1;
-            }
+    fn remove(&self, ns: &Ns, id: &str) -> CapResult<()> {
+        let mut map = self.lock();
+        let state = self.state(&mut map, ns)?;
+        let doomed: Vec<Line> =
+            state.view.owned().filter(|(_, _, other)| *other == id).map(|(l, _, _)| l.clone()).collect();
+        if doomed.is_empty() {
+            return Err(CapError::NotFound(format!("firewall rule {id} does not exist (see `netsh show`)")));
         }
-        if batch.is_empty() {
-            return Err(CapError::NotFound(format!(
-                "firewall rule {id} does not exist (see `netsh show --json` or firewall list)"
-            )));
+        for line in doomed {
+            state.push(line.table, format!("-D {}", line.spec));
+            state.view.remove_rule(line.table, &line.spec);
         }
-        if others == 0 {
-            teardown_lines(&saved, &mut batch);
+        if state.view.owned().next().is_none() {
+            state.drop_chains();
         }
-        restore(batch)
+        Ok(())
     }
 
-    fn list(&self) -> CapResult<Vec<RuleInfo>> {
-        let saved = save()?;
+    fn list(&self, ns: &Ns) -> CapResult<Vec<RuleInfo>> {
+        let mut map = self.lock();
+        let state = self.state(&mut map, ns)?;
         let mut rules: Vec<RuleInfo> = Vec::new();
-        for (line, owner, id) in saved.owned() {
+        for (line, owner, id) in state.view.owned() {
             let command = firewall::commands(std::slice::from_ref(line)).remove(0);
             match rules.iter_mut().find(|r| r.id == id) {
                 Some(rule) => rule.commands.push(command),
@@ -207,20 +259,16 @@ impl FirewallBackend for Iptables {
         }
         Ok(rules)
     }
-}
 
-/// Lines removing netsh's jumps and chains once it owns no rule.
-fn teardown_lines(saved: &Saved, batch: &mut BTreeMap<Table, Vec<String>>) {
-    for chain in CHAINS {
-        if let Some(jump) = firewall::jump_spec(chain) {
-            if saved.has_rule(chain.table, &jump) {
-                batch.entry(chain.table).or_default().push(format!("-D {jump}"));
-            }
+    fn flush(&self, ns: &Ns) -> CapResult<()> {
+        let pending = self.lock().remove(ns);
+        match pending {
+            Some(p) => restore(p.batch),
+            None => Ok(()),
         }
     }
-    for chain in CHAINS {
-        if saved.has_chain(chain.table, chain.name) {
-            batch.entry(chain.table).or_default().push(format!("-X {}", chain.name));
-        }
+
+    fn pending(&self) -> Vec<Ns> {
+        self.lock().iter().filter(|(_, p)| !p.batch.is_empty()).map(|(ns, _)| ns.clone()).collect()
     }
 }

@@ -26,12 +26,7 @@ pub fn describe(ns: &Ns, name: &str) -> String {
 
 /// The index of link `name`.
 pub async fn index_of(h: &Handle, ns: &Ns, name: &str) -> CapResult<u32> {
-    let mut links = h.link().get().match_name(name.to_string()).execute();
-    match links.try_next().await {
-        Ok(Some(msg)) => Ok(msg.header.index),
-        Ok(None) => Err(CapError::NotFound(format!("{} does not exist", describe(ns, name)))),
-        Err(e) => Err(nl_error(e, &describe(ns, name), "look up")),
-    }
+    Ok(fetch(h, ns, name).await?.header.index)
 }
 
 /// `ip link add NAME type bridge`, then the MTU (a bridge's creation MTU does
@@ -125,13 +120,33 @@ pub async fn delete(h: &Handle, ns: &Ns, name: &str) -> CapResult<()> {
     h.link().del(index).execute().await.map_err(|e| nl_error(e, &describe(ns, name), "delete"))
 }
 
-/// `ip addr show NAME`.
+/// `ip addr show NAME`: one link request, its master's name and its addresses.
 pub async fn get(h: &Handle, ns: &Ns, name: &str) -> CapResult<LinkInfo> {
-    list(h, ns)
-        .await?
-        .into_iter()
-        .find(|l| l.name == name)
-        .ok_or_else(|| CapError::NotFound(format!("{} does not exist", describe(ns, name))))
+    let msg = fetch(h, ns, name).await?;
+    let mut names = HashMap::new();
+    let master = msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Controller(idx) => Some(*idx),
+        _ => None,
+    });
+    if let Some(idx) = master {
+        let mut reply = h.link().get().match_index(idx).execute();
+        if let Ok(Some(m)) = reply.try_next().await {
+            names.insert(idx, link_name(&m));
+        }
+    }
+    let index = msg.header.index;
+    let addresses = addr::dump(h, ns).await?.into_iter().filter(|(i, _)| *i == index).map(|(_, c)| c).collect();
+    Ok(to_info(&msg, &names, addresses))
+}
+
+/// The link message of `name`.
+async fn fetch(h: &Handle, ns: &Ns, name: &str) -> CapResult<LinkMessage> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(msg)) => Ok(msg),
+        Ok(None) => Err(CapError::NotFound(format!("{} does not exist", describe(ns, name)))),
+        Err(e) => Err(nl_error(e, &describe(ns, name), "look up")),
+    }
 }
 
 /// `ip addr show`: every link with its addresses, by index.

@@ -32,13 +32,28 @@ impl std::fmt::Debug for Kernel {
 
 impl Default for Kernel {
     fn default() -> Self {
-        Kernel { handles: netlink::Handles::default(), firewall: Arc::new(iptables::Iptables) }
+        Kernel { handles: netlink::Handles::default(), firewall: Arc::new(iptables::Iptables::default()) }
     }
 }
 
 impl Backend for Kernel {
     fn apply(&self, op: Op) -> BoxFuture<'_, CapResult<Reply>> {
         self.run(op).boxed()
+    }
+
+    fn flush(&self) -> BoxFuture<'_, CapResult<()>> {
+        async move {
+            let mut first_error = None;
+            for ns in self.firewall.pending() {
+                let fw = self.firewall.clone();
+                let key = ns.clone();
+                if let Err(e) = nsfs::in_netns(&ns, move || fw.flush(&key)).await {
+                    first_error.get_or_insert(e);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        }
+        .boxed()
     }
 }
 
@@ -99,16 +114,16 @@ impl Kernel {
             Op::SysctlGet { ns, key } => sysctl::get(&ns, &key).await.map(Reply::Text),
             Op::SysctlSet { ns, key, value } => sysctl::set(&ns, &key, &value).await.map(done),
             Op::FwAdd { ns, owner, rule } => {
-                let fw = self.firewall.clone();
-                nsfs::in_netns(&ns, move || fw.add(&owner, &rule)).await.map(Reply::Text)
+                let (fw, key) = (self.firewall.clone(), ns.clone());
+                nsfs::in_netns(&ns, move || fw.add(&key, &owner, &rule)).await.map(Reply::Text)
             }
             Op::FwRemove { ns, id } => {
-                let fw = self.firewall.clone();
-                nsfs::in_netns(&ns, move || fw.remove(&id)).await.map(done)
+                let (fw, key) = (self.firewall.clone(), ns.clone());
+                nsfs::in_netns(&ns, move || fw.remove(&key, &id)).await.map(done)
             }
             Op::FwList { ns } => {
-                let fw = self.firewall.clone();
-                nsfs::in_netns(&ns, move || fw.list()).await.map(Reply::Rules)
+                let (fw, key) = (self.firewall.clone(), ns.clone());
+                nsfs::in_netns(&ns, move || fw.list(&key)).await.map(Reply::Rules)
             }
         }
     }

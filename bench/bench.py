@@ -14,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NETSH = os.path.join(ROOT, "target/release/netsh")
 RECIPES = os.path.join(ROOT, "recipes")
 GUESTS = os.path.join(ROOT, "target/wasm32-wasip2/guest")
+NETAVARK = "/usr/lib/podman/netavark"
 
 
 def sh(cmd, **kw):
@@ -153,10 +154,23 @@ def docker_script_down(n):
     return "\n".join(lines)
 
 
+def connect_args(i):
+    return ["connect", "bench", f"c{i}", "--publish", f"{20000 + i}:80"]
+
+
 def netsh_docker_up(n):
+    """One netsh invocation per step, as a user typing `docker network` commands would."""
     netsh("docker-bridge", "create", "bench", "--subnet", "10.88.0.0/16")
     for i in range(1, n + 1):
-        netsh("docker-bridge", "connect", "bench", f"c{i}", "--publish", f"{20000 + i}:80")
+        netsh("docker-bridge", *connect_args(i))
+
+
+def netsh_docker_up_batched(n):
+    """All steps in one invocation (';'-separated commands), like `docker compose up`."""
+    args = ["create", "bench", "--subnet", "10.88.0.0/16"]
+    for i in range(1, n + 1):
+        args += [";"] + connect_args(i)
+    netsh("docker-bridge", *args)
 
 
 def netsh_docker_down(n):
@@ -183,25 +197,28 @@ def netavark_opts(i):
 def netavark_up(n, conf):
     for i in range(1, n + 1):
         sh(["ip", "netns", "add", f"c{i}"])
-        sh(["netavark", "--config", conf, "--file", os.path.join(conf, f"c{i}.json"), "setup", f"/run/netns/c{i}"])
+        sh([NETAVARK, "--config", conf, "--file", os.path.join(conf, f"c{i}.json"), "setup", f"/run/netns/c{i}"])
 
 
 def netavark_down(n, conf):
     for i in range(1, n + 1):
-        sh(["netavark", "--config", conf, "--file", os.path.join(conf, f"c{i}.json"), "teardown", f"/run/netns/c{i}"])
+        sh([NETAVARK, "--config", conf, "--file", os.path.join(conf, f"c{i}.json"), "teardown", f"/run/netns/c{i}"])
         sh(["ip", "netns", "del", f"c{i}"])
     wait_no_veth()
 
 
 def bench_docker_bridge():
     print("\n## docker-bridge: N containers, one published port each (down: until no veth remains)")
-    have_netavark = shutil.which("netavark") is not None
-    header = f"  {'N':>4} {'':5} {'netsh':>10} {'ip+iptables':>12} {'ratio':>7}"
+    have_netavark = os.path.exists(NETAVARK)
+    print("  netsh: one invocation for all steps; netsh/1: one invocation per step; ratios are peer/netsh")
+    header = f"  {'N':>4} {'':5} {'netsh':>10} {'netsh/1':>10} {'ip+iptables':>12} {'ratio':>7}"
     if have_netavark:
         header += f" {'netavark':>10} {'ratio':>7}"
     print(header)
     for n in [1, 10, 100]:
-        up = timed(lambda: netsh_docker_up(n))
+        one_by_one = timed(lambda: netsh_docker_up(n))
+        netsh_docker_down(n)
+        up = timed(lambda: netsh_docker_up_batched(n))
         down = timed(lambda: netsh_docker_down(n))
         sh_up = timed(lambda: run_script(docker_script_up(n)))
         sh_down = timed(lambda: (run_script(docker_script_down(n)), wait_no_veth()))
@@ -213,8 +230,10 @@ def bench_docker_bridge():
                     f.write(netavark_opts(i))
             nv = (timed(lambda: netavark_up(n, conf)), timed(lambda: netavark_down(n, conf)))
             shutil.rmtree(conf)
-        for label, ours, script, peer in [("up", up, sh_up, nv and nv[0]), ("down", down, sh_down, nv and nv[1])]:
-            row = f"  {n:>4} {label:5} {ours * 1000:8.1f}ms {script * 1000:10.1f}ms {script / ours:6.1f}x"
+        for label, ours, single, script, peer in [("up", up, one_by_one, sh_up, nv and nv[0]),
+                                                  ("down", down, down, sh_down, nv and nv[1])]:
+            row = (f"  {n:>4} {label:5} {ours * 1000:8.1f}ms {single * 1000:8.1f}ms"
+                   f" {script * 1000:10.1f}ms {script / ours:6.1f}x")
             if peer is not None:
                 row += f" {peer * 1000:8.1f}ms {peer / ours:6.1f}x"
             print(row)

@@ -30,13 +30,33 @@ struct Pending {
 #[derive(Debug, Default)]
 struct Saved {
     chains: Vec<(Table, String)>,
-    /// `-A CHAIN ...` rule lines, without the `-A `.
-    rules: Vec<Line>,
+    rules: Vec<Rule>,
+}
+
+/// A published host port: (protocol, host address, port).
+type PortKey = (String, Option<String>, String);
+
+/// A rule line with what netsh reads from it, parsed once.
+#[derive(Debug)]
+struct Rule {
+    line: Line,
+    /// (owner, id) when netsh owns the rule.
+    tag: Option<(String, String)>,
+    /// The host port a DNAT rule of netsh's holds.
+    published: Option<PortKey>,
+}
+
+impl Rule {
+    fn new(line: Line) -> Rule {
+        let tag = comment_of(&line.spec).and_then(firewall::parse_tag).map(|(o, i)| (o.to_string(), i.to_string()));
+        let published = published_key(&line.spec);
+        Rule { line, tag, published }
+    }
 }
 
 impl Saved {
     fn remove_rule(&mut self, table: Table, spec: &str) {
-        self.rules.retain(|l| !(l.table == table && l.spec == spec));
+        self.rules.retain(|r| !(r.line.table == table && r.line.spec == spec));
     }
 
     fn has_chain(&self, table: Table, name: &str) -> bool {
@@ -44,15 +64,12 @@ impl Saved {
     }
 
     fn has_rule(&self, table: Table, spec: &str) -> bool {
-        self.rules.iter().any(|l| l.table == table && l.spec == spec)
+        self.rules.iter().any(|r| r.line.table == table && r.line.spec == spec)
     }
 
     /// Rules tagged by netsh, with their (owner, id).
-    fn owned(&self) -> impl Iterator<Item = (&Line, &str, &str)> {
-        self.rules.iter().filter_map(|l| {
-            let (owner, id) = firewall::parse_tag(comment_of(&l.spec)?)?;
-            Some((l, owner, id))
-        })
+    fn owned(&self) -> impl Iterator<Item = (&Rule, &str, &str)> {
+        self.rules.iter().filter_map(|r| r.tag.as_ref().map(|(owner, id)| (r, owner.as_str(), id.as_str())))
     }
 }
 
@@ -100,7 +117,7 @@ fn save() -> CapResult<Saved> {
                 let name = chain.split_whitespace().next().unwrap_or_default();
                 saved.chains.push((t, name.to_string()));
             } else if let Some(spec) = line.strip_prefix("-A ") {
-                saved.rules.push(Line { table: t, spec: spec.to_string() });
+                saved.rules.push(Rule::new(Line { table: t, spec: spec.to_string() }));
             }
         }
     }
@@ -125,7 +142,7 @@ fn restore(batch: BTreeMap<Table, Vec<String>>) -> CapResult<()> {
 }
 
 /// The published (proto, host ip, port) keys of a DNAT line, if it is one.
-fn published_key(spec: &str) -> Option<(String, Option<String>, String)> {
+fn published_key(spec: &str) -> Option<PortKey> {
     if !spec.starts_with("NETSH-PREROUTING ") || !spec.contains("-j DNAT") {
         return None;
     }
@@ -138,8 +155,8 @@ fn published_key(spec: &str) -> Option<(String, Option<String>, String)> {
 /// Refuse a publish whose host port another netsh rule already holds.
 fn check_port_conflicts(saved: &Saved, id: &str, lines: &[Line]) -> CapResult<()> {
     for new in lines.iter().filter_map(|l| published_key(&l.spec)) {
-        for (line, owner, other) in saved.owned() {
-            let Some(old) = published_key(&line.spec) else {
+        for (rule, owner, other) in saved.owned() {
+            let Some(old) = &rule.published else {
                 continue;
             };
             let same_ip = old.1.is_none() || new.1.is_none() || old.1 == new.1;
@@ -172,7 +189,7 @@ impl Pending {
             if let Some(jump) = firewall::jump_spec(chain) {
                 if !self.view.has_rule(chain.table, &jump) {
                     self.push(chain.table, format!("-I {}", jump.replacen(' ', " 1 ", 1)));
-                    self.view.rules.push(Line { table: chain.table, spec: jump });
+                    self.view.rules.push(Rule::new(Line { table: chain.table, spec: jump }));
                 }
             }
         }
@@ -223,7 +240,7 @@ impl FirewallBackend for Iptables {
         state.ensure_chains();
         for line in lines {
             state.push(line.table, format!("-A {}", line.spec));
-            state.view.rules.push(line);
+            state.view.rules.push(Rule::new(line));
         }
         Ok(id)
     }
@@ -232,7 +249,7 @@ impl FirewallBackend for Iptables {
         let mut map = self.lock();
         let state = self.state(&mut map, ns)?;
         let doomed: Vec<Line> =
-            state.view.owned().filter(|(_, _, other)| *other == id).map(|(l, _, _)| l.clone()).collect();
+            state.view.owned().filter(|(_, _, other)| *other == id).map(|(r, _, _)| r.line.clone()).collect();
         if doomed.is_empty() {
             return Err(CapError::NotFound(format!("firewall rule {id} does not exist (see `netsh show`)")));
         }
@@ -250,8 +267,8 @@ impl FirewallBackend for Iptables {
         let mut map = self.lock();
         let state = self.state(&mut map, ns)?;
         let mut rules: Vec<RuleInfo> = Vec::new();
-        for (line, owner, id) in state.view.owned() {
-            let command = firewall::commands(std::slice::from_ref(line)).remove(0);
+        for (rule, owner, id) in state.view.owned() {
+            let command = firewall::commands(std::slice::from_ref(&rule.line)).remove(0);
             match rules.iter_mut().find(|r| r.id == id) {
                 Some(rule) => rule.commands.push(command),
                 None => rules.push(RuleInfo { id: id.into(), owner: owner.into(), commands: vec![command] }),

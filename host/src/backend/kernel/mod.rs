@@ -16,11 +16,12 @@ use futures::future::BoxFuture;
 
 use super::{Backend, FirewallBackend};
 use crate::error::CapResult;
-use crate::ops::{Op, Reply};
+use crate::ops::{Ns, Op, Reply};
 
 /// Carries out operations on the running kernel.
 pub struct Kernel {
     handles: netlink::Handles,
+    creator: nsfs::Creator,
     firewall: Arc<dyn FirewallBackend>,
 }
 
@@ -32,7 +33,11 @@ impl std::fmt::Debug for Kernel {
 
 impl Default for Kernel {
     fn default() -> Self {
-        Kernel { handles: netlink::Handles::default(), firewall: Arc::new(iptables::Iptables::default()) }
+        Kernel {
+            handles: netlink::Handles::default(),
+            creator: nsfs::Creator::default(),
+            firewall: Arc::new(iptables::Iptables::default()),
+        }
     }
 }
 
@@ -45,9 +50,7 @@ impl Backend for Kernel {
         async move {
             let mut first_error = None;
             for ns in self.firewall.pending() {
-                let fw = self.firewall.clone();
-                let key = ns.clone();
-                if let Err(e) = nsfs::in_netns(&ns, move || fw.flush(&key)).await {
+                if let Err(e) = self.in_fw_ns(ns, |fw, ns| fw.flush(ns)).await {
                     first_error.get_or_insert(e);
                 }
             }
@@ -58,11 +61,28 @@ impl Backend for Kernel {
 }
 
 impl Kernel {
+    /// Run a firewall call in `ns`: directly for netsh's own namespace (where
+    /// this thread already is), on a thread inside it otherwise.
+    async fn in_fw_ns<T, F>(&self, ns: Ns, f: F) -> CapResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn FirewallBackend, &Ns) -> CapResult<T> + Send + 'static,
+    {
+        let fw = self.firewall.clone();
+        match ns {
+            None => f(fw.as_ref(), &None),
+            Some(_) => {
+                let key = ns.clone();
+                nsfs::in_netns(&ns, move || f(fw.as_ref(), &key)).await
+            }
+        }
+    }
+
     async fn run(&self, op: Op) -> CapResult<Reply> {
         let done = |()| Reply::Done;
         match op {
             Op::NetnsCreate { name } => {
-                let socket = nsfs::create(&name, netlink::open_socket).await?;
+                let socket = nsfs::create(&self.creator, &name, netlink::open_socket).await?;
                 self.handles.insert(&name, socket).await.map(done)
             }
             Op::NetnsDelete { name } => {
@@ -114,17 +134,10 @@ impl Kernel {
             Op::SysctlGet { ns, key } => sysctl::get(&ns, &key).await.map(Reply::Text),
             Op::SysctlSet { ns, key, value } => sysctl::set(&ns, &key, &value).await.map(done),
             Op::FwAdd { ns, owner, rule } => {
-                let (fw, key) = (self.firewall.clone(), ns.clone());
-                nsfs::in_netns(&ns, move || fw.add(&key, &owner, &rule)).await.map(Reply::Text)
+                self.in_fw_ns(ns, move |fw, ns| fw.add(ns, &owner, &rule)).await.map(Reply::Text)
             }
-            Op::FwRemove { ns, id } => {
-                let (fw, key) = (self.firewall.clone(), ns.clone());
-                nsfs::in_netns(&ns, move || fw.remove(&key, &id)).await.map(done)
-            }
-            Op::FwList { ns } => {
-                let (fw, key) = (self.firewall.clone(), ns.clone());
-                nsfs::in_netns(&ns, move || fw.list(&key)).await.map(Reply::Rules)
-            }
+            Op::FwRemove { ns, id } => self.in_fw_ns(ns, move |fw, ns| fw.remove(ns, &id)).await.map(done),
+            Op::FwList { ns } => self.in_fw_ns(ns, |fw, ns| fw.list(ns)).await.map(Reply::Rules),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, mpsc};
 
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -105,22 +105,60 @@ fn create_mount_point(name: &str) -> CapResult<PathBuf> {
     Ok(path)
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A long-lived thread that creates namespaces: each job unshares it into a
+/// fresh namespace, which saves a thread start and exit per namespace.
+#[derive(Debug, Default)]
+pub struct Creator {
+    jobs: OnceLock<Mutex<mpsc::Sender<Job>>>,
+}
+
+impl Creator {
+    fn sender(&self) -> CapResult<mpsc::Sender<Job>> {
+        if self.jobs.get().is_none() {
+            let (tx, rx) = mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name("netsh-netns".into())
+                .spawn(move || rx.into_iter().for_each(|job| job()))
+                .map_err(|e| CapError::io(&e, "spawn namespace thread"))?;
+            let _ = self.jobs.set(Mutex::new(tx));
+        }
+        let jobs = self.jobs.get().expect("set above").lock().unwrap_or_else(|p| p.into_inner());
+        Ok(jobs.clone())
+    }
+
+    async fn run<T, F>(&self, f: F) -> CapResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> CapResult<T> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.sender()?.send(job).map_err(|_| CapError::Os { code: 0, message: "namespace thread is gone".into() })?;
+        rx.await.map_err(|_| CapError::Os { code: 0, message: "namespace thread panicked".into() })?
+    }
+}
+
 /// `ip netns add NAME`. Runs `then` inside the new namespace before returning
 /// (used to open its netlink socket without a second setns).
-pub async fn create<T, F>(name: &str, then: F) -> CapResult<T>
+pub async fn create<T, F>(creator: &Creator, name: &str, then: F) -> CapResult<T>
 where
     T: Send + 'static,
     F: FnOnce() -> CapResult<T> + Send + 'static,
 {
     let path = create_mount_point(name)?;
     let cleanup = path.clone();
-    let result = on_thread(move || {
-        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| CapError::os(e, "unshare network namespace"))?;
-        mount(Some("/proc/thread-self/ns/net"), &path, Some("none"), MsFlags::MS_BIND, None::<&str>)
-            .map_err(|e| CapError::os(e, format!("bind-mount {}", path.display())))?;
-        then()
-    })
-    .await;
+    let result = creator
+        .run(move || {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(|e| CapError::os(e, "unshare network namespace"))?;
+            mount(Some("/proc/thread-self/ns/net"), &path, Some("none"), MsFlags::MS_BIND, None::<&str>)
+                .map_err(|e| CapError::os(e, format!("bind-mount {}", path.display())))?;
+            then()
+        })
+        .await;
     if result.is_err() {
         let _ = umount2(&cleanup, MntFlags::MNT_DETACH);
         let _ = fs::remove_file(&cleanup);

@@ -12,14 +12,20 @@ pub struct Cli {
     /// Log every capability call (same as RUST_LOG=netsh=debug).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Where the audit log and run journals live [default: /var/lib/netsh as
+    /// root, else $XDG_STATE_HOME/netsh].
+    #[arg(long, global = true, value_name = "DIR", env = "NETSH_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 const EXAMPLES: &str = "Examples:
-  netsh run --sandbox recipes/netns-bridge.wasm -- --count 3
-  netsh run recipes/docker-bridge.wasm -- create mynet --subnet 172.25.0.0/16
-  netsh inspect recipes/docker-bridge.wasm
+  netsh run --sandbox --allow-all recipes/netns-bridge.wasm -- --count 3
+  netsh run --allow link:br-* --allow addr:172.25.0.0/16 recipes/docker-bridge.wasm -- create mynet
+  netsh inspect recipes/docker-bridge.wasm      # the grants a recipe asks for
+  netsh runs; netsh undo RUN-ID                  # revert a finished run
+  netsh audit --since 1h; netsh audit verify
   netsh show --json";
 
 #[derive(Debug, Subcommand)]
@@ -34,6 +40,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the audit log, or check its hash chain with `audit verify`.
+    Audit(AuditArgs),
+    /// List runs and their state (finished, rolled back, interrupted, ...).
+    Runs {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revert a run: apply the inverse of each of its changes, last first.
+    Undo {
+        /// The run id (see `netsh runs`).
+        run: String,
+    },
+    /// Keep a run started with `--confirm`, before its deadline.
+    Confirm {
+        /// The run id printed by `netsh run --confirm`.
+        run: String,
+    },
     /// Show namespaces, links, addresses, routes and netsh's firewall rules.
     Show {
         /// Only this named namespace.
@@ -45,11 +69,57 @@ pub enum Command {
     },
 }
 
+/// Options of `netsh audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// `verify`: check the hash chain and name the first bad line.
+    #[arg(value_parser = ["verify"])]
+    pub action: Option<String>,
+    /// Only this run.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+    /// Only entries newer than this: an RFC 3339 time or an age such as 10m, 2h.
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep printing new entries as they are written.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+/// Where grants come from.
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// Grant a permission, e.g. link:br-*, addr:172.25.0.0/16, publish:tcp/8000-8100 (repeatable).
+    #[arg(long = "allow", value_name = "GRANT")]
+    pub allow: Vec<String>,
+    /// Refuse a permission even if something else grants it (repeatable; always wins).
+    #[arg(long = "deny", value_name = "GRANT")]
+    pub deny: Vec<String>,
+    /// Grant everything not denied (prints a warning).
+    #[arg(long)]
+    pub allow_all: bool,
+    /// Read grants from this TOML file instead of /etc/netsh/policy.toml and
+    /// ~/.config/netsh/policy.toml.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
 /// Options of `netsh run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The recipe (.wasm component).
     pub file: PathBuf,
+    #[command(flatten)]
+    pub grants: GrantArgs,
+    /// Keep a failed run's partial changes (for debugging) instead of rolling back.
+    #[arg(long)]
+    pub no_rollback: bool,
+    /// Revert the run unless `netsh confirm RUN-ID` arrives within D (e.g. 30s).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub confirm: Option<Duration>,
     /// Run inside a throwaway network + mount namespace, print the resulting
     /// topology, then discard it; the caller's network is untouched.
     #[arg(long)]

@@ -1,19 +1,28 @@
 //! The choke point: every capability call, from a recipe or the CLI, passes
-//! through [`Gate::call`] as a typed [`Op`] before it reaches the backend.
-//! Permission checks, the audit log and the rollback journal belong here.
+//! through [`Gate::call`] as a typed [`Op`]: the policy decides, the audit
+//! log records, the journal keeps the inverse, then the backend acts.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::audit::{Audit, Entry};
 use crate::backend::Backend;
-use crate::error::CapResult;
+use crate::error::{CapError, CapResult};
+use crate::firewall;
+use crate::journal::{Inverse, RunInfo, RunLog};
 use crate::ops::{Op, Reply};
+use crate::policy::{self, Decision, Need, Needs, Policy, prompt};
 
-/// Who is calling and which backend carries the calls out.
+/// Who is calling, under which policy, and where calls are recorded.
 #[derive(Clone)]
 pub struct Gate {
     backend: Arc<dyn Backend>,
     principal: String,
+    digest: Option<String>,
+    policy: Arc<Mutex<Policy>>,
+    prompt: bool,
+    audit: Option<Audit>,
+    run: Option<Arc<RunLog>>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -23,28 +32,225 @@ impl std::fmt::Debug for Gate {
 }
 
 impl Gate {
-    /// A gate for `principal` (a recipe's name and digest, or `cli`).
+    /// A gate for `principal` that allows reads only (no grants yet).
     pub fn new(backend: Arc<dyn Backend>, principal: impl Into<String>) -> Self {
-        Gate { backend, principal: principal.into() }
+        Gate {
+            backend,
+            principal: principal.into(),
+            digest: None,
+            policy: Arc::new(Mutex::new(Policy::default())),
+            prompt: false,
+            audit: None,
+            run: None,
+        }
+    }
+
+    /// Decide with `policy`; ask on the terminal for missing grants when `prompt`.
+    pub fn with_policy(mut self, policy: Policy, digest: Option<&str>, prompt: bool) -> Self {
+        self.policy = Arc::new(Mutex::new(policy.for_digest(digest)));
+        self.digest = digest.map(String::from);
+        self.prompt = prompt;
+        self
+    }
+
+    /// Record mutating and denied calls in `audit`.
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Journal the inverse of every mutating call in `run`.
+    pub fn with_run(mut self, run: Arc<RunLog>) -> Self {
+        self.run = Some(run);
+        self
+    }
+
+    /// The run id recorded in the audit log.
+    fn run_id(&self) -> &str {
+        self.run.as_ref().map(|r| r.id.as_str()).unwrap_or("-")
     }
 
     /// Carry out one operation.
     pub async fn call(&self, op: Op) -> CapResult<Reply> {
-        let started = Instant::now();
-        let shown = tracing::enabled!(tracing::Level::DEBUG).then(|| op.to_string());
-        let result = self.backend.apply(op).await;
-        if let Some(shown) = shown {
-            let outcome = match &result {
-                Ok(_) => "ok".to_string(),
-                Err(e) => format!("error: {e}"),
-            };
-            tracing::debug!(principal = %self.principal, took_us = started.elapsed().as_micros() as u64, "{shown}: {outcome}");
+        let needs = match policy::needs(&op) {
+            Needs::Nothing => return self.backend.apply(op).await,
+            Needs::All(needs) => needs,
+            Needs::RuleOf { ns, id } => self.rule_needs(ns, &id).await?,
+        };
+        let mut entry = Entry::new(self.run_id(), &self.principal, &op);
+        match self.decide(&needs, &op) {
+            Decision::Deny { reason, .. } => {
+                entry.decision = "deny".into();
+                entry.result = "denied".into();
+                entry.reason = Some(reason.clone());
+                self.record(entry)?;
+                return Err(CapError::Denied(reason));
+            }
+            Decision::Allow(grants) => {
+                entry.decision = "allow".into();
+                entry.grants = grants;
+            }
         }
+        let inverse = match &self.run {
+            Some(_) => self.inverse(&op).await?,
+            None => None,
+        };
+        let started = Instant::now();
+        let result = self.backend.apply(op.clone()).await;
+        entry.duration_us = started.elapsed().as_micros() as u64;
+        entry.result = match &result {
+            Ok(_) => "ok".into(),
+            Err(e) => e.to_string(),
+        };
+        tracing::debug!(principal = %self.principal, took_us = entry.duration_us, "{}: {}", entry.cmd, entry.result);
+        if let (Ok(_), Some(run), Some(inverse)) = (&result, &self.run, inverse) {
+            run.step(&op, inverse).map_err(|e| CapError::Os { code: 0, message: e.to_string() })?;
+        }
+        self.record(entry)?;
         result
+    }
+
+    fn record(&self, entry: Entry) -> CapResult<()> {
+        match &self.audit {
+            Some(audit) => audit.append(entry).map_err(|e| CapError::Os { code: 0, message: e.to_string() }),
+            None => Ok(()),
+        }
+    }
+
+    /// The policy's decision, asking on the terminal for a missing grant.
+    fn decide(&self, needs: &[Need], op: &Op) -> Decision {
+        let mut policy = self.policy.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let decision = policy.decide(needs);
+            let Decision::Deny { need, reason } = &decision else { return decision };
+            if !self.prompt || reason.contains("denied by") {
+                return decision;
+            }
+            let Ok(grant) = need.to_string().parse() else { return decision };
+            match prompt::ask(&self.principal, need, &op.to_string()) {
+                prompt::Answer::Deny => return decision,
+                prompt::Answer::Once => policy.remember(grant, "prompt"),
+                prompt::Answer::Always => {
+                    if let Some(digest) = &self.digest {
+                        if let Err(e) = prompt::pin(digest, need) {
+                            eprintln!("netsh: could not save the grant: {e}");
+                        }
+                    }
+                    policy.remember(grant, "prompt");
+                }
+            }
+        }
+    }
+
+    /// What removing rule `id` needs: what adding it needed.
+    async fn rule_needs(&self, ns: crate::ops::Ns, id: &str) -> CapResult<Vec<Need>> {
+        let Reply::Rules(rules) = self.backend.apply(Op::FwList { ns: ns.clone() }).await? else {
+            return Err(CapError::Os { code: 0, message: "internal error: firewall list".into() });
+        };
+        let rule = rules
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| CapError::NotFound(format!("firewall rule {id} does not exist")))?;
+        let mut needs = policy::command_needs(&rule.commands);
+        if let Some(ns) = ns {
+            needs.insert(0, Need::Netns(ns));
+        }
+        Ok(needs)
+    }
+
+    async fn read(&self, op: Op) -> CapResult<Reply> {
+        self.backend.apply(op).await
+    }
+
+    /// How to take `op` back, read from the state before it runs.
+    async fn inverse(&self, op: &Op) -> CapResult<Option<Inverse>> {
+        let undo = |op: Op| Ok(Some(Inverse::Undo(op)));
+        let lost = |what: &str| Ok(Some(Inverse::Irreversible(format!("{op}: {what}"))));
+        let link = |ns: &crate::ops::Ns, name: &str| Op::LinkGet { ns: ns.clone(), name: name.into() };
+        match op {
+            Op::NetnsList
+            | Op::NetnsExists { .. }
+            | Op::NetnsReadEtc { .. }
+            | Op::LinkGet { .. }
+            | Op::LinkList { .. }
+            | Op::AddrList { .. }
+            | Op::RouteList { .. }
+            | Op::SysctlGet { .. }
+            | Op::FwList { .. } => Ok(None),
+            Op::NetnsCreate { name } | Op::NetnsAttach { name, .. } => undo(Op::NetnsDelete { name: name.clone() }),
+            Op::NetnsDelete { .. } => lost("a deleted namespace cannot be brought back"),
+            Op::NetnsWriteEtc { name, file, .. } | Op::NetnsRemoveEtc { name, file } => {
+                match self.read(Op::NetnsReadEtc { name: Some(name.clone()), file: *file }).await {
+                    Ok(Reply::Text(contents)) => undo(Op::NetnsWriteEtc { name: name.clone(), file: *file, contents }),
+                    Err(CapError::NotFound(_)) => undo(Op::NetnsRemoveEtc { name: name.clone(), file: *file }),
+                    Err(e) => Err(e),
+                    Ok(_) => Ok(None),
+                }
+            }
+            Op::LinkAddBridge { ns, name, .. } => undo(Op::LinkDelete { ns: ns.clone(), name: name.clone() }),
+            Op::LinkAddVeth { ns, spec } => undo(Op::LinkDelete { ns: ns.clone(), name: spec.name.clone() }),
+            Op::LinkSetUp { ns, name, .. }
+            | Op::LinkSetMaster { ns, name, .. }
+            | Op::LinkSetMtu { ns, name, .. }
+            | Op::LinkSetAlias { ns, name, .. } => {
+                let Reply::Link(old) = self.read(link(ns, name)).await? else { return Ok(None) };
+                let (ns, name) = (ns.clone(), name.clone());
+                undo(match op {
+                    Op::LinkSetUp { .. } => Op::LinkSetUp { ns, name, up: old.up },
+                    Op::LinkSetMaster { .. } => Op::LinkSetMaster { ns, name, master: old.master },
+                    Op::LinkSetMtu { .. } => Op::LinkSetMtu { ns, name, mtu: old.mtu },
+                    _ => Op::LinkSetAlias { ns, name, alias: old.alias.unwrap_or_default() },
+                })
+            }
+            Op::LinkSetNetns { ns, name, target } => {
+                undo(Op::LinkSetNetns { ns: target.clone(), name: name.clone(), target: ns.clone() })
+            }
+            Op::LinkRename { ns, name, new_name } => {
+                undo(Op::LinkRename { ns: ns.clone(), name: new_name.clone(), new_name: name.clone() })
+            }
+            Op::LinkDelete { .. } => lost("a deleted link cannot be brought back"),
+            Op::AddrAdd { ns, dev, cidr } => undo(Op::AddrDelete { ns: ns.clone(), dev: dev.clone(), cidr: *cidr }),
+            Op::AddrDelete { ns, dev, cidr } => undo(Op::AddrAdd { ns: ns.clone(), dev: dev.clone(), cidr: *cidr }),
+            Op::RouteAdd { ns, route } => undo(Op::RouteDelete { ns: ns.clone(), route: route.clone() }),
+            Op::RouteDelete { ns, route } => undo(Op::RouteAdd { ns: ns.clone(), route: route.clone() }),
+            Op::SysctlSet { ns, key, .. } => match self.read(Op::SysctlGet { ns: ns.clone(), key: key.clone() }).await?
+            {
+                Reply::Text(value) => undo(Op::SysctlSet { ns: ns.clone(), key: key.clone(), value }),
+                _ => Ok(None),
+            },
+            Op::FwAdd { ns, owner, rule } => {
+                let (id, _) = firewall::render(owner, rule)?;
+                let Reply::Rules(rules) = self.read(Op::FwList { ns: ns.clone() }).await? else { return Ok(None) };
+                if rules.iter().any(|r| r.id == id) {
+                    return Ok(None);
+                }
+                undo(Op::FwRemove { ns: ns.clone(), id })
+            }
+            Op::FwRemove { .. } => lost("a removed firewall rule is not restored"),
+        }
     }
 
     /// Apply what the backend queued during the run (firewall batches).
     pub async fn flush(&self) -> CapResult<()> {
         self.backend.flush().await
+    }
+
+    /// Revert a run: its inverses in reverse order. Goes on after errors and
+    /// returns them all; something already undone counts as done.
+    pub async fn revert(&self, run: &RunInfo) -> Vec<String> {
+        let mut errors = Vec::new();
+        for inverse in run.undo_order() {
+            match inverse {
+                Inverse::Undo(op) => match self.call(op.clone()).await {
+                    Ok(_) | Err(CapError::NotFound(_)) | Err(CapError::Exists(_)) => {}
+                    Err(e) => errors.push(format!("{op}: {e}")),
+                },
+                Inverse::Irreversible(what) => errors.push(format!("cannot undo {what}")),
+            }
+        }
+        if let Err(e) = self.flush().await {
+            errors.push(format!("applying the firewall batch: {e}"));
+        }
+        errors
     }
 }

@@ -5,13 +5,16 @@
 //! [`ops::Op`], the [`gate::Gate`] is the one choke point it passes, and a
 //! [`backend::Backend`] carries it out on the kernel.
 
+pub mod audit;
 pub mod backend;
 pub mod caps;
 pub mod error;
 pub mod firewall;
 pub mod gate;
+pub mod journal;
 pub mod names;
 pub mod ops;
+pub mod policy;
 pub mod runtime;
 pub mod sandbox;
 pub mod show;

@@ -5,13 +5,13 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A namespace selector: `None` is the namespace netsh runs in.
 pub type Ns = Option<String>;
 
 /// Files under /etc/netns/NAME.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EtcFile {
     /// `hosts`
@@ -34,7 +34,7 @@ impl EtcFile {
 }
 
 /// A veth pair created in one kernel call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VethSpec {
     /// Name of the end created in the call's namespace.
     pub name: String,
@@ -51,7 +51,7 @@ pub struct VethSpec {
 }
 
 /// One interface as the kernel reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkInfo {
     pub name: String,
     pub index: u32,
@@ -66,14 +66,14 @@ pub struct LinkInfo {
 }
 
 /// An address on an interface.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddrInfo {
     pub dev: String,
     pub cidr: IpNetwork,
 }
 
 /// A route in the main table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteSpec {
     /// Destination; a zero-length prefix is the default route.
     pub dest: IpNetwork,
@@ -84,7 +84,7 @@ pub struct RouteSpec {
 }
 
 /// Transport protocol of a published port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
@@ -102,7 +102,7 @@ impl Proto {
 }
 
 /// What an isolation rule drops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Isolation {
     /// Between this bridge and every other bridge isolated this way.
@@ -114,7 +114,7 @@ pub enum Isolation {
 }
 
 /// A firewall rule netsh can own; rendered to iptables by the firewall backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum FwRule {
     /// SNAT to the outgoing interface's address for `source`, except out of `out_not`.
@@ -128,7 +128,7 @@ pub enum FwRule {
 }
 
 /// A rule netsh owns, as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleInfo {
     pub id: String,
     pub owner: String,
@@ -137,42 +137,137 @@ pub struct RuleInfo {
 }
 
 /// One capability call, in typed form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Op {
-    NetnsCreate { name: String },
-    NetnsDelete { name: String },
+    NetnsCreate {
+        name: String,
+    },
+    NetnsDelete {
+        name: String,
+    },
     NetnsList,
-    NetnsExists { name: String },
-    NetnsAttach { name: String, pid: u32 },
-    NetnsWriteEtc { name: String, file: EtcFile, contents: String },
-    NetnsReadEtc { name: Option<String>, file: EtcFile },
-    LinkAddBridge { ns: Ns, name: String, mtu: Option<u32> },
-    LinkAddVeth { ns: Ns, spec: VethSpec },
-    LinkSetUp { ns: Ns, name: String, up: bool },
-    LinkSetMaster { ns: Ns, name: String, master: Option<String> },
-    LinkSetNetns { ns: Ns, name: String, target: Ns },
-    LinkSetMtu { ns: Ns, name: String, mtu: u32 },
-    LinkSetAlias { ns: Ns, name: String, alias: String },
-    LinkRename { ns: Ns, name: String, new_name: String },
-    LinkDelete { ns: Ns, name: String },
-    LinkGet { ns: Ns, name: String },
-    LinkList { ns: Ns },
-    AddrAdd { ns: Ns, dev: String, cidr: IpNetwork },
-    AddrDelete { ns: Ns, dev: String, cidr: IpNetwork },
-    AddrList { ns: Ns, dev: Option<String> },
-    RouteAdd { ns: Ns, route: RouteSpec },
-    RouteDelete { ns: Ns, route: RouteSpec },
-    RouteList { ns: Ns },
-    SysctlGet { ns: Ns, key: String },
-    SysctlSet { ns: Ns, key: String, value: String },
-    FwAdd { ns: Ns, owner: String, rule: FwRule },
-    FwRemove { ns: Ns, id: String },
-    FwList { ns: Ns },
+    NetnsExists {
+        name: String,
+    },
+    NetnsAttach {
+        name: String,
+        pid: u32,
+    },
+    NetnsWriteEtc {
+        name: String,
+        file: EtcFile,
+        contents: String,
+    },
+    NetnsReadEtc {
+        name: Option<String>,
+        file: EtcFile,
+    },
+    /// Remove /etc/netns/NAME/FILE (used when undoing a write).
+    NetnsRemoveEtc {
+        name: String,
+        file: EtcFile,
+    },
+    LinkAddBridge {
+        ns: Ns,
+        name: String,
+        mtu: Option<u32>,
+    },
+    LinkAddVeth {
+        ns: Ns,
+        spec: VethSpec,
+    },
+    LinkSetUp {
+        ns: Ns,
+        name: String,
+        up: bool,
+    },
+    LinkSetMaster {
+        ns: Ns,
+        name: String,
+        master: Option<String>,
+    },
+    LinkSetNetns {
+        ns: Ns,
+        name: String,
+        target: Ns,
+    },
+    LinkSetMtu {
+        ns: Ns,
+        name: String,
+        mtu: u32,
+    },
+    LinkSetAlias {
+        ns: Ns,
+        name: String,
+        alias: String,
+    },
+    LinkRename {
+        ns: Ns,
+        name: String,
+        new_name: String,
+    },
+    LinkDelete {
+        ns: Ns,
+        name: String,
+    },
+    LinkGet {
+        ns: Ns,
+        name: String,
+    },
+    LinkList {
+        ns: Ns,
+    },
+    AddrAdd {
+        ns: Ns,
+        dev: String,
+        cidr: IpNetwork,
+    },
+    AddrDelete {
+        ns: Ns,
+        dev: String,
+        cidr: IpNetwork,
+    },
+    AddrList {
+        ns: Ns,
+        dev: Option<String>,
+    },
+    RouteAdd {
+        ns: Ns,
+        route: RouteSpec,
+    },
+    RouteDelete {
+        ns: Ns,
+        route: RouteSpec,
+    },
+    RouteList {
+        ns: Ns,
+    },
+    SysctlGet {
+        ns: Ns,
+        key: String,
+    },
+    SysctlSet {
+        ns: Ns,
+        key: String,
+        value: String,
+    },
+    FwAdd {
+        ns: Ns,
+        owner: String,
+        rule: FwRule,
+    },
+    FwRemove {
+        ns: Ns,
+        id: String,
+    },
+    FwList {
+        ns: Ns,
+    },
 }
 
 /// What a backend answers to an [`Op`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Reply {
     Done,
@@ -244,6 +339,7 @@ impl fmt::Display for Op {
             Op::NetnsWriteEtc { name, file, contents } => {
                 write!(f, "write /etc/netns/{name}/{} ({} bytes)", file.file_name(), contents.len())
             }
+            Op::NetnsRemoveEtc { name, file } => write!(f, "rm /etc/netns/{name}/{}", file.file_name()),
             Op::NetnsReadEtc { name, file } => match name {
                 Some(name) => write!(f, "cat /etc/netns/{name}/{}", file.file_name()),
                 None => write!(f, "cat /etc/{}", file.file_name()),

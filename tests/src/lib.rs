@@ -65,12 +65,19 @@ expect_fail() {
   if out=$("$@" 2>&1); then echo "UNEXPECTED SUCCESS: $* -> $out"; exit 1; fi
   echo "$out"
 }
-DB="$NETSH run $RECIPES/docker-bridge.wasm --"
+export NETSH_STATE_DIR="$work/state"
+# The grants docker-bridge asks for, with any subnet.
+DB_GRANTS="--allow link:br-* --allow link:veth* --allow link:*/eth* --allow link:*/lo --allow netns:*
+  --allow addr:0.0.0.0/0 --allow route:0.0.0.0/0 --allow nat:0.0.0.0/0 --allow publish:1-65535
+  --allow sysctl:net.ipv4.ip_forward --allow sysctl:net.ipv4.conf.*.route_localnet"
+set -f  # the grants' globs are for netsh, not the shell
+DB="$NETSH run $DB_GRANTS $RECIPES/docker-bridge.wasm --"
 "#;
 
 /// Run `script` with bash in a fresh network + mount namespace, bounded to
 /// `limit_secs`. `$NETSH`, `$RECIPES` and `$GUESTS` point at the artifacts;
-/// `$DB` runs the docker-bridge recipe.
+/// `$DB` runs the docker-bridge recipe with the grants it asks for;
+/// `$NETSH_STATE_DIR` (audit log, journals) is private to the script.
 pub fn sandboxed(script: &str, limit_secs: u32) -> Outcome {
     let root = root();
     let out = Command::new("timeout")

@@ -28,61 +28,70 @@ cat err.txt
 
 #[test]
 fn not_wasm() {
-    assert!(fails("run notwasm.wasm").contains("is not a WebAssembly file"));
+    assert!(fails("run --allow-all notwasm.wasm").contains("is not a WebAssembly file"));
 }
 
 #[test]
 fn core_module() {
-    assert!(fails("run core.wasm").contains("core WebAssembly module, not a component"));
+    assert!(fails("run --allow-all core.wasm").contains("core WebAssembly module, not a component"));
 }
 
 #[test]
 fn component_of_another_world() {
-    assert!(fails("run $GUESTS/not-a-recipe.wasm").contains("is not a netsh recipe"));
+    assert!(fails("run --allow-all $GUESTS/not-a-recipe.wasm").contains("is not a netsh recipe"));
 }
 
 #[test]
 fn trap_shows_the_trap_kind() {
-    let err = fails("run $GUESTS/misbehave.wasm -- trap");
+    let err = fails("run --allow-all $GUESTS/misbehave.wasm -- trap");
     assert!(err.contains("recipe trapped: wasm `unreachable` instruction executed"), "{err}");
 }
 
 #[test]
 fn guest_panic_is_reported_in_one_line() {
-    let err = fails("run $GUESTS/misbehave.wasm -- panic");
+    let err = fails("run --allow-all $GUESTS/misbehave.wasm -- panic");
     assert!(err.contains("deliberate panic") && err.contains("recipe trapped"), "{err}");
 }
 
 #[test]
 fn endless_loop_hits_the_cpu_limit() {
-    assert!(fails("run --timeout 1s $GUESTS/misbehave.wasm -- loop").contains("exceeded its CPU time limit of 1s"));
+    assert!(
+        fails("run --allow-all --timeout 1s $GUESTS/misbehave.wasm -- loop")
+            .contains("exceeded its CPU time limit of 1s")
+    );
 }
 
 #[test]
 fn memory_bomb_hits_the_memory_cap() {
     assert!(
-        fails("run --max-memory 32M $GUESTS/misbehave.wasm -- oom").contains("exceeded its memory limit of 32 MiB")
+        fails("run --allow-all --max-memory 32M $GUESTS/misbehave.wasm -- oom")
+            .contains("exceeded its memory limit of 32 MiB")
     );
 }
 
 #[test]
 fn sixteen_byte_interface_name() {
-    assert!(fails("run $GUESTS/misbehave.wasm -- long-name").contains("is 16 bytes; the kernel allows at most 15"));
+    assert!(
+        fails("run --allow-all $GUESTS/misbehave.wasm -- long-name")
+            .contains("is 16 bytes; the kernel allows at most 15")
+    );
 }
 
 #[test]
 fn invalid_cidr() {
-    assert!(fails("run $GUESTS/misbehave.wasm -- bad-cidr").contains("\"10.0.0.300/24\" is not a CIDR"));
+    assert!(fails("run --allow-all $GUESTS/misbehave.wasm -- bad-cidr").contains("\"10.0.0.300/24\" is not a CIDR"));
 }
 
 #[test]
 fn missing_namespace() {
-    assert!(fails("run $GUESTS/misbehave.wasm -- missing-ns").contains("namespace no-such-ns does not exist"));
+    assert!(
+        fails("run --allow-all $GUESTS/misbehave.wasm -- missing-ns").contains("namespace no-such-ns does not exist")
+    );
 }
 
 #[test]
 fn link_that_already_exists() {
-    assert!(fails("run $GUESTS/misbehave.wasm -- exists").contains("link lo already exists"));
+    assert!(fails("run --allow-all $GUESTS/misbehave.wasm -- exists").contains("link lo already exists"));
 }
 
 #[test]
@@ -90,7 +99,7 @@ fn existing_namespace_for_recipe() {
     let out = sandboxed(
         r#"
 ip netns add left
-expect_fail $NETSH run $RECIPES/netns-pair.wasm -- --left left --right right
+expect_fail $NETSH run --allow-all $RECIPES/netns-pair.wasm -- --left left --right right
 ip netns list | grep -qx left
 ! ip netns list | grep -qx right
 "#,

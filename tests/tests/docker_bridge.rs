@@ -236,7 +236,7 @@ ip -n lab addr add 10.201.0.2/24 dev eth0
 ip -n lab link set eth0 up
 ip -n lab route add default via 10.201.0.1
 before=$(snapshot)
-PF="$NETSH run $RECIPES/port-forward.wasm --"
+PF="$NETSH run --allow publish:1-65535 --allow sysctl:net.ipv4.ip_forward $RECIPES/port-forward.wasm --"
 $PF add 8080 10.201.0.2:7000
 $PF add 8080 10.201.0.2:7000
 $PF add 5300-5301 10.201.0.2:5300/udp

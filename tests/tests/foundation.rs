@@ -7,7 +7,7 @@ fn netns_pair_up_pings_and_down_cleans() {
     let out = sandboxed(
         r#"
 before=$(snapshot)
-$NETSH run $RECIPES/netns-pair.wasm -- --left left --right right --subnet 10.20.0.0/24
+$NETSH run --allow-all $RECIPES/netns-pair.wasm -- --left left --right right --subnet 10.20.0.0/24
 ip netns list | grep -q "^left" && ip netns list | grep -q "^right"
 ip -n left -j addr show dev veth0 | grep -q '"local":"10.20.0.1"'
 ip -n right -j addr show dev veth1 | grep -q '"local":"10.20.0.2"'
@@ -15,7 +15,7 @@ ip -n left -j link show veth0 | grep -q '"operstate":"UP"'
 ip netns exec left ping -c1 -W2 10.20.0.2 >/dev/null
 ip netns exec right ping -c1 -W2 10.20.0.1 >/dev/null
 echo PING-OK
-$NETSH run $RECIPES/netns-pair.wasm -- down --left left --right right
+$NETSH run --allow-all $RECIPES/netns-pair.wasm -- down --left left --right right
 settled_to "$before"
 echo CLEAN
 "#,
@@ -30,7 +30,7 @@ fn netns_bridge_connects_namespaces_through_the_bridge() {
     let out = sandboxed(
         r#"
 before=$(snapshot)
-$NETSH run $RECIPES/netns-bridge.wasm -- --count 3 --subnet 10.30.0.0/24 --bridge br-t --prefix c
+$NETSH run --allow-all $RECIPES/netns-bridge.wasm -- --count 3 --subnet 10.30.0.0/24 --bridge br-t --prefix c
 [ "$(ip netns list | awk '{print $1}' | sort | tr '\n' ' ')" = "c1 c2 c3 " ]
 ip -j link show br-t | grep -q '"operstate":"UP"'
 ip -j addr show dev br-t | grep -q '"local":"10.30.0.1"'
@@ -43,7 +43,7 @@ ip netns exec c1 ping -c1 -W2 10.30.0.1 >/dev/null
 ip netns exec c1 ping -c1 -W2 10.30.0.4 >/dev/null
 ip netns exec c3 ping -c1 -W2 10.30.0.2 >/dev/null
 echo PING-OK
-$NETSH run $RECIPES/netns-bridge.wasm -- down --count 3 --bridge br-t --prefix c
+$NETSH run --allow-all $RECIPES/netns-bridge.wasm -- down --count 3 --bridge br-t --prefix c
 settled_to "$before"
 echo CLEAN
 "#,
@@ -58,7 +58,7 @@ fn sandbox_run_leaves_the_caller_untouched() {
     let out = sandboxed(
         r#"
 before=$(snapshot)
-$NETSH run --sandbox $RECIPES/netns-bridge.wasm -- --count 2 > topo.txt
+$NETSH run --sandbox --allow-all $RECIPES/netns-bridge.wasm -- --count 2 > topo.txt
 settled_to "$before"
 cat topo.txt
 "#,

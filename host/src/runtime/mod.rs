@@ -45,6 +45,8 @@ pub enum RunError {
     Trap(String),
     #[error("recipe failed: {0}")]
     Failed(String),
+    #[error("interrupted (Ctrl-C)")]
+    Interrupted,
     #[error("wasmtime: {0}")]
     Engine(String),
 }

@@ -41,6 +41,8 @@ impl Recipe for DockerBridge {
             .usage(USAGE)
             .grant("link:br-*", "creates each network's bridge")
             .grant("link:veth*", "creates the host end of each container's veth pair")
+            .grant("link:*/eth*", "names the container end of each veth pair")
+            .grant("link:*/lo", "brings up each container's loopback")
             .grant("netns:*", "creates container namespaces and their /etc/netns files")
             .grant("addr:172.16.0.0/12", "assigns gateway and container addresses (default pools)")
             .grant("addr:192.168.0.0/16", "assigns addresses from the second default pool")

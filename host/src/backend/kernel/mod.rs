@@ -94,6 +94,7 @@ impl Kernel {
             Op::NetnsAttach { name, pid } => nsfs::attach(&name, pid).map(done),
             Op::NetnsWriteEtc { name, file, contents } => nsfs::write_etc(&name, file, &contents).map(done),
             Op::NetnsReadEtc { name, file } => nsfs::read_etc(name.as_deref(), file).map(Reply::Text),
+            Op::NetnsRemoveEtc { name, file } => nsfs::remove_etc(&name, file).map(done),
             Op::LinkAddBridge { ns, name, mtu } => {
                 link::add_bridge(&self.handles.get(&ns).await?, &ns, &name, mtu).await.map(done)
             }

@@ -239,3 +239,12 @@ pub fn read_etc(name: Option<&str>, file: EtcFile) -> CapResult<String> {
         _ => CapError::io(&e, format!("read {}", path.display())),
     })
 }
+
+/// Remove /etc/netns/NAME/FILE; a missing file is fine.
+pub fn remove_etc(name: &str, file: EtcFile) -> CapResult<()> {
+    let path = Path::new(ETC_NETNS_DIR).join(name).join(file.file_name());
+    match fs::remove_file(&path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(CapError::io(&e, format!("remove {}", path.display()))),
+        _ => Ok(()),
+    }
+}

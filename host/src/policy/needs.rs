@@ -1,0 +1,129 @@
+//! What each operation needs: an exhaustive match, no catch-all arm, so a
+//! new operation cannot slip through without a decision.
+
+use ipnetwork::IpNetwork;
+
+use super::grant::Need;
+use crate::ops::{FwRule, Ns, Op, Proto};
+
+/// What an operation needs before it may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Needs {
+    /// Reading state: no grant.
+    Nothing,
+    /// Every listed need must be granted.
+    All(Vec<Need>),
+    /// Removing a firewall rule needs what adding it needed; resolved by the
+    /// gate from the rule's commands.
+    RuleOf { ns: Ns, id: String },
+}
+
+/// `NAME` in netsh's namespace, `NS/NAME` in a named one.
+fn link(ns: &Ns, name: &str) -> Need {
+    Need::Link(match ns {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
+    })
+}
+
+/// Mutations inside a named namespace also need that namespace.
+fn inside(ns: &Ns, mut needs: Vec<Need>) -> Needs {
+    if let Some(ns) = ns {
+        needs.insert(0, Need::Netns(ns.clone()));
+    }
+    Needs::All(needs)
+}
+
+/// The needs of `op`.
+pub fn needs(op: &Op) -> Needs {
+    match op {
+        Op::NetnsList
+        | Op::NetnsExists { .. }
+        | Op::NetnsReadEtc { .. }
+        | Op::LinkGet { .. }
+        | Op::LinkList { .. }
+        | Op::AddrList { .. }
+        | Op::RouteList { .. }
+        | Op::SysctlGet { .. }
+        | Op::FwList { .. } => Needs::Nothing,
+        Op::NetnsCreate { name }
+        | Op::NetnsDelete { name }
+        | Op::NetnsAttach { name, .. }
+        | Op::NetnsWriteEtc { name, .. }
+        | Op::NetnsRemoveEtc { name, .. } => Needs::All(vec![Need::Netns(name.clone())]),
+        Op::LinkAddBridge { ns, name, .. } => inside(ns, vec![link(ns, name)]),
+        Op::LinkAddVeth { ns, spec } => {
+            let mut needs = vec![link(ns, &spec.name)];
+            let peer_ns = spec.peer_ns.clone().or_else(|| ns.clone());
+            needs.push(link(&peer_ns, &spec.peer));
+            if let Some(peer_ns) = &spec.peer_ns {
+                needs.push(Need::Netns(peer_ns.clone()));
+            }
+            if let Some(master) = &spec.master {
+                needs.push(link(ns, master));
+            }
+            inside(ns, needs)
+        }
+        Op::LinkSetUp { ns, name, .. }
+        | Op::LinkSetMtu { ns, name, .. }
+        | Op::LinkSetAlias { ns, name, .. }
+        | Op::LinkDelete { ns, name } => inside(ns, vec![link(ns, name)]),
+        Op::LinkSetMaster { ns, name, master } => {
+            inside(ns, std::iter::once(link(ns, name)).chain(master.iter().map(|m| link(ns, m))).collect())
+        }
+        Op::LinkSetNetns { ns, name, target } => {
+            let mut needs = vec![link(ns, name), link(target, name)];
+            needs.extend(target.iter().map(|t| Need::Netns(t.clone())));
+            inside(ns, needs)
+        }
+        Op::LinkRename { ns, name, new_name } => inside(ns, vec![link(ns, name), link(ns, new_name)]),
+        Op::AddrAdd { ns, dev, cidr } | Op::AddrDelete { ns, dev, cidr } => {
+            inside(ns, vec![Need::Addr(*cidr), link(ns, dev)])
+        }
+        Op::RouteAdd { ns, route } | Op::RouteDelete { ns, route } => {
+            inside(ns, std::iter::once(Need::Route(route.dest)).chain(route.dev.iter().map(|d| link(ns, d))).collect())
+        }
+        Op::SysctlSet { ns, key, .. } => inside(ns, vec![Need::Sysctl(key.replace('/', "."))]),
+        Op::FwAdd { ns, rule, .. } => inside(ns, rule_needs(rule)),
+        Op::FwRemove { ns, id } => Needs::RuleOf { ns: ns.clone(), id: id.clone() },
+    }
+}
+
+/// What adding a firewall rule needs.
+fn rule_needs(rule: &FwRule) -> Vec<Need> {
+    match rule {
+        FwRule::Masquerade { source, .. } => vec![Need::Nat(*source)],
+        FwRule::Publish { proto, first, last, .. } => vec![Need::Publish { proto: *proto, first: *first, last: *last }],
+        FwRule::ForwardAccept { input, output } => input.iter().chain(output).map(|i| Need::Link(i.clone())).collect(),
+        FwRule::Isolate { bridge, .. } => vec![Need::Link(bridge.clone())],
+    }
+}
+
+/// What removing a rule needs, read back from its `iptables` commands: the
+/// published ports of its DNATs, the sources it masquerades (other than the
+/// loopback and single-host hairpin lines of a publish), the interfaces it names.
+pub fn command_needs(commands: &[String]) -> Vec<Need> {
+    let mut needs = Vec::new();
+    for command in commands {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let after = |flag: &str| words.iter().position(|w| *w == flag).and_then(|i| words.get(i + 1)).copied();
+        if command.contains("-j DNAT") && command.contains("NETSH-PREROUTING") {
+            let proto = if after("-p") == Some("udp") { Proto::Udp } else { Proto::Tcp };
+            if let Some(port) = after("--dport").and_then(|p| p.parse().ok()) {
+                needs.push(Need::Publish { proto, first: port, last: port });
+            }
+        } else if command.contains("-j MASQUERADE") && !command.contains("--dport") {
+            if let Some(source) = after("-s").and_then(|s| s.parse::<IpNetwork>().ok()) {
+                needs.push(Need::Nat(source));
+            }
+        } else if !command.contains("--dport") {
+            for flag in ["-i", "-o"] {
+                if let Some(dev) = after(flag) {
+                    needs.push(Need::Link(dev.to_string()));
+                }
+            }
+        }
+    }
+    needs.dedup();
+    needs
+}

@@ -1,0 +1,192 @@
+//! Grants, audit, rollback, undo and confirm: a recipe does only what it was
+//! granted, every change is recorded, and a failed or unwanted run is undone.
+
+use netsh_e2e::sandboxed;
+
+const MIS: &str = "$GUESTS/misbehave.wasm";
+
+/// Grants narrow enough that each mode's last step is outside them.
+const NARROW: &str = "--allow link:br-* --allow publish:tcp/8000-8100 --allow sysctl:net.ipv4.ip_forward";
+
+#[test]
+fn calls_outside_the_grants_are_denied_audited_and_rolled_back() {
+    let out = sandboxed(
+        &format!(
+            r#"
+make_outside
+before=$(snapshot)
+for mode in bridge-then-eth9 bridge-then-del-uplink bridge-then-publish-9000 bridge-then-sysctl; do
+  expect_fail $NETSH run {NARROW} {MIS} -- $mode
+  settled_to "$before"
+done
+echo "rolled back: ok"
+$NETSH audit | grep ' deny ' | sed 's/^/AUDIT /'
+$NETSH audit --json | grep -c '"decision":"allow"' | sed 's/^/ALLOWED /'
+$NETSH audit verify
+"#
+        ),
+        60,
+    );
+    out.assert_ok();
+    let o = &out.stdout;
+    for expected in [
+        "permission denied: needs link:eth9; rerun with --allow link:eth9",
+        "permission denied: needs link:uplink; rerun with --allow link:uplink",
+        "permission denied: needs publish:tcp/9000; rerun with --allow publish:tcp/9000",
+        "permission denied: needs sysctl:net.ipv4.conf.all.forwarding",
+        "rolled back: ok",
+        "AUDIT ",
+        "chain intact",
+    ] {
+        assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
+    }
+    assert_eq!(o.lines().filter(|l| l.starts_with("AUDIT ")).count(), 4, "{o}");
+    assert!(o.lines().any(|l| l.starts_with("AUDIT ") && l.contains("ip link add eth9 type bridge")), "{o}");
+}
+
+#[test]
+fn deny_beats_allow_all() {
+    let out = sandboxed(
+        &format!(
+            r#"
+before=$(snapshot)
+expect_fail $NETSH run --allow-all --deny link:eth9 {MIS} -- bridge-then-eth9
+settled_to "$before" && echo "unchanged: ok"
+"#
+        ),
+        30,
+    );
+    out.assert_ok();
+    assert!(out.stdout.contains("link:eth9 is denied by --deny link:eth9"), "{}", out.stdout);
+    assert!(out.stdout.contains("unchanged: ok"), "{}", out.stdout);
+}
+
+#[test]
+fn failed_trapped_and_timed_out_runs_are_rolled_back_exactly() {
+    let out = sandboxed(
+        &format!(
+            r#"
+before=$(snapshot)
+sysctl -qw net.ipv4.ip_forward=0
+for mode in half-fail half-trap half-loop; do
+  expect_fail $NETSH run --allow-all --timeout 1s {MIS} -- $mode
+  settled_to "$before" && echo "$mode: restored"
+  [ "$(sysctl -n net.ipv4.ip_forward)" = 0 ] && echo "$mode: sysctl restored"
+  [ ! -e /etc/netns/half-ns ] && echo "$mode: files removed"
+done
+$NETSH runs | grep -c rolled-back | sed 's/^/ROLLED /'
+$NETSH run --allow-all --no-rollback {MIS} -- half-fail 2>&1 | grep -o 'keeps its partial changes' || true
+ip netns list | grep -q half-ns && echo "kept: ok"
+"#
+        ),
+        60,
+    );
+    out.assert_ok();
+    let o = &out.stdout;
+    for mode in ["half-fail", "half-trap", "half-loop"] {
+        for what in ["restored", "sysctl restored", "files removed"] {
+            assert!(o.contains(&format!("{mode}: {what}")), "missing {mode}: {what} in\n{o}\n{}", out.stderr);
+        }
+    }
+    assert!(o.contains("ROLLED 3") && o.contains("keeps its partial changes") && o.contains("kept: ok"), "{o}");
+}
+
+#[test]
+fn a_killed_run_is_reported_and_undone() {
+    let out = sandboxed(
+        &format!(
+            r#"
+before=$(snapshot)
+$NETSH run --allow-all --timeout 30s {MIS} -- half-loop &
+pid=$!
+for _ in $(seq 50); do ip link show br-half >/dev/null 2>&1 && ip -n half-ns link show eth0 >/dev/null 2>&1 && break; sleep 0.1; done
+sleep 0.3
+kill -9 $pid
+wait $pid 2>/dev/null || true
+ip link show br-half >/dev/null && echo "left behind: ok"
+$NETSH show >/dev/null 2>report.txt
+cat report.txt
+id=$($NETSH runs --json | python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin) if r["state"]=="interrupted"][0])')
+$NETSH undo $id
+settled_to "$before" && echo "undone: ok"
+$NETSH undo $id && echo "second undo: ok"
+$NETSH runs | grep $id
+"#
+        ),
+        60,
+    );
+    out.assert_ok();
+    let o = &out.stdout;
+    for expected in
+        ["left behind: ok", "was interrupted with", "`netsh undo", "undone: ok", "second undo: ok", "undone"]
+    {
+        assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
+    }
+}
+
+#[test]
+fn confirm_keeps_and_no_confirm_reverts() {
+    let out = sandboxed(
+        &format!(
+            r#"
+before=$(snapshot)
+expect_fail $NETSH run --allow-all --confirm 1s {MIS} -- changes
+settled_to "$before" && echo "unconfirmed: reverted"
+$NETSH run --allow-all --confirm 20s {MIS} -- changes 2>confirm.txt &
+pid=$!
+for _ in $(seq 100); do grep -q 'netsh confirm' confirm.txt && break; sleep 0.1; done
+id=$(grep -o 'netsh confirm [0-9a-f-]*' confirm.txt | head -1 | cut -d' ' -f3)
+$NETSH confirm $id
+wait $pid && echo "confirmed run exited 0"
+ip link show br-half >/dev/null && echo "confirmed: kept"
+$NETSH runs | grep $id | grep -q confirmed && echo "state: confirmed"
+"#
+        ),
+        60,
+    );
+    out.assert_ok();
+    let o = &out.stdout;
+    for expected in [
+        "not confirmed within 1s",
+        "unconfirmed: reverted",
+        "confirmed run exited 0",
+        "confirmed: kept",
+        "state: confirmed",
+    ] {
+        assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
+    }
+}
+
+#[test]
+fn audit_verify_finds_tampering() {
+    let out = sandboxed(
+        &format!(
+            r#"
+$NETSH run --allow-all {MIS} -- changes
+log=$NETSH_STATE_DIR/audit.jsonl
+cp $log good
+$NETSH audit verify
+sed -i '2s/br-half/br-evil/' $log; expect_fail $NETSH audit verify; cp good $log
+sed -i '3d' $log; expect_fail $NETSH audit verify; cp good $log
+sed -i '2{{h;d}};3{{G}}' $log; expect_fail $NETSH audit verify; cp good $log
+head -c -20 good > $log; expect_fail $NETSH audit verify; cp good $log
+$NETSH audit --run nope | wc -l | sed 's/^/NONE /'
+$NETSH audit --since 1h | wc -l | sed 's/^/RECENT /'
+"#
+        ),
+        30,
+    );
+    out.assert_ok();
+    let o = &out.stdout;
+    for expected in [
+        "chain intact",
+        "line 2 was edited",
+        "line 3 does not follow line 2",
+        "line 2 does not follow line 1",
+        "is truncated",
+        "NONE 0",
+    ] {
+        assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
+    }
+    assert!(!o.contains("RECENT 0"), "{o}");
+}

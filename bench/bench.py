@@ -47,7 +47,7 @@ def run_script(text):
 
 
 def netsh(recipe, *args):
-    sh([NETSH, "run", os.path.join(RECIPES, recipe + ".wasm"), "--", *args])
+    sh([NETSH, "run", "--allow-all", os.path.join(RECIPES, recipe + ".wasm"), "--", *args])
 
 
 def bench_calls():
@@ -63,7 +63,7 @@ def bench_startup():
     rows = []
     for label in ["cold", "warm", "warm"]:
         start = time.perf_counter()
-        out = subprocess.run(["/usr/bin/time", "-f", "%M", NETSH, "run", wasm, "--", "ls"],
+        out = subprocess.run(["/usr/bin/time", "-f", "%M", NETSH, "run", "--allow-all", wasm, "--", "ls"],
                              env=env, check=True, capture_output=True, text=True)
         took = time.perf_counter() - start
         rss_kib = int(out.stderr.strip().splitlines()[-1])

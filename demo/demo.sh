@@ -15,7 +15,12 @@ source tests/sh/net.sh
 trap stop_servers EXIT
 
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
-DB=(./target/release/netsh run recipes/docker-bridge.wasm --)
+export NETSH_STATE_DIR=$(mktemp -d)   # this demo's audit log and journals
+# Exactly the grants docker-bridge asks for (see `netsh inspect recipes/docker-bridge.wasm`).
+GRANTS=(--allow 'link:br-*' --allow 'link:veth*' --allow 'link:*/eth*' --allow 'link:*/lo' --allow 'netns:*'
+        --allow addr:172.16.0.0/12 --allow route:0.0.0.0/0 --allow nat:172.16.0.0/12 --allow publish:tcp/1-65535
+        --allow sysctl:net.ipv4.ip_forward --allow 'sysctl:net.ipv4.conf.*.route_localnet')
+DB=(./target/release/netsh run "${GRANTS[@]}" recipes/docker-bridge.wasm --)
 
 echo "(sandbox: a private network namespace; 'outside' plays the internet at 10.200.0.2)"
 make_outside
@@ -36,5 +41,8 @@ stop_servers
 
 say "${DB[@]}" disconnect mynet client
 say "${DB[@]}" rm mynet --force
+say ./target/release/netsh runs
+say ./target/release/netsh audit verify
+rm -rf "$NETSH_STATE_DIR"
 echo
 echo "Done; the sandbox disappears with this process."

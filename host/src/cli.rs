@@ -32,6 +32,9 @@ const EXAMPLES: &str = "Examples:
 pub enum Command {
     /// Run a recipe: netsh run FILE [OPTIONS] [-- ARGS...]
     Run(RunArgs),
+    /// Show what a recipe would do, as ip/iptables commands, without changing
+    /// anything; exit 0 if nothing would change, 2 if something would.
+    Plan(PlanArgs),
     /// Print a recipe's manifest (name, usage, requested grants) and sha256.
     Inspect {
         /// The recipe (.wasm component).
@@ -67,6 +70,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Options of `netsh plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The recipe (.wasm component).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub grants: GrantArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Arguments passed to the recipe (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }
 
 /// Options of `netsh audit`.

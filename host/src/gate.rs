@@ -23,6 +23,14 @@ pub struct Gate {
     prompt: bool,
     audit: Option<Audit>,
     run: Option<Arc<RunLog>>,
+    plan: Option<Arc<Mutex<PlanGrants>>>,
+}
+
+/// What a plan found about grants: those used and those missing.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct PlanGrants {
+    pub used: std::collections::BTreeSet<String>,
+    pub missing: std::collections::BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -42,7 +50,14 @@ impl Gate {
             prompt: false,
             audit: None,
             run: None,
+            plan: None,
         }
+    }
+
+    /// Plan: record missing grants instead of refusing, so the whole plan shows.
+    pub fn planning(mut self, grants: Arc<Mutex<PlanGrants>>) -> Self {
+        self.plan = Some(grants);
+        self
     }
 
     /// Decide with `policy`; ask on the terminal for missing grants when `prompt`.
@@ -78,6 +93,10 @@ impl Gate {
             Needs::RuleOf { ns, id } => self.rule_needs(ns, &id).await?,
         };
         let mut entry = Entry::new(self.run_id(), &self.principal, &op);
+        if let Some(plan) = &self.plan {
+            self.note_plan_grants(plan, &needs);
+            return self.backend.apply(op).await;
+        }
         match self.decide(&needs, &op) {
             Decision::Deny { reason, .. } => {
                 entry.decision = "deny".into();
@@ -108,6 +127,20 @@ impl Gate {
         }
         self.record(entry)?;
         result
+    }
+
+    /// For a plan: which grants the needs use, which are missing.
+    fn note_plan_grants(&self, plan: &Mutex<PlanGrants>, needs: &[Need]) {
+        let policy = self.policy.lock().unwrap_or_else(|p| p.into_inner());
+        let mut plan = plan.lock().unwrap_or_else(|p| p.into_inner());
+        for need in needs {
+            match policy.decide(std::slice::from_ref(need)) {
+                Decision::Allow(used) => plan.used.extend(used),
+                Decision::Deny { need, .. } => {
+                    plan.missing.insert(need.to_string());
+                }
+            }
+        }
     }
 
     fn record(&self, entry: Entry) -> CapResult<()> {

@@ -11,14 +11,15 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use netsh::audit::{Audit, Entry};
 use netsh::backend::kernel::Kernel;
-use netsh::gate::Gate;
+use netsh::backend::model::Model;
+use netsh::gate::{Gate, PlanGrants};
 use netsh::journal::{Journal, RunInfo};
 use netsh::ops::Op;
 use netsh::policy::{self, Policy, prompt};
 use netsh::runtime::{Cache, Limits, Loaded, Manifest, RunError, Runtime};
 use netsh::{sandbox, show};
 
-use cli::{AuditArgs, Cli, Command, GrantArgs, RunArgs};
+use cli::{AuditArgs, Cli, Command, GrantArgs, PlanArgs, RunArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
     };
     let ctx = Ctx { kernel: Arc::new(Kernel::default()), state: state_dir(cli.state_dir) };
     match runtime.block_on(dispatch(&ctx, cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("netsh: error: {e:#}");
             ExitCode::FAILURE
@@ -90,11 +91,15 @@ impl Ctx {
     }
 }
 
-async fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
+async fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
     if !matches!(command, Command::Undo { .. } | Command::Runs { .. }) {
         report_interrupted(ctx);
     }
+    if let Command::Plan(args) = command {
+        return plan(ctx, args).await;
+    }
     match command {
+        Command::Plan(_) => unreachable!("handled above"),
         Command::Run(args) => run(ctx, args).await,
         Command::Inspect { file, json } => inspect(ctx, &file, json).await,
         Command::Show { netns, json } => {
@@ -110,6 +115,46 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             Ok(())
         }
     }
+    .map(|()| ExitCode::SUCCESS)
+}
+
+/// `netsh plan`: run the recipe against the model backend.
+async fn plan(ctx: &Ctx, args: PlanArgs) -> Result<ExitCode> {
+    let policy = load_policy(&args.grants)?;
+    let (runtime, loaded, manifest) = load(ctx, &args.file).await?;
+    let runtime = runtime.stdout_to_stderr();
+    let model = Arc::new(Model::new(ctx.kernel.clone()));
+    let grants = Arc::new(std::sync::Mutex::new(PlanGrants::default()));
+    let gate = Gate::new(model.clone(), format!("plan {}@{}", manifest.name, &loaded.sha256[..12]))
+        .with_policy(policy, Some(&loaded.sha256), false)
+        .planning(grants.clone());
+    let result = runtime.run(&loaded, args.args, gate, Limits::default()).await;
+    let planned = model.planned();
+    let grants = grants.lock().map(|g| g.clone()).unwrap_or_default();
+    let changes = planned.iter().filter(|p| p.changes).count();
+    if args.json {
+        let ops: Vec<_> = planned
+            .iter()
+            .map(|p| serde_json::json!({"call": p.op, "cmd": p.op.to_string(), "changes": p.changes}))
+            .collect();
+        let out = serde_json::json!({
+            "recipe": manifest.name, "sha256": loaded.sha256, "ops": ops, "changes": changes,
+            "grants_used": grants.used, "grants_missing": grants.missing,
+            "error": result.as_ref().err().map(|e| e.to_string()),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for p in &planned {
+            let note = if p.changes { "" } else { "    # no change" };
+            println!("{}{note}", p.op);
+        }
+        println!("\n{changes} change(s)");
+        println!("grants used:    {}", grants.used.iter().cloned().collect::<Vec<_>>().join(" "));
+        let missing: Vec<String> = grants.missing.iter().map(|g| format!("--allow '{g}'")).collect();
+        println!("grants missing: {}", if missing.is_empty() { "none".into() } else { missing.join(" ") });
+    }
+    result.with_context(|| format!("{} would fail", loaded.path))?;
+    Ok(if changes > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
 /// Tell the user about runs whose process died with changes applied.

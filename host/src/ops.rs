@@ -404,10 +404,15 @@ impl fmt::Display for Op {
             Op::SysctlSet { ns, key, value } => {
                 write!(f, "{}sysctl -w {key}={value}", netns_exec(ns))
             }
-            Op::FwAdd { ns, owner, rule } => {
-                write!(f, "{}iptables: add {rule:?} for {owner}", netns_exec(ns))
-            }
-            Op::FwRemove { ns, id } => write!(f, "{}iptables: remove rule {id}", netns_exec(ns)),
+            Op::FwAdd { ns, owner, rule } => match crate::firewall::render(owner, rule) {
+                Ok((_, lines)) => {
+                    let commands: Vec<String> =
+                        crate::firewall::commands(&lines).iter().map(|c| format!("{}{c}", netns_exec(ns))).collect();
+                    write!(f, "{}", commands.join("\n"))
+                }
+                Err(e) => write!(f, "{}iptables: invalid rule for {owner}: {e}", netns_exec(ns)),
+            },
+            Op::FwRemove { ns, id } => write!(f, "{}iptables -D ... (each line of netsh rule {id})", netns_exec(ns)),
             Op::FwList { ns } => write!(f, "{}iptables-save", netns_exec(ns)),
         }
     }

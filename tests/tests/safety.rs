@@ -190,3 +190,50 @@ $NETSH audit --since 1h | wc -l | sed 's/^/RECENT /'
     }
     assert!(!o.contains("RECENT 0"), "{o}");
 }
+
+#[test]
+fn plan_changes_nothing_and_matches_the_real_run_op_for_op() {
+    let out = sandboxed(
+        r#"
+ARGS="create mynet --subnet 172.25.0.0/16 ; connect mynet c1 --publish 8080:80 ; connect mynet c2"
+before=$(snapshot)
+set +e
+$NETSH plan $DB_GRANTS $RECIPES/docker-bridge.wasm --json -- $ARGS > plan.json
+echo "plan exit: $?"
+$NETSH plan --allow link:br-* $RECIPES/docker-bridge.wasm -- $ARGS | grep '^grants missing' | sed 's/^/MISSING /'
+set -e
+[ "$before" = "$(snapshot)" ] && echo "plan changed nothing"
+$DB $ARGS
+id=$($NETSH runs --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+$NETSH audit --run $id --json > audit.jsonl
+set +e; $NETSH plan $DB_GRANTS $RECIPES/docker-bridge.wasm -- ls >/dev/null; echo "read-only plan exit: $?"; set -e
+echo "PLAN $(tr -d '\n' < plan.json)"
+while read -r line; do echo "AUDIT $line"; done < audit.jsonl
+"#,
+        60,
+    );
+    out.assert_ok();
+    let o = &out.stdout;
+    assert!(
+        o.contains("plan exit: 2") && o.contains("plan changed nothing") && o.contains("read-only plan exit: 0"),
+        "{o}"
+    );
+    let missing = o.lines().find(|l| l.starts_with("MISSING ")).unwrap_or_default();
+    assert!(missing.contains("--allow 'link:c1/eth0'") && missing.contains("--allow 'publish:tcp/8080'"), "{o}");
+    let plan: serde_json::Value =
+        serde_json::from_str(o.lines().find_map(|l| l.strip_prefix("PLAN ")).unwrap()).unwrap();
+    let planned: Vec<&serde_json::Value> = plan["ops"].as_array().unwrap().iter().map(|op| &op["call"]).collect();
+    let audited: Vec<serde_json::Value> = o
+        .lines()
+        .filter_map(|l| l.strip_prefix("AUDIT "))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["decision"] == "allow")
+        .map(|e| e["call"].clone())
+        .collect();
+    assert!(planned.len() > 20, "{plan}");
+    assert_eq!(planned.len(), audited.len(), "plan and audit differ in length");
+    for (p, a) in planned.iter().zip(&audited) {
+        assert_eq!(*p, a);
+    }
+    assert!(plan["grants_missing"].as_array().unwrap().is_empty(), "{plan}");
+}

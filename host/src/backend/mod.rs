@@ -1,6 +1,8 @@
-//! Backends carry out [`Op`]s: `kernel` on the real system.
+//! Backends carry out [`Op`]s: `kernel` on the real system, `model` on an
+//! in-memory copy for `netsh plan`.
 
 pub mod kernel;
+pub mod model;
 
 use futures::future::BoxFuture;
 

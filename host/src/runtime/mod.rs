@@ -79,6 +79,8 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<RecipeState>,
     cache: Cache,
+    /// Send the recipe's stdout to stderr (keeps `plan --json` clean).
+    stdout_to_stderr: bool,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -153,7 +155,13 @@ impl Runtime {
                 }
             })
             .map_err(engine_error)?;
-        Ok(Runtime { engine, linker, cache })
+        Ok(Runtime { engine, linker, cache, stdout_to_stderr: false })
+    }
+
+    /// Send recipes' stdout to stderr, so that netsh's own stdout stays machine-readable.
+    pub fn stdout_to_stderr(mut self) -> Self {
+        self.stdout_to_stderr = true;
+        self
     }
 
     /// Read, check and compile (or fetch from the cache) a recipe file.
@@ -175,13 +183,13 @@ impl Runtime {
     }
 
     fn store(&self, gate: Gate, limits: Limits, hit: Arc<AtomicBool>) -> Store<RecipeState> {
-        let wasi = WasiCtxBuilder::new()
-            .inherit_stdout()
-            .inherit_stderr()
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let mut wasi = WasiCtxBuilder::new();
+        if self.stdout_to_stderr {
+            wasi.stdout(wasmtime_wasi::cli::stderr());
+        } else {
+            wasi.inherit_stdout();
+        }
+        let wasi = wasi.inherit_stderr().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
         let memory = MemoryLimit { max_bytes: limits.max_memory_mib << 20, hit };
         let mut store = Store::new(&self.engine, RecipeState { wasi, table: ResourceTable::new(), memory, gate });
         store.limiter(|s| &mut s.memory);

@@ -1,0 +1,444 @@
+//! The in-memory model backend behind `netsh plan`: seeded lazily from a
+//! read of the real state, it carries operations out on a copy and records
+//! them, with the same replies and errors as the kernel backend.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::Backend;
+use crate::error::{CapError, CapResult};
+use crate::firewall;
+use crate::ops::{AddrInfo, EtcFile, LinkInfo, Ns, Op, Reply, RouteSpec, RuleInfo};
+
+/// One planned operation and whether it changes anything.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Planned {
+    pub op: Op,
+    pub changes: bool,
+}
+
+/// A namespace's links, routes and rules.
+#[derive(Debug, Clone, Default)]
+struct Space {
+    links: Vec<LinkInfo>,
+    routes: Vec<RouteSpec>,
+    rules: Vec<RuleInfo>,
+}
+
+#[derive(Debug, Default)]
+struct World {
+    names: Option<BTreeSet<String>>,
+    spaces: HashMap<Ns, Space>,
+    etc: HashMap<(String, String), String>,
+    sysctls: HashMap<(Ns, String), String>,
+    next_index: u32,
+    planned: Vec<Planned>,
+}
+
+/// Plans against a copy of what `real` shows.
+pub struct Model {
+    real: Arc<dyn Backend>,
+    world: Mutex<World>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").finish_non_exhaustive()
+    }
+}
+
+fn not_found(what: String) -> CapError {
+    CapError::NotFound(format!("{what} does not exist"))
+}
+
+fn label(ns: &Ns, name: &str) -> String {
+    match ns {
+        Some(ns) => format!("link {name} in namespace {ns}"),
+        None => format!("link {name}"),
+    }
+}
+
+impl Model {
+    /// A model that reads unseen state from `real`.
+    pub fn new(real: Arc<dyn Backend>) -> Model {
+        Model { real, world: Mutex::new(World { next_index: 10_000, ..World::default() }) }
+    }
+
+    /// The operations planned so far.
+    pub fn planned(&self) -> Vec<Planned> {
+        self.lock().planned.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn names(&self) -> CapResult<BTreeSet<String>> {
+        if let Some(names) = self.lock().names.clone() {
+            return Ok(names);
+        }
+        let Reply::Names(names) = self.real.apply(Op::NetnsList).await? else { return Ok(BTreeSet::new()) };
+        let names: BTreeSet<String> = names.into_iter().collect();
+        self.lock().names = Some(names.clone());
+        Ok(names)
+    }
+
+    /// Make sure `ns` is loaded; a namespace the plan created starts empty but for lo.
+    async fn load(&self, ns: &Ns) -> CapResult<()> {
+        if self.lock().spaces.contains_key(ns) {
+            return Ok(());
+        }
+        if let Some(name) = ns {
+            if !self.names().await?.contains(name) {
+                return Err(CapError::NotFound(format!("namespace {name} does not exist (see `ip netns list`)")));
+            }
+        }
+        let links = match self.real.apply(Op::LinkList { ns: ns.clone() }).await? {
+            Reply::Links(l) => l,
+            _ => Vec::new(),
+        };
+        let routes = match self.real.apply(Op::RouteList { ns: ns.clone() }).await? {
+            Reply::Routes(r) => r,
+            _ => Vec::new(),
+        };
+        let rules = match self.real.apply(Op::FwList { ns: ns.clone() }).await {
+            Ok(Reply::Rules(r)) => r,
+            _ => Vec::new(),
+        };
+        self.lock().spaces.insert(ns.clone(), Space { links, routes, rules });
+        Ok(())
+    }
+
+    /// A sysctl's value: planned, or read from the kernel.
+    async fn sysctl(&self, ns: &Ns, key: &str) -> CapResult<String> {
+        let cached = self.lock().sysctls.get(&(ns.clone(), key.to_string())).cloned();
+        if let Some(v) = cached {
+            return Ok(v);
+        }
+        match self.real.apply(Op::SysctlGet { ns: ns.clone(), key: key.into() }).await {
+            Ok(Reply::Text(v)) => Ok(v),
+            Ok(_) => Ok(String::new()),
+            // A namespace or interface that exists only in the plan has default values.
+            Err(CapError::NotFound(_)) => Ok("0".into()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn run(&self, op: Op) -> CapResult<Reply> {
+        if let Op::NetnsList
+        | Op::NetnsExists { .. }
+        | Op::NetnsCreate { .. }
+        | Op::NetnsAttach { .. }
+        | Op::NetnsDelete { .. } = op
+        {
+            self.names().await?;
+        }
+        for ns in namespaces_of(&op) {
+            self.load(&ns).await?;
+        }
+        let before = match &op {
+            Op::SysctlSet { ns, key, .. } | Op::SysctlGet { ns, key } => Some(self.sysctl(ns, key).await?),
+            _ => None,
+        };
+        let real_etc = match &op {
+            Op::NetnsReadEtc { name, file } if !self.lock().etc.contains_key(&etc_key(name.as_deref(), *file)) => {
+                Some(self.real.apply(op.clone()).await)
+            }
+            _ => None,
+        };
+        let mut world = self.lock();
+        let (reply, changes) = world.apply(&op, before, real_etc)?;
+        if op.is_mutation() {
+            world.planned.push(Planned { op, changes });
+        }
+        Ok(reply)
+    }
+}
+
+fn etc_key(name: Option<&str>, file: EtcFile) -> (String, String) {
+    (name.unwrap_or("").to_string(), file.file_name().to_string())
+}
+
+/// Namespaces an operation reads or changes (beyond the namespace list).
+fn namespaces_of(op: &Op) -> Vec<Ns> {
+    match op {
+        Op::LinkAddVeth { ns, spec } => {
+            let mut v = vec![ns.clone()];
+            if spec.peer_ns.is_some() {
+                v.push(spec.peer_ns.clone());
+            }
+            v
+        }
+        Op::LinkSetNetns { ns, target, .. } => vec![ns.clone(), target.clone()],
+        Op::LinkAddBridge { ns, .. }
+        | Op::LinkSetUp { ns, .. }
+        | Op::LinkSetMaster { ns, .. }
+        | Op::LinkSetMtu { ns, .. }
+        | Op::LinkSetAlias { ns, .. }
+        | Op::LinkRename { ns, .. }
+        | Op::LinkDelete { ns, .. }
+        | Op::LinkGet { ns, .. }
+        | Op::LinkList { ns }
+        | Op::AddrAdd { ns, .. }
+        | Op::AddrDelete { ns, .. }
+        | Op::AddrList { ns, .. }
+        | Op::RouteAdd { ns, .. }
+        | Op::RouteDelete { ns, .. }
+        | Op::RouteList { ns }
+        | Op::FwAdd { ns, .. }
+        | Op::FwRemove { ns, .. }
+        | Op::FwList { ns } => vec![ns.clone()],
+        Op::SysctlGet { .. }
+        | Op::SysctlSet { .. }
+        | Op::NetnsCreate { .. }
+        | Op::NetnsDelete { .. }
+        | Op::NetnsList
+        | Op::NetnsExists { .. }
+        | Op::NetnsAttach { .. }
+        | Op::NetnsWriteEtc { .. }
+        | Op::NetnsReadEtc { .. }
+        | Op::NetnsRemoveEtc { .. } => Vec::new(),
+    }
+}
+
+impl World {
+    fn space(&mut self, ns: &Ns) -> &mut Space {
+        self.spaces.entry(ns.clone()).or_default()
+    }
+
+    fn link(&mut self, ns: &Ns, name: &str) -> CapResult<&mut LinkInfo> {
+        self.space(ns).links.iter_mut().find(|l| l.name == name).ok_or_else(|| not_found(label(ns, name)))
+    }
+
+    fn new_link(&mut self, name: &str, kind: &str, mtu: u32) -> LinkInfo {
+        self.next_index += 1;
+        LinkInfo {
+            name: name.into(),
+            index: self.next_index,
+            kind: kind.into(),
+            mtu,
+            up: false,
+            oper_state: "down".into(),
+            master: None,
+            mac: String::new(),
+            addresses: Vec::new(),
+            alias: None,
+        }
+    }
+
+    fn add_link(&mut self, ns: &Ns, link: LinkInfo) -> CapResult<()> {
+        if self.space(ns).links.iter().any(|l| l.name == link.name) {
+            return Err(CapError::Exists(format!("{} already exists", label(ns, &link.name))));
+        }
+        self.space(ns).links.push(link);
+        Ok(())
+    }
+
+    fn names(&mut self) -> &mut BTreeSet<String> {
+        self.names.get_or_insert_with(BTreeSet::new)
+    }
+
+    /// Apply `op`; returns the reply and whether anything changed.
+    /// `sysctl_before` is the key's current value for sysctl ops, `real_etc`
+    /// the real file for an /etc read the plan has not written.
+    fn apply(
+        &mut self,
+        op: &Op,
+        sysctl_before: Option<String>,
+        real_etc: Option<CapResult<Reply>>,
+    ) -> CapResult<(Reply, bool)> {
+        let done = |changed: bool| Ok((Reply::Done, changed));
+        match op {
+            Op::NetnsList => Ok((Reply::Names(self.names().iter().cloned().collect()), false)),
+            Op::NetnsExists { name } => Ok((Reply::Bool(self.names().contains(name)), false)),
+            Op::NetnsCreate { name } | Op::NetnsAttach { name, .. } => {
+                if !self.names().insert(name.clone()) {
+                    return Err(CapError::Exists(format!("namespace {name} already exists")));
+                }
+                let lo = LinkInfo { kind: "loopback".into(), ..self.new_link("lo", "loopback", 65536) };
+                self.spaces.insert(Some(name.clone()), Space { links: vec![lo], ..Space::default() });
+                done(true)
+            }
+            Op::NetnsDelete { name } => {
+                if !self.names().remove(name) {
+                    return Err(CapError::NotFound(format!("namespace {name} does not exist (see `ip netns list`)")));
+                }
+                self.spaces.remove(&Some(name.clone()));
+                done(true)
+            }
+            Op::NetnsWriteEtc { name, file, contents } => {
+                if !self.names().contains(name) {
+                    return Err(CapError::NotFound(format!("namespace {name} does not exist")));
+                }
+                let old = self.etc.insert(etc_key(Some(name), *file), contents.clone());
+                done(old.as_ref() != Some(contents))
+            }
+            Op::NetnsRemoveEtc { name, file } => done(self.etc.remove(&etc_key(Some(name), *file)).is_some()),
+            Op::NetnsReadEtc { name, file } => match self.etc.get(&etc_key(name.as_deref(), *file)) {
+                Some(text) => Ok((Reply::Text(text.clone()), false)),
+                None => real_etc
+                    .unwrap_or_else(|| Err(not_found(format!("/etc/netns file {}", file.file_name()))))
+                    .map(|r| (r, false)),
+            },
+            Op::LinkAddBridge { ns, name, mtu } => {
+                let link = self.new_link(name, "bridge", mtu.unwrap_or(1500));
+                self.add_link(ns, link).map(|()| (Reply::Done, true))
+            }
+            Op::LinkAddVeth { ns, spec } => {
+                let peer_ns = spec.peer_ns.clone().or_else(|| ns.clone());
+                if spec.master.as_ref().is_some_and(|m| !self.space(ns).links.iter().any(|l| &l.name == m)) {
+                    return Err(not_found(label(ns, spec.master.as_deref().unwrap_or_default())));
+                }
+                let mtu = spec.mtu.unwrap_or(1500);
+                let mut end = self.new_link(&spec.name, "veth", mtu);
+                end.master = spec.master.clone();
+                end.up = spec.up;
+                let peer = self.new_link(&spec.peer, "veth", mtu);
+                if self.space(&peer_ns).links.iter().any(|l| l.name == spec.peer) {
+                    return Err(CapError::Exists(format!("{} already exists", label(&peer_ns, &spec.peer))));
+                }
+                self.add_link(ns, end)?;
+                self.space(&peer_ns).links.push(peer);
+                done(true)
+            }
+            Op::LinkSetUp { ns, name, up } => {
+                let link = self.link(ns, name)?;
+                let changed = link.up != *up;
+                link.up = *up;
+                done(changed)
+            }
+            Op::LinkSetMaster { ns, name, master } => {
+                if let Some(m) = master {
+                    self.link(ns, m)?;
+                }
+                let link = self.link(ns, name)?;
+                let changed = link.master != *master;
+                link.master = master.clone();
+                done(changed)
+            }
+            Op::LinkSetMtu { ns, name, mtu } => {
+                let link = self.link(ns, name)?;
+                let changed = link.mtu != *mtu;
+                link.mtu = *mtu;
+                done(changed)
+            }
+            Op::LinkSetAlias { ns, name, alias } => {
+                let link = self.link(ns, name)?;
+                let new = (!alias.is_empty()).then(|| alias.clone());
+                let changed = link.alias != new;
+                link.alias = new;
+                done(changed)
+            }
+            Op::LinkRename { ns, name, new_name } => {
+                if self.space(ns).links.iter().any(|l| &l.name == new_name) {
+                    return Err(CapError::Exists(format!("{} already exists", label(ns, new_name))));
+                }
+                self.link(ns, name)?.name = new_name.clone();
+                done(true)
+            }
+            Op::LinkSetNetns { ns, name, target } => {
+                let link = self.link(ns, name)?.clone();
+                self.space(ns).links.retain(|l| l.name != *name);
+                self.add_link(target, LinkInfo { master: None, ..link })?;
+                done(true)
+            }
+            Op::LinkDelete { ns, name } => {
+                self.link(ns, name)?;
+                let space = self.space(ns);
+                space.links.retain(|l| l.name != *name);
+                for port in space.links.iter_mut().filter(|l| l.master.as_deref() == Some(name.as_str())) {
+                    port.master = None;
+                }
+                done(true)
+            }
+            Op::LinkGet { ns, name } => Ok((Reply::Link(Box::new(self.link(ns, name)?.clone())), false)),
+            Op::LinkList { ns } => Ok((Reply::Links(self.space(ns).links.clone()), false)),
+            Op::AddrAdd { ns, dev, cidr } => {
+                let link = self.link(ns, dev)?;
+                if link.addresses.contains(cidr) {
+                    return Err(CapError::Exists(format!("address {cidr} on {} already exists", label(ns, dev))));
+                }
+                link.addresses.push(*cidr);
+                done(true)
+            }
+            Op::AddrDelete { ns, dev, cidr } => {
+                let link = self.link(ns, dev)?;
+                let before = link.addresses.len();
+                link.addresses.retain(|a| a != cidr);
+                if link.addresses.len() == before {
+                    return Err(not_found(format!("address {cidr} on {}", label(ns, dev))));
+                }
+                done(true)
+            }
+            Op::AddrList { ns, dev } => {
+                let addrs = self
+                    .space(ns)
+                    .links
+                    .iter()
+                    .filter(|l| dev.as_ref().is_none_or(|d| *d == l.name))
+                    .flat_map(|l| l.addresses.iter().map(|c| AddrInfo { dev: l.name.clone(), cidr: *c }))
+                    .collect();
+                Ok((Reply::Addrs(addrs), false))
+            }
+            Op::RouteAdd { ns, route } => {
+                let space = self.space(ns);
+                if space.routes.iter().any(|r| r.dest == route.dest && r.metric == route.metric) {
+                    return Err(CapError::Exists(format!("route {route} already exists")));
+                }
+                space.routes.push(route.clone());
+                done(true)
+            }
+            Op::RouteDelete { ns, route } => {
+                let space = self.space(ns);
+                let before = space.routes.len();
+                space.routes.retain(|r| !(r.dest == route.dest && (route.via.is_none() || r.via == route.via)));
+                if space.routes.len() == before {
+                    return Err(not_found(format!("route {route}")));
+                }
+                done(true)
+            }
+            Op::RouteList { ns } => Ok((Reply::Routes(self.space(ns).routes.clone()), false)),
+            Op::SysctlGet { .. } => Ok((Reply::Text(sysctl_before.unwrap_or_default()), false)),
+            Op::SysctlSet { ns, key, value } => {
+                self.sysctls.insert((ns.clone(), key.clone()), value.clone());
+                done(sysctl_before.as_deref() != Some(value.as_str()))
+            }
+            Op::FwAdd { ns, owner, rule } => {
+                let (id, lines) = firewall::render(owner, rule)?;
+                let space = self.space(ns);
+                if space.rules.iter().any(|r| r.id == id) {
+                    return Ok((Reply::Text(id), false));
+                }
+                space.rules.push(RuleInfo {
+                    id: id.clone(),
+                    owner: owner.clone(),
+                    commands: firewall::commands(&lines),
+                });
+                Ok((Reply::Text(id), true))
+            }
+            Op::FwRemove { ns, id } => {
+                let space = self.space(ns);
+                let before = space.rules.len();
+                space.rules.retain(|r| r.id != *id);
+                if space.rules.len() == before {
+                    return Err(not_found(format!("firewall rule {id}")));
+                }
+                done(true)
+            }
+            Op::FwList { ns } => Ok((Reply::Rules(self.space(ns).rules.clone()), false)),
+        }
+    }
+}
+
+impl Backend for Model {
+    fn apply(&self, op: Op) -> BoxFuture<'_, CapResult<Reply>> {
+        self.run(op).boxed()
+    }
+
+    fn flush(&self) -> BoxFuture<'_, CapResult<()>> {
+        async { Ok(()) }.boxed()
+    }
+}

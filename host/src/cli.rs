@@ -61,6 +61,12 @@ pub enum Command {
         /// The run id printed by `netsh run --confirm`.
         run: String,
     },
+    /// Install, list, inspect and remove recipes run by name (`netsh NAME ARGS`).
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// An installed plugin: `netsh NAME ARGS...` runs it with the grants of the policy files.
+    #[command(external_subcommand)]
+    External(Vec<String>),
     /// Show namespaces, links, addresses, routes and netsh's firewall rules.
     Show {
         /// Only this named namespace.
@@ -70,6 +76,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `netsh plugin ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Install a recipe under a name (default: its manifest name); its sha256 is recorded.
+    Add {
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List installed plugins.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a plugin's manifest, digest and file.
+    Info { name: String },
+    /// Uninstall a plugin.
+    Rm { name: String },
 }
 
 /// Options of `netsh plan`.
@@ -128,7 +154,7 @@ pub struct GrantArgs {
 /// Options of `netsh run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The recipe (.wasm component).
+    /// The recipe: a .wasm component, or the name of an installed plugin.
     pub file: PathBuf,
     #[command(flatten)]
     pub grants: GrantArgs,

@@ -14,6 +14,7 @@ pub mod gate;
 pub mod journal;
 pub mod names;
 pub mod ops;
+pub mod plugins;
 pub mod policy;
 pub mod runtime;
 pub mod sandbox;

@@ -19,7 +19,8 @@ use netsh::policy::{self, Policy, prompt};
 use netsh::runtime::{Cache, Limits, Loaded, Manifest, RunError, Runtime};
 use netsh::{sandbox, show};
 
-use cli::{AuditArgs, Cli, Command, GrantArgs, PlanArgs, RunArgs};
+use cli::{AuditArgs, Cli, Command, GrantArgs, PlanArgs, PluginCommand, RunArgs};
+use netsh::plugins::{Plugin, Store};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -84,6 +85,29 @@ impl Ctx {
         Audit::new(&self.state)
     }
 
+    fn plugins(&self) -> Store {
+        Store::new(&self.state)
+    }
+
+    /// A recipe path, or an installed plugin's stored file.
+    fn resolve(&self, file: &Path) -> Result<PathBuf> {
+        if file.exists() || file.components().count() > 1 || file.extension().is_some() {
+            return Ok(file.to_path_buf());
+        }
+        let name = file.display().to_string();
+        let store = self.plugins();
+        let plugin = store.get(&name)?;
+        let now = store.current_digest(&plugin)?;
+        if now != plugin.sha256 {
+            eprintln!(
+                "netsh: warning: plugin {name}'s file changed since it was added (sha256 {} -> {}); grants pinned to the old digest do not apply",
+                &plugin.sha256[..12],
+                &now[..12]
+            );
+        }
+        Ok(store.blob(&plugin.sha256))
+    }
+
     /// A gate that may do anything (undo, rollback, sandbox set-up), audited.
     fn trusted_gate(&self, principal: &str) -> Gate {
         let all = Policy::from_flags(&[], &[], true).expect("no grants to parse");
@@ -100,6 +124,24 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
     }
     match command {
         Command::Plan(_) => unreachable!("handled above"),
+        Command::Plugin(cmd) => plugin(ctx, cmd).await,
+        Command::External(words) => {
+            let (name, args) = words.split_first().context("missing plugin name")?;
+            let run_args = RunArgs {
+                file: PathBuf::from(name),
+                grants: GrantArgs { allow: Vec::new(), deny: Vec::new(), allow_all: false, policy: None },
+                no_rollback: false,
+                confirm: None,
+                sandbox: false,
+                timeout: Limits::default().timeout,
+                max_memory: Limits::default().max_memory_mib,
+                args: args.to_vec(),
+            };
+            if ctx.plugins().get(name).is_err() {
+                bail!("unknown command {name:?}: not a netsh command nor an installed plugin (see `netsh --help`, `netsh plugin ls`)");
+            }
+            run(ctx, run_args).await
+        }
         Command::Run(args) => run(ctx, args).await,
         Command::Inspect { file, json } => inspect(ctx, &file, json).await,
         Command::Show { netns, json } => {
@@ -194,7 +236,7 @@ fn load_policy(args: &GrantArgs) -> Result<Policy> {
 /// Load a recipe and read its manifest.
 async fn load(ctx: &Ctx, file: &Path) -> Result<(Runtime, Loaded, Manifest)> {
     let runtime = Runtime::new(Cache::from_env())?;
-    let loaded = runtime.load(file)?;
+    let loaded = runtime.load(&ctx.resolve(file)?)?;
     let manifest = runtime.describe(&loaded, Gate::new(ctx.kernel.clone(), "inspect")).await?;
     Ok((runtime, loaded, manifest))
 }
@@ -417,4 +459,53 @@ fn manifest_json(m: &Manifest, sha256: &str) -> serde_json::Value {
         "sha256": sha256,
         "grants": m.grants.iter().map(|g| serde_json::json!({"grant": g.grant, "reason": g.reason})).collect::<Vec<_>>(),
     })
+}
+
+async fn plugin(ctx: &Ctx, cmd: PluginCommand) -> Result<()> {
+    let store = ctx.plugins();
+    match cmd {
+        PluginCommand::Add { file, name } => {
+            let (_, loaded, manifest) = load(ctx, &file).await?;
+            let wasm = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let name = name.unwrap_or_else(|| manifest.name.clone());
+            let plugin = Plugin {
+                sha256: loaded.sha256.clone(),
+                version: manifest.version.clone(),
+                summary: manifest.summary.clone(),
+                usage: manifest.usage.clone(),
+                grants: manifest.grants.iter().map(|g| (g.grant.clone(), g.reason.clone())).collect(),
+                added: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            };
+            match store.add(&name, &wasm, plugin)? {
+                Some(old) if old.sha256 != loaded.sha256 => {
+                    println!("{name} updated: sha256 {} -> {}", &old.sha256[..12], &loaded.sha256[..12])
+                }
+                _ => println!("{name} installed: sha256 {}", loaded.sha256),
+            }
+            println!("run it with `netsh {name} ARGS...`; pin its grants in a policy file with sha256 = \"{}\"", loaded.sha256);
+        }
+        PluginCommand::Ls { json } => {
+            let index = store.index()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&index)?);
+            } else {
+                for (name, p) in &index {
+                    println!("{name:<20} {:<8} {}  {}", p.version, &p.sha256[..12], p.summary);
+                }
+            }
+        }
+        PluginCommand::Info { name } => {
+            let p = store.get(&name)?;
+            println!("{name} {} — {}\nsha256: {}\nfile:   {}\nadded:  {}", p.version, p.summary, p.sha256, store.blob(&p.sha256).display(), p.added);
+            println!("\nusage:\n{}\n\ngrants requested:", indent(&p.usage));
+            for (grant, reason) in &p.grants {
+                println!("  {grant:<28} {reason}");
+            }
+        }
+        PluginCommand::Rm { name } => {
+            store.remove(&name)?;
+            println!("{name} removed");
+        }
+    }
+    Ok(())
 }

@@ -237,3 +237,43 @@ while read -r line; do echo "AUDIT $line"; done < audit.jsonl
     }
     assert!(plan["grants_missing"].as_array().unwrap().is_empty(), "{plan}");
 }
+
+#[test]
+fn plugins_run_by_name_and_lose_pinned_grants_when_their_bytes_change() {
+    let out = sandboxed(
+        r#"
+$NETSH plugin add $GUESTS/misbehave.wasm --name mb
+$NETSH plugin ls | grep -q '^mb ' && echo "listed: ok"
+$NETSH plugin info mb | grep -q 'sha256:' && echo "info: ok"
+sha=$($NETSH plugin ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["mb"]["sha256"])')
+export XDG_CONFIG_HOME=$work/config
+mkdir -p $XDG_CONFIG_HOME/netsh
+printf '[[pin]]\nsha256 = "%s"\nallow = ["link:br-*"]\n' $sha > $XDG_CONFIG_HOME/netsh/policy.toml
+$NETSH mb bridge && ip link show br-ok >/dev/null && echo "pinned grant applies: ok"
+ip link del br-ok
+printf '\0\5\4test' >> $NETSH_STATE_DIR/plugins/blobs/$sha.wasm
+expect_fail $NETSH mb bridge
+ip link show br-ok >/dev/null 2>&1 && echo "LEAK" || echo "changed digest: denied"
+expect_fail $NETSH nosuchplugin
+$NETSH plugin rm mb
+$NETSH plugin ls | grep -q mb && echo "LEFTOVER" || echo "removed: ok"
+"#,
+        60,
+    );
+    out.assert_ok();
+    let o = &out.stdout;
+    for expected in [
+        "mb installed: sha256",
+        "listed: ok",
+        "info: ok",
+        "pinned grant applies: ok",
+        "file changed since it was added",
+        "needs link:br-ok; rerun with --allow link:br-ok",
+        "changed digest: denied",
+        "not a netsh command nor an installed plugin",
+        "removed: ok",
+    ] {
+        assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
+    }
+    assert!(!o.contains("LEAK") && !o.contains("LEFTOVER"), "{o}");
+}

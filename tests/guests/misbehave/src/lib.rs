@@ -48,6 +48,7 @@ fn spin() -> ! {
 fn mode(mode: &str) -> Result<()> {
     match mode {
         "changes" => some_changes(),
+        "bridge" => link::add_bridge(None, "br-ok", None),
         "half-fail" => some_changes().and(Err(Error::msg("failing on purpose after some changes"))),
         "half-trap" => some_changes().map(|()| core::arch::wasm32::unreachable()),
         "half-loop" => some_changes().map(|()| spin()),

@@ -55,6 +55,11 @@ def bench_calls():
     print(sh([os.path.join(ROOT, "target/release/call-overhead"), os.path.join(GUESTS, "callbench.wasm")]))
 
 
+def bench_guard():
+    print("\n## policy + audit + journal overhead")
+    print(sh([os.path.join(ROOT, "target/release/guard-overhead"), os.path.join(RECIPES, "docker-bridge.wasm")]))
+
+
 def bench_startup():
     print("## netsh run: cold (first compile) vs warm (cache hit), peak RSS")
     cache = tempfile.mkdtemp()
@@ -241,7 +246,7 @@ def bench_docker_bridge():
 
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
-    steps = {"calls": bench_calls, "startup": bench_startup, "netns-bridge": bench_netns_bridge,
+    steps = {"calls": bench_calls, "guard": bench_guard, "startup": bench_startup, "netns-bridge": bench_netns_bridge,
              "docker-bridge": bench_docker_bridge}
     for name, step in steps.items():
         if which in ("all", name):

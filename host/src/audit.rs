@@ -6,6 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -66,10 +67,21 @@ impl Entry {
     }
 }
 
-/// The log file.
+/// The log file. Clones share one open handle and the hash of the last line
+/// this process wrote, which is reused while nobody else has appended since.
 #[derive(Debug, Clone)]
 pub struct Audit {
     path: PathBuf,
+    tail: Arc<Mutex<Option<Tail>>>,
+}
+
+/// The open log and where this process last left it.
+#[derive(Debug)]
+struct Tail {
+    file: File,
+    /// File length after our last append, and that line's hash.
+    end: u64,
+    hash: String,
 }
 
 fn io(path: &Path, err: std::io::Error) -> AuditError {
@@ -91,7 +103,7 @@ fn split_hash(line: &str) -> Option<(String, &str)> {
 impl Audit {
     /// The log at `dir/audit.jsonl`.
     pub fn new(dir: &Path) -> Audit {
-        Audit { path: dir.join("audit.jsonl") }
+        Audit { path: dir.join("audit.jsonl"), tail: Arc::new(Mutex::new(None)) }
     }
 
     /// Where the log is.
@@ -99,18 +111,33 @@ impl Audit {
         &self.path
     }
 
-    /// Append one entry, chained to the last line.
-    pub fn append(&self, mut entry: Entry) -> Result<(), AuditError> {
+    fn open(&self) -> Result<File, AuditError> {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| io(&self.path, e))?;
         }
-        let file =
-            OpenOptions::new().create(true).read(true).append(true).open(&self.path).map_err(|e| io(&self.path, e))?;
+        OpenOptions::new().create(true).read(true).append(true).open(&self.path).map_err(|e| io(&self.path, e))
+    }
+
+    /// Append one entry, chained to the last line.
+    pub fn append(&self, mut entry: Entry) -> Result<(), AuditError> {
+        let mut guard = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let (file, known) = match guard.take() {
+            Some(tail) => (tail.file, Some((tail.end, tail.hash))),
+            None => (self.open()?, None),
+        };
         let mut file = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io(&self.path, e.into()))?;
-        entry.prev = last_hash(&mut file).map_err(|e| io(&self.path, e))?;
+        let len = file.metadata().map_err(|e| io(&self.path, e))?.len();
+        entry.prev = match known {
+            Some((end, hash)) if end == len => hash,
+            _ => last_hash(&mut file).map_err(|e| io(&self.path, e))?,
+        };
         let body = serde_json::to_string(&entry).map_err(|e| io(&self.path, e.into()))?;
-        let line = format!("{},\"hash\":\"{}\"}}\n", &body[..body.len() - 1], hash_of(&body));
-        file.write_all(line.as_bytes()).map_err(|e| io(&self.path, e))
+        let hash = hash_of(&body);
+        let line = format!("{},\"hash\":\"{hash}\"}}\n", &body[..body.len() - 1]);
+        file.write_all(line.as_bytes()).map_err(|e| io(&self.path, e))?;
+        let file = file.unlock().map_err(|(_, e)| io(&self.path, e.into()))?;
+        *guard = Some(Tail { file, end: len + line.len() as u64, hash });
+        Ok(())
     }
 
     /// Every entry (lines that do not parse are skipped; `verify` reports them).

@@ -2,13 +2,13 @@
 //! through [`Gate::call`] as a typed [`Op`]: the policy decides, the audit
 //! log records, the journal keeps the inverse, then the backend acts.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::audit::{Audit, Entry};
 use crate::backend::Backend;
 use crate::error::{CapError, CapResult};
-use crate::firewall;
 use crate::journal::{Inverse, RunInfo, RunLog};
 use crate::ops::{Op, Reply};
 use crate::policy::{self, Decision, Need, Needs, Policy, prompt};
@@ -24,6 +24,9 @@ pub struct Gate {
     audit: Option<Audit>,
     run: Option<Arc<RunLog>>,
     plan: Option<Arc<Mutex<PlanGrants>>>,
+    /// Namespaces and links this run created: undoing their creation undoes
+    /// every later change to them, so those changes need no inverse of their own.
+    created: Arc<Mutex<HashSet<String>>>,
 }
 
 /// What a plan found about grants: those used and those missing.
@@ -51,6 +54,7 @@ impl Gate {
             audit: None,
             run: None,
             plan: None,
+            created: Arc::default(),
         }
     }
 
@@ -111,8 +115,8 @@ impl Gate {
             }
         }
         let inverse = match &self.run {
-            Some(_) => self.inverse(&op).await?,
-            None => None,
+            Some(_) if !self.covered(&op) => self.inverse(&op).await?,
+            _ => None,
         };
         let started = Instant::now();
         let result = self.backend.apply(op.clone()).await;
@@ -122,11 +126,45 @@ impl Gate {
             Err(e) => e.to_string(),
         };
         tracing::debug!(principal = %self.principal, took_us = entry.duration_us, "{}: {}", entry.cmd, entry.result);
+        let inverse = inverse.or_else(|| inverse_after(&op, &result));
         if let (Ok(_), Some(run), Some(inverse)) = (&result, &self.run, inverse) {
             run.step(&op, inverse).map_err(|e| CapError::Os { code: 0, message: e.to_string() })?;
+            self.note_created(&op);
         }
         self.record(entry)?;
         result
+    }
+
+    /// Remember objects `op` created (namespaces made by netsh, links).
+    fn note_created(&self, op: &Op) {
+        let mut created = self.created.lock().unwrap_or_else(|p| p.into_inner());
+        match op {
+            Op::NetnsCreate { name } => drop(created.insert(ns_key(name))),
+            Op::LinkAddBridge { ns, name, .. } => drop(created.insert(link_key(ns.as_deref(), name))),
+            Op::LinkAddVeth { ns, spec } => {
+                created.insert(link_key(ns.as_deref(), &spec.name));
+                created.insert(link_key(spec.peer_ns.as_ref().or(ns.as_ref()).map(String::as_str), &spec.peer));
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `op` only changes something this run created.
+    fn covered(&self, op: &Op) -> bool {
+        let created = self.created.lock().unwrap_or_else(|p| p.into_inner());
+        let in_created_ns = |ns: &crate::ops::Ns| ns.as_ref().is_some_and(|n| created.contains(&ns_key(n)));
+        let link =
+            |ns: &crate::ops::Ns, name: &str| in_created_ns(ns) || created.contains(&link_key(ns.as_deref(), name));
+        match op {
+            Op::LinkSetUp { ns, name, .. }
+            | Op::LinkSetMtu { ns, name, .. }
+            | Op::LinkSetAlias { ns, name, .. }
+            | Op::LinkSetMaster { ns, name, .. } => link(ns, name),
+            Op::AddrAdd { ns, dev, .. } | Op::AddrDelete { ns, dev, .. } => link(ns, dev),
+            Op::RouteAdd { ns, .. } | Op::RouteDelete { ns, .. } | Op::SysctlSet { ns, .. } => in_created_ns(ns),
+            Op::NetnsWriteEtc { name, .. } | Op::NetnsRemoveEtc { name, .. } => created.contains(&ns_key(name)),
+            _ => false,
+        }
     }
 
     /// For a plan: which grants the needs use, which are missing.
@@ -251,14 +289,8 @@ impl Gate {
                 Reply::Text(value) => undo(Op::SysctlSet { ns: ns.clone(), key: key.clone(), value }),
                 _ => Ok(None),
             },
-            Op::FwAdd { ns, owner, rule } => {
-                let (id, _) = firewall::render(owner, rule)?;
-                let Reply::Rules(rules) = self.read(Op::FwList { ns: ns.clone() }).await? else { return Ok(None) };
-                if rules.iter().any(|r| r.id == id) {
-                    return Ok(None);
-                }
-                undo(Op::FwRemove { ns: ns.clone(), id })
-            }
+            // Known only from the reply: see `inverse_after`.
+            Op::FwAdd { .. } => Ok(None),
             Op::FwRemove { .. } => lost("a removed firewall rule is not restored"),
         }
     }
@@ -285,5 +317,23 @@ impl Gate {
             errors.push(format!("applying the firewall batch: {e}"));
         }
         errors
+    }
+}
+
+fn ns_key(name: &str) -> String {
+    format!("netns {name}")
+}
+
+fn link_key(ns: Option<&str>, name: &str) -> String {
+    format!("link {}/{name}", ns.unwrap_or(""))
+}
+
+/// Inverses only the reply tells: removing a firewall rule the call added.
+fn inverse_after(op: &Op, result: &CapResult<Reply>) -> Option<Inverse> {
+    match (op, result) {
+        (Op::FwAdd { ns, .. }, Ok(Reply::Rule { id, added: true })) => {
+            Some(Inverse::Undo(Op::FwRemove { ns: ns.clone(), id: id.clone() }))
+        }
+        _ => None,
     }
 }

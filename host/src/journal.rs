@@ -191,9 +191,10 @@ pub struct RunLog {
 
 impl RunLog {
     fn write(&self, record: &Record) -> Result<(), JournalError> {
-        let line = serde_json::to_string(record).map_err(|e| io(&self.path, e.into()))?;
+        let mut line = serde_json::to_string(record).map_err(|e| io(&self.path, e.into()))?;
+        line.push('\n');
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        writeln!(file, "{line}").map_err(|e| io(&self.path, e))
+        file.write_all(line.as_bytes()).map_err(|e| io(&self.path, e))
     }
 
     /// Record how to take back a call that just succeeded.

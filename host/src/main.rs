@@ -482,7 +482,10 @@ async fn plugin(ctx: &Ctx, cmd: PluginCommand) -> Result<()> {
                 }
                 _ => println!("{name} installed: sha256 {}", loaded.sha256),
             }
-            println!("run it with `netsh {name} ARGS...`; pin its grants in a policy file with sha256 = \"{}\"", loaded.sha256);
+            println!(
+                "run it with `netsh {name} ARGS...`; pin its grants in a policy file with sha256 = \"{}\"",
+                loaded.sha256
+            );
         }
         PluginCommand::Ls { json } => {
             let index = store.index()?;
@@ -496,7 +499,14 @@ async fn plugin(ctx: &Ctx, cmd: PluginCommand) -> Result<()> {
         }
         PluginCommand::Info { name } => {
             let p = store.get(&name)?;
-            println!("{name} {} — {}\nsha256: {}\nfile:   {}\nadded:  {}", p.version, p.summary, p.sha256, store.blob(&p.sha256).display(), p.added);
+            println!(
+                "{name} {} — {}\nsha256: {}\nfile:   {}\nadded:  {}",
+                p.version,
+                p.summary,
+                p.sha256,
+                store.blob(&p.sha256).display(),
+                p.added
+            );
             println!("\nusage:\n{}\n\ngrants requested:", indent(&p.usage));
             for (grant, reason) in &p.grants {
                 println!("  {grant:<28} {reason}");

@@ -279,6 +279,11 @@ pub enum Reply {
     Addrs(Vec<AddrInfo>),
     Routes(Vec<RouteSpec>),
     Rules(Vec<RuleInfo>),
+    /// A firewall rule's id, and whether the call added it (false: it existed).
+    Rule {
+        id: String,
+        added: bool,
+    },
 }
 
 impl Op {

@@ -61,7 +61,8 @@ impl Store {
     pub fn index(&self) -> Result<BTreeMap<String, Plugin>, PluginError> {
         let path = self.index_path();
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| PluginError::Index { path: path.display().to_string(), err: e.to_string() }),
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| PluginError::Index { path: path.display().to_string(), err: e.to_string() }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(io(&path, e)),
         }

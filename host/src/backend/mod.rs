@@ -22,8 +22,9 @@ pub trait Backend: Send + Sync {
 /// follow). Changes are checked at once and queued per namespace until
 /// [`FirewallBackend::flush`]. Methods run on a thread already inside `ns`.
 pub trait FirewallBackend: Send + Sync {
-    /// Add a rule tagged with `owner`; adding an existing rule is a no-op. Returns its id.
-    fn add(&self, ns: &Ns, owner: &str, rule: &FwRule) -> CapResult<String>;
+    /// Add a rule tagged with `owner`; adding an existing rule is a no-op.
+    /// Returns its id and whether it was added.
+    fn add(&self, ns: &Ns, owner: &str, rule: &FwRule) -> CapResult<(String, bool)>;
     /// Remove a rule by id (and netsh's chains once none is left).
     fn remove(&self, ns: &Ns, id: &str) -> CapResult<()>;
     /// Rules netsh owns, including queued changes.

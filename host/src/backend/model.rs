@@ -410,14 +410,14 @@ impl World {
                 let (id, lines) = firewall::render(owner, rule)?;
                 let space = self.space(ns);
                 if space.rules.iter().any(|r| r.id == id) {
-                    return Ok((Reply::Text(id), false));
+                    return Ok((Reply::Rule { id, added: false }, false));
                 }
                 space.rules.push(RuleInfo {
                     id: id.clone(),
                     owner: owner.clone(),
                     commands: firewall::commands(&lines),
                 });
-                Ok((Reply::Text(id), true))
+                Ok((Reply::Rule { id, added: true }, true))
             }
             Op::FwRemove { ns, id } => {
                 let space = self.space(ns);

@@ -1,6 +1,6 @@
 //! `netsh:host/firewall`.
 
-use super::{cidr, done, ifname, ip, ns, text};
+use super::{cidr, done, ifname, ip, ns};
 use crate::error::CapResult;
 use crate::firewall::check_owner;
 use crate::ops::{FwRule, Isolation, Op, Proto, Reply};
@@ -13,6 +13,14 @@ use crate::runtime::bindings::netsh::host::types::Error;
 fn add(ns_: Option<String>, owner: String, rule: CapResult<FwRule>) -> CapResult<Op> {
     check_owner(&owner)?;
     Ok(Op::FwAdd { ns: ns(ns_)?, owner, rule: rule? })
+}
+
+/// The id in a rule reply.
+fn rule_id(reply: Reply) -> CapResult<String> {
+    match reply {
+        Reply::Rule { id, .. } => Ok(id),
+        other => Err(super::mismatch(other)),
+    }
 }
 
 fn publish(spec: PublishSpec) -> CapResult<FwRule> {
@@ -38,11 +46,11 @@ impl Host for RecipeState {
         out_not: Option<String>,
     ) -> Result<String, Error> {
         let rule = (|| Ok(FwRule::Masquerade { source: cidr(&source)?, out_not: out_not.map(ifname).transpose()? }))();
-        self.call(add(ns_, owner, rule), text).await
+        self.call(add(ns_, owner, rule), rule_id).await
     }
 
     async fn publish(&mut self, ns_: Option<String>, owner: String, spec: PublishSpec) -> Result<String, Error> {
-        self.call(add(ns_, owner, publish(spec)), text).await
+        self.call(add(ns_, owner, publish(spec)), rule_id).await
     }
 
     async fn forward_accept(
@@ -55,7 +63,7 @@ impl Host for RecipeState {
         let rule = (|| {
             Ok(FwRule::ForwardAccept { input: input.map(ifname).transpose()?, output: output.map(ifname).transpose()? })
         })();
-        self.call(add(ns_, owner, rule), text).await
+        self.call(add(ns_, owner, rule), rule_id).await
     }
 
     async fn isolate(
@@ -71,7 +79,7 @@ impl Host for RecipeState {
             WitIsolation::External => Isolation::External,
         };
         let rule = ifname(bridge).map(|bridge| FwRule::Isolate { bridge, mode });
-        self.call(add(ns_, owner, rule), text).await
+        self.call(add(ns_, owner, rule), rule_id).await
     }
 
     async fn remove(&mut self, ns_: Option<String>, id: String) -> Result<(), Error> {

@@ -229,12 +229,12 @@ impl Iptables {
 }
 
 impl FirewallBackend for Iptables {
-    fn add(&self, ns: &Ns, owner: &str, rule: &FwRule) -> CapResult<String> {
+    fn add(&self, ns: &Ns, owner: &str, rule: &FwRule) -> CapResult<(String, bool)> {
         let (id, lines) = firewall::render(owner, rule)?;
         let mut map = self.lock();
         let state = self.state(&mut map, ns)?;
         if state.view.owned().any(|(_, _, other)| other == id) {
-            return Ok(id);
+            return Ok((id, false));
         }
         check_port_conflicts(&state.view, &id, &lines)?;
         state.ensure_chains();
@@ -242,7 +242,7 @@ impl FirewallBackend for Iptables {
             state.push(line.table, format!("-A {}", line.spec));
             state.view.rules.push(Rule::new(line));
         }
-        Ok(id)
+        Ok((id, true))
     }
 
     fn remove(&self, ns: &Ns, id: &str) -> CapResult<()> {

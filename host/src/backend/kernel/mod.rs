@@ -134,9 +134,10 @@ impl Kernel {
             Op::RouteList { ns } => route::list(&self.handles.get(&ns).await?, &ns).await.map(Reply::Routes),
             Op::SysctlGet { ns, key } => sysctl::get(&ns, &key).await.map(Reply::Text),
             Op::SysctlSet { ns, key, value } => sysctl::set(&ns, &key, &value).await.map(done),
-            Op::FwAdd { ns, owner, rule } => {
-                self.in_fw_ns(ns, move |fw, ns| fw.add(ns, &owner, &rule)).await.map(Reply::Text)
-            }
+            Op::FwAdd { ns, owner, rule } => self
+                .in_fw_ns(ns, move |fw, ns| fw.add(ns, &owner, &rule))
+                .await
+                .map(|(id, added)| Reply::Rule { id, added }),
             Op::FwRemove { ns, id } => self.in_fw_ns(ns, move |fw, ns| fw.remove(ns, &id)).await.map(done),
             Op::FwList { ns } => self.in_fw_ns(ns, |fw, ns| fw.list(ns)).await.map(Reply::Rules),
         }

@@ -118,9 +118,18 @@ impl Creator {
     fn sender(&self) -> CapResult<mpsc::Sender<Job>> {
         if self.jobs.get().is_none() {
             let (tx, rx) = mpsc::channel::<Job>();
+            let home = File::open("/proc/thread-self/ns/net").map_err(|e| CapError::io(&e, "open own namespace"))?;
             std::thread::Builder::new()
                 .name("netsh-netns".into())
-                .spawn(move || rx.into_iter().for_each(|job| job()))
+                .spawn(move || {
+                    for job in rx {
+                        job();
+                        // Leave the namespace just made: a thread inside it would keep it alive.
+                        if setns(home.as_fd(), CloneFlags::CLONE_NEWNET).is_err() {
+                            return;
+                        }
+                    }
+                })
                 .map_err(|e| CapError::io(&e, "spawn namespace thread"))?;
             let _ = self.jobs.set(Mutex::new(tx));
         }

@@ -289,18 +289,7 @@ pub enum Reply {
 impl Op {
     /// Whether the operation changes state (reads need no grant and no journal).
     pub fn is_mutation(&self) -> bool {
-        !matches!(
-            self,
-            Op::NetnsList
-                | Op::NetnsExists { .. }
-                | Op::NetnsReadEtc { .. }
-                | Op::LinkGet { .. }
-                | Op::LinkList { .. }
-                | Op::AddrList { .. }
-                | Op::RouteList { .. }
-                | Op::SysctlGet { .. }
-                | Op::FwList { .. }
-        )
+        crate::policy::needs(self) != crate::policy::Needs::Nothing
     }
 }
 

@@ -16,8 +16,15 @@ pub struct Cli {
     /// root, else $XDG_STATE_HOME/netsh].
     #[arg(long, global = true, value_name = "DIR", env = "NETSH_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Run these REPL commands (separated by ';' or newlines) and exit.
+    #[arg(short = 'c', value_name = "COMMANDS", conflicts_with = "command")]
+    pub commands: Option<String>,
+    /// Grants for the shell and `-c` (same as `netsh run`).
+    #[command(flatten)]
+    pub grants: GrantArgs,
+    /// Without a command: the interactive shell on a terminal.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 const EXAMPLES: &str = "Examples:
@@ -32,6 +39,16 @@ const EXAMPLES: &str = "Examples:
 pub enum Command {
     /// Run a recipe: netsh run FILE [OPTIONS] [-- ARGS...]
     Run(RunArgs),
+    /// Run a file of shell commands (# comments); stops at the first error and
+    /// rolls the whole file back unless --keep-going.
+    Batch {
+        file: PathBuf,
+        /// Apply the remaining lines after an error.
+        #[arg(long)]
+        keep_going: bool,
+        #[command(flatten)]
+        grants: GrantArgs,
+    },
     /// Show what a recipe would do, as ip/iptables commands, without changing
     /// anything; exit 0 if nothing would change, 2 if something would.
     Plan(PlanArgs),
@@ -114,7 +131,8 @@ pub struct PlanArgs {
 }
 
 /// Options of `netsh audit`.
-#[derive(Debug, Args)]
+#[derive(Debug, Parser)]
+#[command(name = "audit")]
 pub struct AuditArgs {
     /// `verify`: check the hash chain and name the first bad line.
     #[arg(value_parser = ["verify"])]
@@ -134,7 +152,7 @@ pub struct AuditArgs {
 }
 
 /// Where grants come from.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct GrantArgs {
     /// Grant a permission, e.g. link:br-*, addr:172.25.0.0/16, publish:tcp/8000-8100 (repeatable).
     #[arg(long = "allow", value_name = "GRANT")]

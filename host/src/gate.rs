@@ -84,6 +84,11 @@ impl Gate {
         self
     }
 
+    /// The grants in force, one line each.
+    pub fn grants(&self) -> Vec<String> {
+        self.policy.lock().unwrap_or_else(|p| p.into_inner()).describe()
+    }
+
     /// The run id recorded in the audit log.
     fn run_id(&self) -> &str {
         self.run.as_ref().map(|r| r.id.as_str()).unwrap_or("-")

@@ -1,6 +1,7 @@
 //! The `netsh` binary: parses the command line and reports errors in one line.
 
 mod cli;
+mod repl;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     // Must happen before any thread exists, so every later thread inherits it.
-    if let Command::Run(RunArgs { sandbox: true, .. }) = &cli.command {
+    if let Some(Command::Run(RunArgs { sandbox: true, .. })) = &cli.command {
         if let Err(e) = sandbox::enter() {
             eprintln!("netsh: error: {e}");
             return ExitCode::FAILURE;
@@ -40,7 +41,20 @@ fn main() -> ExitCode {
         }
     };
     let ctx = Ctx { kernel: Arc::new(Kernel::default()), state: state_dir(cli.state_dir) };
-    match runtime.block_on(dispatch(&ctx, cli.command)) {
+    let work = async {
+        match (cli.command, cli.commands) {
+            (Some(command), _) => dispatch(&ctx, command).await,
+            (None, Some(commands)) => {
+                let lines: Vec<&str> = commands.split([';', '\n']).collect();
+                repl::batch(&ctx, cli.grants, "-c", &lines, false).await.map(|()| ExitCode::SUCCESS)
+            }
+            (None, None) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                repl::front::repl(&ctx, cli.grants).await.map(|()| ExitCode::SUCCESS)
+            }
+            (None, None) => bail!("no command given and stdin is not a terminal; see `netsh --help`"),
+        }
+    };
+    match runtime.block_on(work) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("netsh: error: {e:#}");
@@ -125,6 +139,11 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode> {
     match command {
         Command::Plan(_) => unreachable!("handled above"),
         Command::Plugin(cmd) => plugin(ctx, cmd).await,
+        Command::Batch { file, keep_going, grants } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let lines: Vec<&str> = text.lines().collect();
+            repl::batch(ctx, grants, &file.display().to_string(), &lines, keep_going).await
+        }
         Command::External(words) => {
             let (name, args) = words.split_first().context("missing plugin name")?;
             let run_args = RunArgs {

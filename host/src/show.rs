@@ -58,6 +58,18 @@ pub async fn read(gate: &Gate, only: Option<String>) -> CapResult<Vec<NsView>> {
     Ok(views)
 }
 
+/// Links like `ip -br addr`: name, kind, state, addresses, master.
+pub fn render_links(links: &[LinkInfo]) -> String {
+    let mut out = String::new();
+    for l in links {
+        let state = if l.up { l.oper_state.to_uppercase() } else { "DOWN".into() };
+        let master = l.master.as_ref().map(|m| format!(" master {m}")).unwrap_or_default();
+        let addrs: Vec<String> = l.addresses.iter().map(|a| a.to_string()).collect();
+        out.push_str(&format!("  {:<15} {:<8} {:<8} {}{}\n", l.name, l.kind, state, addrs.join(" "), master));
+    }
+    out
+}
+
 /// Render like `ip -br addr` + `ip route`, grouped per namespace.
 pub fn render(views: &[NsView]) -> String {
     let mut out = String::new();
@@ -66,12 +78,7 @@ pub fn render(views: &[NsView]) -> String {
             Some(name) => out.push_str(&format!("netns {name}\n")),
             None => out.push_str("(this namespace)\n"),
         }
-        for l in &view.links {
-            let state = if l.up { l.oper_state.to_uppercase() } else { "DOWN".into() };
-            let master = l.master.as_ref().map(|m| format!(" master {m}")).unwrap_or_default();
-            let addrs: Vec<String> = l.addresses.iter().map(|a| a.to_string()).collect();
-            out.push_str(&format!("  {:<15} {:<8} {:<8} {}{}\n", l.name, l.kind, state, addrs.join(" "), master));
-        }
+        out.push_str(&render_links(&view.links));
         for r in &view.routes {
             out.push_str(&format!("  route {r}\n"));
         }

@@ -116,6 +116,23 @@ impl Policy {
         self.allow.push(Source { grant, from: from.into(), pinned: None });
     }
 
+    /// The grants in force, one line each, for `grants` in the REPL.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.allow_all {
+            out.push("allow everything not denied (--allow-all)".to_string());
+        }
+        for s in &self.allow {
+            let pinned =
+                s.pinned.as_ref().map(|d| format!(", pinned to {}", &d[..d.len().min(12)])).unwrap_or_default();
+            out.push(format!("allow {} (from {}{pinned})", s.grant, s.from));
+        }
+        for s in &self.deny {
+            out.push(format!("deny  {} (from {})", s.grant, s.from));
+        }
+        out
+    }
+
     /// Whether everything is allowed (`--allow-all`).
     pub fn allows_all(&self) -> bool {
         self.allow_all

@@ -1,0 +1,124 @@
+//! The shell: batch files, `-c`, recording and the interactive front end.
+
+use netsh_e2e::sandboxed;
+
+/// Grants for a hand-made Docker-style network.
+const GRANTS: &str = "--allow netns:* --allow link:* --allow link:*/* --allow addr:172.20.0.0/16 --allow route:0.0.0.0/0 \
+                      --allow nat:172.20.0.0/16 --allow publish:tcp/8080 --allow sysctl:net.ipv4.ip_forward";
+
+#[test]
+fn a_batch_failing_on_line_7_changes_nothing_unless_keep_going() {
+    let out = sandboxed(
+        &format!(
+            r#"
+cat > setup.nsh <<'NSH'
+# a Docker-style setup by hand
+netns add c1
+link add br0 type bridge
+link add veth1 type veth peer eth0 netns c1
+link set veth1 master br0 up
+addr add 172.20.0.1/16 dev br0
+-n c1 addr add 172.20.0.300/16 dev eth0
+link set br0 up
+NSH
+before=$(snapshot)
+expect_fail $NETSH batch {GRANTS} setup.nsh
+[ "$before" = "$(snapshot)" ] && echo "unchanged: ok"
+expect_fail $NETSH batch --keep-going {GRANTS} setup.nsh
+ip -j link show br0 | grep -q '"operstate":"UP"\|"flags":\[[^]]*"UP"' && echo "rest applied: ok"
+"#
+        ),
+        60,
+    );
+    out.assert_ok();
+    let o = &out.stdout;
+    assert!(o.contains("setup.nsh:7: \"172.20.0.300/16\" is not a CIDR"), "{o}");
+    assert!(o.contains("stopped at line 7; nothing was changed") && o.contains("unchanged: ok"), "{o}");
+    assert!(o.contains("1 line(s) failed (--keep-going applied the rest)") && o.contains("rest applied: ok"), "{o}");
+}
+
+#[test]
+fn a_recorded_session_replays_to_the_same_state() {
+    let out = sandboxed(
+        &format!(
+            r#"
+$NETSH {GRANTS} -c 'record start s.nsh; netns add c1; link add br0 type bridge; link add veth1 type veth peer eth0 netns c1; link set veth1 master br0 up; lnk typo; addr add 172.20.0.1/16 dev br0; -n c1 addr add 172.20.0.2/16 dev eth0; -n c1 link set eth0 up; -n c1 route add default via 172.20.0.1; record stop' 2>/dev/null || true
+$NETSH {GRANTS} -c 'record start s.nsh; netns add c1; link add br0 type bridge; link add veth1 type veth peer eth0 netns c1; link set veth1 master br0 up; addr add 172.20.0.1/16 dev br0; -n c1 addr add 172.20.0.2/16 dev eth0; -n c1 link set eth0 up; -n c1 route add default via 172.20.0.1; record stop'
+$NETSH show --json | grep -v '"index"\|"mac"\|fe80' > first.json
+cat s.nsh
+ip netns del c1; ip link del br0
+$NETSH batch {GRANTS} s.nsh
+$NETSH show --json | grep -v '"index"\|"mac"\|fe80' > second.json
+diff first.json second.json && echo "same state: ok"
+"#
+        ),
+        60,
+    );
+    out.assert_ok();
+    let o = &out.stdout;
+    assert!(o.contains("8 command(s) saved to s.nsh") && o.contains("-n c1 route add default via 172.20.0.1"), "{o}");
+    assert!(o.contains("same state: ok"), "{o}\n{}", out.stderr);
+}
+
+#[test]
+fn the_interactive_shell_builds_a_network_by_hand() {
+    let out = sandboxed(
+        &format!(
+            r#"
+command -v tmux >/dev/null || {{ echo "tmux missing"; exit 1; }}
+export TMUX_TMPDIR=$work
+tmux new-session -d -s t -x 200 -y 50 "$NETSH {GRANTS}"
+type_line() {{ tmux send-keys -t t -l -- "$1"; tmux send-keys -t t Enter; sleep 0.3; }}
+sleep 0.5
+type_line "netns add c1"
+type_line "netns add c2"
+type_line "link add br0 type bridge"
+type_line "link add veth1 type veth peer eth0 netns c1"
+type_line "link add veth2 type veth peer eth0 netns c2"
+# completion: "link set ve" + Tab offers the links made above
+tmux send-keys -t t "link set vet" Tab Tab; sleep 0.5
+tmux capture-pane -t t -p | grep -v '^ *$' | tail -3 | sed 's/^/PANE /'
+tmux send-keys -t t C-u
+type_line "link set veth1 master br0 up"
+type_line "link set veth2 master br0 up"
+type_line "addr add 172.20.0.1/16 dev br0"
+type_line "link set br0 up"
+for i in 1 2; do
+  type_line "-n c$i addr add 172.20.0.$((i+1))/16 dev eth0"
+  type_line "-n c$i link set eth0 up"
+  type_line "-n c$i link set lo up"
+  type_line "-n c$i route add default via 172.20.0.1"
+done
+type_line "sysctl set net.ipv4.ip_forward 1"
+type_line "nat masquerade 172.20.0.0/16 out-not br0"
+type_line "publish tcp 8080 to 172.20.0.2:80"
+type_line "bogus command"
+type_line "grants"
+sleep 0.5
+tmux capture-pane -t t -p -S -60 | sed 's/^/SCREEN /'
+type_line "exit"
+sleep 0.3
+ip netns exec c1 ping -c1 -W2 172.20.0.3 >/dev/null && echo "c1->c2: ok"
+ip netns exec c2 ping -c1 -W2 172.20.0.1 >/dev/null && echo "c2->gateway: ok"
+serve c1 80
+echo "published: $(fetch - 127.0.0.1 8080 2>/dev/null || fetch c2 172.20.0.2 80)"
+stop_servers
+iptables -t nat -S | grep -q 'DNAT --to-destination 172.20.0.2:80' && echo "dnat: ok"
+tmux kill-server 2>/dev/null || true
+"#
+        ),
+        90,
+    );
+    out.assert_ok();
+    let o = &out.stdout;
+    for expected in
+        ["veth1", "veth2", "unknown command \"bogus\"", "allow link:*", "c1->c2: ok", "c2->gateway: ok", "dnat: ok"]
+    {
+        assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
+    }
+    let completion = o.lines().filter(|l| l.starts_with("PANE ")).collect::<Vec<_>>().join("\n");
+    assert!(
+        completion.contains("veth1") && completion.contains("veth2"),
+        "completion did not offer the links: {completion}"
+    );
+}

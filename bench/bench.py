@@ -60,6 +60,26 @@ def bench_guard():
     print(sh([os.path.join(ROOT, "target/release/guard-overhead"), os.path.join(RECIPES, "docker-bridge.wasm")]))
 
 
+def bench_shell(n=1000):
+    print(f"\n## shell: {n} x `link set X up|down` in one batch vs the same lines through `ip -batch`")
+    sh(["ip", "link", "add", "br-shell", "type", "bridge"])
+    lines = [f"link set br-shell {'up' if i % 2 == 0 else 'down'}" for i in range(n)]
+    with tempfile.TemporaryDirectory() as d:
+        nsh, ipb = os.path.join(d, "b.nsh"), os.path.join(d, "b.ip")
+        for path in (nsh, ipb):
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+        ours = timed(lambda: sh([NETSH, "batch", "--allow", "link:br-shell", nsh]))
+        kernel = timed(lambda: sh(["ip", "-batch", ipb]))
+        empty = os.path.join(d, "empty.nsh")
+        open(empty, "w").close()
+        start = min(timed(lambda: sh([NETSH, "batch", empty])) for _ in range(5))
+    sh(["ip", "link", "del", "br-shell"])
+    per, floor = ours / n * 1e6, kernel / n * 1e6
+    print(f"  netsh batch: {per:7.1f} us/command   ip -batch: {floor:7.1f} us/command   above the kernel: {per - floor:7.1f} us")
+    print(f"  shell start-up (empty batch, best of 5): {start * 1000:.1f} ms")
+
+
 def bench_startup():
     print("## netsh run: cold (first compile) vs warm (cache hit), peak RSS")
     cache = tempfile.mkdtemp()
@@ -246,7 +266,7 @@ def bench_docker_bridge():
 
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
-    steps = {"calls": bench_calls, "guard": bench_guard, "startup": bench_startup, "netns-bridge": bench_netns_bridge,
+    steps = {"calls": bench_calls, "guard": bench_guard, "shell": bench_shell, "startup": bench_startup, "netns-bridge": bench_netns_bridge,
              "docker-bridge": bench_docker_bridge}
     for name, step in steps.items():
         if which in ("all", name):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks, in a throwaway network + mount namespace. Numbers, not assertions.
-# Usage: bench/run.sh [all|calls|guard|startup|netns-bridge|docker-bridge]
+# Usage: bench/run.sh [all|calls|guard|shell|startup|netns-bridge|docker-bridge]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${NETSH_BENCH_INNER:-}" != 1 ]; then

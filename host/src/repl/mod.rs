@@ -209,6 +209,11 @@ fn help(topic: Option<&str>) -> Result<()> {
                 None => anyhow!("no command {name:?}"),
             })?;
             println!("{}: {}\nusage: {}", c.name, c.summary, c.usage.replace(" | ", "\n       "));
+            // Commands shared with the command line show the same help as `netsh NAME --help`.
+            let mut cli = <crate::cli::Cli as clap::CommandFactory>::command();
+            if let Some(sub) = cli.find_subcommand_mut(name) {
+                println!("\n{}", sub.render_long_help());
+            }
         }
     }
     Ok(())

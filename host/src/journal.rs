@@ -103,13 +103,34 @@ impl Journal {
         self.dir.join(format!("{id}.jsonl"))
     }
 
+    /// Present while a run has no final state, so unfinished runs are found
+    /// without reading every journal.
+    fn open_marker(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.open"))
+    }
+
+    /// Runs without a final state (running, or killed), oldest first.
+    pub fn unfinished(&self) -> Result<Vec<RunInfo>, JournalError> {
+        let mut ids: Vec<String> = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".open").map(String::from))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&self.dir, e)),
+        };
+        ids.sort();
+        ids.iter().map(|id| self.load(id)).collect()
+    }
+
     /// Start journaling a run.
     pub fn begin(&self, principal: &str) -> Result<RunLog, JournalError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let id = new_id();
         let path = self.path(&id);
         let file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(|e| io(&path, e))?;
-        let log = RunLog { id: id.clone(), path, file: Mutex::new(file) };
+        let marker = self.open_marker(&id);
+        File::create(&marker).map_err(|e| io(&marker, e))?;
+        let log = RunLog { id: id.clone(), path, marker, file: Mutex::new(file) };
         log.write(&Record::Start { run: id, principal: principal.into(), pid: std::process::id(), time: now() })?;
         Ok(log)
     }
@@ -163,7 +184,9 @@ impl Journal {
         let mut file = OpenOptions::new().append(true).open(&path).map_err(|_| JournalError::NoRun(id.into()))?;
         let line = serde_json::to_string(&Record::End { state: state.into(), time: now() })
             .map_err(|e| io(&path, e.into()))?;
-        writeln!(file, "{line}").map_err(|e| io(&path, e))
+        writeln!(file, "{line}").map_err(|e| io(&path, e))?;
+        let _ = std::fs::remove_file(self.open_marker(id));
+        Ok(())
     }
 
     /// Mark a run confirmed (`netsh confirm`).
@@ -186,6 +209,7 @@ impl Journal {
 pub struct RunLog {
     pub id: String,
     path: PathBuf,
+    marker: PathBuf,
     file: Mutex<File>,
 }
 
@@ -204,7 +228,9 @@ impl RunLog {
 
     /// Record the run's final state.
     pub fn end(&self, state: &str) -> Result<(), JournalError> {
-        self.write(&Record::End { state: state.into(), time: now() })
+        self.write(&Record::End { state: state.into(), time: now() })?;
+        let _ = std::fs::remove_file(&self.marker);
+        Ok(())
     }
 }
 

@@ -220,7 +220,7 @@ async fn plan(ctx: &Ctx, args: PlanArgs) -> Result<ExitCode> {
 
 /// Tell the user about runs whose process died with changes applied.
 fn report_interrupted(ctx: &Ctx) {
-    for run in ctx.journal().list().unwrap_or_default().iter().filter(|r| r.abandoned() && r.steps > 0) {
+    for run in ctx.journal().unfinished().unwrap_or_default().iter().filter(|r| r.abandoned() && r.steps > 0) {
         eprintln!(
             "netsh: run {} ({}) was interrupted with {} change(s) applied; `netsh undo {}` reverts them",
             run.id, run.principal, run.steps, run.id

@@ -3,14 +3,9 @@
 # Docker-style network with two containers and a published port, then real
 # traffic between them, to a simulated outside host, and to the published port.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-if [ "${NETSH_DEMO_INNER:-}" != 1 ]; then
-  exec env NETSH_DEMO_INNER=1 unshare --net --mount --propagation private -- "$0" "$@"
-fi
-mkdir -p /run/netns /etc/netns
-mount -t tmpfs tmpfs /run/netns
-mount -t tmpfs tmpfs /etc/netns
-ip link set lo up
+self=$(realpath "$0")
+cd "$(dirname "$self")/.."
+source tests/sh/sandbox.sh "$self" "$@"
 source tests/sh/net.sh
 trap stop_servers EXIT
 
@@ -21,13 +16,14 @@ GRANTS=(--allow 'link:br-*' --allow 'link:veth*' --allow 'link:*/eth*' --allow '
         --allow addr:172.16.0.0/12 --allow route:0.0.0.0/0 --allow nat:172.16.0.0/12 --allow publish:tcp/1-65535
         --allow sysctl:net.ipv4.ip_forward --allow 'sysctl:net.ipv4.conf.*.route_localnet')
 DB=(./target/release/netsh run "${GRANTS[@]}" recipes/docker-bridge.wasm --)
+db() { printf '\n\033[1m$ netsh run $GRANTS recipes/docker-bridge.wasm -- %s\033[0m\n' "$*"; "${DB[@]}" "$@"; }
 
 echo "(sandbox: a private network namespace; 'outside' plays the internet at 10.200.0.2)"
 make_outside
-say "${DB[@]}" create mynet --subnet 172.25.0.0/16
-say "${DB[@]}" connect mynet web --publish 8080:80 --alias www
-say "${DB[@]}" connect mynet client
-say "${DB[@]}" ls
+db create mynet --subnet 172.25.0.0/16
+db connect mynet web --publish 8080:80 --alias www
+db connect mynet client
+db ls
 say ./target/release/netsh show -n web
 
 serve web 80
@@ -39,8 +35,8 @@ echo "outside -> published:     $(fetch outside 10.200.0.1 8080)"
 echo "host 127.0.0.1:8080 ->    $(fetch - 127.0.0.1 8080)"
 stop_servers
 
-say "${DB[@]}" disconnect mynet client
-say "${DB[@]}" rm mynet --force
+db disconnect mynet client
+db rm mynet --force
 say ./target/release/netsh runs
 say ./target/release/netsh audit verify
 rm -rf "$NETSH_STATE_DIR"

@@ -264,7 +264,7 @@ mod tests {
             Cli::try_parse_from(["netsh", "run", "x.wasm", "--sandbox", "--", "create", "--subnet", "10.0.0.0/24"])
                 .unwrap();
         match cli.command {
-            Command::Run(r) => {
+            Some(Command::Run(r)) => {
                 assert!(r.sandbox);
                 assert_eq!(r.args, ["create", "--subnet", "10.0.0.0/24"]);
             }

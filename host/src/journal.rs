@@ -171,11 +171,12 @@ impl Journal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io(&self.dir, e)),
         };
-        let mut ids: Vec<String> = entries
+        let ids: Vec<String> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".jsonl").map(String::from))
             .collect();
-        ids.sort();
-        ids.iter().map(|id| self.load(id)).collect()
+        let mut runs = ids.iter().map(|id| self.load(id)).collect::<Result<Vec<_>, _>>()?;
+        runs.sort_by(|a, b| a.started.cmp(&b.started));
+        Ok(runs)
     }
 
     /// Record a final state for a run (after undo, or a confirm).

@@ -24,6 +24,11 @@ use cli::{AuditArgs, Cli, Command, GrantArgs, PlanArgs, PluginCommand, RunArgs};
 use netsh::plugins::{Plugin, Store};
 
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of stdout goes away
+    // (`netsh audit | head`) instead of failing to print.
+    // SAFETY: called before any thread exists; SIG_DFL installs no handler code.
+    let _ =
+        unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     // Must happen before any thread exists, so every later thread inherits it.

@@ -186,7 +186,7 @@ pub struct RunArgs {
     /// topology, then discard it; the caller's network is untouched.
     #[arg(long)]
     pub sandbox: bool,
-    /// CPU time limit for the recipe, e.g. 10s, 500ms, 2m.
+    /// Time limit for the recipe (computing and waiting on calls), e.g. 10s, 500ms, 2m.
     #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Memory cap for the recipe, e.g. 64M, 1G (plain numbers are MiB).

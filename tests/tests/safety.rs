@@ -243,8 +243,8 @@ fn plugins_run_by_name_and_lose_pinned_grants_when_their_bytes_change() {
     let out = sandboxed(
         r#"
 $NETSH plugin add $GUESTS/misbehave.wasm --name mb
-$NETSH plugin ls | grep -q '^mb ' && echo "listed: ok"
-$NETSH plugin info mb | grep -q 'sha256:' && echo "info: ok"
+$NETSH plugin ls | grep '^mb ' >/dev/null && echo "listed: ok"
+$NETSH plugin info mb | grep 'sha256:' >/dev/null && echo "info: ok"
 sha=$($NETSH plugin ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["mb"]["sha256"])')
 export XDG_CONFIG_HOME=$work/config
 mkdir -p $XDG_CONFIG_HOME/netsh
@@ -256,7 +256,7 @@ expect_fail $NETSH mb bridge
 ip link show br-ok >/dev/null 2>&1 && echo "LEAK" || echo "changed digest: denied"
 expect_fail $NETSH nosuchplugin
 $NETSH plugin rm mb
-$NETSH plugin ls | grep -q mb && echo "LEFTOVER" || echo "removed: ok"
+$NETSH plugin ls | grep mb >/dev/null && echo "LEFTOVER" || echo "removed: ok"
 "#,
         60,
     );
@@ -276,4 +276,27 @@ $NETSH plugin ls | grep -q mb && echo "LEFTOVER" || echo "removed: ok"
         assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
     }
     assert!(!o.contains("LEAK") && !o.contains("LEFTOVER"), "{o}");
+}
+
+#[test]
+fn ctrl_c_rolls_a_run_back() {
+    let out = sandboxed(
+        r#"
+before=$(snapshot)
+$NETSH run --allow-all --timeout 30s $GUESTS/misbehave.wasm -- half-loop 2>err.txt &
+pid=$!
+for _ in $(seq 50); do ip link show br-half >/dev/null 2>&1 && ip -n half-ns link show eth0 >/dev/null 2>&1 && break; sleep 0.1; done
+sleep 0.3
+kill -INT $pid
+wait $pid && echo "UNEXPECTED SUCCESS" || echo "interrupted run failed: ok"
+cat err.txt
+settled_to "$before" && echo "rolled back: ok"
+"#,
+        60,
+    );
+    out.assert_ok();
+    let o = &out.stdout;
+    for expected in ["interrupted run failed: ok", "interrupted (Ctrl-C)", "rolled back", "rolled back: ok"] {
+        assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
+    }
 }

@@ -21,7 +21,7 @@ pub use cache::Cache;
 
 use crate::gate::Gate;
 
-/// How often the epoch ticks; the CPU limit is counted in these.
+/// How often the epoch ticks: how often a computing guest yields.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Why loading or running a recipe failed.
@@ -37,7 +37,7 @@ pub enum RunError {
     Invalid { path: String, reason: String },
     #[error("{path} is not a netsh recipe (world netsh:host/recipe@0.1.0): {reason}")]
     WrongWorld { path: String, reason: String },
-    #[error("recipe exceeded its CPU time limit of {0:?} (raise it with --timeout)")]
+    #[error("recipe exceeded its time limit of {0:?} (raise it with --timeout)")]
     Timeout(Duration),
     #[error("recipe exceeded its memory limit of {0} MiB (raise it with --max-memory)")]
     OutOfMemory(usize),
@@ -193,9 +193,10 @@ impl Runtime {
         let memory = MemoryLimit { max_bytes: limits.max_memory_mib << 20, hit };
         let mut store = Store::new(&self.engine, RecipeState { wasi, table: ResourceTable::new(), memory, gate });
         store.limiter(|s| &mut s.memory);
-        let ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // Yield to the executor at every epoch tick, so that the time limit
+        // and Ctrl-C are noticed even while the guest computes without calling out.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
         store
     }
 
@@ -211,7 +212,10 @@ impl Runtime {
         let hit = Arc::new(AtomicBool::new(false));
         let mut store = self.store(gate, limits, hit.clone());
         let recipe = self.instantiate(loaded, &mut store).await?;
-        recipe.call_describe(&mut store).await.map_err(|e| classify(e, limits, &hit))
+        match tokio::time::timeout(limits.timeout, recipe.call_describe(&mut store)).await {
+            Ok(result) => result.map_err(|e| classify(e, limits, &hit)),
+            Err(_) => Err(RunError::Timeout(limits.timeout)),
+        }
     }
 
     /// Call the recipe's `run` export with `args` under `limits`.
@@ -219,10 +223,11 @@ impl Runtime {
         let hit = Arc::new(AtomicBool::new(false));
         let mut store = self.store(gate, limits, hit.clone());
         let recipe = self.instantiate(loaded, &mut store).await?;
-        match recipe.call_run(&mut store, &args).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(RunError::Failed(message)),
-            Err(e) => Err(classify(e, limits, &hit)),
+        match tokio::time::timeout(limits.timeout, recipe.call_run(&mut store, &args)).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(message))) => Err(RunError::Failed(message)),
+            Ok(Err(e)) => Err(classify(e, limits, &hit)),
+            Err(_) => Err(RunError::Timeout(limits.timeout)),
         }
     }
 }
@@ -233,7 +238,6 @@ fn classify(err: wasmtime::Error, limits: Limits, memory_hit: &AtomicBool) -> Ru
         return RunError::OutOfMemory(limits.max_memory_mib);
     }
     match err.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => RunError::Timeout(limits.timeout),
         Some(trap) => RunError::Trap(trap.to_string().trim_start_matches("wasm trap: ").to_string()),
         None => RunError::Trap(first_line(&err)),
     }

@@ -46,7 +46,7 @@ $NETSH {GRANTS} -c 'record start s.nsh; netns add c1; link add br0 type bridge; 
 $NETSH {GRANTS} -c 'record start s.nsh; netns add c1; link add br0 type bridge; link add veth1 type veth peer eth0 netns c1; link set veth1 master br0 up; addr add 172.20.0.1/16 dev br0; -n c1 addr add 172.20.0.2/16 dev eth0; -n c1 link set eth0 up; -n c1 route add default via 172.20.0.1; record stop'
 $NETSH show --json | grep -v '"index"\|"mac"\|fe80' > first.json
 cat s.nsh
-ip netns del c1; ip link del br0
+ip link del veth1; ip netns del c1; ip link del br0
 $NETSH batch {GRANTS} s.nsh
 $NETSH show --json | grep -v '"index"\|"mac"\|fe80' > second.json
 diff first.json second.json && echo "same state: ok"

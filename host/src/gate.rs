@@ -207,10 +207,10 @@ impl Gate {
                 prompt::Answer::Deny => return decision,
                 prompt::Answer::Once => policy.remember(grant, "prompt"),
                 prompt::Answer::Always => {
-                    if let Some(digest) = &self.digest {
-                        if let Err(e) = prompt::pin(digest, need) {
-                            eprintln!("netsh: could not save the grant: {e}");
-                        }
+                    if let Some(digest) = &self.digest
+                        && let Err(e) = prompt::pin(digest, need)
+                    {
+                        eprintln!("netsh: could not save the grant: {e}");
                     }
                     policy.remember(grant, "prompt");
                 }

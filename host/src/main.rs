@@ -32,11 +32,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     // Must happen before any thread exists, so every later thread inherits it.
-    if let Some(Command::Run(RunArgs { sandbox: true, .. })) = &cli.command {
-        if let Err(e) = sandbox::enter() {
-            eprintln!("netsh: error: {e}");
-            return ExitCode::FAILURE;
-        }
+    if let Some(Command::Run(RunArgs { sandbox: true, .. })) = &cli.command
+        && let Err(e) = sandbox::enter()
+    {
+        eprintln!("netsh: error: {e}");
+        return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -91,10 +91,10 @@ impl Model {
         if self.lock().spaces.contains_key(ns) {
             return Ok(());
         }
-        if let Some(name) = ns {
-            if !self.names().await?.contains(name) {
-                return Err(CapError::NotFound(format!("namespace {name} does not exist (see `ip netns list`)")));
-            }
+        if let Some(name) = ns
+            && !self.names().await?.contains(name)
+        {
+            return Err(CapError::NotFound(format!("namespace {name} does not exist (see `ip netns list`)")));
         }
         let links = match self.real.apply(Op::LinkList { ns: ns.clone() }).await? {
             Reply::Links(l) => l,

@@ -128,10 +128,8 @@ impl<'a> Session<'a> {
             Line::RecordStop => self.stop_recording()?,
             Line::Exit => return Ok(Next::Exit),
         }
-        if record {
-            if let Some((_, lines)) = &mut self.recording {
-                lines.push(text.trim().to_string());
-            }
+        if record && let Some((_, lines)) = &mut self.recording {
+            lines.push(text.trim().to_string());
         }
         Ok(Next::Continue)
     }

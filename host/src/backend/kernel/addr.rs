@@ -58,10 +58,10 @@ pub async fn delete(h: &Handle, ns: &Ns, dev: &str, cidr: IpNetwork) -> CapResul
 /// `ip addr show [dev DEV]`.
 pub async fn list(h: &Handle, ns: &Ns, dev: Option<&str>) -> CapResult<Vec<AddrInfo>> {
     let links = link::list(h, ns).await?;
-    if let Some(dev) = dev {
-        if !links.iter().any(|l| l.name == dev) {
-            return Err(CapError::NotFound(format!("{} does not exist", describe(ns, dev))));
-        }
+    if let Some(dev) = dev
+        && !links.iter().any(|l| l.name == dev)
+    {
+        return Err(CapError::NotFound(format!("{} does not exist", describe(ns, dev))));
     }
     Ok(links
         .into_iter()

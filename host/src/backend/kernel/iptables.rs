@@ -186,11 +186,11 @@ impl Pending {
         }
         // Inserted at position 1 in reverse so that isolation precedes accepts.
         for chain in CHAINS.iter().rev() {
-            if let Some(jump) = firewall::jump_spec(chain) {
-                if !self.view.has_rule(chain.table, &jump) {
-                    self.push(chain.table, format!("-I {}", jump.replacen(' ', " 1 ", 1)));
-                    self.view.rules.push(Rule::new(Line { table: chain.table, spec: jump }));
-                }
+            if let Some(jump) = firewall::jump_spec(chain)
+                && !self.view.has_rule(chain.table, &jump)
+            {
+                self.push(chain.table, format!("-I {}", jump.replacen(' ', " 1 ", 1)));
+                self.view.rules.push(Rule::new(Line { table: chain.table, spec: jump }));
             }
         }
     }
@@ -198,11 +198,11 @@ impl Pending {
     /// Queue removal of netsh's jumps and chains (when it owns no rule).
     fn drop_chains(&mut self) {
         for chain in CHAINS {
-            if let Some(jump) = firewall::jump_spec(chain) {
-                if self.view.has_rule(chain.table, &jump) {
-                    self.push(chain.table, format!("-D {jump}"));
-                    self.view.remove_rule(chain.table, &jump);
-                }
+            if let Some(jump) = firewall::jump_spec(chain)
+                && self.view.has_rule(chain.table, &jump)
+            {
+                self.push(chain.table, format!("-D {jump}"));
+                self.view.remove_rule(chain.table, &jump);
             }
         }
         for chain in CHAINS {

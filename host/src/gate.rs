@@ -81,6 +81,7 @@ impl Gate {
     /// Journal the inverse of every mutating call in `run`.
     pub fn with_run(mut self, run: Arc<RunLog>) -> Self {
         self.run = Some(run);
+        self.created = Arc::default();
         self
     }
 

@@ -92,6 +92,8 @@ done
 type_line "sysctl set net.ipv4.ip_forward 1"
 type_line "nat masquerade 172.20.0.0/16 out-not br0"
 type_line "publish tcp 8080 to 172.20.0.2:80"
+type_line "link add br-tmp type bridge"
+type_line "undo"
 type_line "bogus command"
 type_line "grants"
 sleep 0.5
@@ -104,6 +106,7 @@ serve c1 80
 echo "published: $(fetch - 127.0.0.1 8080 2>/dev/null || fetch c2 172.20.0.2 80)"
 stop_servers
 iptables -t nat -S | grep -q 'DNAT --to-destination 172.20.0.2:80' && echo "dnat: ok"
+ip link show br-tmp >/dev/null 2>&1 && echo "LEFTOVER br-tmp" || echo "undo of the last command: ok"
 tmux kill-server 2>/dev/null || true
 "#
         ),
@@ -111,9 +114,16 @@ tmux kill-server 2>/dev/null || true
     );
     out.assert_ok();
     let o = &out.stdout;
-    for expected in
-        ["veth1", "veth2", "unknown command \"bogus\"", "allow link:*", "c1->c2: ok", "c2->gateway: ok", "dnat: ok"]
-    {
+    for expected in [
+        "veth1",
+        "veth2",
+        "unknown command \"bogus\"",
+        "allow link:*",
+        "c1->c2: ok",
+        "c2->gateway: ok",
+        "dnat: ok",
+        "undo of the last command: ok",
+    ] {
         assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
     }
     let completion = o.lines().filter(|l| l.starts_with("PANE ")).collect::<Vec<_>>().join("\n");

@@ -31,8 +31,8 @@ pub struct Session<'a> {
     ctx: &'a Ctx,
     grants: GrantArgs,
     gate: Gate,
-    /// The run of the current batch (all lines share one); `None` interactively.
-    batch: Option<Arc<RunLog>>,
+    /// The run of the current batch and its gate (all lines share them); `None` interactively.
+    batch: Option<(Arc<RunLog>, Gate)>,
     /// The last interactive command's run, for a bare `undo`.
     last_run: Option<String>,
     recording: Option<(String, Vec<String>)>,
@@ -69,13 +69,14 @@ impl<'a> Session<'a> {
 
     /// Journal every following line in one run (batch mode).
     pub fn begin_batch(&mut self) -> Result<()> {
-        self.batch = Some(Arc::new(self.ctx.journal().begin("repl")?));
+        let run = Arc::new(self.ctx.journal().begin("repl")?);
+        self.batch = Some((run.clone(), self.gate.clone().with_run(run)));
         Ok(())
     }
 
     /// End a batch: keep it, or roll everything back.
     pub async fn end_batch(&mut self, keep: bool) -> Result<()> {
-        let Some(run) = self.batch.take() else { return Ok(()) };
+        let Some((run, _)) = self.batch.take() else { return Ok(()) };
         self.gate.flush().await?;
         if keep {
             run.end("finished")?;
@@ -149,11 +150,13 @@ impl<'a> Session<'a> {
 
     /// Capability calls: one journaled step (interactively, one run per line).
     async fn ops(&mut self, ops: Vec<Op>) -> Result<()> {
-        let (run, own) = match &self.batch {
-            Some(run) => (run.clone(), false),
-            None => (Arc::new(self.ctx.journal().begin("repl")?), true),
+        let (run, gate, own) = match &self.batch {
+            Some((run, gate)) => (run.clone(), gate.clone(), false),
+            None => {
+                let run = Arc::new(self.ctx.journal().begin("repl")?);
+                (run.clone(), self.gate.clone().with_run(run), true)
+            }
         };
-        let gate = self.gate.clone().with_run(run.clone());
         let mut outcome = Ok(());
         for op in ops {
             match gate.call(op).await {

@@ -51,7 +51,7 @@ pub enum RunError {
     Engine(String),
 }
 
-/// CPU and memory bounds for one run.
+/// Time and memory bounds for one run.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub timeout: Duration,

@@ -132,7 +132,9 @@ impl Model {
         | Op::NetnsExists { .. }
         | Op::NetnsCreate { .. }
         | Op::NetnsAttach { .. }
-        | Op::NetnsDelete { .. } = op
+        | Op::NetnsDelete { .. }
+        | Op::NetnsWriteEtc { .. }
+        | Op::NetnsRemoveEtc { .. } = op
         {
             self.names().await?;
         }

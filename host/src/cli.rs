@@ -28,6 +28,8 @@ pub struct Cli {
 }
 
 const EXAMPLES: &str = "Examples:
+  netsh --allow 'link:br-*'                      # the interactive shell (on a terminal)
+  netsh --allow 'link:br-*' -c 'link add br-x type bridge; link set br-x up'
   netsh run --sandbox --allow-all recipes/netns-bridge.wasm -- --count 3
   netsh run --allow link:br-* --allow addr:172.25.0.0/16 recipes/docker-bridge.wasm -- create mynet
   netsh inspect recipes/docker-bridge.wasm      # the grants a recipe asks for

@@ -102,23 +102,14 @@ impl Gate {
             Needs::All(needs) => needs,
             Needs::RuleOf { ns, id } => self.rule_needs(ns, &id).await?,
         };
-        let mut entry = Entry::new(self.run_id(), &self.principal, &op);
         if let Some(plan) = &self.plan {
             self.note_plan_grants(plan, &needs);
             return self.backend.apply(op).await;
         }
-        match self.decide(&needs, &op) {
-            Decision::Deny { reason, .. } => {
-                entry.decision = "deny".into();
-                entry.result = "denied".into();
-                entry.reason = Some(reason.clone());
-                self.record(entry)?;
-                return Err(CapError::Denied(reason));
-            }
-            Decision::Allow(grants) => {
-                entry.decision = "allow".into();
-                entry.grants = grants;
-            }
+        let decision = self.decide(&needs, &op);
+        if let Decision::Deny { reason, .. } = &decision {
+            self.record(&op, &decision, Err(&CapError::Denied(reason.clone())), 0)?;
+            return Err(CapError::Denied(reason.clone()));
         }
         let inverse = match &self.run {
             Some(_) if !self.covered(&op) => self.inverse(&op).await?,
@@ -126,18 +117,14 @@ impl Gate {
         };
         let started = Instant::now();
         let result = self.backend.apply(op.clone()).await;
-        entry.duration_us = started.elapsed().as_micros() as u64;
-        entry.result = match &result {
-            Ok(_) => "ok".into(),
-            Err(e) => e.to_string(),
-        };
-        tracing::debug!(principal = %self.principal, took_us = entry.duration_us, "{}: {}", entry.cmd, entry.result);
+        let took_us = started.elapsed().as_micros() as u64;
+        tracing::debug!(principal = %self.principal, took_us, "{op}: {:?}", result.as_ref().err());
         let inverse = inverse.or_else(|| inverse_after(&op, &result));
         if let (Ok(_), Some(run), Some(inverse)) = (&result, &self.run, inverse) {
             run.step(&op, inverse).map_err(|e| CapError::Os { code: 0, message: e.to_string() })?;
             self.note_created(&op);
         }
-        self.record(entry)?;
+        self.record(&op, &decision, result.as_ref().map(drop), took_us)?;
         result
     }
 
@@ -187,11 +174,21 @@ impl Gate {
         }
     }
 
-    fn record(&self, entry: Entry) -> CapResult<()> {
-        match &self.audit {
-            Some(audit) => audit.append(entry).map_err(|e| CapError::Os { code: 0, message: e.to_string() }),
-            None => Ok(()),
+    /// Append the call's audit entry (built only when there is a log).
+    fn record(&self, op: &Op, decision: &Decision, outcome: Result<(), &CapError>, duration_us: u64) -> CapResult<()> {
+        let Some(audit) = &self.audit else { return Ok(()) };
+        let mut entry = Entry::new(self.run_id(), &self.principal, op);
+        match decision {
+            Decision::Allow(grants) => (entry.decision, entry.grants) = ("allow".into(), grants.clone()),
+            Decision::Deny { reason, .. } => (entry.decision, entry.reason) = ("deny".into(), Some(reason.clone())),
         }
+        entry.result = match outcome {
+            Ok(()) => "ok".into(),
+            Err(CapError::Denied(_)) => "denied".into(),
+            Err(e) => e.to_string(),
+        };
+        entry.duration_us = duration_us;
+        audit.append(entry).map_err(|e| CapError::Os { code: 0, message: e.to_string() })
     }
 
     /// The policy's decision, asking on the terminal for a missing grant.
@@ -221,8 +218,9 @@ impl Gate {
 
     /// What removing rule `id` needs: what adding it needed.
     async fn rule_needs(&self, ns: crate::ops::Ns, id: &str) -> CapResult<Vec<Need>> {
-        let Reply::Rules(rules) = self.backend.apply(Op::FwList { ns: ns.clone() }).await? else {
-            return Err(CapError::Os { code: 0, message: "internal error: firewall list".into() });
+        let rules = match self.backend.apply(Op::FwList { ns: ns.clone() }).await? {
+            Reply::Rules(rules) => rules,
+            other => return Err(other.mismatch()),
         };
         let rule = rules
             .iter()

@@ -286,6 +286,13 @@ pub enum Reply {
     },
 }
 
+impl Reply {
+    /// The error for a backend answering with the wrong kind of reply: a host bug.
+    pub fn mismatch(self) -> crate::error::CapError {
+        crate::error::CapError::Os { code: 0, message: format!("internal error: unexpected reply {self:?}") }
+    }
+}
+
 impl Op {
     /// Whether the operation changes state (reads need no grant and no journal).
     pub fn is_mutation(&self) -> bool {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::error::{CapError, CapResult};
+use crate::error::CapResult;
 use crate::gate::Gate;
 use crate::ops::{LinkInfo, Ns, Op, Reply, RouteSpec, RuleInfo};
 
@@ -18,19 +18,15 @@ pub struct NsView {
     pub rules: Vec<RuleInfo>,
 }
 
-fn unexpected(r: Reply) -> CapError {
-    CapError::Os { code: 0, message: format!("internal error: unexpected reply {r:?}") }
-}
-
 /// Read one namespace.
 pub async fn read_ns(gate: &Gate, ns: Ns) -> CapResult<NsView> {
     let links = match gate.call(Op::LinkList { ns: ns.clone() }).await? {
         Reply::Links(l) => l,
-        other => return Err(unexpected(other)),
+        other => return Err(other.mismatch()),
     };
     let routes = match gate.call(Op::RouteList { ns: ns.clone() }).await? {
         Reply::Routes(r) => r,
-        other => return Err(unexpected(other)),
+        other => return Err(other.mismatch()),
     };
     let rules = match gate.call(Op::FwList { ns: ns.clone() }).await {
         Ok(Reply::Rules(r)) => r,
@@ -46,7 +42,7 @@ pub async fn read(gate: &Gate, only: Option<String>) -> CapResult<Vec<NsView>> {
         None => {
             let named = match gate.call(Op::NetnsList).await? {
                 Reply::Names(n) => n,
-                other => return Err(unexpected(other)),
+                other => return Err(other.mismatch()),
             };
             std::iter::once(None).chain(named.into_iter().map(Some)).collect()
         }

@@ -21,7 +21,7 @@ impl Host for RecipeState {
         let op = (|| Ok(Op::AddrList { ns: ns(ns_)?, dev: dev.map(ifname).transpose()? }))();
         self.call(op, |r| match r {
             Reply::Addrs(a) => Ok(a.into_iter().map(|a| AddrInfo { dev: a.dev, cidr: a.cidr.to_string() }).collect()),
-            other => Err(super::mismatch(other)),
+            other => Err(other.mismatch()),
         })
         .await
     }

@@ -19,7 +19,7 @@ fn add(ns_: Option<String>, owner: String, rule: CapResult<FwRule>) -> CapResult
 fn rule_id(reply: Reply) -> CapResult<String> {
     match reply {
         Reply::Rule { id, .. } => Ok(id),
-        other => Err(super::mismatch(other)),
+        other => Err(other.mismatch()),
     }
 }
 
@@ -91,7 +91,7 @@ impl Host for RecipeState {
             Reply::Rules(rules) => {
                 Ok(rules.into_iter().map(|r| RuleInfo { id: r.id, owner: r.owner, commands: r.commands }).collect())
             }
-            other => Err(super::mismatch(other)),
+            other => Err(other.mismatch()),
         })
         .await
     }

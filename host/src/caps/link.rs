@@ -89,7 +89,7 @@ impl Host for RecipeState {
         let op = (|| Ok(Op::LinkGet { ns: ns(ns_)?, name: ifname(name)? }))();
         self.call(op, |r| match r {
             Reply::Link(l) => Ok(to_wit(*l)),
-            other => Err(super::mismatch(other)),
+            other => Err(other.mismatch()),
         })
         .await
     }
@@ -97,7 +97,7 @@ impl Host for RecipeState {
     async fn list(&mut self, ns_: Option<String>) -> Result<Vec<LinkInfo>, Error> {
         self.call(ns(ns_).map(|ns| Op::LinkList { ns }), |r| match r {
             Reply::Links(l) => Ok(l.into_iter().map(to_wit).collect()),
-            other => Err(super::mismatch(other)),
+            other => Err(other.mismatch()),
         })
         .await
     }

@@ -56,16 +56,11 @@ pub fn ip(text: &str) -> CapResult<std::net::IpAddr> {
     text.parse().map_err(|_| CapError::Invalid(format!("{text:?} is not an IP address")))
 }
 
-/// A backend answered with the wrong kind of reply: a host bug.
-fn mismatch(reply: Reply) -> CapError {
-    CapError::Os { code: 0, message: format!("internal error: unexpected reply {reply:?}") }
-}
-
 /// Expect [`Reply::Done`].
 pub fn done(reply: Reply) -> CapResult<()> {
     match reply {
         Reply::Done => Ok(()),
-        other => Err(mismatch(other)),
+        other => Err(other.mismatch()),
     }
 }
 
@@ -73,7 +68,7 @@ pub fn done(reply: Reply) -> CapResult<()> {
 pub fn text(reply: Reply) -> CapResult<String> {
     match reply {
         Reply::Text(t) => Ok(t),
-        other => Err(mismatch(other)),
+        other => Err(other.mismatch()),
     }
 }
 

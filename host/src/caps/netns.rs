@@ -33,7 +33,7 @@ impl Host for RecipeState {
     async fn list(&mut self) -> Result<Vec<String>, Error> {
         self.call(Ok(Op::NetnsList), |r| match r {
             Reply::Names(n) => Ok(n),
-            other => Err(super::mismatch(other)),
+            other => Err(other.mismatch()),
         })
         .await
     }
@@ -41,7 +41,7 @@ impl Host for RecipeState {
     async fn exists(&mut self, name: String) -> Result<bool, Error> {
         self.call(named(name).map(|name| Op::NetnsExists { name }), |r| match r {
             Reply::Bool(b) => Ok(b),
-            other => Err(super::mismatch(other)),
+            other => Err(other.mismatch()),
         })
         .await
     }

@@ -59,7 +59,7 @@ impl Host for RecipeState {
     async fn list(&mut self, ns_: Option<String>) -> Result<Vec<RouteInfo>, Error> {
         self.call(ns(ns_).map(|ns| Op::RouteList { ns }), |r| match r {
             Reply::Routes(r) => Ok(r.into_iter().map(to_wit).collect()),
-            other => Err(super::mismatch(other)),
+            other => Err(other.mismatch()),
         })
         .await
     }

@@ -167,11 +167,7 @@ impl Policy {
 /// Policy files read by default: /etc/netsh/policy.toml and the user's
 /// `$XDG_CONFIG_HOME/netsh/policy.toml` (or ~/.config/netsh/policy.toml).
 pub fn default_files() -> Vec<PathBuf> {
-    let user = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .map(|d| d.join("netsh/policy.toml"));
-    std::iter::once(PathBuf::from("/etc/netsh/policy.toml")).chain(user).filter(|p| p.exists()).collect()
+    std::iter::once(PathBuf::from("/etc/netsh/policy.toml")).chain(user_file()).filter(|p| p.exists()).collect()
 }
 
 /// The user's policy file, where "always" answers are written.

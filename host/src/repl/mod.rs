@@ -82,8 +82,7 @@ impl<'a> Session<'a> {
             run.end("finished")?;
             return Ok(());
         }
-        let info = self.ctx.journal().load(&run.id)?;
-        let errors = self.ctx.trusted_gate(&format!("rollback {}", run.id)).revert(&info).await;
+        let errors = crate::rollback(self.ctx, &self.ctx.journal(), &run.id).await;
         run.end(if errors.is_empty() { "rolled-back" } else { "rollback-incomplete" })?;
         crate::report_rollback(&run.id, &errors);
         Ok(())
@@ -173,9 +172,8 @@ impl<'a> Session<'a> {
         let flushed = gate.flush().await;
         let outcome = outcome.and(flushed.map_err(|e| anyhow!(e)));
         if outcome.is_err() {
-            let info = self.ctx.journal().load(&run.id)?;
-            let errors = self.ctx.trusted_gate(&format!("rollback {}", run.id)).revert(&info).await;
-            run.end("rolled-back")?;
+            let errors = crate::rollback(self.ctx, &self.ctx.journal(), &run.id).await;
+            run.end(if errors.is_empty() { "rolled-back" } else { "rollback-incomplete" })?;
             crate::report_rollback(&run.id, &errors);
         } else {
             run.end("finished")?;

@@ -31,21 +31,19 @@ impl Cache {
     }
 
     /// The compiled component for `wasm`, from the cache or compiled now.
-    /// Returns whether it was a cache hit.
-    pub fn load(&self, engine: &Engine, sha256: &str, wasm: &[u8]) -> wasmtime::Result<(Component, bool)> {
+    pub fn load(&self, engine: &Engine, sha256: &str, wasm: &[u8]) -> wasmtime::Result<Component> {
         let path = self.path(engine, sha256);
         if path.exists() {
             // SAFETY: the file was written by `precompile_component` of an
             // engine with the same compatibility hash (part of its name).
             if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
-                return Ok((component, true));
+                return Ok(component);
             }
         }
         let compiled = engine.precompile_component(wasm)?;
         store(&path, &compiled);
         // SAFETY: the bytes were just produced by this engine.
-        let component = unsafe { Component::deserialize(engine, &compiled)? };
-        Ok((component, false))
+        unsafe { Component::deserialize(engine, &compiled) }
     }
 }
 

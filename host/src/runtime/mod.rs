@@ -70,8 +70,6 @@ pub struct Loaded {
     pub path: String,
     pub sha256: String,
     pub component: Component,
-    /// Whether the compiled form came from the cache.
-    pub cached: bool,
 }
 
 /// The wasmtime engine and the linker with every netsh capability.
@@ -175,11 +173,11 @@ impl Runtime {
             return Err(RunError::CoreModule(shown));
         }
         let sha256 = hex::encode(Sha256::digest(&wasm));
-        let (component, cached) = self
+        let component = self
             .cache
             .load(&self.engine, &sha256, &wasm)
             .map_err(|e| RunError::Invalid { path: shown.clone(), reason: first_line(&e) })?;
-        Ok(Loaded { path: shown, sha256, component, cached })
+        Ok(Loaded { path: shown, sha256, component })
     }
 
     fn store(&self, gate: Gate, limits: Limits, hit: Arc<AtomicBool>) -> Store<RecipeState> {

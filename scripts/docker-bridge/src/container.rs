@@ -156,13 +156,13 @@ pub fn disconnect(session: &mut Session, args: &Args) -> Result<()> {
     let port = net
         .port(container)
         .ok_or_else(|| Error::NotFound(format!("container {container} is not connected to network {}", net.name)))?;
+    remove_rules(&net.container_owner(container));
     detach(session, &net, port)
 }
 
-/// Remove a container from a network: its rules, its veth pair, and the
-/// namespace if connect created it and no other network uses it.
+/// Remove a container from a network: its veth pair, and the namespace if
+/// connect created it and no other network uses it. (Its rules are the caller's.)
 pub fn detach(session: &mut Session, net: &Network, port: &Port) -> Result<()> {
-    remove_rules(&net.container_owner(&port.container));
     let elsewhere = session.host.networks().iter().any(|n| n.name != net.name && n.port(&port.container).is_some());
     let drop_namespace = port.created && !elsewhere;
     // Deleting an unshared namespace removes its veth ends with it, faster than a link delete.

@@ -316,10 +316,11 @@ pub fn rm(session: &mut Session, args: &Args) -> Result<()> {
             names.join(", ")
         )));
     }
+    // One pass removes the network's rules and every container's (their owners nest under it).
+    remove_rules(&net.owner());
     for port in &net.ports {
         crate::container::detach(session, &net, port)?;
     }
-    remove_rules(&net.owner());
     link::delete(None, &net.bridge)?;
     session.host.forget(&net.bridge);
     Ok(())

@@ -61,21 +61,14 @@ impl Backend for Kernel {
 }
 
 impl Kernel {
-    /// Run a firewall call in `ns`: directly for netsh's own namespace (where
-    /// this thread already is), on a thread inside it otherwise.
+    /// Run a firewall call inside `ns`.
     async fn in_fw_ns<T, F>(&self, ns: Ns, f: F) -> CapResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&dyn FirewallBackend, &Ns) -> CapResult<T> + Send + 'static,
     {
-        let fw = self.firewall.clone();
-        match ns {
-            None => f(fw.as_ref(), &None),
-            Some(_) => {
-                let key = ns.clone();
-                nsfs::in_netns(&ns, move || f(fw.as_ref(), &key)).await
-            }
-        }
+        let (fw, key) = (self.firewall.clone(), ns.clone());
+        nsfs::in_netns(&ns, move || f(fw.as_ref(), &key)).await
     }
 
     async fn run(&self, op: Op) -> CapResult<Reply> {

@@ -43,12 +43,16 @@ fn not_found(name: &str) -> CapError {
     CapError::NotFound(format!("namespace {name} does not exist (see `ip netns list`)"))
 }
 
-/// Run `f` on a fresh thread that has entered the namespace `ns`.
+/// Run `f` inside the namespace `ns`: right here for netsh's own (the
+/// calling thread is already in it), else on a fresh thread that enters it.
 pub async fn in_netns<T, F>(ns: &Ns, f: F) -> CapResult<T>
 where
     T: Send + 'static,
     F: FnOnce() -> CapResult<T> + Send + 'static,
 {
+    if ns.is_none() {
+        return f();
+    }
     let file = open_ns(ns)?;
     on_thread(move || {
         setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| CapError::os(e, "enter namespace"))?;

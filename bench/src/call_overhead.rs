@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use netsh::backend::kernel::Kernel;
+use netsh::console::{Console, Terminal};
 use netsh::gate::Gate;
 use netsh::ops::Op;
 use netsh::runtime::{Cache, Limits, Runtime};
@@ -26,13 +27,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let native_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS);
 
-    let runtime = Runtime::new(Cache::from_env())?;
+    let console: Arc<dyn Console> = Arc::new(Terminal);
+    let runtime = Runtime::new(Cache::for_user())?;
     let loaded = runtime.load(&wasm)?;
     let run = |n: u32| {
-        let (runtime, loaded, gate) = (&runtime, &loaded, gate.clone());
+        let (runtime, loaded, gate, console) = (&runtime, &loaded, gate.clone(), console.clone());
         async move {
             let started = Instant::now();
-            runtime.run(loaded, vec![n.to_string()], gate, Limits::default()).await.map(|()| started.elapsed())
+            runtime.run(loaded, vec![n.to_string()], gate, console, Limits::default()).await.map(|()| started.elapsed())
         }
     };
     let empty = run(0).await?;

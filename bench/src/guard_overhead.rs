@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use netsh::audit::Audit;
 use netsh::backend::kernel::Kernel;
+use netsh::console::{Console, Terminal};
 use netsh::gate::Gate;
 use netsh::journal::Journal;
 use netsh::ops::{Op, Reply};
@@ -24,7 +25,7 @@ fn allow_all() -> Policy {
 
 /// A gate with or without the audit log and journal (policy checks always run).
 fn gate(kernel: &Arc<Kernel>, state: &std::path::Path, guarded: bool) -> Result<Gate, Box<dyn std::error::Error>> {
-    let gate = Gate::new(kernel.clone(), "bench").with_policy(allow_all(), None, false);
+    let gate = Gate::new(kernel.clone(), "bench").with_policy(&allow_all(), None);
     if !guarded {
         return Ok(gate);
     }
@@ -59,7 +60,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  policy only:              {bare:8.1} us/call");
     println!("  policy + audit + journal: {full:8.1} us/call   (+{:.1} us)", full - bare);
 
-    let runtime = Runtime::new(Cache::from_env())?;
+    let console: Arc<dyn Console> = Arc::new(Terminal);
+    let runtime = Runtime::new(Cache::for_user())?;
     let loaded = runtime.load(&wasm)?;
     let mut up = vec!["create".to_string(), "bench".into(), "--subnet".into(), "10.77.0.0/16".into()];
     for i in 1..=CONTAINERS {
@@ -77,12 +79,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for guarded in [false, true, false, true] {
         let g = gate(&kernel, &state, guarded)?;
         let started = Instant::now();
-        runtime.run(&loaded, up.clone(), g.clone(), Limits::default()).await?;
+        runtime.run(&loaded, up.clone(), g.clone(), console.clone(), Limits::default()).await?;
         g.flush().await?;
         times.push((guarded, started.elapsed()));
         let plain = gate(&kernel, &state, false)?;
         runtime
-            .run(&loaded, vec!["rm".into(), "bench".into(), "--force".into()], plain.clone(), Limits::default())
+            .run(
+                &loaded,
+                vec!["rm".into(), "bench".into(), "--force".into()],
+                plain.clone(),
+                console.clone(),
+                Limits::default(),
+            )
             .await?;
         plain.flush().await?;
         while veths(&kernel).await > 0 {

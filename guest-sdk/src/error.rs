@@ -17,6 +17,8 @@ pub enum Error {
     Invalid(String),
     /// The kernel refused the call.
     Os { code: i32, message: String },
+    /// Something without an errno failed in the host.
+    Failed(String),
     /// The recipe was called with wrong arguments; the message says how to call it.
     Usage(String),
     /// Anything else a recipe wants to report.
@@ -41,13 +43,23 @@ impl Error {
     pub fn is_exists(&self) -> bool {
         matches!(self, Error::Exists(_))
     }
+
+    #[doc(hidden)]
+    pub fn into_run_error(self) -> crate::bindings::RunError {
+        match self {
+            Error::Usage(m) => crate::bindings::RunError::Usage(m),
+            other => crate::bindings::RunError::Failed(other.to_string()),
+        }
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Denied(m) => write!(f, "permission denied: {m}"),
-            Error::NotFound(m) | Error::Exists(m) | Error::Invalid(m) | Error::Other(m) => f.write_str(m),
+            Error::NotFound(m) | Error::Exists(m) | Error::Invalid(m) | Error::Failed(m) | Error::Other(m) => {
+                f.write_str(m)
+            }
             Error::Os { code, message } => write!(f, "{message} (errno {code})"),
             Error::Usage(m) => write!(f, "usage: {m}"),
         }
@@ -64,6 +76,7 @@ impl From<HostError> for Error {
             HostError::Exists(m) => Error::Exists(m),
             HostError::Invalid(m) => Error::Invalid(m),
             HostError::Os(os) => Error::Os { code: os.code, message: os.message },
+            HostError::Failed(m) => Error::Failed(m),
         }
     }
 }

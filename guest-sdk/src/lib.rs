@@ -117,8 +117,8 @@ macro_rules! export_recipe {
                 <$recipe as $crate::Recipe>::manifest().into_raw()
             }
 
-            fn run(args: ::std::vec::Vec<::std::string::String>) -> ::std::result::Result<(), ::std::string::String> {
-                <$recipe as $crate::Recipe>::run(args).map_err(|e| e.to_string())
+            fn run(args: ::std::vec::Vec<::std::string::String>) -> ::std::result::Result<(), $crate::bindings::RunError> {
+                <$recipe as $crate::Recipe>::run(args).map_err($crate::Error::into_run_error)
             }
         }
 

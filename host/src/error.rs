@@ -17,7 +17,7 @@ pub enum CapError {
     /// An argument is malformed.
     #[error("{0}")]
     Invalid(String),
-    /// The kernel (or a tool netsh drives) refused the call.
+    /// The kernel refused the call with an errno.
     #[error("{message} (errno {code})")]
     Os {
         /// The errno, positive.
@@ -25,6 +25,10 @@ pub enum CapError {
         /// What failed and the errno's description.
         message: String,
     },
+    /// Something without an errno failed: a tool netsh drives exited
+    /// non-zero, a reply was malformed, a helper thread died.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl CapError {
@@ -33,11 +37,11 @@ impl CapError {
         CapError::Os { code: errno as i32, message: format!("{doing}: {}", errno.desc()) }
     }
 
-    /// An OS error from an `io::Error`, with what was being done.
+    /// An error from an `io::Error`, with what was being done; keeps the errno when there is one.
     pub fn io(err: &std::io::Error, doing: impl std::fmt::Display) -> Self {
         match err.raw_os_error() {
             Some(code) => Self::os(nix::errno::Errno::from_raw(code), doing),
-            None => CapError::Os { code: 0, message: format!("{doing}: {err}") },
+            None => CapError::Failed(format!("{doing}: {err}")),
         }
     }
 }

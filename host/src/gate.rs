@@ -1,44 +1,56 @@
-//! The choke point: every capability call, from a recipe or the CLI, passes
-//! through [`Gate::call`] as a typed [`Op`]: the policy decides, the audit
-//! log records, the journal keeps the inverse, then the backend acts.
+//! The choke point: every capability call, from a recipe or the shell, passes
+//! through [`Gate::call`] as a typed [`Op`]: the policy decides, the journal
+//! writes the change's intent and inverse before it reaches the backend and
+//! its outcome after, and the audit log records the decision and result.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::audit::{Audit, Entry};
 use crate::backend::Backend;
 use crate::error::{CapError, CapResult};
-use crate::journal::{Inverse, RunInfo, RunLog};
-use crate::ops::{Op, Reply};
-use crate::policy::{self, Decision, Need, Needs, Policy, prompt};
+use crate::journal::{Inverse, JournalError, RunInfo, RunLog};
+use crate::ops::{Ns, Op, Reply};
+use crate::policy::{self, Decision, Need, Needs, Policy};
+use crate::stop::Stop;
 
 /// Who is calling, under which policy, and where calls are recorded.
 #[derive(Clone)]
 pub struct Gate {
     backend: Arc<dyn Backend>,
     principal: String,
-    digest: Option<String>,
-    policy: Arc<Mutex<Policy>>,
-    prompt: bool,
+    policy: Arc<Policy>,
     audit: Option<Audit>,
     run: Option<Arc<RunLog>>,
     plan: Option<Arc<Mutex<PlanGrants>>>,
     /// Namespaces and links this run created: undoing their creation undoes
     /// every later change to them, so those changes need no inverse of their own.
     created: Arc<Mutex<HashSet<String>>>,
+    stop: Stop,
+    /// Set once a call was denied: the engine then looks for every missing grant.
+    denied: Arc<AtomicBool>,
 }
 
 /// What a plan found about grants: those used and those missing.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct PlanGrants {
-    pub used: std::collections::BTreeSet<String>,
-    pub missing: std::collections::BTreeSet<String>,
+    pub used: BTreeSet<String>,
+    /// Needs no grant allows, narrowest first.
+    pub missing: Vec<Need>,
 }
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gate").field("principal", &self.principal).finish_non_exhaustive()
+    }
+}
+
+fn journal_error(e: JournalError) -> CapError {
+    match e.io_error() {
+        Some(err) => CapError::io(err, e.to_string()),
+        None => CapError::Failed(e.to_string()),
     }
 }
 
@@ -48,13 +60,13 @@ impl Gate {
         Gate {
             backend,
             principal: principal.into(),
-            digest: None,
-            policy: Arc::new(Mutex::new(Policy::default())),
-            prompt: false,
+            policy: Arc::new(Policy::default()),
             audit: None,
             run: None,
             plan: None,
             created: Arc::default(),
+            stop: Stop::default(),
+            denied: Arc::default(),
         }
     }
 
@@ -64,11 +76,9 @@ impl Gate {
         self
     }
 
-    /// Decide with `policy`; ask on the terminal for missing grants when `prompt`.
-    pub fn with_policy(mut self, policy: Policy, digest: Option<&str>, prompt: bool) -> Self {
-        self.policy = Arc::new(Mutex::new(policy.for_digest(digest)));
-        self.digest = digest.map(String::from);
-        self.prompt = prompt;
+    /// Decide with `policy`, as it applies to the recipe with `digest`.
+    pub fn with_policy(mut self, policy: &Policy, digest: Option<&str>) -> Self {
+        self.policy = Arc::new(policy.for_digest(digest));
         self
     }
 
@@ -78,16 +88,33 @@ impl Gate {
         self
     }
 
-    /// Journal the inverse of every mutating call in `run`.
+    /// Journal every mutating call in `run`.
     pub fn with_run(mut self, run: Arc<RunLog>) -> Self {
         self.run = Some(run);
         self.created = Arc::default();
+        self.denied = Arc::default();
         self
+    }
+
+    /// Share `stop` with the runtime: once set, recipes' calls are refused.
+    pub fn with_stop(mut self, stop: Stop) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    /// The stop request this gate answers to.
+    pub fn stop(&self) -> &Stop {
+        &self.stop
+    }
+
+    /// Whether a call was denied.
+    pub fn was_denied(&self) -> bool {
+        self.denied.load(Ordering::Relaxed)
     }
 
     /// The grants in force, one line each.
     pub fn grants(&self) -> Vec<String> {
-        self.policy.lock().unwrap_or_else(|p| p.into_inner()).describe()
+        self.policy.describe()
     }
 
     /// The run id recorded in the audit log.
@@ -106,69 +133,81 @@ impl Gate {
             self.note_plan_grants(plan, &needs);
             return self.backend.apply(op).await;
         }
-        let decision = self.decide(&needs, &op);
+        let decision = self.policy.decide(&needs);
         if let Decision::Deny { reason, .. } = &decision {
+            self.denied.store(true, Ordering::Relaxed);
             self.record(&op, &decision, Err(&CapError::Denied(reason.clone())), 0)?;
             return Err(CapError::Denied(reason.clone()));
         }
-        let inverse = match &self.run {
-            Some(_) if !self.covered(&op) => self.inverse(&op).await?,
+        let intent = match &self.run {
+            Some(run) if !self.covered(&op) => match self.inverse(&op).await? {
+                Some(inverse) => Some((run, run.intent(&op, inverse).map_err(journal_error)?)),
+                None => None,
+            },
             _ => None,
         };
         let started = Instant::now();
         let result = self.backend.apply(op.clone()).await;
         let took_us = started.elapsed().as_micros() as u64;
         tracing::debug!(principal = %self.principal, took_us, "{op}: {:?}", result.as_ref().err());
-        let inverse = inverse.or_else(|| inverse_after(&op, &result));
-        if let (Ok(_), Some(run), Some(inverse)) = (&result, &self.run, inverse) {
-            run.step(&op, inverse).map_err(|e| CapError::Os { code: 0, message: e.to_string() })?;
-            self.note_created(&op);
+        // A rule that already existed was not added: its removal is not ours to do.
+        let made = matches!(&result, Ok(reply) if !matches!(reply, Reply::Rule { added: false, .. }));
+        if let Some((run, seq)) = intent {
+            run.outcome(seq, made).map_err(journal_error)?;
+        }
+        if made {
+            self.note(&op);
         }
         self.record(&op, &decision, result.as_ref().map(drop), took_us)?;
         result
     }
 
-    /// Remember objects `op` created (namespaces made by netsh, links).
-    fn note_created(&self, op: &Op) {
+    /// Keep track of what this run created, and forget what it deleted again.
+    fn note(&self, op: &Op) {
         let mut created = self.created.lock().unwrap_or_else(|p| p.into_inner());
         match op {
             Op::NetnsCreate { name } => drop(created.insert(ns_key(name))),
-            Op::LinkAddBridge { ns, name, .. } => drop(created.insert(link_key(ns.as_deref(), name))),
+            Op::NetnsDelete { name } => drop(created.remove(&ns_key(name))),
+            Op::LinkAddBridge { ns, name, .. } => drop(created.insert(link_key(ns, name))),
             Op::LinkAddVeth { ns, spec } => {
-                created.insert(link_key(ns.as_deref(), &spec.name));
-                created.insert(link_key(spec.peer_ns.as_ref().or(ns.as_ref()).map(String::as_str), &spec.peer));
+                created.insert(link_key(ns, &spec.name));
+                created.insert(link_key(spec.peer_ns.as_ref().map_or(ns, |_| &spec.peer_ns), &spec.peer));
             }
+            Op::LinkDelete { ns, name } => drop(created.remove(&link_key(ns, name))),
             _ => {}
         }
     }
 
-    /// Whether `op` only changes something this run created.
+    /// Whether `op` only changes (or deletes) something this run created.
     fn covered(&self, op: &Op) -> bool {
         let created = self.created.lock().unwrap_or_else(|p| p.into_inner());
-        let in_created_ns = |ns: &crate::ops::Ns| ns.as_ref().is_some_and(|n| created.contains(&ns_key(n)));
-        let link =
-            |ns: &crate::ops::Ns, name: &str| in_created_ns(ns) || created.contains(&link_key(ns.as_deref(), name));
+        let in_created_ns = |ns: &Ns| ns.as_ref().is_some_and(|n| created.contains(&ns_key(n)));
+        let link = |ns: &Ns, name: &str| in_created_ns(ns) || created.contains(&link_key(ns, name));
         match op {
             Op::LinkSetUp { ns, name, .. }
             | Op::LinkSetMtu { ns, name, .. }
             | Op::LinkSetAlias { ns, name, .. }
-            | Op::LinkSetMaster { ns, name, .. } => link(ns, name),
+            | Op::LinkSetMaster { ns, name, .. }
+            | Op::LinkDelete { ns, name } => link(ns, name),
             Op::AddrAdd { ns, dev, .. } | Op::AddrDelete { ns, dev, .. } => link(ns, dev),
             Op::RouteAdd { ns, .. } | Op::RouteDelete { ns, .. } | Op::SysctlSet { ns, .. } => in_created_ns(ns),
-            Op::NetnsWriteEtc { name, .. } | Op::NetnsRemoveEtc { name, .. } => created.contains(&ns_key(name)),
+            Op::NetnsDelete { name } | Op::NetnsWriteEtc { name, .. } | Op::NetnsRemoveEtc { name, .. } => {
+                created.contains(&ns_key(name))
+            }
             _ => false,
         }
     }
 
     /// For a plan: which grants the needs use, which are missing.
     fn note_plan_grants(&self, plan: &Mutex<PlanGrants>, needs: &[Need]) {
-        let policy = self.policy.lock().unwrap_or_else(|p| p.into_inner());
         let mut plan = plan.lock().unwrap_or_else(|p| p.into_inner());
         for need in needs {
-            match policy.decide(std::slice::from_ref(need)) {
+            match self.policy.decide(std::slice::from_ref(need)) {
                 Decision::Allow(used) => plan.used.extend(used),
                 Decision::Deny { need, .. } => {
-                    plan.missing.insert(need.to_string());
+                    if !plan.missing.contains(&need) {
+                        plan.missing.push(need);
+                    }
                 }
             }
         }
@@ -188,60 +227,41 @@ impl Gate {
             Err(e) => e.to_string(),
         };
         entry.duration_us = duration_us;
-        audit.append(entry).map_err(|e| CapError::Os { code: 0, message: e.to_string() })
-    }
-
-    /// The policy's decision, asking on the terminal for a missing grant.
-    fn decide(&self, needs: &[Need], op: &Op) -> Decision {
-        let mut policy = self.policy.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            let decision = policy.decide(needs);
-            let Decision::Deny { need, reason } = &decision else { return decision };
-            if !self.prompt || reason.contains("denied by") {
-                return decision;
-            }
-            let Ok(grant) = need.to_string().parse() else { return decision };
-            match prompt::ask(&self.principal, need, &op.to_string()) {
-                prompt::Answer::Deny => return decision,
-                prompt::Answer::Once => policy.remember(grant, "prompt"),
-                prompt::Answer::Always => {
-                    if let Some(digest) = &self.digest
-                        && let Err(e) = prompt::pin(digest, need)
-                    {
-                        eprintln!("netsh: could not save the grant: {e}");
-                    }
-                    policy.remember(grant, "prompt");
-                }
-            }
-        }
+        audit.append(entry).map_err(|e| match e {
+            crate::audit::AuditError::Io { ref err, .. } => CapError::io(err, e.to_string()),
+            other => CapError::Failed(other.to_string()),
+        })
     }
 
     /// What removing rule `id` needs: what adding it needed.
-    async fn rule_needs(&self, ns: crate::ops::Ns, id: &str) -> CapResult<Vec<Need>> {
-        let rules = match self.backend.apply(Op::FwList { ns: ns.clone() }).await? {
-            Reply::Rules(rules) => rules,
-            other => return Err(other.mismatch()),
+    async fn rule_needs(&self, ns: Ns, id: &str) -> CapResult<Vec<Need>> {
+        let Some(rule) = self.rule(&ns, id).await? else {
+            return Err(CapError::NotFound(format!("firewall rule {id} does not exist (see `netsh show`)")));
         };
-        let rule = rules
-            .iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| CapError::NotFound(format!("firewall rule {id} does not exist")))?;
-        let mut needs = policy::command_needs(&rule.commands);
+        let mut needs = policy::rule_needs(&rule.rule);
         if let Some(ns) = ns {
             needs.insert(0, Need::Netns(ns));
         }
         Ok(needs)
     }
 
+    async fn rule(&self, ns: &Ns, id: &str) -> CapResult<Option<crate::ops::RuleInfo>> {
+        match self.backend.apply(Op::FwGet { ns: ns.clone(), id: id.into() }).await? {
+            Reply::Rules(mut rules) => Ok(rules.pop()),
+            other => Err(other.mismatch()),
+        }
+    }
+
     async fn read(&self, op: Op) -> CapResult<Reply> {
         self.backend.apply(op).await
     }
 
-    /// How to take `op` back, read from the state before it runs.
+    /// How to take `op` back, read from the state before it runs; `None`
+    /// when there is nothing to take back (the call will fail).
     async fn inverse(&self, op: &Op) -> CapResult<Option<Inverse>> {
         let undo = |op: Op| Ok(Some(Inverse::Undo(op)));
         let lost = |what: &str| Ok(Some(Inverse::Irreversible(format!("{op}: {what}"))));
-        let link = |ns: &crate::ops::Ns, name: &str| Op::LinkGet { ns: ns.clone(), name: name.into() };
+        let link = |ns: &Ns, name: &str| Op::LinkGet { ns: ns.clone(), name: name.into() };
         match op {
             Op::NetnsList
             | Op::NetnsExists { .. }
@@ -251,6 +271,7 @@ impl Gate {
             | Op::AddrList { .. }
             | Op::RouteList { .. }
             | Op::SysctlGet { .. }
+            | Op::FwGet { .. }
             | Op::FwList { .. } => Ok(None),
             Op::NetnsCreate { name } | Op::NetnsAttach { name, .. } => undo(Op::NetnsDelete { name: name.clone() }),
             Op::NetnsDelete { .. } => lost("a deleted namespace cannot be brought back"),
@@ -259,7 +280,7 @@ impl Gate {
                     Ok(Reply::Text(contents)) => undo(Op::NetnsWriteEtc { name: name.clone(), file: *file, contents }),
                     Err(CapError::NotFound(_)) => undo(Op::NetnsRemoveEtc { name: name.clone(), file: *file }),
                     Err(e) => Err(e),
-                    Ok(_) => Ok(None),
+                    Ok(other) => Err(other.mismatch()),
                 }
             }
             Op::LinkAddBridge { ns, name, .. } => undo(Op::LinkDelete { ns: ns.clone(), name: name.clone() }),
@@ -268,7 +289,12 @@ impl Gate {
             | Op::LinkSetMaster { ns, name, .. }
             | Op::LinkSetMtu { ns, name, .. }
             | Op::LinkSetAlias { ns, name, .. } => {
-                let Reply::Link(old) = self.read(link(ns, name)).await? else { return Ok(None) };
+                let old = match self.read(link(ns, name)).await {
+                    Ok(Reply::Link(old)) => old,
+                    Ok(other) => return Err(other.mismatch()),
+                    Err(CapError::NotFound(_)) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
                 let (ns, name) = (ns.clone(), name.clone());
                 undo(match op {
                     Op::LinkSetUp { .. } => Op::LinkSetUp { ns, name, up: old.up },
@@ -291,11 +317,15 @@ impl Gate {
             Op::SysctlSet { ns, key, .. } => match self.read(Op::SysctlGet { ns: ns.clone(), key: key.clone() }).await?
             {
                 Reply::Text(value) => undo(Op::SysctlSet { ns: ns.clone(), key: key.clone(), value }),
-                _ => Ok(None),
+                other => Err(other.mismatch()),
             },
-            // Known only from the reply: see `inverse_after`.
-            Op::FwAdd { .. } => Ok(None),
-            Op::FwRemove { .. } => lost("a removed firewall rule is not restored"),
+            Op::FwAdd { ns, owner, rule } => {
+                undo(Op::FwRemove { ns: ns.clone(), id: crate::firewall::rule_id(owner, rule) })
+            }
+            Op::FwRemove { ns, id } => match self.rule(ns, id).await? {
+                Some(r) => undo(Op::FwAdd { ns: ns.clone(), owner: r.owner, rule: r.rule }),
+                None => Ok(None),
+            },
         }
     }
 
@@ -304,21 +334,32 @@ impl Gate {
         self.backend.flush().await
     }
 
-    /// Revert a run: its inverses in reverse order. Goes on after errors and
-    /// returns them all; something already undone counts as done.
-    pub async fn revert(&self, run: &RunInfo) -> Vec<String> {
+    /// Revert a run: its inverses in reverse order, each marked in `log` once
+    /// done. Goes on after errors and returns them all; something already
+    /// undone (gone, or back) counts as done.
+    pub async fn revert(&self, run: &RunInfo, log: &RunLog) -> Vec<String> {
         let mut errors = Vec::new();
-        for inverse in run.undo_order() {
-            match inverse {
+        let mut done = Vec::new();
+        for step in run.undo_order() {
+            match &step.inverse {
                 Inverse::Undo(op) => match self.call(op.clone()).await {
-                    Ok(_) | Err(CapError::NotFound(_)) | Err(CapError::Exists(_)) => {}
+                    Ok(_) | Err(CapError::NotFound(_)) | Err(CapError::Exists(_)) => done.push(step.seq),
                     Err(e) => errors.push(format!("{op}: {e}")),
                 },
                 Inverse::Irreversible(what) => errors.push(format!("cannot undo {what}")),
             }
         }
-        if let Err(e) = self.flush().await {
-            errors.push(format!("applying the firewall batch: {e}"));
+        // Firewall inverses are queued: only a committed batch counts as reverted.
+        match self.flush().await {
+            Ok(()) => {
+                for seq in done {
+                    if let Err(e) = log.reverted(seq) {
+                        errors.push(format!("recording the undo: {e}"));
+                        break;
+                    }
+                }
+            }
+            Err(e) => errors.push(format!("applying the firewall batch: {e}")),
         }
         errors
     }
@@ -328,16 +369,6 @@ fn ns_key(name: &str) -> String {
     format!("netns {name}")
 }
 
-fn link_key(ns: Option<&str>, name: &str) -> String {
-    format!("link {}/{name}", ns.unwrap_or(""))
-}
-
-/// Inverses only the reply tells: removing a firewall rule the call added.
-fn inverse_after(op: &Op, result: &CapResult<Reply>) -> Option<Inverse> {
-    match (op, result) {
-        (Op::FwAdd { ns, .. }, Ok(Reply::Rule { id, added: true })) => {
-            Some(Inverse::Undo(Op::FwRemove { ns: ns.clone(), id: id.clone() }))
-        }
-        _ => None,
-    }
+fn link_key(ns: &Ns, name: &str) -> String {
+    format!("link {}/{name}", ns.as_deref().unwrap_or(""))
 }

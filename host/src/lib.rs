@@ -3,11 +3,14 @@
 //! Recipes (WebAssembly components of the `netsh:host/recipe` world) ask for
 //! capabilities through WIT imports; [`caps`] turns each call into a typed
 //! [`ops::Op`], the [`gate::Gate`] is the one choke point it passes, and a
-//! [`backend::Backend`] carries it out on the kernel.
+//! [`backend::Backend`] carries it out on the kernel. The [`engine`] holds
+//! the workflows (run, plan, undo, the shell) that every front end shares.
 
 pub mod audit;
 pub mod backend;
 pub mod caps;
+pub mod console;
+pub mod engine;
 pub mod error;
 pub mod firewall;
 pub mod gate;
@@ -18,4 +21,6 @@ pub mod plugins;
 pub mod policy;
 pub mod runtime;
 pub mod sandbox;
-pub mod show;
+pub mod secret;
+pub mod stop;
+pub mod trust;

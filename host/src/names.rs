@@ -2,6 +2,12 @@
 
 use crate::error::{CapError, CapResult};
 
+/// The first 12 characters of a digest, for messages; never panics on
+/// short or odd input read back from a state file.
+pub fn short_digest(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
+}
+
 /// Longest interface name the kernel accepts (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
 

@@ -113,6 +113,17 @@ pub enum Isolation {
     External,
 }
 
+impl Isolation {
+    /// `networks`, `ports` or `external`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Networks => "networks",
+            Isolation::Ports => "ports",
+            Isolation::External => "external",
+        }
+    }
+}
+
 /// A firewall rule netsh can own; rendered to iptables by the firewall backend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -132,7 +143,8 @@ pub enum FwRule {
 pub struct RuleInfo {
     pub id: String,
     pub owner: String,
-    /// The rule as `iptables -t TABLE -A CHAIN ...` lines.
+    pub rule: FwRule,
+    /// The rule as the active backend's commands (`iptables ...` or `nft ...` lines).
     pub commands: Vec<String>,
 }
 
@@ -261,6 +273,11 @@ pub enum Op {
         ns: Ns,
         id: String,
     },
+    /// One rule by id (`Reply::Rules` with zero or one rule).
+    FwGet {
+        ns: Ns,
+        id: String,
+    },
     FwList {
         ns: Ns,
     },
@@ -289,14 +306,46 @@ pub enum Reply {
 impl Reply {
     /// The error for a backend answering with the wrong kind of reply: a host bug.
     pub fn mismatch(self) -> crate::error::CapError {
-        crate::error::CapError::Os { code: 0, message: format!("internal error: unexpected reply {self:?}") }
+        crate::error::CapError::Failed(format!("internal error: unexpected reply {self:?}"))
     }
 }
 
 impl Op {
     /// Whether the operation changes state (reads need no grant and no journal).
     pub fn is_mutation(&self) -> bool {
-        crate::policy::needs(self) != crate::policy::Needs::Nothing
+        match self {
+            Op::NetnsList
+            | Op::NetnsExists { .. }
+            | Op::NetnsReadEtc { .. }
+            | Op::LinkGet { .. }
+            | Op::LinkList { .. }
+            | Op::AddrList { .. }
+            | Op::RouteList { .. }
+            | Op::SysctlGet { .. }
+            | Op::FwGet { .. }
+            | Op::FwList { .. } => false,
+            Op::NetnsCreate { .. }
+            | Op::NetnsDelete { .. }
+            | Op::NetnsAttach { .. }
+            | Op::NetnsWriteEtc { .. }
+            | Op::NetnsRemoveEtc { .. }
+            | Op::LinkAddBridge { .. }
+            | Op::LinkAddVeth { .. }
+            | Op::LinkSetUp { .. }
+            | Op::LinkSetMaster { .. }
+            | Op::LinkSetNetns { .. }
+            | Op::LinkSetMtu { .. }
+            | Op::LinkSetAlias { .. }
+            | Op::LinkRename { .. }
+            | Op::LinkDelete { .. }
+            | Op::AddrAdd { .. }
+            | Op::AddrDelete { .. }
+            | Op::RouteAdd { .. }
+            | Op::RouteDelete { .. }
+            | Op::SysctlSet { .. }
+            | Op::FwAdd { .. }
+            | Op::FwRemove { .. } => true,
+        }
     }
 }
 
@@ -405,16 +454,10 @@ impl fmt::Display for Op {
             Op::SysctlSet { ns, key, value } => {
                 write!(f, "{}sysctl -w {key}={value}", netns_exec(ns))
             }
-            Op::FwAdd { ns, owner, rule } => match crate::firewall::render(owner, rule) {
-                Ok((_, lines)) => {
-                    let commands: Vec<String> =
-                        crate::firewall::commands(&lines).iter().map(|c| format!("{}{c}", netns_exec(ns))).collect();
-                    write!(f, "{}", commands.join("\n"))
-                }
-                Err(e) => write!(f, "{}iptables: invalid rule for {owner}: {e}", netns_exec(ns)),
-            },
-            Op::FwRemove { ns, id } => write!(f, "{}iptables -D ... (each line of netsh rule {id})", netns_exec(ns)),
-            Op::FwList { ns } => write!(f, "{}iptables-save", netns_exec(ns)),
+            Op::FwAdd { ns, owner, rule } => write!(f, "{}netsh fw add {owner} {rule}", netns_exec(ns)),
+            Op::FwRemove { ns, id } => write!(f, "{}netsh fw rm {id}", netns_exec(ns)),
+            Op::FwGet { ns, id } => write!(f, "{}netsh fw get {id}", netns_exec(ns)),
+            Op::FwList { ns } => write!(f, "{}netsh fw ls", netns_exec(ns)),
         }
     }
 }

@@ -19,16 +19,16 @@ pub enum PluginError {
     Unknown(String),
     #[error("plugin name {0:?} must be 1-64 letters, digits, '-' or '_'")]
     BadName(String),
+    #[error("plugin index {path} is not trusted: {err}")]
+    Untrusted { path: String, err: crate::trust::TrustError },
 }
 
-/// What the index keeps about a plugin.
+/// What the index keeps about a plugin: its manifest (the same JSON shape
+/// as `netsh inspect --json`) and when it was added.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plugin {
-    pub sha256: String,
-    pub version: String,
-    pub summary: String,
-    pub usage: String,
-    pub grants: Vec<(String, String)>,
+    #[serde(flatten)]
+    pub recipe: crate::runtime::RecipeInfo,
     pub added: String,
 }
 
@@ -36,6 +36,11 @@ pub struct Plugin {
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+}
+
+fn valid_name(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
+    !name.is_empty() && name.len() <= 64 && name.chars().all(ok)
 }
 
 fn io(path: &Path, err: std::io::Error) -> PluginError {
@@ -57,15 +62,29 @@ impl Store {
         self.dir.join("blobs").join(format!("{sha256}.wasm"))
     }
 
-    /// Every plugin by name.
+    /// Every plugin by name. The index is trusted only if root (or this
+    /// user) owns it, and every entry must name a well-formed digest.
     pub fn index(&self) -> Result<BTreeMap<String, Plugin>, PluginError> {
         let path = self.index_path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| PluginError::Index { path: path.display().to_string(), err: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(e) => Err(io(&path, e)),
+        let shown = path.display().to_string();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(e) => return Err(io(&path, e)),
+        };
+        crate::trust::check(&path).map_err(|err| PluginError::Untrusted { path: shown.clone(), err })?;
+        let index: BTreeMap<String, Plugin> =
+            serde_json::from_str(&text).map_err(|e| PluginError::Index { path: shown.clone(), err: e.to_string() })?;
+        for (name, plugin) in &index {
+            let hex = plugin.recipe.sha256.len() == 64 && plugin.recipe.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex || !valid_name(name) {
+                return Err(PluginError::Index {
+                    path: shown,
+                    err: format!("entry {name:?} has a malformed name or digest"),
+                });
+            }
         }
+        Ok(index)
     }
 
     fn save(&self, index: &BTreeMap<String, Plugin>) -> Result<(), PluginError> {
@@ -77,11 +96,10 @@ impl Store {
 
     /// Store `wasm` under `name`; returns the plugin it replaced, if any.
     pub fn add(&self, name: &str, wasm: &[u8], plugin: Plugin) -> Result<Option<Plugin>, PluginError> {
-        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
-        if name.is_empty() || name.len() > 64 || !name.chars().all(ok) {
+        if !valid_name(name) {
             return Err(PluginError::BadName(name.into()));
         }
-        let blob = self.blob(&plugin.sha256);
+        let blob = self.blob(&plugin.recipe.sha256);
         if let Some(dir) = blob.parent() {
             std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         }
@@ -102,15 +120,15 @@ impl Store {
         let mut index = self.index()?;
         let plugin = index.remove(name).ok_or_else(|| PluginError::Unknown(name.into()))?;
         self.save(&index)?;
-        if !index.values().any(|p| p.sha256 == plugin.sha256) {
-            let _ = std::fs::remove_file(self.blob(&plugin.sha256));
+        if !index.values().any(|p| p.recipe.sha256 == plugin.recipe.sha256) {
+            let _ = std::fs::remove_file(self.blob(&plugin.recipe.sha256));
         }
         Ok(plugin)
     }
 
     /// The sha256 of the stored bytes now (they may have been changed on disk).
     pub fn current_digest(&self, plugin: &Plugin) -> Result<String, PluginError> {
-        let blob = self.blob(&plugin.sha256);
+        let blob = self.blob(&plugin.recipe.sha256);
         let bytes = std::fs::read(&blob).map_err(|e| io(&blob, e))?;
         Ok(hex::encode(Sha256::digest(&bytes)))
     }

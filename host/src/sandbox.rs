@@ -34,3 +34,15 @@ pub fn enter() -> Result<(), SandboxError> {
     }
     Ok(())
 }
+
+/// A private state directory for a sandboxed run (journal, audit log, key),
+/// removed by [`discard_state`] when the run ends: its changes vanish with
+/// the sandbox, so its records must not land in netsh's real state.
+pub fn state_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("netsh-sandbox-{}", std::process::id()))
+}
+
+/// Remove the sandbox's state directory.
+pub fn discard_state() {
+    let _ = fs::remove_dir_all(state_dir());
+}

@@ -65,8 +65,8 @@ cat topo.txt
         60,
     );
     out.assert_ok();
-    assert!(out.stdout.contains("netns netns2"), "topology not printed: {}", out.stdout);
-    assert!(out.stdout.contains("192.168.56.3/24"), "{}", out.stdout);
+    assert!(out.stdout.contains("netns brns2"), "topology not printed: {}", out.stdout);
+    assert!(out.stdout.contains("192.168.60.3/24"), "{}", out.stdout);
 }
 
 #[test]

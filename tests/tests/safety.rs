@@ -215,7 +215,7 @@ while read -r line; do echo "AUDIT $line"; done < audit.jsonl
     out.assert_ok();
     let o = &out.stdout;
     assert!(
-        o.contains("plan exit: 2") && o.contains("plan changed nothing") && o.contains("read-only plan exit: 0"),
+        o.contains("plan exit: 3") && o.contains("plan changed nothing") && o.contains("read-only plan exit: 0"),
         "{o}"
     );
     let missing = o.lines().find(|l| l.starts_with("MISSING ")).unwrap_or_default();
@@ -296,7 +296,7 @@ settled_to "$before" && echo "rolled back: ok"
     );
     out.assert_ok();
     let o = &out.stdout;
-    for expected in ["interrupted run failed: ok", "interrupted (Ctrl-C)", "rolled back", "rolled back: ok"] {
+    for expected in ["interrupted run failed: ok", "interrupted (Ctrl-C", "rolled back", "rolled back: ok"] {
         assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
     }
 }

@@ -29,6 +29,8 @@ pub trait FirewallBackend: Send + Sync {
     fn remove(&self, ns: &Ns, id: &str) -> CapResult<()>;
     /// Rules netsh owns, including queued changes.
     fn list(&self, ns: &Ns) -> CapResult<Vec<RuleInfo>>;
+    /// One rule by id, including queued changes.
+    fn get(&self, ns: &Ns, id: &str) -> CapResult<Option<RuleInfo>>;
     /// Apply the queued changes of `ns` as one batch.
     fn flush(&self, ns: &Ns) -> CapResult<()>;
     /// Namespaces with queued changes.

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 
 use super::Backend;
 use crate::error::{CapError, CapResult};
-use crate::firewall;
+use crate::firewall::iptables;
 use crate::ops::{AddrInfo, EtcFile, LinkInfo, Ns, Op, Reply, RouteSpec, RuleInfo};
 
 /// One planned operation and whether it changes anything.
@@ -192,6 +192,7 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::RouteList { ns }
         | Op::FwAdd { ns, .. }
         | Op::FwRemove { ns, .. }
+        | Op::FwGet { ns, .. }
         | Op::FwList { ns } => vec![ns.clone()],
         Op::SysctlGet { .. }
         | Op::SysctlSet { .. }
@@ -409,7 +410,7 @@ impl World {
                 done(sysctl_before.as_deref() != Some(value.as_str()))
             }
             Op::FwAdd { ns, owner, rule } => {
-                let (id, lines) = firewall::render(owner, rule)?;
+                let (id, lines) = iptables::render(owner, rule)?;
                 let space = self.space(ns);
                 if space.rules.iter().any(|r| r.id == id) {
                     return Ok((Reply::Rule { id, added: false }, false));
@@ -417,7 +418,8 @@ impl World {
                 space.rules.push(RuleInfo {
                     id: id.clone(),
                     owner: owner.clone(),
-                    commands: firewall::commands(&lines),
+                    rule: rule.clone(),
+                    commands: iptables::commands(&lines),
                 });
                 Ok((Reply::Rule { id, added: true }, true))
             }
@@ -429,6 +431,10 @@ impl World {
                     return Err(not_found(format!("firewall rule {id}")));
                 }
                 done(true)
+            }
+            Op::FwGet { ns, id } => {
+                let found = self.space(ns).rules.iter().filter(|r| r.id == *id).cloned().collect();
+                Ok((Reply::Rules(found), false))
             }
             Op::FwList { ns } => Ok((Reply::Rules(self.space(ns).rules.clone()), false)),
         }

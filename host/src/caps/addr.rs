@@ -7,17 +7,21 @@ use crate::runtime::bindings::netsh::host::addr::{AddrInfo, Host};
 use crate::runtime::bindings::netsh::host::types::Error;
 
 impl Host for RecipeState {
-    async fn add(&mut self, ns_: Option<String>, dev: String, cidr_: String) -> Result<(), Error> {
+    async fn add(&mut self, ns_: Option<String>, dev: String, cidr_: String) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::AddrAdd { ns: ns(ns_)?, dev: ifname(dev)?, cidr: cidr(&cidr_)? }))();
         self.call(op, done).await
     }
 
-    async fn delete(&mut self, ns_: Option<String>, dev: String, cidr_: String) -> Result<(), Error> {
+    async fn delete(&mut self, ns_: Option<String>, dev: String, cidr_: String) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::AddrDelete { ns: ns(ns_)?, dev: ifname(dev)?, cidr: cidr(&cidr_)? }))();
         self.call(op, done).await
     }
 
-    async fn list(&mut self, ns_: Option<String>, dev: Option<String>) -> Result<Vec<AddrInfo>, Error> {
+    async fn list(
+        &mut self,
+        ns_: Option<String>,
+        dev: Option<String>,
+    ) -> wasmtime::Result<Result<Vec<AddrInfo>, Error>> {
         let op = (|| Ok(Op::AddrList { ns: ns(ns_)?, dev: dev.map(ifname).transpose()? }))();
         self.call(op, |r| match r {
             Reply::Addrs(a) => Ok(a.into_iter().map(|a| AddrInfo { dev: a.dev, cidr: a.cidr.to_string() }).collect()),

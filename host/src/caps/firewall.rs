@@ -44,12 +44,17 @@ impl Host for RecipeState {
         owner: String,
         source: String,
         out_not: Option<String>,
-    ) -> Result<String, Error> {
+    ) -> wasmtime::Result<Result<String, Error>> {
         let rule = (|| Ok(FwRule::Masquerade { source: cidr(&source)?, out_not: out_not.map(ifname).transpose()? }))();
         self.call(add(ns_, owner, rule), rule_id).await
     }
 
-    async fn publish(&mut self, ns_: Option<String>, owner: String, spec: PublishSpec) -> Result<String, Error> {
+    async fn publish(
+        &mut self,
+        ns_: Option<String>,
+        owner: String,
+        spec: PublishSpec,
+    ) -> wasmtime::Result<Result<String, Error>> {
         self.call(add(ns_, owner, publish(spec)), rule_id).await
     }
 
@@ -59,7 +64,7 @@ impl Host for RecipeState {
         owner: String,
         input: Option<String>,
         output: Option<String>,
-    ) -> Result<String, Error> {
+    ) -> wasmtime::Result<Result<String, Error>> {
         let rule = (|| {
             Ok(FwRule::ForwardAccept { input: input.map(ifname).transpose()?, output: output.map(ifname).transpose()? })
         })();
@@ -72,7 +77,7 @@ impl Host for RecipeState {
         owner: String,
         bridge: String,
         mode: WitIsolation,
-    ) -> Result<String, Error> {
+    ) -> wasmtime::Result<Result<String, Error>> {
         let mode = match mode {
             WitIsolation::Networks => Isolation::Networks,
             WitIsolation::Ports => Isolation::Ports,
@@ -82,11 +87,11 @@ impl Host for RecipeState {
         self.call(add(ns_, owner, rule), rule_id).await
     }
 
-    async fn remove(&mut self, ns_: Option<String>, id: String) -> Result<(), Error> {
+    async fn remove(&mut self, ns_: Option<String>, id: String) -> wasmtime::Result<Result<(), Error>> {
         self.call(ns(ns_).map(|ns| Op::FwRemove { ns, id }), done).await
     }
 
-    async fn list(&mut self, ns_: Option<String>) -> Result<Vec<RuleInfo>, Error> {
+    async fn list(&mut self, ns_: Option<String>) -> wasmtime::Result<Result<Vec<RuleInfo>, Error>> {
         self.call(ns(ns_).map(|ns| Op::FwList { ns }), |r| match r {
             Reply::Rules(rules) => {
                 Ok(rules.into_iter().map(|r| RuleInfo { id: r.id, owner: r.owner, commands: r.commands }).collect())

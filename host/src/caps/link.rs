@@ -34,38 +34,58 @@ fn veth(spec: Veth) -> CapResult<VethSpec> {
 }
 
 impl Host for RecipeState {
-    async fn add_bridge(&mut self, ns_: Option<String>, name: String, mtu: Option<u32>) -> Result<(), Error> {
+    async fn add_bridge(
+        &mut self,
+        ns_: Option<String>,
+        name: String,
+        mtu: Option<u32>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::LinkAddBridge { ns: ns(ns_)?, name: ifname(name)?, mtu }))();
         self.call(op, done).await
     }
 
-    async fn add_veth(&mut self, ns_: Option<String>, spec: Veth) -> Result<(), Error> {
+    async fn add_veth(&mut self, ns_: Option<String>, spec: Veth) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::LinkAddVeth { ns: ns(ns_)?, spec: veth(spec)? }))();
         self.call(op, done).await
     }
 
-    async fn set_up(&mut self, ns_: Option<String>, name: String, up: bool) -> Result<(), Error> {
+    async fn set_up(&mut self, ns_: Option<String>, name: String, up: bool) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::LinkSetUp { ns: ns(ns_)?, name: ifname(name)?, up }))();
         self.call(op, done).await
     }
 
-    async fn set_master(&mut self, ns_: Option<String>, name: String, master: Option<String>) -> Result<(), Error> {
+    async fn set_master(
+        &mut self,
+        ns_: Option<String>,
+        name: String,
+        master: Option<String>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let op =
             (|| Ok(Op::LinkSetMaster { ns: ns(ns_)?, name: ifname(name)?, master: master.map(ifname).transpose()? }))();
         self.call(op, done).await
     }
 
-    async fn set_netns(&mut self, ns_: Option<String>, name: String, target: Option<String>) -> Result<(), Error> {
+    async fn set_netns(
+        &mut self,
+        ns_: Option<String>,
+        name: String,
+        target: Option<String>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::LinkSetNetns { ns: ns(ns_)?, name: ifname(name)?, target: ns(target)? }))();
         self.call(op, done).await
     }
 
-    async fn set_mtu(&mut self, ns_: Option<String>, name: String, mtu: u32) -> Result<(), Error> {
+    async fn set_mtu(&mut self, ns_: Option<String>, name: String, mtu: u32) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::LinkSetMtu { ns: ns(ns_)?, name: ifname(name)?, mtu }))();
         self.call(op, done).await
     }
 
-    async fn set_alias(&mut self, ns_: Option<String>, name: String, alias: String) -> Result<(), Error> {
+    async fn set_alias(
+        &mut self,
+        ns_: Option<String>,
+        name: String,
+        alias: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| {
             if alias.len() > 255 || alias.contains('\0') {
                 return Err(CapError::Invalid(format!("alias for {name} must be at most 255 bytes without NUL")));
@@ -75,17 +95,22 @@ impl Host for RecipeState {
         self.call(op, done).await
     }
 
-    async fn rename(&mut self, ns_: Option<String>, name: String, new_name: String) -> Result<(), Error> {
+    async fn rename(
+        &mut self,
+        ns_: Option<String>,
+        name: String,
+        new_name: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::LinkRename { ns: ns(ns_)?, name: ifname(name)?, new_name: ifname(new_name)? }))();
         self.call(op, done).await
     }
 
-    async fn delete(&mut self, ns_: Option<String>, name: String) -> Result<(), Error> {
+    async fn delete(&mut self, ns_: Option<String>, name: String) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::LinkDelete { ns: ns(ns_)?, name: ifname(name)? }))();
         self.call(op, done).await
     }
 
-    async fn get(&mut self, ns_: Option<String>, name: String) -> Result<LinkInfo, Error> {
+    async fn get(&mut self, ns_: Option<String>, name: String) -> wasmtime::Result<Result<LinkInfo, Error>> {
         let op = (|| Ok(Op::LinkGet { ns: ns(ns_)?, name: ifname(name)? }))();
         self.call(op, |r| match r {
             Reply::Link(l) => Ok(to_wit(*l)),
@@ -94,7 +119,7 @@ impl Host for RecipeState {
         .await
     }
 
-    async fn list(&mut self, ns_: Option<String>) -> Result<Vec<LinkInfo>, Error> {
+    async fn list(&mut self, ns_: Option<String>) -> wasmtime::Result<Result<Vec<LinkInfo>, Error>> {
         self.call(ns(ns_).map(|ns| Op::LinkList { ns }), |r| match r {
             Reply::Links(l) => Ok(l.into_iter().map(to_wit).collect()),
             other => Err(other.mismatch()),

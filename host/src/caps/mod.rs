@@ -26,6 +26,7 @@ impl From<CapError> for WitError {
             CapError::Exists(m) => WitError::Exists(m),
             CapError::Invalid(m) => WitError::Invalid(m),
             CapError::Os { code, message } => WitError::Os(OsError { code, message }),
+            CapError::Failed(m) => WitError::Failed(m),
         }
     }
 }
@@ -73,13 +74,20 @@ pub fn text(reply: Reply) -> CapResult<String> {
 }
 
 impl RecipeState {
-    /// Run an op through the gate and convert its reply; errors become WIT errors.
+    /// Run an op through the gate and convert its reply; errors become WIT
+    /// errors. A stopped run traps here, before the op reaches the gate.
     async fn call<T>(
         &mut self,
         op: CapResult<crate::ops::Op>,
         convert: impl FnOnce(Reply) -> CapResult<T>,
-    ) -> Result<T, WitError> {
-        let reply = self.gate.call(op?).await?;
-        Ok(convert(reply)?)
+    ) -> wasmtime::Result<Result<T, WitError>> {
+        if let Some(reason) = self.gate.stop().reason() {
+            return Err(crate::stop::StopTrap(reason).into());
+        }
+        let op = match op {
+            Ok(op) => op,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        Ok(self.gate.call(op).await.and_then(convert).map_err(WitError::from))
     }
 }

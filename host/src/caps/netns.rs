@@ -22,15 +22,15 @@ fn etc(file: WitEtcFile) -> EtcFile {
 }
 
 impl Host for RecipeState {
-    async fn create(&mut self, name: String) -> Result<(), Error> {
+    async fn create(&mut self, name: String) -> wasmtime::Result<Result<(), Error>> {
         self.call(named(name).map(|name| Op::NetnsCreate { name }), done).await
     }
 
-    async fn delete(&mut self, name: String) -> Result<(), Error> {
+    async fn delete(&mut self, name: String) -> wasmtime::Result<Result<(), Error>> {
         self.call(named(name).map(|name| Op::NetnsDelete { name }), done).await
     }
 
-    async fn list(&mut self) -> Result<Vec<String>, Error> {
+    async fn list(&mut self) -> wasmtime::Result<Result<Vec<String>, Error>> {
         self.call(Ok(Op::NetnsList), |r| match r {
             Reply::Names(n) => Ok(n),
             other => Err(other.mismatch()),
@@ -38,7 +38,7 @@ impl Host for RecipeState {
         .await
     }
 
-    async fn exists(&mut self, name: String) -> Result<bool, Error> {
+    async fn exists(&mut self, name: String) -> wasmtime::Result<Result<bool, Error>> {
         self.call(named(name).map(|name| Op::NetnsExists { name }), |r| match r {
             Reply::Bool(b) => Ok(b),
             other => Err(other.mismatch()),
@@ -46,16 +46,21 @@ impl Host for RecipeState {
         .await
     }
 
-    async fn attach(&mut self, name: String, pid: u32) -> Result<(), Error> {
+    async fn attach(&mut self, name: String, pid: u32) -> wasmtime::Result<Result<(), Error>> {
         self.call(named(name).map(|name| Op::NetnsAttach { name, pid }), done).await
     }
 
-    async fn write_etc(&mut self, name: String, file: WitEtcFile, contents: String) -> Result<(), Error> {
+    async fn write_etc(
+        &mut self,
+        name: String,
+        file: WitEtcFile,
+        contents: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let op = named(name).map(|name| Op::NetnsWriteEtc { name, file: etc(file), contents });
         self.call(op, done).await
     }
 
-    async fn read_etc(&mut self, name: Option<String>, file: WitEtcFile) -> Result<String, Error> {
+    async fn read_etc(&mut self, name: Option<String>, file: WitEtcFile) -> wasmtime::Result<Result<String, Error>> {
         self.call(ns(name).map(|name| Op::NetnsReadEtc { name, file: etc(file) }), text).await
     }
 }

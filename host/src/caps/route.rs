@@ -46,17 +46,17 @@ fn to_wit(r: RouteSpec) -> RouteInfo {
 }
 
 impl Host for RecipeState {
-    async fn add(&mut self, ns_: Option<String>, route: RouteInfo) -> Result<(), Error> {
+    async fn add(&mut self, ns_: Option<String>, route: RouteInfo) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::RouteAdd { ns: ns(ns_)?, route: spec(route)? }))();
         self.call(op, done).await
     }
 
-    async fn delete(&mut self, ns_: Option<String>, route: RouteInfo) -> Result<(), Error> {
+    async fn delete(&mut self, ns_: Option<String>, route: RouteInfo) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::RouteDelete { ns: ns(ns_)?, route: spec(route)? }))();
         self.call(op, done).await
     }
 
-    async fn list(&mut self, ns_: Option<String>) -> Result<Vec<RouteInfo>, Error> {
+    async fn list(&mut self, ns_: Option<String>) -> wasmtime::Result<Result<Vec<RouteInfo>, Error>> {
         self.call(ns(ns_).map(|ns| Op::RouteList { ns }), |r| match r {
             Reply::Routes(r) => Ok(r.into_iter().map(to_wit).collect()),
             other => Err(other.mismatch()),

@@ -14,12 +14,12 @@ fn key(key: String) -> CapResult<String> {
 }
 
 impl Host for RecipeState {
-    async fn get(&mut self, ns_: Option<String>, k: String) -> Result<String, Error> {
+    async fn get(&mut self, ns_: Option<String>, k: String) -> wasmtime::Result<Result<String, Error>> {
         let op = (|| Ok(Op::SysctlGet { ns: ns(ns_)?, key: key(k)? }))();
         self.call(op, text).await
     }
 
-    async fn set(&mut self, ns_: Option<String>, k: String, value: String) -> Result<(), Error> {
+    async fn set(&mut self, ns_: Option<String>, k: String, value: String) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::SysctlSet { ns: ns(ns_)?, key: key(k)?, value }))();
         self.call(op, done).await
     }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 pub use grant::{Grant, GrantError, Need};
-pub use needs::{Needs, command_needs, needs};
+pub use needs::{Needs, needs, rule_needs};
 
 /// Why a policy could not be loaded.
 #[derive(Debug, Error)]
@@ -23,6 +23,8 @@ pub enum PolicyError {
     Read { path: String, err: std::io::Error },
     #[error("policy file {path}: {err}")]
     Parse { path: String, err: String },
+    #[error("policy file {path} is not trusted: {err}")]
+    Untrusted { path: String, err: crate::trust::TrustError },
 }
 
 /// A policy file: `allow`/`deny` lists and `[[pin]]` tables whose grants
@@ -92,9 +94,11 @@ impl Policy {
         })
     }
 
-    /// Add a policy file's grants.
+    /// Add a policy file's grants. The file must be trusted: a file that
+    /// someone else can write could grant anything to a process running as root.
     pub fn add_file(&mut self, path: &Path) -> Result<(), PolicyError> {
         let shown = path.display().to_string();
+        crate::trust::check(path).map_err(|err| PolicyError::Untrusted { path: shown.clone(), err })?;
         let text = std::fs::read_to_string(path).map_err(|err| PolicyError::Read { path: shown.clone(), err })?;
         let file: PolicyFile =
             toml::from_str(&text).map_err(|e| PolicyError::Parse { path: shown.clone(), err: e.to_string() })?;
@@ -116,6 +120,11 @@ impl Policy {
         self.allow.push(Source { grant, from: from.into(), pinned: None });
     }
 
+    /// Whether `need` is denied outright (by a `--deny` or a policy file's deny).
+    pub fn denies(&self, need: &Need) -> bool {
+        self.deny.iter().any(|d| d.grant.allows(need))
+    }
+
     /// The grants in force, one line each, for `grants` in the REPL.
     pub fn describe(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -124,7 +133,7 @@ impl Policy {
         }
         for s in &self.allow {
             let pinned =
-                s.pinned.as_ref().map(|d| format!(", pinned to {}", &d[..d.len().min(12)])).unwrap_or_default();
+                s.pinned.as_ref().map(|d| format!(", pinned to {}", crate::names::short_digest(d))).unwrap_or_default();
             out.push(format!("allow {} (from {}{pinned})", s.grant, s.from));
         }
         for s in &self.deny {

@@ -1,10 +1,8 @@
 //! What each operation needs: an exhaustive match, no catch-all arm, so a
 //! new operation cannot slip through without a decision.
 
-use ipnetwork::IpNetwork;
-
 use super::grant::Need;
-use crate::ops::{FwRule, Ns, Op, Proto};
+use crate::ops::{FwRule, Ns, Op};
 
 /// What an operation needs before it may run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +12,7 @@ pub enum Needs {
     /// Every listed need must be granted.
     All(Vec<Need>),
     /// Removing a firewall rule needs what adding it needed; resolved by the
-    /// gate from the rule's commands.
+    /// gate from the rule itself.
     RuleOf { ns: Ns, id: String },
 }
 
@@ -45,6 +43,7 @@ pub fn needs(op: &Op) -> Needs {
         | Op::AddrList { .. }
         | Op::RouteList { .. }
         | Op::SysctlGet { .. }
+        | Op::FwGet { .. }
         | Op::FwList { .. } => Needs::Nothing,
         Op::NetnsCreate { name }
         | Op::NetnsDelete { name }
@@ -89,41 +88,12 @@ pub fn needs(op: &Op) -> Needs {
     }
 }
 
-/// What adding a firewall rule needs.
-fn rule_needs(rule: &FwRule) -> Vec<Need> {
+/// What adding (or removing) a firewall rule needs.
+pub fn rule_needs(rule: &FwRule) -> Vec<Need> {
     match rule {
         FwRule::Masquerade { source, .. } => vec![Need::Nat(*source)],
         FwRule::Publish { proto, first, last, .. } => vec![Need::Publish { proto: *proto, first: *first, last: *last }],
         FwRule::ForwardAccept { input, output } => input.iter().chain(output).map(|i| Need::Link(i.clone())).collect(),
         FwRule::Isolate { bridge, .. } => vec![Need::Link(bridge.clone())],
     }
-}
-
-/// What removing a rule needs, read back from its `iptables` commands: the
-/// published ports of its DNATs, the sources it masquerades (other than the
-/// loopback and single-host hairpin lines of a publish), the interfaces it names.
-pub fn command_needs(commands: &[String]) -> Vec<Need> {
-    let mut needs = Vec::new();
-    for command in commands {
-        let words: Vec<&str> = command.split_whitespace().collect();
-        let after = |flag: &str| words.iter().position(|w| *w == flag).and_then(|i| words.get(i + 1)).copied();
-        if command.contains("-j DNAT") && command.contains("NETSH-PREROUTING") {
-            let proto = if after("-p") == Some("udp") { Proto::Udp } else { Proto::Tcp };
-            if let Some(port) = after("--dport").and_then(|p| p.parse().ok()) {
-                needs.push(Need::Publish { proto, first: port, last: port });
-            }
-        } else if command.contains("-j MASQUERADE") && !command.contains("--dport") {
-            if let Some(source) = after("-s").and_then(|s| s.parse::<IpNetwork>().ok()) {
-                needs.push(Need::Nat(source));
-            }
-        } else if !command.contains("--dport") {
-            for flag in ["-i", "-o"] {
-                if let Some(dev) = after(flag) {
-                    needs.push(Need::Link(dev.to_string()));
-                }
-            }
-        }
-    }
-    needs.dedup();
-    needs
 }

@@ -1,61 +1,117 @@
-//! On-disk cache of compiled components, keyed by the wasm's sha256 and the
-//! engine's compatibility hash, so a second run skips compilation.
+//! On-disk cache of compiled components. A compiled component is native code
+//! that wasmtime loads without checking, so an artifact is used only when
+//! the cache directory is trusted (see [`crate::trust`]) and the artifact's
+//! MAC, keyed with netsh's secret and binding it to the wasm's digest and
+//! the engine, matches; anything else is ignored, with a warning, and the
+//! recipe is compiled again.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// Where compiled components are kept.
+use crate::secret::Secret;
+use crate::trust;
+
+/// Where compiled components are kept, and the key that vouches for them.
 #[derive(Debug, Clone)]
 pub struct Cache {
-    dir: PathBuf,
+    dir: Option<PathBuf>,
+    secret: Option<Arc<Secret>>,
+}
+
+/// Why the cache is not used, printed once.
+fn warn(what: impl std::fmt::Display) {
+    eprintln!("netsh: warning: {what}; compiling recipes without the cache");
 }
 
 impl Cache {
-    /// `$NETSH_CACHE_DIR`, else `$XDG_CACHE_HOME/netsh`, else `~/.cache/netsh`.
-    pub fn from_env() -> Self {
-        let dir = std::env::var_os("NETSH_CACHE_DIR")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("netsh")))
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/netsh")))
-            .unwrap_or_else(|| PathBuf::from("/var/cache/netsh"));
-        Cache { dir }
+    /// No cache: every load compiles.
+    pub fn none() -> Self {
+        Cache { dir: None, secret: None }
     }
 
-    fn path(&self, engine: &Engine, sha256: &str) -> PathBuf {
+    /// The cache for this user: `$NETSH_CACHE_DIR`, else /var/cache/netsh as
+    /// root, else `$XDG_CACHE_HOME/netsh` or `~/.cache/netsh`; artifacts are
+    /// vouched for by the cache's own root-only key.
+    pub fn for_user() -> Self {
+        let dir = std::env::var_os("NETSH_CACHE_DIR").map(PathBuf::from).or_else(|| {
+            if nix::unistd::geteuid().is_root() {
+                return Some(PathBuf::from("/var/cache/netsh"));
+            }
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(|d| PathBuf::from(d).join("netsh"))
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/netsh")))
+        });
+        let Some(dir) = dir else { return Cache::none() };
+        Cache::at(&dir)
+    }
+
+    /// A cache in `dir`, if it and its key can be trusted.
+    pub fn at(dir: &Path) -> Self {
+        if let Err(e) = trust::ensure_dir(dir) {
+            warn(format_args!("the compile cache {} is not trusted ({e})", dir.display()));
+            return Cache::none();
+        }
+        match Secret::load_or_create(dir) {
+            Ok(secret) => Cache { dir: Some(dir.to_path_buf()), secret: Some(Arc::new(secret)) },
+            Err(e) => {
+                warn(e);
+                Cache::none()
+            }
+        }
+    }
+
+    fn path(dir: &Path, engine: &Engine, sha256: &str) -> PathBuf {
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        self.dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()))
+        dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()))
+    }
+
+    /// The MAC an artifact at `path` for `sha256` must carry.
+    fn mac(secret: &Secret, path: &Path, sha256: &str, bytes: &[u8]) -> String {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let digest = hex::encode(Sha256::digest(bytes));
+        secret.mac("compiled-component", format!("{name} {sha256} {digest}").as_bytes())
     }
 
     /// The compiled component for `wasm`, from the cache or compiled now.
     pub fn load(&self, engine: &Engine, sha256: &str, wasm: &[u8]) -> wasmtime::Result<Component> {
-        let path = self.path(engine, sha256);
-        if path.exists() {
-            // SAFETY: the file was written by `precompile_component` of an
-            // engine with the same compatibility hash (part of its name).
-            if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
-                return Ok(component);
+        let (Some(dir), Some(secret)) = (&self.dir, &self.secret) else {
+            return Component::new(engine, wasm);
+        };
+        let path = Self::path(dir, engine, sha256);
+        if let Ok(bytes) = std::fs::read(&path) {
+            let expected = std::fs::read_to_string(path.with_extension("mac")).unwrap_or_default();
+            if expected.trim() == Self::mac(secret, &path, sha256, &bytes) {
+                // SAFETY: the bytes carry a MAC only netsh's key can make, over
+                // this wasm's digest and this engine's compatibility hash.
+                if let Ok(component) = unsafe { Component::deserialize(engine, &bytes) } {
+                    return Ok(component);
+                }
+            } else {
+                eprintln!("netsh: warning: ignoring {}: its MAC does not match; compiling again", path.display());
             }
         }
         let compiled = engine.precompile_component(wasm)?;
-        store(&path, &compiled);
+        store(&path, &compiled, &Self::mac(secret, &path, sha256, &compiled));
         // SAFETY: the bytes were just produced by this engine.
         unsafe { Component::deserialize(engine, &compiled) }
     }
 }
 
 /// Best effort: a cache that cannot be written only costs a recompile.
-fn store(path: &Path, bytes: &[u8]) {
-    let Some(dir) = path.parent() else { return };
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let written = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&tmp, bytes))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
+fn store(path: &Path, bytes: &[u8], mac: &str) {
+    let write = |target: &Path, data: &[u8]| {
+        let tmp = target.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, data).and_then(|()| std::fs::rename(&tmp, target)).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    };
+    if let Err(e) = write(path, bytes).and_then(|()| write(&path.with_extension("mac"), mac.as_bytes())) {
         tracing::debug!("cannot cache compiled component at {}: {e}", path.display());
-        let _ = std::fs::remove_file(&tmp);
     }
 }

@@ -3,32 +3,49 @@
 
 pub mod bindings;
 mod cache;
+mod output;
 
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub use bindings::Manifest;
 use bindings::Recipe;
 pub use cache::Cache;
 
+use crate::console::Console;
 use crate::gate::Gate;
+use crate::stop::{StopReason, StopTrap};
 
 /// How often the epoch ticks: how often a computing guest yields.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// How long past its time limit a run stuck inside one host call is given
+/// before it is abandoned (its intent is already journaled).
+const BACKSTOP: Duration = Duration::from_secs(30);
+
+/// The largest recipe file netsh reads.
+pub const MAX_WASM_BYTES: u64 = 256 << 20;
+
 /// Why loading or running a recipe failed.
 #[derive(Debug, Error)]
 pub enum RunError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    #[error("cannot read {path}: {err}")]
+    Read { path: String, err: std::io::Error },
+    #[error("{path} is not a regular file; give the path of a .wasm component")]
+    NotAFile { path: String },
+    #[error("{path} is {size} bytes, more than the {} MiB a recipe may have", MAX_WASM_BYTES >> 20)]
+    TooLarge { path: String, size: u64 },
     #[error("{0} is not a WebAssembly file (no \\0asm header)")]
     NotWasm(String),
     #[error("{0} is a core WebAssembly module, not a component; build recipes for wasm32-wasip2")]
@@ -45,7 +62,9 @@ pub enum RunError {
     Trap(String),
     #[error("recipe failed: {0}")]
     Failed(String),
-    #[error("interrupted (Ctrl-C)")]
+    #[error("usage: {0}")]
+    Usage(String),
+    #[error("interrupted (Ctrl-C, SIGTERM or the caller went away)")]
     Interrupted,
     #[error("wasmtime: {0}")]
     Engine(String),
@@ -64,6 +83,36 @@ impl Default for Limits {
     }
 }
 
+/// A recipe's manifest, as every front end shows it (one JSON shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipeInfo {
+    pub name: String,
+    pub version: String,
+    pub summary: String,
+    pub usage: String,
+    pub sha256: String,
+    pub grants: Vec<GrantInfo>,
+}
+
+/// A grant a recipe asks for, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantInfo {
+    pub grant: String,
+    pub reason: String,
+}
+
+impl RecipeInfo {
+    /// `NAME@SHORT-DIGEST`, the principal in journals and the audit log.
+    pub fn principal(&self) -> String {
+        format!("{}@{}", self.name, crate::names::short_digest(&self.sha256))
+    }
+
+    /// The grants it declares, as text.
+    pub fn declared(&self) -> Vec<String> {
+        self.grants.iter().map(|g| g.grant.clone()).collect()
+    }
+}
+
 /// A recipe ready to instantiate.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -77,8 +126,6 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<RecipeState>,
     cache: Cache,
-    /// Send the recipe's stdout to stderr (keeps `plan --json` clean).
-    stdout_to_stderr: bool,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -94,6 +141,8 @@ pub struct RecipeState {
     memory: MemoryLimit,
     /// Where capability calls go.
     pub gate: Gate,
+    /// Where the recipe's messages go.
+    pub console: Arc<dyn Console>,
 }
 
 impl std::fmt::Debug for RecipeState {
@@ -153,48 +202,52 @@ impl Runtime {
                 }
             })
             .map_err(engine_error)?;
-        Ok(Runtime { engine, linker, cache, stdout_to_stderr: false })
-    }
-
-    /// Send recipes' stdout to stderr, so that netsh's own stdout stays machine-readable.
-    pub fn stdout_to_stderr(mut self) -> Self {
-        self.stdout_to_stderr = true;
-        self
+        Ok(Runtime { engine, linker, cache })
     }
 
     /// Read, check and compile (or fetch from the cache) a recipe file.
     pub fn load(&self, path: &Path) -> Result<Loaded, RunError> {
-        let shown = path.display().to_string();
-        let wasm = std::fs::read(path).map_err(|source| RunError::Read { path: shown.clone(), source })?;
+        let wasm = read_wasm(path)?;
+        self.load_bytes(&path.display().to_string(), &wasm)
+    }
+
+    /// Check and compile a recipe already read.
+    pub fn load_bytes(&self, shown: &str, wasm: &[u8]) -> Result<Loaded, RunError> {
+        let shown = shown.to_string();
         if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
             return Err(RunError::NotWasm(shown));
         }
         if wasm[4..8] == [1, 0, 0, 0] {
             return Err(RunError::CoreModule(shown));
         }
-        let sha256 = hex::encode(Sha256::digest(&wasm));
+        let sha256 = hex::encode(Sha256::digest(wasm));
         let component = self
             .cache
-            .load(&self.engine, &sha256, &wasm)
+            .load(&self.engine, &sha256, wasm)
             .map_err(|e| RunError::Invalid { path: shown.clone(), reason: first_line(&e) })?;
         Ok(Loaded { path: shown, sha256, component })
     }
 
-    fn store(&self, gate: Gate, limits: Limits, hit: Arc<AtomicBool>) -> Store<RecipeState> {
-        let mut wasi = WasiCtxBuilder::new();
-        if self.stdout_to_stderr {
-            wasi.stdout(wasmtime_wasi::cli::stderr());
-        } else {
-            wasi.inherit_stdout();
-        }
-        let wasi = wasi.inherit_stderr().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+    fn store(&self, gate: Gate, console: Arc<dyn Console>, limits: Limits, hit: Arc<AtomicBool>) -> Store<RecipeState> {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(output::Out::stdout(console.clone()))
+            .stderr(output::Out::stderr(console.clone()))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
         let memory = MemoryLimit { max_bytes: limits.max_memory_mib << 20, hit };
-        let mut store = Store::new(&self.engine, RecipeState { wasi, table: ResourceTable::new(), memory, gate });
+        let stop = gate.stop().clone();
+        let mut store =
+            Store::new(&self.engine, RecipeState { wasi, table: ResourceTable::new(), memory, gate, console });
         store.limiter(|s| &mut s.memory);
-        // Yield to the executor at every epoch tick, so that the time limit
-        // and Ctrl-C are noticed even while the guest computes without calling out.
+        // At every epoch tick: end a stopped run, else yield to the executor,
+        // so the time limit and Ctrl-C reach a guest that computes without calling out.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
+        store.epoch_deadline_callback(move |_| match stop.reason() {
+            Some(reason) => Err(StopTrap(reason).into()),
+            None => Ok(UpdateDeadline::Yield(1)),
+        });
         store
     }
 
@@ -205,35 +258,84 @@ impl Runtime {
     }
 
     /// Call the recipe's `describe` export.
-    pub async fn describe(&self, loaded: &Loaded, gate: Gate) -> Result<Manifest, RunError> {
+    pub async fn describe(&self, loaded: &Loaded, gate: Gate, console: Arc<dyn Console>) -> Result<Manifest, RunError> {
         let limits = Limits::default();
         let hit = Arc::new(AtomicBool::new(false));
-        let mut store = self.store(gate, limits, hit.clone());
+        let stop = gate.stop().clone();
+        let mut store = self.store(gate, console, limits, hit.clone());
         let recipe = self.instantiate(loaded, &mut store).await?;
-        match tokio::time::timeout(limits.timeout, recipe.call_describe(&mut store)).await {
-            Ok(result) => result.map_err(|e| classify(e, limits, &hit)),
-            Err(_) => Err(RunError::Timeout(limits.timeout)),
-        }
+        let result = bounded(&stop, limits, recipe.call_describe(&mut store)).await?;
+        result.map_err(|e| classify(e, limits, &hit))
     }
 
-    /// Call the recipe's `run` export with `args` under `limits`.
-    pub async fn run(&self, loaded: &Loaded, args: Vec<String>, gate: Gate, limits: Limits) -> Result<(), RunError> {
+    /// Call the recipe's `run` export with `args` under `limits`. The gate's
+    /// stop request ends the run between host calls.
+    pub async fn run(
+        &self,
+        loaded: &Loaded,
+        args: Vec<String>,
+        gate: Gate,
+        console: Arc<dyn Console>,
+        limits: Limits,
+    ) -> Result<(), RunError> {
         let hit = Arc::new(AtomicBool::new(false));
-        let mut store = self.store(gate, limits, hit.clone());
+        let stop = gate.stop().clone();
+        let mut store = self.store(gate, console, limits, hit.clone());
         let recipe = self.instantiate(loaded, &mut store).await?;
-        match tokio::time::timeout(limits.timeout, recipe.call_run(&mut store, &args)).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(message))) => Err(RunError::Failed(message)),
-            Ok(Err(e)) => Err(classify(e, limits, &hit)),
-            Err(_) => Err(RunError::Timeout(limits.timeout)),
+        match bounded(&stop, limits, recipe.call_run(&mut store, &args)).await? {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(bindings::RunError::Usage(message))) => Err(RunError::Usage(message)),
+            Ok(Err(bindings::RunError::Failed(message))) => Err(RunError::Failed(message)),
+            Err(e) => Err(classify(e, limits, &hit)),
         }
     }
+}
+
+/// Read a recipe file: a regular file of sane size (never a FIFO or a device).
+pub fn read_wasm(path: &Path) -> Result<Vec<u8>, RunError> {
+    let shown = path.display().to_string();
+    let read = |err| RunError::Read { path: shown.clone(), err };
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path).map_err(read)?;
+    let meta = file.metadata().map_err(read)?;
+    if !meta.is_file() {
+        return Err(RunError::NotAFile { path: shown });
+    }
+    if meta.len() > MAX_WASM_BYTES {
+        return Err(RunError::TooLarge { path: shown, size: meta.len() });
+    }
+    let mut wasm = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_WASM_BYTES + 1).read_to_end(&mut wasm).map_err(read)?;
+    Ok(wasm)
+}
+
+/// Run `call` until it ends; past the time limit, `stop` asks it to end at the
+/// next host call or epoch tick, and past the backstop it is abandoned.
+async fn bounded<T>(
+    stop: &crate::stop::Stop,
+    limits: Limits,
+    call: impl std::future::Future<Output = T>,
+) -> Result<T, RunError> {
+    let timer = stop.clone();
+    let deadline = tokio::spawn(async move {
+        tokio::time::sleep(limits.timeout).await;
+        timer.request(StopReason::Timeout(limits.timeout));
+    });
+    let result = tokio::time::timeout(limits.timeout + BACKSTOP, call).await;
+    deadline.abort();
+    result.map_err(|_| RunError::Timeout(limits.timeout))
 }
 
 /// Turn a wasmtime error into a one-line, typed reason.
 fn classify(err: wasmtime::Error, limits: Limits, memory_hit: &AtomicBool) -> RunError {
     if memory_hit.load(Ordering::Relaxed) {
         return RunError::OutOfMemory(limits.max_memory_mib);
+    }
+    if let Some(StopTrap(reason)) = err.downcast_ref::<StopTrap>() {
+        return match reason {
+            StopReason::Interrupted => RunError::Interrupted,
+            StopReason::Timeout(limit) => RunError::Timeout(*limit),
+        };
     }
     match err.downcast_ref::<Trap>() {
         Some(trap) => RunError::Trap(trap.to_string().trim_start_matches("wasm trap: ").to_string()),

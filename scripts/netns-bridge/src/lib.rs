@@ -8,10 +8,11 @@ struct NetnsBridge;
 
 const USAGE: &str = "netns-bridge [down] [--count N] [--subnet CIDR] [--bridge NAME] [--prefix P]
   up (default): bridge NAME (br0) with the subnet's first host address
-                (192.168.56.0/24 -> .1), namespaces P1..PN (netns1..netns2), each
+                (192.168.60.0/24 -> .1), namespaces P1..PN (brns1..brns2), each
                 with eth0 (peer veth-PI on the bridge), the next address and a
                 default route via the bridge
-  down:         delete namespaces P1..PN and the bridge";
+  down:         delete the namespaces P1..PN whose veth-PI is a port of the bridge,
+                then the bridge once no other port is left on it";
 
 struct Plan {
     count: u32,
@@ -33,9 +34,9 @@ impl Plan {
 fn plan(args: &Args) -> Result<Plan> {
     let p = Plan {
         count: args.parsed("--count", 2)?,
-        subnet: args.value("--subnet").unwrap_or("192.168.56.0/24").parse()?,
+        subnet: args.value("--subnet").unwrap_or("192.168.60.0/24").parse()?,
         bridge: args.value("--bridge").unwrap_or("br0").into(),
-        prefix: args.value("--prefix").unwrap_or("netns").into(),
+        prefix: args.value("--prefix").unwrap_or("brns").into(),
     };
     if p.count == 0 || p.count >= p.subnet.host_count() {
         return Err(Error::Invalid(format!(
@@ -83,20 +84,43 @@ fn up(p: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// Delete what exists; deleting a namespace removes its veth pair.
+/// Whether namespace `ns` is one this recipe attached to the bridge.
+fn ours(p: &Plan, ns: &str) -> Result<bool> {
+    match link::get(None, &format!("veth-{ns}")) {
+        Ok(l) => Ok(l.master.as_deref() == Some(p.bridge.as_str())),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Delete what this recipe made: namespaces attached to the bridge through
+/// their veth-NS (deleting one removes its pair), then the bridge if it is
+/// left without ports.
 fn down(p: &Plan) -> Result<()> {
-    let mut first_error = None;
+    let mut deleted = Vec::new();
     for i in 1..=p.count {
-        match netns::delete(&p.ns(i)) {
-            Err(e) if !e.is_not_found() => first_error = first_error.or(Some(e)),
-            _ => {}
+        let ns = p.ns(i);
+        if ours(p, &ns)? {
+            netns::delete(&ns)?;
+            deleted.push(format!("veth-{ns}"));
+        } else if netns::exists(&ns)? {
+            log::warn(&format!("namespace {ns} is not attached to {} by this recipe; left alone", p.bridge));
         }
     }
-    match link::delete(None, &p.bridge) {
-        Err(e) if !e.is_not_found() => first_error = first_error.or(Some(e)),
-        _ => {}
+    // The kernel removes a deleted namespace's veth pairs a moment later: those ports do not count.
+    let foreign_port =
+        |l: &link::LinkInfo| l.master.as_deref() == Some(p.bridge.as_str()) && !deleted.contains(&l.name);
+    match link::list(None) {
+        Ok(links) if links.iter().any(foreign_port) => {
+            log::warn(&format!("{} still has ports; left alone", p.bridge));
+            Ok(())
+        }
+        Ok(_) => match link::delete(None, &p.bridge) {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        },
+        Err(e) => Err(e),
     }
-    first_error.map_or(Ok(()), Err)
 }
 
 impl Recipe for NetnsBridge {
@@ -105,8 +129,10 @@ impl Recipe for NetnsBridge {
             .version(env!("CARGO_PKG_VERSION"))
             .usage(USAGE)
             .grant("netns:*", "creates and deletes the namespaces P1..PN")
-            .grant("link:*", "creates the bridge and the veth pairs")
-            .grant("addr:*", "assigns addresses from the subnet")
+            .grant("link:*", "creates the bridge (--bridge names it) and the veth-P* host ends")
+            .grant("link:*/eth0", "names and brings up each namespace's end")
+            .grant("link:*/lo", "brings each namespace's loopback up")
+            .grant("addr:0.0.0.0/0", "assigns addresses from the subnet (any --subnet)")
             .grant("route:0.0.0.0/0", "adds each namespace's default route")
     }
 

@@ -9,7 +9,8 @@ const USAGE: &str = "netns-pair [down] [--left NS] [--right NS] [--subnet CIDR]
   up (default): create namespaces LEFT and RIGHT (netns0, netns1), a veth pair
                 veth0 (in LEFT) <-> veth1 (in RIGHT), the subnet's first and
                 second host addresses (192.168.56.0/24), and bring lo and both ends up
-  down:         delete both namespaces (and with them the veth pair)";
+  down:         delete both namespaces (and with them the veth pair), only if they
+                are the pair this recipe made (veth0 in LEFT, veth1 in RIGHT)";
 
 struct Plan {
     left: String,
@@ -66,10 +67,21 @@ fn up(p: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// Delete the pair, but only namespaces that hold this recipe's veth ends.
 fn down(p: &Plan) -> Result<()> {
-    let left = netns::delete(&p.left);
-    let right = netns::delete(&p.right);
-    left.and(right)
+    for (ns, end) in [(&p.left, "veth0"), (&p.right, "veth1")] {
+        match link::get(Some(ns), end) {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {
+                return Err(Error::Invalid(format!(
+                    "namespace {ns} has no {end}: it is not a pair netns-pair made; nothing was deleted"
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    netns::delete(&p.left)?;
+    netns::delete(&p.right)
 }
 
 impl Recipe for NetnsPair {
@@ -78,8 +90,9 @@ impl Recipe for NetnsPair {
             .version(env!("CARGO_PKG_VERSION"))
             .usage(USAGE)
             .grant("netns:*", "creates and deletes the LEFT and RIGHT namespaces")
-            .grant("link:*", "creates the veth pair and brings lo and the ends up")
-            .grant("addr:*", "assigns the subnet's first two host addresses")
+            .grant("link:*/veth?", "creates the veth pair inside the namespaces and brings its ends up")
+            .grant("link:*/lo", "brings each namespace's loopback up")
+            .grant("addr:0.0.0.0/0", "assigns the subnet's first two host addresses (any --subnet)")
     }
 
     fn run(args: Vec<String>) -> Result<()> {

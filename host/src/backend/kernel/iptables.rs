@@ -10,7 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::backend::FirewallBackend;
 use crate::error::{CapError, CapResult};
-use crate::firewall::{self, CHAINS, Line, Table};
+use crate::firewall::iptables::{self as render, CHAINS, Line, Table};
+use crate::firewall::parse_tag;
 use crate::ops::{FwRule, Ns, RuleInfo};
 
 /// Drives the iptables binaries, with one pending batch per namespace.
@@ -40,15 +41,15 @@ type PortKey = (String, Option<String>, String);
 #[derive(Debug)]
 struct Rule {
     line: Line,
-    /// (owner, id) when netsh owns the rule.
-    tag: Option<(String, String)>,
+    /// (owner, id, rule) when netsh owns the rule.
+    tag: Option<(String, String, FwRule)>,
     /// The host port a DNAT rule of netsh's holds.
     published: Option<PortKey>,
 }
 
 impl Rule {
     fn new(line: Line) -> Rule {
-        let tag = comment_of(&line.spec).and_then(firewall::parse_tag).map(|(o, i)| (o.to_string(), i.to_string()));
+        let tag = comment_of(&line.spec).and_then(parse_tag);
         let published = published_key(&line.spec);
         Rule { line, tag, published }
     }
@@ -69,14 +70,18 @@ impl Saved {
 
     /// Rules tagged by netsh, with their (owner, id).
     fn owned(&self) -> impl Iterator<Item = (&Rule, &str, &str)> {
-        self.rules.iter().filter_map(|r| r.tag.as_ref().map(|(owner, id)| (r, owner.as_str(), id.as_str())))
+        self.rules.iter().filter_map(|r| r.tag.as_ref().map(|(owner, id, _)| (r, owner.as_str(), id.as_str())))
     }
 }
 
+/// The comment of a rule line: a quoted string (iptables-save quotes one
+/// with spaces) or a single word.
 fn comment_of(spec: &str) -> Option<&str> {
     let rest = spec.split_once("--comment ")?.1;
-    let word = rest.split_whitespace().next()?;
-    Some(word.trim_matches('"'))
+    match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split_once('"').map(|(c, _)| c),
+        None => rest.split_whitespace().next(),
+    }
 }
 
 fn run(program: &str, args: &[&str], stdin: Option<&str>) -> CapResult<String> {
@@ -93,10 +98,7 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> CapResult<String> {
     let out = child.wait_with_output().map_err(|e| CapError::io(&e, format!("wait for {program}")))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(CapError::Os {
-            code: out.status.code().unwrap_or(-1),
-            message: format!("{program}: {}", stderr.trim()),
-        });
+        return Err(CapError::Failed(format!("{program} failed ({}): {}", out.status, stderr.trim())));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -138,7 +140,7 @@ fn restore(batch: BTreeMap<Table, Vec<String>>) -> CapResult<()> {
     if input.is_empty() {
         return Ok(());
     }
-    run("iptables-restore", &["--noflush"], Some(&input)).map(drop)
+    run("iptables-restore", &["--noflush", "--wait"], Some(&input)).map(drop)
 }
 
 /// The published (proto, host ip, port) keys of a DNAT line, if it is one.
@@ -171,6 +173,15 @@ fn check_port_conflicts(saved: &Saved, id: &str, lines: &[Line]) -> CapResult<()
     Ok(())
 }
 
+/// Whether a rule names IPv6 addresses (which iptables, unlike ip6tables, cannot hold).
+fn is_v6(rule: &FwRule) -> bool {
+    match rule {
+        FwRule::Masquerade { source, .. } => source.is_ipv6(),
+        FwRule::Publish { to_ip, .. } => to_ip.is_ipv6(),
+        FwRule::ForwardAccept { .. } | FwRule::Isolate { .. } => false,
+    }
+}
+
 impl Pending {
     fn push(&mut self, table: Table, line: String) {
         self.batch.entry(table).or_default().push(line);
@@ -186,7 +197,7 @@ impl Pending {
         }
         // Inserted at position 1 in reverse so that isolation precedes accepts.
         for chain in CHAINS.iter().rev() {
-            if let Some(jump) = firewall::jump_spec(chain)
+            if let Some(jump) = render::jump_spec(chain)
                 && !self.view.has_rule(chain.table, &jump)
             {
                 self.push(chain.table, format!("-I {}", jump.replacen(' ', " 1 ", 1)));
@@ -198,7 +209,7 @@ impl Pending {
     /// Queue removal of netsh's jumps and chains (when it owns no rule).
     fn drop_chains(&mut self) {
         for chain in CHAINS {
-            if let Some(jump) = firewall::jump_spec(chain)
+            if let Some(jump) = render::jump_spec(chain)
                 && self.view.has_rule(chain.table, &jump)
             {
                 self.push(chain.table, format!("-D {jump}"));
@@ -230,7 +241,12 @@ impl Iptables {
 
 impl FirewallBackend for Iptables {
     fn add(&self, ns: &Ns, owner: &str, rule: &FwRule) -> CapResult<(String, bool)> {
-        let (id, lines) = firewall::render(owner, rule)?;
+        if is_v6(rule) {
+            return Err(CapError::Invalid(format!(
+                "the iptables backend handles IPv4 only; {rule} needs the nftables backend (--firewall nftables)"
+            )));
+        }
+        let (id, lines) = render::render(owner, rule)?;
         let mut map = self.lock();
         let state = self.state(&mut map, ns)?;
         if state.view.owned().any(|(_, _, other)| other == id) {
@@ -267,14 +283,24 @@ impl FirewallBackend for Iptables {
         let mut map = self.lock();
         let state = self.state(&mut map, ns)?;
         let mut rules: Vec<RuleInfo> = Vec::new();
-        for (rule, owner, id) in state.view.owned() {
-            let command = firewall::commands(std::slice::from_ref(&rule.line)).remove(0);
-            match rules.iter_mut().find(|r| r.id == id) {
-                Some(rule) => rule.commands.push(command),
-                None => rules.push(RuleInfo { id: id.into(), owner: owner.into(), commands: vec![command] }),
+        for rule in &state.view.rules {
+            let Some((owner, id, typed)) = &rule.tag else { continue };
+            let command = render::commands(std::slice::from_ref(&rule.line)).remove(0);
+            match rules.iter_mut().find(|r| &r.id == id) {
+                Some(info) => info.commands.push(command),
+                None => rules.push(RuleInfo {
+                    id: id.clone(),
+                    owner: owner.clone(),
+                    rule: typed.clone(),
+                    commands: vec![command],
+                }),
             }
         }
         Ok(rules)
+    }
+
+    fn get(&self, ns: &Ns, id: &str) -> CapResult<Option<RuleInfo>> {
+        Ok(self.list(ns)?.into_iter().find(|r| r.id == id))
     }
 
     fn flush(&self, ns: &Ns) -> CapResult<()> {

@@ -132,6 +132,9 @@ impl Kernel {
                 .await
                 .map(|(id, added)| Reply::Rule { id, added }),
             Op::FwRemove { ns, id } => self.in_fw_ns(ns, move |fw, ns| fw.remove(ns, &id)).await.map(done),
+            Op::FwGet { ns, id } => {
+                self.in_fw_ns(ns, move |fw, ns| fw.get(ns, &id)).await.map(|r| Reply::Rules(r.into_iter().collect()))
+            }
             Op::FwList { ns } => self.in_fw_ns(ns, |fw, ns| fw.list(ns)).await.map(Reply::Rules),
         }
     }

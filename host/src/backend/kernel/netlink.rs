@@ -66,9 +66,9 @@ pub fn nl_error(err: rtnetlink::Error, what: &str, doing: &str) -> CapError {
     match err {
         rtnetlink::Error::NetlinkError(msg) => match msg.code {
             Some(code) => errno_error(Errno::from_raw(-code.get()), what, doing),
-            None => CapError::Os { code: 0, message: format!("{doing} {what}: unexpected ack") },
+            None => CapError::Failed(format!("{doing} {what}: unexpected ack")),
         },
-        other => CapError::Os { code: 0, message: format!("{doing} {what}: {other}") },
+        other => CapError::Failed(format!("{doing} {what}: {other}")),
     }
 }
 

@@ -5,8 +5,9 @@
 //! namespace always happens on a fresh std thread, never on a tokio worker.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, mpsc};
 
@@ -27,16 +28,47 @@ pub fn ns_path(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }
 
-/// Open a namespace: a named one, or netsh's own for `None`.
+/// A namespace's identity: the device and inode of its nsfs file.
+type NsId = (u64, u64);
+
+fn ns_id(meta: &fs::Metadata) -> NsId {
+    (meta.dev(), meta.ino())
+}
+
+/// The identity of netsh's own namespace (that of its main thread).
+fn own_ns() -> CapResult<NsId> {
+    static OWN: OnceLock<Result<NsId, CapError>> = OnceLock::new();
+    OWN.get_or_init(|| {
+        fs::metadata("/proc/self/ns/net").map(|m| ns_id(&m)).map_err(|e| CapError::io(&e, "stat own namespace"))
+    })
+    .clone()
+}
+
+fn host_alias(what: &str) -> CapError {
+    CapError::Denied(format!(
+        "{what} is netsh's own network namespace under another name; a grant on it would reach the host's interfaces"
+    ))
+}
+
+/// Open a namespace: a named one, or netsh's own for `None`. A name that
+/// leads to netsh's own namespace is refused: grants on named namespaces
+/// must never reach the host's interfaces.
 pub fn open_ns(ns: &Ns) -> CapResult<File> {
     let path = match ns {
         Some(name) => ns_path(name),
         None => PathBuf::from("/proc/self/ns/net"),
     };
-    File::open(&path).map_err(|e| match e.kind() {
+    let file = File::open(&path).map_err(|e| match e.kind() {
         ErrorKind::NotFound => not_found(ns.as_deref().unwrap_or("self")),
         _ => CapError::io(&e, format!("open {}", path.display())),
-    })
+    })?;
+    if let Some(name) = ns {
+        let meta = file.metadata().map_err(|e| CapError::io(&e, format!("stat {}", path.display())))?;
+        if ns_id(&meta) == own_ns()? {
+            return Err(host_alias(&format!("namespace {name}")));
+        }
+    }
+    Ok(file)
 }
 
 fn not_found(name: &str) -> CapError {
@@ -74,7 +106,7 @@ where
             let _ = tx.send(f());
         })
         .map_err(|e| CapError::io(&e, "spawn namespace thread"))?;
-    rx.await.map_err(|_| CapError::Os { code: 0, message: "namespace thread panicked".into() })?
+    rx.await.map_err(|_| CapError::Failed("namespace thread panicked".into()))?
 }
 
 /// Make /run/netns a shared mount point, as iproute2 does, so that a
@@ -150,8 +182,8 @@ impl Creator {
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
         });
-        self.sender()?.send(job).map_err(|_| CapError::Os { code: 0, message: "namespace thread is gone".into() })?;
-        rx.await.map_err(|_| CapError::Os { code: 0, message: "namespace thread panicked".into() })?
+        self.sender()?.send(job).map_err(|_| CapError::Failed("namespace thread is gone".into()))?;
+        rx.await.map_err(|_| CapError::Failed("namespace thread panicked".into()))?
     }
 }
 
@@ -179,11 +211,25 @@ where
     result
 }
 
-/// `ip netns attach NAME PID`.
+/// `ip netns attach NAME PID`. Refused when the process shares netsh's own
+/// namespace, or one that already has a name (a second name is an alias
+/// that grants on it would reach too).
 pub fn attach(name: &str, pid: u32) -> CapResult<()> {
     let source = format!("/proc/{pid}/ns/net");
-    if !Path::new(&source).exists() {
-        return Err(CapError::NotFound(format!("process {pid} does not exist")));
+    let target = match fs::metadata(&source) {
+        Ok(meta) => ns_id(&meta),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(CapError::NotFound(format!("process {pid} does not exist")));
+        }
+        Err(e) => return Err(CapError::io(&e, format!("stat {source}"))),
+    };
+    if target == own_ns()? {
+        return Err(host_alias(&format!("the namespace of process {pid}")));
+    }
+    for other in list()? {
+        if fs::metadata(ns_path(&other)).is_ok_and(|m| ns_id(&m) == target) {
+            return Err(CapError::Exists(format!("process {pid}'s namespace is already named {other}; use that name")));
+        }
     }
     let path = create_mount_point(name)?;
     mount(Some(source.as_str()), &path, Some("none"), MsFlags::MS_BIND, None::<&str>).map_err(|e| {
@@ -227,16 +273,37 @@ pub fn exists(name: &str) -> bool {
     ns_path(name).exists()
 }
 
-/// Write /etc/netns/NAME/FILE atomically.
+/// /etc/netns/NAME, which must be a real directory (never a link that
+/// would send writes elsewhere); created when `create`.
+fn etc_dir(name: &str, create: bool) -> CapResult<PathBuf> {
+    let dir = Path::new(ETC_NETNS_DIR).join(name);
+    match fs::symlink_metadata(&dir) {
+        Ok(meta) if meta.is_dir() => Ok(dir),
+        Ok(_) => {
+            Err(CapError::Invalid(format!("{} is not a directory; netsh will not write through it", dir.display())))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound && create => {
+            fs::create_dir_all(&dir).map_err(|e| CapError::io(&e, format!("create {}", dir.display())))?;
+            Ok(dir)
+        }
+        Err(e) => Err(CapError::io(&e, format!("stat {}", dir.display()))),
+    }
+}
+
+/// Write /etc/netns/NAME/FILE atomically (a new file renamed into place).
 pub fn write_etc(name: &str, file: EtcFile, contents: &str) -> CapResult<()> {
     if !exists(name) {
         return Err(not_found(name));
     }
-    let dir = Path::new(ETC_NETNS_DIR).join(name);
-    fs::create_dir_all(&dir).map_err(|e| CapError::io(&e, format!("create {}", dir.display())))?;
+    let dir = etc_dir(name, true)?;
     let target = dir.join(file.file_name());
     let tmp = dir.join(format!(".{}.netsh-tmp", file.file_name()));
-    fs::write(&tmp, contents)
+    let _ = fs::remove_file(&tmp);
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(contents.as_bytes()))
         .and_then(|()| fs::rename(&tmp, &target))
         .map_err(|e| CapError::io(&e, format!("write {}", target.display())))
 }
@@ -244,7 +311,14 @@ pub fn write_etc(name: &str, file: EtcFile, contents: &str) -> CapResult<()> {
 /// Read /etc/netns/NAME/FILE, or the host's /etc/FILE.
 pub fn read_etc(name: Option<&str>, file: EtcFile) -> CapResult<String> {
     let path = match name {
-        Some(name) => Path::new(ETC_NETNS_DIR).join(name).join(file.file_name()),
+        Some(name) => etc_dir(name, false)
+            .map_err(|e| match e {
+                CapError::Os { code, .. } if code == nix::libc::ENOENT => {
+                    CapError::NotFound(format!("/etc/netns/{name}/{} does not exist", file.file_name()))
+                }
+                other => other,
+            })?
+            .join(file.file_name()),
         None => Path::new("/etc").join(file.file_name()),
     };
     fs::read_to_string(&path).map_err(|e| match e.kind() {
@@ -255,7 +329,11 @@ pub fn read_etc(name: Option<&str>, file: EtcFile) -> CapResult<String> {
 
 /// Remove /etc/netns/NAME/FILE; a missing file is fine.
 pub fn remove_etc(name: &str, file: EtcFile) -> CapResult<()> {
-    let path = Path::new(ETC_NETNS_DIR).join(name).join(file.file_name());
+    let path = match etc_dir(name, false) {
+        Ok(dir) => dir.join(file.file_name()),
+        Err(CapError::Os { code, .. }) if code == nix::libc::ENOENT => return Ok(()),
+        Err(e) => return Err(e),
+    };
     match fs::remove_file(&path) {
         Err(e) if e.kind() != ErrorKind::NotFound => Err(CapError::io(&e, format!("remove {}", path.display()))),
         _ => Ok(()),

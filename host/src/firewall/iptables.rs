@@ -1,11 +1,9 @@
-//! The iptables rule model: netsh-owned chains and how each [`FwRule`]
-//! renders to rule lines. Pure; `backend::kernel::iptables` applies them.
+//! The iptables rendering of rules: netsh-owned chains and how each
+//! [`FwRule`] becomes rule lines. Pure; `backend::kernel::iptables` applies them.
 
 use std::fmt::Write as _;
 
-use sha2::{Digest, Sha256};
-
-use crate::error::{CapError, CapResult};
+use crate::error::CapResult;
 use crate::ops::{FwRule, Isolation};
 
 /// An iptables table.
@@ -65,43 +63,16 @@ pub struct Line {
     pub spec: String,
 }
 
-/// The comment tag marking a rule as netsh's: `netsh:OWNER:ID`.
-pub fn tag(owner: &str, id: &str) -> String {
-    format!("netsh:{owner}:{id}")
-}
-
-/// Parse a tag back into (owner, id).
-pub fn parse_tag(comment: &str) -> Option<(&str, &str)> {
-    let rest = comment.strip_prefix("netsh:")?;
-    rest.rsplit_once(':')
-}
-
-/// Check an owner label: it ends up inside an iptables comment.
-pub fn check_owner(owner: &str) -> CapResult<()> {
-    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@');
-    if owner.is_empty() || owner.len() > 100 || !owner.chars().all(ok) {
-        return Err(CapError::Invalid(format!(
-            "firewall owner {owner:?} must be 1-100 characters of letters, digits, '-', '_', '.', '/', '@'"
-        )));
-    }
-    Ok(())
-}
-
-/// A rule's lines without the comment, and its id: a digest of owner and lines,
-/// so the same rule for the same owner always has the same id.
+/// A rule's lines, each tagged with a comment naming owner, id and rule,
+/// and its id (see [`super::rule_id`]).
 pub fn render(owner: &str, rule: &FwRule) -> CapResult<(String, Vec<Line>)> {
-    check_owner(owner)?;
-    let lines = lines(rule)?;
-    let mut hash = Sha256::new();
-    hash.update(owner.as_bytes());
-    for line in &lines {
-        hash.update([0, line.table as u8]);
-        hash.update(line.spec.as_bytes());
-    }
-    let id = hex::encode(&hash.finalize()[..6]);
-    let tagged = lines
+    super::check_owner(owner)?;
+    super::check_rule(rule)?;
+    let id = super::rule_id(owner, rule);
+    let comment = super::tag(owner, &id, rule);
+    let tagged = lines(rule)
         .into_iter()
-        .map(|l| Line { table: l.table, spec: format!("{} -m comment --comment {}", l.spec, tag(owner, &id)) })
+        .map(|l| Line { table: l.table, spec: format!("{} -m comment --comment \"{comment}\"", l.spec) })
         .collect();
     Ok((id, tagged))
 }
@@ -114,8 +85,8 @@ fn filter(spec: String) -> Line {
     Line { table: Table::Filter, spec }
 }
 
-fn lines(rule: &FwRule) -> CapResult<Vec<Line>> {
-    Ok(match rule {
+fn lines(rule: &FwRule) -> Vec<Line> {
+    match rule {
         FwRule::Masquerade { source, out_not } => {
             let mut spec = format!("NETSH-POSTROUTING -s {source}");
             if let Some(out) = out_not {
@@ -125,15 +96,6 @@ fn lines(rule: &FwRule) -> CapResult<Vec<Line>> {
             vec![nat(spec)]
         }
         FwRule::Publish { proto, host_ip, first, last, to_ip, to_port } => {
-            if first > last {
-                return Err(CapError::Invalid(format!("port range {first}-{last} is reversed")));
-            }
-            if u32::from(*to_port) + u32::from(last - first) > 65535 {
-                return Err(CapError::Invalid(format!("destination ports {to_port}+{} exceed 65535", last - first)));
-            }
-            if to_ip.is_ipv6() || host_ip.is_some_and(|ip| ip.is_ipv6()) {
-                return Err(CapError::Invalid("publishing supports IPv4 addresses only".into()));
-            }
             let p = proto.as_str();
             let dst = host_ip.map(|ip| format!(" -d {ip}/32")).unwrap_or_default();
             let mut out = Vec::new();
@@ -172,7 +134,7 @@ fn lines(rule: &FwRule) -> CapResult<Vec<Line>> {
                 filter(format!("NETSH-ISOLATION ! -i {bridge} -o {bridge} -j DROP")),
             ],
         },
-    })
+    }
 }
 
 /// The rule lines as `iptables -t TABLE -A ...` commands.
@@ -197,31 +159,16 @@ mod tests {
     }
 
     #[test]
-    fn same_rule_same_id() {
-        let (a, _) = render("net1", &publish(8080, 8080)).unwrap();
-        let (b, _) = render("net1", &publish(8080, 8080)).unwrap();
-        let (c, _) = render("net2", &publish(8080, 8080)).unwrap();
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-    }
-
-    #[test]
     fn publish_range_maps_port_by_port() {
         let (_, lines) = render("n", &publish(8000, 8002)).unwrap();
         let dnat: Vec<_> = lines.iter().filter(|l| l.spec.starts_with("NETSH-PREROUTING")).collect();
         assert_eq!(dnat.len(), 3);
         assert!(dnat[2].spec.contains("--dport 8002 -j DNAT --to-destination 172.17.0.2:82"));
+        assert!(dnat[2].spec.ends_with(":publish tcp *:8000-8002 172.17.0.2:80\""), "{}", dnat[2].spec);
     }
 
     #[test]
     fn reversed_range_is_invalid() {
-        assert!(matches!(render("n", &publish(9000, 8000)), Err(CapError::Invalid(_))));
-    }
-
-    #[test]
-    fn tags_round_trip() {
-        assert_eq!(parse_tag(&tag("docker-bridge/net1", "abc")), Some(("docker-bridge/net1", "abc")));
-        assert_eq!(parse_tag("other"), None);
-        assert!(check_owner("bad owner").is_err());
+        assert!(matches!(render("n", &publish(9000, 8000)), Err(crate::error::CapError::Invalid(_))));
     }
 }

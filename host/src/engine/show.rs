@@ -53,37 +53,3 @@ pub async fn read(gate: &Gate, only: Option<String>) -> CapResult<Vec<NsView>> {
     }
     Ok(views)
 }
-
-/// Links like `ip -br addr`: name, kind, state, addresses, master.
-pub fn render_links(links: &[LinkInfo]) -> String {
-    let mut out = String::new();
-    for l in links {
-        let state = if l.up { l.oper_state.to_uppercase() } else { "DOWN".into() };
-        let master = l.master.as_ref().map(|m| format!(" master {m}")).unwrap_or_default();
-        let addrs: Vec<String> = l.addresses.iter().map(|a| a.to_string()).collect();
-        out.push_str(&format!("  {:<15} {:<8} {:<8} {}{}\n", l.name, l.kind, state, addrs.join(" "), master));
-    }
-    out
-}
-
-/// Render like `ip -br addr` + `ip route`, grouped per namespace.
-pub fn render(views: &[NsView]) -> String {
-    let mut out = String::new();
-    for view in views {
-        match &view.name {
-            Some(name) => out.push_str(&format!("netns {name}\n")),
-            None => out.push_str("(this namespace)\n"),
-        }
-        out.push_str(&render_links(&view.links));
-        for r in &view.routes {
-            out.push_str(&format!("  route {r}\n"));
-        }
-        for rule in &view.rules {
-            out.push_str(&format!("  rule {} ({})\n", rule.id, rule.owner));
-            for c in &rule.commands {
-                out.push_str(&format!("    {c}\n"));
-            }
-        }
-    }
-    out
-}

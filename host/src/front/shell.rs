@@ -1,6 +1,7 @@
 //! The rustyline front end: completion, hints, history, Ctrl-C / Ctrl-D.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
@@ -11,13 +12,13 @@ use rustyline::hint::{Hinter, HistoryHinter};
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
+use netsh::console::Console;
+use netsh::engine::grammar::{COMMANDS, words};
+use netsh::engine::shell::{Next, Session};
+use netsh::engine::{Engine, GrantSpec};
 use netsh::gate::Gate;
 use netsh::ops::{Op, Reply};
-
-use super::parse::{COMMANDS, words};
-use super::{Next, Session};
-use crate::Ctx;
-use crate::cli::GrantArgs;
+use netsh::stop::Stop;
 
 /// Names offered by completion, refreshed after every command.
 #[derive(Debug, Default, Clone)]
@@ -104,7 +105,7 @@ impl Validator for NetshHelper {}
 impl Helper for NetshHelper {}
 
 /// Read the current names for completion.
-async fn refresh(gate: &Gate, ctx: &Ctx, names: &Mutex<Names>) {
+async fn refresh(gate: &Gate, engine: &Engine, names: &Mutex<Names>) {
     let mut fresh = Names::default();
     if let Ok(Reply::Links(links)) = gate.call(Op::LinkList { ns: None }).await {
         fresh.links = links.into_iter().map(|l| l.name).collect();
@@ -112,26 +113,32 @@ async fn refresh(gate: &Gate, ctx: &Ctx, names: &Mutex<Names>) {
     if let Ok(Reply::Names(ns)) = gate.call(Op::NetnsList).await {
         fresh.namespaces = ns;
     }
-    fresh.plugins = ctx.plugins().index().map(|i| i.into_keys().collect()).unwrap_or_default();
+    fresh.plugins = engine.plugins().and_then(|p| Ok(p.index()?)).map(|i| i.into_keys().collect()).unwrap_or_default();
     if let Ok(mut n) = names.lock() {
         *n = fresh;
     }
 }
 
 /// The interactive loop.
-pub async fn repl(ctx: &Ctx, grants: GrantArgs) -> Result<()> {
-    let mut session = Session::new(ctx, grants, true)?;
+pub async fn repl(
+    engine: &Engine,
+    grants: GrantSpec,
+    console: Arc<dyn Console>,
+    stop: Stop,
+    state: &Path,
+) -> Result<()> {
+    let mut session = Session::new(engine, grants, console, stop.clone(), true)?;
     let names = Arc::new(Mutex::new(Names::default()));
     let mut editor: Editor<NetshHelper, rustyline::history::DefaultHistory> = Editor::new()?;
     editor.set_helper(Some(NetshHelper { names: names.clone(), hinter: HistoryHinter::new() }));
-    let history = ctx.state.join("repl_history");
+    let history = state.join("repl_history");
     let _ = editor.load_history(&history);
     let color = std::io::stdout().is_terminal();
     let prompt = if color { "\x1b[1mnetsh>\x1b[0m " } else { "netsh> " };
     println!("netsh shell — `help` lists commands, Tab completes, Ctrl-D exits");
-    let reader = Gate::new(ctx.kernel.clone(), "repl");
+    let reader = engine.reader("repl");
     loop {
-        refresh(&reader, ctx, &names).await;
+        refresh(&reader, engine, &names).await;
         let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
@@ -141,6 +148,7 @@ pub async fn repl(ctx: &Ctx, grants: GrantArgs) -> Result<()> {
         if !line.trim().is_empty() {
             let _ = editor.add_history_entry(line.as_str());
         }
+        stop.clear();
         match session.execute(&line).await {
             Ok(Next::Exit) => break,
             Ok(Next::Continue) => {}

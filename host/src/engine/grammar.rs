@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
 
-use netsh::names;
-use netsh::ops::{FwRule, Ns, Op, Proto, RouteSpec, VethSpec};
+use crate::names;
+use crate::ops::{FwRule, Ns, Op, Proto, RouteSpec, VethSpec};
 
 /// One REPL command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,12 +26,22 @@ pub enum Line {
         args: Vec<String>,
     },
     Undo(Option<String>),
-    Audit(Vec<String>),
+    Audit(AuditQuery),
     Grants,
     Help(Option<String>),
     RecordStart(String),
     RecordStop,
     Exit,
+}
+
+/// What `audit` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub verify: bool,
+    pub run: Option<String>,
+    pub since: Option<String>,
+    pub json: bool,
+    pub follow: bool,
 }
 
 /// A command the REPL knows: name, usage, what it does.
@@ -72,7 +82,11 @@ pub const COMMANDS: &[Spec] = &[
     Spec { name: "run", usage: "run FILE|PLUGIN [ARGS...]", summary: "run a recipe with this session's grants" },
     Spec { name: "plan", usage: "plan FILE|PLUGIN [ARGS...]", summary: "what a recipe would do" },
     Spec { name: "undo", usage: "undo [RUN-ID]", summary: "revert a run; without an id, the last command" },
-    Spec { name: "audit", usage: "audit [verify] [--run ID] [--since T] [--json]", summary: "the audit log" },
+    Spec {
+        name: "audit",
+        usage: "audit [verify] [--run ID] [--since T] [--json] [--follow]",
+        summary: "the audit log",
+    },
     Spec { name: "grants", usage: "grants", summary: "what this session may do" },
     Spec {
         name: "record",
@@ -118,10 +132,16 @@ pub fn words(line: &str) -> Vec<String> {
 
 /// The closest command name, for "did you mean".
 pub fn suggest(word: &str) -> Option<&'static str> {
-    COMMANDS.iter().map(|c| (distance(word, c.name), c.name)).filter(|(d, _)| *d <= 2).min().map(|(_, n)| n)
+    closest(word, COMMANDS.iter().map(|c| c.name))
 }
 
-fn distance(a: &str, b: &str) -> usize {
+/// The candidate within two edits of `word`, nearest first, for "did you mean".
+pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates.map(|c| (distance(word, c), c)).filter(|(d, _)| *d <= 2).min().map(|(_, n)| n)
+}
+
+/// Levenshtein distance.
+pub fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -306,7 +326,7 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
         "run" => Ok(Line::Run { target: w.next("FILE or PLUGIN")?.into(), args: w.rest() }),
         "plan" => Ok(Line::Plan { target: w.next("FILE or PLUGIN")?.into(), args: w.rest() }),
         "undo" => Ok(Line::Undo(w.peek().map(String::from).inspect(|_| w.at += 1))),
-        "audit" => Ok(Line::Audit(w.rest())),
+        "audit" => audit(w),
         "grants" => Ok(Line::Grants),
         "help" => Ok(Line::Help(w.peek().map(String::from).inspect(|_| w.at += 1))),
         "record" => match w.next("start or stop")? {
@@ -317,6 +337,22 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
         "exit" | "quit" => Ok(Line::Exit),
         other => Err(format!("unknown command {other:?}")),
     }
+}
+
+fn audit(w: &mut Words) -> Result<Line> {
+    let mut q = AuditQuery::default();
+    while let Some(word) = w.peek() {
+        w.next("")?;
+        match word {
+            "verify" => q.verify = true,
+            "--run" => q.run = Some(w.next("run id")?.into()),
+            "--since" => q.since = Some(w.next("time or age")?.into()),
+            "--json" => q.json = true,
+            "--follow" => q.follow = true,
+            other => return Err(format!("unexpected {other:?}; usage: {}", w.usage)),
+        }
+    }
+    Ok(Line::Audit(q))
 }
 
 fn key(w: &mut Words) -> Result<String> {

@@ -1,0 +1,147 @@
+//! Text for people and JSON for machines: how every front end shows what
+//! the workflows return, so the CLI, the shell and the agent print the same.
+
+use serde_json::json;
+
+use super::RecipeInfo;
+use super::plan::PlanReport;
+use super::run::allow_flags;
+use super::runs::RunRow;
+use super::show::NsView;
+use crate::audit::Entry;
+use crate::ops::{LinkInfo, Reply};
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// A recipe's usage, as `--help` prints it.
+pub fn usage(info: &RecipeInfo) -> String {
+    format!("{} {} — {}\n\nusage:\n{}\n", info.name, info.version, info.summary, indent(&info.usage))
+}
+
+/// `netsh inspect`: manifest, digest, grants, and a command that grants them all.
+pub fn inspect(info: &RecipeInfo, file: &str) -> String {
+    let mut out = format!(
+        "{} {} — {}\nsha256: {}\n\nusage:\n{}\n\ngrants requested:\n",
+        info.name,
+        info.version,
+        info.summary,
+        info.sha256,
+        indent(&info.usage)
+    );
+    for g in &info.grants {
+        out.push_str(&format!("  {:<32} {}\n", g.grant, g.reason));
+    }
+    out.push_str(&format!("\nto grant all of them: netsh run {} {file}\n", allow_flags(&info.declared())));
+    out
+}
+
+/// One JSON shape for a recipe, wherever it is shown.
+pub fn recipe_json(info: &RecipeInfo) -> serde_json::Value {
+    serde_json::to_value(info).unwrap_or(serde_json::Value::Null)
+}
+
+/// A plan as text: each operation, then the grants.
+pub fn plan_text(plan: &PlanReport) -> String {
+    let mut out = String::new();
+    for p in &plan.ops {
+        let note = if p.changes { "" } else { "    # no change" };
+        out.push_str(&format!("{}{note}\n", p.op));
+    }
+    out.push_str(&format!("\n{} change(s)\n", plan.changes));
+    out.push_str(&format!("grants used:    {}\n", plan.grants.used.iter().cloned().collect::<Vec<_>>().join(" ")));
+    let missing: Vec<String> = plan.grants.missing.iter().map(|n| n.to_string()).collect();
+    let missing = if missing.is_empty() { "none".to_string() } else { allow_flags(&missing) };
+    out.push_str(&format!("grants missing: {missing}\n"));
+    out
+}
+
+/// A plan as JSON.
+pub fn plan_json(plan: &PlanReport) -> serde_json::Value {
+    let ops: Vec<_> =
+        plan.ops.iter().map(|p| json!({"call": p.op, "cmd": p.op.to_string(), "changes": p.changes})).collect();
+    let missing: Vec<String> = plan.grants.missing.iter().map(|n| n.to_string()).collect();
+    json!({
+        "recipe": plan.recipe, "sha256": plan.sha256, "ops": ops, "changes": plan.changes,
+        "grants_used": plan.grants.used, "grants_missing": missing, "error": plan.error,
+    })
+}
+
+/// `netsh runs` as a table.
+pub fn runs_table(rows: &[RunRow]) -> String {
+    let mut out = format!("{:<22} {:<20} {:>5}  {:<26} PRINCIPAL\n", "RUN", "STATE", "STEPS", "STARTED");
+    for r in rows {
+        out.push_str(&format!("{:<22} {:<20} {:>5}  {:<26} {}\n", r.id, r.state, r.steps, r.started, r.principal));
+    }
+    out
+}
+
+/// One audit entry, as a line.
+pub fn audit_entry(e: &Entry, json: bool) -> String {
+    if json {
+        return serde_json::to_string(e).unwrap_or_default();
+    }
+    let why = e.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
+    format!("{} {} {} {:<5} {} -> {}{}", e.time, e.run, e.principal, e.decision, e.cmd, e.result, why)
+}
+
+/// Links like `ip -br addr`: name, kind, state, addresses, master.
+pub fn links(links: &[LinkInfo]) -> String {
+    let mut out = String::new();
+    for l in links {
+        let state = if l.up { l.oper_state.to_uppercase() } else { "DOWN".into() };
+        let master = l.master.as_ref().map(|m| format!(" master {m}")).unwrap_or_default();
+        let addrs: Vec<String> = l.addresses.iter().map(|a| a.to_string()).collect();
+        out.push_str(&format!("  {:<15} {:<8} {:<8} {}{}\n", l.name, l.kind, state, addrs.join(" "), master));
+    }
+    out
+}
+
+/// Namespaces like `ip -br addr` + `ip route`, with netsh's rules.
+pub fn views(views: &[NsView]) -> String {
+    let mut out = String::new();
+    for view in views {
+        match &view.name {
+            Some(name) => out.push_str(&format!("netns {name}\n")),
+            None => out.push_str("(this namespace)\n"),
+        }
+        out.push_str(&links(&view.links));
+        for r in &view.routes {
+            out.push_str(&format!("  route {r}\n"));
+        }
+        for rule in &view.rules {
+            out.push_str(&format!("  rule {} ({}): {}\n", rule.id, rule.owner, rule.rule));
+            for c in &rule.commands {
+                out.push_str(&format!("    {c}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// A shell command's reply.
+pub fn reply(reply: &Reply) -> String {
+    match reply {
+        Reply::Done | Reply::Rule { .. } => String::new(),
+        Reply::Bool(b) => format!("{b}\n"),
+        Reply::Text(t) => format!("{t}\n"),
+        Reply::Names(names) => names.iter().map(|n| format!("{n}\n")).collect(),
+        Reply::Link(l) => links(std::slice::from_ref(l)),
+        Reply::Links(l) => links(l),
+        Reply::Addrs(addrs) => addrs.iter().map(|a| format!("{} {}\n", a.dev, a.cidr)).collect(),
+        Reply::Routes(routes) => routes.iter().map(|r| format!("{r}\n")).collect(),
+        Reply::Rules(rules) => rules
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} ({}): {}\n{}",
+                    r.id,
+                    r.owner,
+                    r.rule,
+                    r.commands.iter().map(|c| format!("  {c}\n")).collect::<String>()
+                )
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,231 @@
+//! The firewall rule model shared by every backend: owners, stable rule ids,
+//! and the one-line text form of a rule that backends keep beside it in the
+//! kernel (iptables comments, nftables element comments), so a rule can be
+//! read back, restored and listed without a file of netsh's own.
+//! `iptables` renders rules as iptables lines.
+
+pub mod iptables;
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use sha2::{Digest, Sha256};
+
+use crate::error::{CapError, CapResult};
+use crate::ops::{FwRule, Isolation, Proto};
+
+/// Check an owner label: it ends up inside comments in the kernel.
+pub fn check_owner(owner: &str) -> CapResult<()> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@');
+    if owner.is_empty() || owner.len() > 100 || !owner.chars().all(ok) {
+        return Err(CapError::Invalid(format!(
+            "firewall owner {owner:?} must be 1-100 characters of letters, digits, '-', '_', '.', '/', '@'"
+        )));
+    }
+    Ok(())
+}
+
+/// Check what the kernel cannot express or would take wrongly.
+pub fn check_rule(rule: &FwRule) -> CapResult<()> {
+    if let FwRule::Publish { host_ip, first, last, to_ip, to_port, .. } = rule {
+        if first > last {
+            return Err(CapError::Invalid(format!("port range {first}-{last} is reversed")));
+        }
+        if u32::from(*to_port) + u32::from(last - first) > 65535 {
+            return Err(CapError::Invalid(format!("destination ports {to_port}+{} exceed 65535", last - first)));
+        }
+        if host_ip.is_some_and(|ip| ip.is_ipv4() != to_ip.is_ipv4()) {
+            return Err(CapError::Invalid(format!(
+                "host address and destination {to_ip} are of different IP versions"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A rule's id: a digest of its owner and its text, so the same rule for
+/// the same owner always has the same id, whichever backend holds it.
+pub fn rule_id(owner: &str, rule: &FwRule) -> String {
+    let mut hash = Sha256::new();
+    hash.update(owner.as_bytes());
+    hash.update([0]);
+    hash.update(rule.to_string().as_bytes());
+    hex::encode(&hash.finalize()[..6])
+}
+
+/// The tag marking a rule as netsh's: `netsh:OWNER:ID:RULE`.
+pub fn tag(owner: &str, id: &str, rule: &FwRule) -> String {
+    format!("netsh:{owner}:{id}:{rule}")
+}
+
+/// Parse a tag back into (owner, id, rule).
+pub fn parse_tag(text: &str) -> Option<(String, String, FwRule)> {
+    let rest = text.strip_prefix("netsh:")?;
+    let (owner, rest) = rest.split_once(':')?;
+    let (id, rule) = rest.split_once(':')?;
+    Some((owner.to_string(), id.to_string(), rule.parse().ok()?))
+}
+
+fn addr_port(ip: Option<IpAddr>, port: impl fmt::Display) -> String {
+    match ip {
+        Some(IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+        Some(ip) => format!("{ip}:{port}"),
+        None => format!("*:{port}"),
+    }
+}
+
+fn or_any(name: &Option<String>) -> &str {
+    name.as_deref().unwrap_or("*")
+}
+
+/// One line: `masquerade SRC [!OUT]`, `publish PROTO HOST:PORTS TO:PORT`,
+/// `forward IN OUT` (`*` for any), `isolate BRIDGE networks|ports|external`.
+impl fmt::Display for FwRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FwRule::Masquerade { source, out_not } => {
+                write!(f, "masquerade {source}")?;
+                out_not.as_ref().map_or(Ok(()), |o| write!(f, " !{o}"))
+            }
+            FwRule::Publish { proto, host_ip, first, last, to_ip, to_port } => {
+                let ports = if first == last { first.to_string() } else { format!("{first}-{last}") };
+                write!(
+                    f,
+                    "publish {} {} {}",
+                    proto.as_str(),
+                    addr_port(*host_ip, ports),
+                    addr_port(Some(*to_ip), to_port)
+                )
+            }
+            FwRule::ForwardAccept { input, output } => write!(f, "forward {} {}", or_any(input), or_any(output)),
+            FwRule::Isolate { bridge, mode } => write!(f, "isolate {bridge} {}", mode.as_str()),
+        }
+    }
+}
+
+fn bad(text: &str) -> CapError {
+    CapError::Invalid(format!("{text:?} is not a firewall rule (e.g. `publish tcp *:8080 172.17.0.2:80`)"))
+}
+
+/// `HOST:PORT` with `*` for any host and `[v6]` brackets.
+fn split_addr(text: &str) -> Option<(Option<IpAddr>, &str)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = if host == "*" { None } else { Some(host.parse().ok()?) };
+    Some((ip, port))
+}
+
+fn any(word: &str) -> Option<String> {
+    (word != "*").then(|| word.to_string())
+}
+
+impl std::str::FromStr for FwRule {
+    type Err = CapError;
+
+    fn from_str(text: &str) -> CapResult<FwRule> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let rule = match words.as_slice() {
+            ["masquerade", source] => {
+                FwRule::Masquerade { source: source.parse().map_err(|_| bad(text))?, out_not: None }
+            }
+            ["masquerade", source, out] => FwRule::Masquerade {
+                source: source.parse::<IpNetwork>().map_err(|_| bad(text))?,
+                out_not: Some(out.strip_prefix('!').ok_or_else(|| bad(text))?.to_string()),
+            },
+            ["publish", proto, host, to] => {
+                let proto = match *proto {
+                    "tcp" => Proto::Tcp,
+                    "udp" => Proto::Udp,
+                    _ => return Err(bad(text)),
+                };
+                let (host_ip, ports) = split_addr(host).ok_or_else(|| bad(text))?;
+                let (first, last) = match ports.split_once('-') {
+                    Some((a, b)) => (a.parse().map_err(|_| bad(text))?, b.parse().map_err(|_| bad(text))?),
+                    None => {
+                        let p = ports.parse().map_err(|_| bad(text))?;
+                        (p, p)
+                    }
+                };
+                let (to_ip, to_port) = split_addr(to).ok_or_else(|| bad(text))?;
+                FwRule::Publish {
+                    proto,
+                    host_ip,
+                    first,
+                    last,
+                    to_ip: to_ip.ok_or_else(|| bad(text))?,
+                    to_port: to_port.parse().map_err(|_| bad(text))?,
+                }
+            }
+            ["forward", input, output] => FwRule::ForwardAccept { input: any(input), output: any(output) },
+            ["isolate", bridge, mode] => FwRule::Isolate {
+                bridge: bridge.to_string(),
+                mode: match *mode {
+                    "networks" => Isolation::Networks,
+                    "ports" => Isolation::Ports,
+                    "external" => Isolation::External,
+                    _ => return Err(bad(text)),
+                },
+            },
+            _ => return Err(bad(text)),
+        };
+        check_rule(&rule)?;
+        Ok(rule)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(first: u16, last: u16) -> FwRule {
+        FwRule::Publish {
+            proto: Proto::Tcp,
+            host_ip: None,
+            first,
+            last,
+            to_ip: "172.17.0.2".parse().unwrap(),
+            to_port: 80,
+        }
+    }
+
+    #[test]
+    fn same_rule_same_id() {
+        assert_eq!(rule_id("net1", &publish(8080, 8080)), rule_id("net1", &publish(8080, 8080)));
+        assert_ne!(rule_id("net1", &publish(8080, 8080)), rule_id("net2", &publish(8080, 8080)));
+    }
+
+    #[test]
+    fn rules_round_trip_through_text_and_tags() {
+        let rules = [
+            publish(8000, 8002),
+            FwRule::Publish {
+                proto: Proto::Udp,
+                host_ip: Some("fd00::1".parse().unwrap()),
+                first: 53,
+                last: 53,
+                to_ip: "fd00::2".parse().unwrap(),
+                to_port: 5353,
+            },
+            FwRule::Masquerade { source: "172.17.0.0/16".parse().unwrap(), out_not: Some("br-x".into()) },
+            FwRule::Masquerade { source: "fd00::/64".parse().unwrap(), out_not: None },
+            FwRule::ForwardAccept { input: Some("br-x".into()), output: None },
+            FwRule::Isolate { bridge: "br-x".into(), mode: Isolation::Ports },
+        ];
+        for rule in rules {
+            let text = rule.to_string();
+            assert_eq!(text.parse::<FwRule>().unwrap(), rule, "{text}");
+            let tag = tag("docker-bridge/n/c", "abc", &rule);
+            assert_eq!(parse_tag(&tag), Some(("docker-bridge/n/c".into(), "abc".into(), rule)));
+        }
+        assert_eq!(publish(8080, 8080).to_string(), "publish tcp *:8080 172.17.0.2:80");
+    }
+
+    #[test]
+    fn malformed_rules_are_refused() {
+        for bad in ["", "publish tcp *:9-1 1.2.3.4:80", "publish sctp *:1 1.2.3.4:80", "isolate br x", "masquerade x"] {
+            assert!(bad.parse::<FwRule>().is_err(), "{bad}");
+        }
+        assert!(check_owner("bad owner").is_err());
+    }
+}

@@ -6,7 +6,7 @@ RECIPES  = netns-pair netns-bridge docker-bridge port-forward
 TEST_GUESTS = misbehave not-a-recipe
 NETSH    = target/release/netsh
 
-.PHONY: all host recipes demo test bench clean
+.PHONY: all host recipes demo test fuzz bench clean
 
 all: host recipes
 
@@ -24,9 +24,19 @@ recipes:
 demo: all
 	./demo/demo.sh
 
-# Every test: unit tests of host and SDK, then end-to-end tests in throwaway namespaces.
+# Every test: unit and property tests of host and SDK, then end-to-end tests in throwaway namespaces.
 test: all
-	$(CARGO) test --release -p netsh -p netsh-guest -p docker-bridge -p netsh-e2e
+	PROPTEST_CASES=$${PROPTEST_CASES:-3000} $(CARGO) test --release -p netsh -p netsh-guest -p docker-bridge -p netsh-e2e
+
+# The parsers' property tests with many more inputs (FUZZ_CASES each), timed.
+FUZZ_CASES ?= 2000000
+fuzz:
+	$(CARGO) test --release -p netsh --test fuzz --no-run
+	for t in the_shell_grammar_never_panics grants_parse_or_refuse firewall_rule_text_round_trips \
+	         durations_sizes_and_ages_never_panic policy_files_never_panic plugin_indexes_never_panic \
+	         journal_lines_never_panic audit_logs_never_panic; do \
+	  /usr/bin/time -f "$$t: %e s" env PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test -q --release -p netsh --test fuzz -- --exact $$t; \
+	done
 
 bench: all
 	$(CARGO) build --release -p netsh-bench

@@ -154,3 +154,31 @@ mod tests {
         assert_eq!(c("fd00::1/64").network(), c("fd00::/64"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics_and_round_trips(text in "[0-9a-f.:]{0,40}/[0-9]{0,4}|\\PC{0,30}") {
+            if let Ok(c) = text.parse::<Cidr>() {
+                prop_assert_eq!(c.to_string().parse::<Cidr>().ok(), Some(c));
+            }
+        }
+
+        #[test]
+        fn arithmetic_never_panics(a in any::<u32>(), prefix in 0u8..=32, n in any::<u32>(), b in any::<u32>()) {
+            let c = Cidr::new(IpAddr::V4(Ipv4Addr::from(a)), prefix).unwrap();
+            let _ = (c.network(), c.broadcast(), c.host_count(), c.nth(n));
+            let ip = IpAddr::V4(Ipv4Addr::from(b));
+            prop_assert_eq!(c.contains(ip), c.network().contains(ip));
+            let _ = c.is_host(ip);
+            if let Some(x) = c.nth(n) {
+                prop_assert!(c.contains(x.addr()));
+            }
+        }
+    }
+}

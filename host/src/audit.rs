@@ -176,6 +176,16 @@ impl Audit {
         Ok(Open { log: log.map_err(|e| io(&self.path(), e))?, head: file(self.head_path())?, secret })
     }
 
+    /// Open the log (and its key) now, so that a run that cannot be
+    /// recorded fails before it changes anything.
+    pub fn ensure_writable(&self) -> Result<(), AuditError> {
+        let mut guard = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(self.open()?);
+        }
+        Ok(())
+    }
+
     /// Append one entry, chained to the last line; the head moves with it.
     pub fn append(&self, mut entry: Entry) -> Result<(), AuditError> {
         let path = self.path();

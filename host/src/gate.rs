@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::audit::{Audit, Entry};
+use crate::audit::{Audit, AuditError, Entry};
 use crate::backend::Backend;
 use crate::error::{CapError, CapResult};
 use crate::journal::{Inverse, JournalError, RunInfo, RunLog};
@@ -23,6 +23,8 @@ pub struct Gate {
     principal: String,
     policy: Arc<Policy>,
     audit: Option<Audit>,
+    /// An append that fails is a warning, not an error (rollback, undo).
+    audit_best_effort: bool,
     run: Option<Arc<RunLog>>,
     plan: Option<Arc<Mutex<PlanGrants>>>,
     /// Namespaces and links this run created: undoing their creation undoes
@@ -48,9 +50,16 @@ impl std::fmt::Debug for Gate {
 }
 
 fn journal_error(e: JournalError) -> CapError {
-    match e.io_error() {
-        Some(err) => CapError::io(err, e.to_string()),
-        None => CapError::Failed(e.to_string()),
+    match e {
+        JournalError::Io { path, err } => CapError::io(&err, format!("write the journal {path}")),
+        other => CapError::Failed(other.to_string()),
+    }
+}
+
+fn audit_error(e: AuditError) -> CapError {
+    match e {
+        AuditError::Io { path, err } => CapError::io(&err, format!("write the audit log {path}")),
+        other => CapError::Failed(other.to_string()),
     }
 }
 
@@ -62,6 +71,7 @@ impl Gate {
             principal: principal.into(),
             policy: Arc::new(Policy::default()),
             audit: None,
+            audit_best_effort: false,
             run: None,
             plan: None,
             created: Arc::default(),
@@ -85,6 +95,13 @@ impl Gate {
     /// Record mutating and denied calls in `audit`.
     pub fn with_audit(mut self, audit: Audit) -> Self {
         self.audit = Some(audit);
+        self
+    }
+
+    /// Record in `audit`, but carry on (with a warning) when it cannot be written.
+    pub fn with_audit_best_effort(mut self, audit: Audit) -> Self {
+        self.audit = Some(audit);
+        self.audit_best_effort = true;
         self
     }
 
@@ -227,10 +244,14 @@ impl Gate {
             Err(e) => e.to_string(),
         };
         entry.duration_us = duration_us;
-        audit.append(entry).map_err(|e| match e {
-            crate::audit::AuditError::Io { ref err, .. } => CapError::io(err, e.to_string()),
-            other => CapError::Failed(other.to_string()),
-        })
+        match audit.append(entry).map_err(audit_error) {
+            // Undo and rollback must finish even when the log cannot be written.
+            Err(e) if self.audit_best_effort => {
+                tracing::warn!("{e}; {op} was not recorded");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// What removing rule `id` needs: what adding it needed.
@@ -371,4 +392,42 @@ fn ns_key(name: &str) -> String {
 
 fn link_key(ns: &Ns, name: &str) -> String {
     format!("link {}/{name}", ns.as_deref().unwrap_or(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::journal::{Applied, Journal};
+
+    /// A backend whose changes never finish, like a process killed in the middle of a call.
+    struct Stuck;
+
+    impl Backend for Stuck {
+        fn apply(&self, _: Op) -> BoxFuture<'_, CapResult<Reply>> {
+            futures::future::pending().boxed()
+        }
+
+        fn flush(&self) -> BoxFuture<'_, CapResult<()>> {
+            async { Ok(()) }.boxed()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_is_journaled_before_it_reaches_the_backend() {
+        let dir = std::env::temp_dir().join(format!("netsh-gate-wal-{}", std::process::id()));
+        let journal = Journal::new(&dir);
+        let run = Arc::new(journal.begin("test").unwrap());
+        let policy = Policy::from_flags(&[], &[], true).unwrap();
+        let gate = Gate::new(Arc::new(Stuck), "test").with_policy(&policy, None).with_run(run.clone());
+        let call = gate.call(Op::LinkAddBridge { ns: None, name: "br-x".into(), mtu: None });
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(20), call).await.is_err(), "the call hung");
+        let info = journal.load(&run.id).unwrap();
+        let step = info.undo_order().next().expect("the intent is in the journal");
+        assert_eq!(step.applied, Applied::Unknown);
+        assert_eq!(step.inverse, Inverse::Undo(Op::LinkDelete { ns: None, name: "br-x".into() }));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

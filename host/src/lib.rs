@@ -24,3 +24,4 @@ pub mod sandbox;
 pub mod secret;
 pub mod stop;
 pub mod trust;
+pub mod units;

@@ -72,6 +72,10 @@ DB_GRANTS="--allow link:br-* --allow link:veth* --allow link:*/eth* --allow link
   --allow sysctl:net.ipv4.ip_forward --allow sysctl:net.ipv4.conf.*.route_localnet"
 set -f  # the grants' globs are for netsh, not the shell
 DB="$NETSH run $DB_GRANTS $RECIPES/docker-bridge.wasm --"
+# The grants a recipe declares (`netsh inspect`), as --allow flags.
+grants_of() {
+  $NETSH inspect --json "$1" | python3 -c 'import json,sys; print(" ".join("--allow " + g["grant"] for g in json.load(sys.stdin)["grants"]))'
+}
 "#;
 
 /// Run `script` with bash in a fresh network + mount namespace, bounded to
@@ -88,6 +92,7 @@ pub fn sandboxed(script: &str, limit_secs: u32) -> Outcome {
         .env("RECIPES", root.join("recipes"))
         .env("GUESTS", root.join("target/wasm32-wasip2/guest"))
         .env("TESTSH", root.join("tests/sh/net.sh"))
+        .env("TESTDIR", root.join("tests/sh"))
         .env_remove("RUST_BACKTRACE")
         .output()
         .expect("run unshare (util-linux) and bash");

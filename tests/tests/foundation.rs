@@ -7,7 +7,8 @@ fn netns_pair_up_pings_and_down_cleans() {
     let out = sandboxed(
         r#"
 before=$(snapshot)
-$NETSH run --allow-all $RECIPES/netns-pair.wasm -- --left left --right right --subnet 10.20.0.0/24
+G=$(grants_of $RECIPES/netns-pair.wasm)
+$NETSH run $G $RECIPES/netns-pair.wasm -- --left left --right right --subnet 10.20.0.0/24
 ip netns list | grep -q "^left" && ip netns list | grep -q "^right"
 ip -n left -j addr show dev veth0 | grep -q '"local":"10.20.0.1"'
 ip -n right -j addr show dev veth1 | grep -q '"local":"10.20.0.2"'
@@ -15,7 +16,7 @@ ip -n left -j link show veth0 | grep -q '"operstate":"UP"'
 ip netns exec left ping -c1 -W2 10.20.0.2 >/dev/null
 ip netns exec right ping -c1 -W2 10.20.0.1 >/dev/null
 echo PING-OK
-$NETSH run --allow-all $RECIPES/netns-pair.wasm -- down --left left --right right
+$NETSH run $G $RECIPES/netns-pair.wasm -- down --left left --right right
 settled_to "$before"
 echo CLEAN
 "#,
@@ -30,7 +31,8 @@ fn netns_bridge_connects_namespaces_through_the_bridge() {
     let out = sandboxed(
         r#"
 before=$(snapshot)
-$NETSH run --allow-all $RECIPES/netns-bridge.wasm -- --count 3 --subnet 10.30.0.0/24 --bridge br-t --prefix c
+G=$(grants_of $RECIPES/netns-bridge.wasm)
+$NETSH run $G $RECIPES/netns-bridge.wasm -- --count 3 --subnet 10.30.0.0/24 --bridge br-t --prefix c
 [ "$(ip netns list | awk '{print $1}' | sort | tr '\n' ' ')" = "c1 c2 c3 " ]
 ip -j link show br-t | grep -q '"operstate":"UP"'
 ip -j addr show dev br-t | grep -q '"local":"10.30.0.1"'
@@ -43,7 +45,7 @@ ip netns exec c1 ping -c1 -W2 10.30.0.1 >/dev/null
 ip netns exec c1 ping -c1 -W2 10.30.0.4 >/dev/null
 ip netns exec c3 ping -c1 -W2 10.30.0.2 >/dev/null
 echo PING-OK
-$NETSH run --allow-all $RECIPES/netns-bridge.wasm -- down --count 3 --bridge br-t --prefix c
+$NETSH run $G $RECIPES/netns-bridge.wasm -- down --count 3 --bridge br-t --prefix c
 settled_to "$before"
 echo CLEAN
 "#,
@@ -58,7 +60,7 @@ fn sandbox_run_leaves_the_caller_untouched() {
     let out = sandboxed(
         r#"
 before=$(snapshot)
-$NETSH run --sandbox --allow-all $RECIPES/netns-bridge.wasm -- --count 2 > topo.txt
+$NETSH run --sandbox $(grants_of $RECIPES/netns-bridge.wasm) $RECIPES/netns-bridge.wasm -- --count 2 > topo.txt
 settled_to "$before"
 cat topo.txt
 "#,
@@ -88,4 +90,35 @@ $NETSH show -n j1 --json
     assert_eq!(dummy["kind"], "bridge");
     assert_eq!(dummy["addresses"][0], "10.1.2.3/24");
     assert!(v[0]["routes"].as_array().unwrap().iter().any(|r| r["dest"] == "10.1.2.0/24"));
+}
+
+#[test]
+fn one_recipe_s_down_leaves_another_recipe_s_namespaces_alone() {
+    let out = sandboxed(
+        r#"
+$NETSH run $(grants_of $RECIPES/netns-pair.wasm) $RECIPES/netns-pair.wasm
+$NETSH run $(grants_of $RECIPES/netns-bridge.wasm) $RECIPES/netns-bridge.wasm
+ip netns list | awk '{print $1}' | sort | tr '\n' ' ' | sed 's/^/BOTH /'; echo
+# netns-bridge's down aimed at netns-pair's names: they are not its own.
+$NETSH run $(grants_of $RECIPES/netns-bridge.wasm) $RECIPES/netns-bridge.wasm -- down --prefix netns --count 2 2>warn.txt
+ip netns list | grep -qx netns1 && echo "pair's netns1 kept: ok"
+grep -o 'is not attached to br0 by this recipe' warn.txt | head -1
+expect_fail $NETSH run $(grants_of $RECIPES/netns-pair.wasm) $RECIPES/netns-pair.wasm -- down --left brns1 --right brns2
+$NETSH run $(grants_of $RECIPES/netns-bridge.wasm) $RECIPES/netns-bridge.wasm -- down
+$NETSH run $(grants_of $RECIPES/netns-pair.wasm) $RECIPES/netns-pair.wasm -- down
+ip netns list | wc -l | sed 's/^/LEFT /'
+"#,
+        60,
+    );
+    out.assert_ok();
+    let o = &out.stdout;
+    for expected in [
+        "BOTH brns1 brns2 netns0 netns1 ",
+        "pair's netns1 kept: ok",
+        "is not attached to br0 by this recipe",
+        "it is not a pair netns-pair made; nothing was deleted",
+        "LEFT 0",
+    ] {
+        assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
+    }
 }

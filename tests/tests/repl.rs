@@ -66,6 +66,7 @@ fn the_interactive_shell_builds_a_network_by_hand() {
         &format!(
             r#"
 command -v tmux >/dev/null || {{ echo "tmux missing"; exit 1; }}
+make_outside
 export TMUX_TMPDIR=$work
 tmux new-session -d -s t -x 200 -y 50 "$NETSH {GRANTS}"
 type_line() {{ tmux send-keys -t t -l -- "$1"; tmux send-keys -t t Enter; sleep 0.3; }}
@@ -75,8 +76,9 @@ type_line "netns add c2"
 type_line "link add br0 type bridge"
 type_line "link add veth1 type veth peer eth0 netns c1"
 type_line "link add veth2 type veth peer eth0 netns c2"
-# completion: "link set ve" + Tab offers the links made above
-tmux send-keys -t t "link set vet" Tab Tab; sleep 0.5
+# completion: "link set vet" + Tab completes the common prefix, a second Tab lists the links made above
+tmux send-keys -t t "link set vet" Tab; sleep 0.3
+tmux send-keys -t t Tab; sleep 0.5
 tmux capture-pane -t t -p | grep -v '^ *$' | tail -3 | sed 's/^/PANE /'
 tmux send-keys -t t C-u
 type_line "link set veth1 master br0 up"
@@ -103,7 +105,7 @@ sleep 0.3
 ip netns exec c1 ping -c1 -W2 172.20.0.3 >/dev/null && echo "c1->c2: ok"
 ip netns exec c2 ping -c1 -W2 172.20.0.1 >/dev/null && echo "c2->gateway: ok"
 serve c1 80
-echo "published: $(fetch - 127.0.0.1 8080 2>/dev/null || fetch c2 172.20.0.2 80)"
+echo "published: $(fetch outside 10.200.0.1 8080)"
 stop_servers
 iptables -t nat -S | grep -q 'DNAT --to-destination 172.20.0.2:80' && echo "dnat: ok"
 ip link show br-tmp >/dev/null 2>&1 && echo "LEFTOVER br-tmp" || echo "undo of the last command: ok"
@@ -122,13 +124,14 @@ tmux kill-server 2>/dev/null || true
         "c1->c2: ok",
         "c2->gateway: ok",
         "dnat: ok",
+        "published: c1 saw 10.200.0.2",
         "undo of the last command: ok",
     ] {
         assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
     }
-    let completion = o.lines().filter(|l| l.starts_with("PANE ")).collect::<Vec<_>>().join("\n");
-    assert!(
-        completion.contains("veth1") && completion.contains("veth2"),
-        "completion did not offer the links: {completion}"
-    );
+    // The echoed commands name one veth each: only the candidate list shows both on one line,
+    // and the prompt line shows the completed common prefix.
+    let pane: Vec<&str> = o.lines().filter_map(|l| l.strip_prefix("PANE ")).collect();
+    assert!(pane.iter().any(|l| l.contains("veth1") && l.contains("veth2")), "completion listed no candidates: {pane:?}");
+    assert!(pane.iter().any(|l| l.trim_end().ends_with("link set veth")), "the common prefix was not completed: {pane:?}");
 }

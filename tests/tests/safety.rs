@@ -107,19 +107,27 @@ ip link show br-half >/dev/null && echo "left behind: ok"
 $NETSH show >/dev/null 2>report.txt
 cat report.txt
 id=$($NETSH runs --json | python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin) if r["state"]=="interrupted"][0])')
-$NETSH undo $id
-settled_to "$before" && echo "undone: ok"
-$NETSH undo $id && echo "second undo: ok"
-$NETSH runs | grep $id
+$NETSH undo $id >/dev/null
+settled_to "$before" && echo "kernel back as before: ok"
+# The namespace is made again by hand: a second undo must leave it alone.
+ip netns add half-ns
+$NETSH undo $id >/dev/null && ip netns list | grep -q half-ns && echo "second undo changed nothing: ok"
+ip netns del half-ns
+$NETSH runs --state undone | grep -q $id && echo "state undone: ok"
 "#
         ),
         60,
     );
     out.assert_ok();
     let o = &out.stdout;
-    for expected in
-        ["left behind: ok", "was interrupted with", "`netsh undo", "undone: ok", "second undo: ok", "undone"]
-    {
+    for expected in [
+        "left behind: ok",
+        "was interrupted with",
+        "`netsh undo",
+        "kernel back as before: ok",
+        "second undo changed nothing: ok",
+        "state undone: ok",
+    ] {
         assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
     }
 }
@@ -206,6 +214,7 @@ set -e
 $DB $ARGS
 id=$($NETSH runs --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
 $NETSH audit --run $id --json > audit.jsonl
+python3 $TESTDIR/plan_check.py plan.json $NETSH
 set +e; $NETSH plan $DB_GRANTS $RECIPES/docker-bridge.wasm -- ls >/dev/null; echo "read-only plan exit: $?"; set -e
 echo "PLAN $(tr -d '\n' < plan.json)"
 while read -r line; do echo "AUDIT $line"; done < audit.jsonl
@@ -231,6 +240,8 @@ while read -r line; do echo "AUDIT $line"; done < audit.jsonl
         .map(|e| e["call"].clone())
         .collect();
     assert!(planned.len() > 20, "{plan}");
+    assert!(!o.contains("KERNEL-"), "planned changes missing from the kernel:\n{o}");
+    assert!(o.contains(&format!("KERNEL OK {} of {}", planned.len(), planned.len())), "{o}");
     assert_eq!(planned.len(), audited.len(), "plan and audit differ in length");
     for (p, a) in planned.iter().zip(&audited) {
         assert_eq!(*p, a);

@@ -54,7 +54,7 @@ pub struct Spec {
 
 /// Every command, for help, completion and typo suggestions.
 pub const COMMANDS: &[Spec] = &[
-    Spec { name: "netns", usage: "netns add|del NAME | netns ls", summary: "named network namespaces" },
+    Spec { name: "netns", usage: "netns add|del NAME | netns attach NAME PID | netns ls", summary: "named network namespaces" },
     Spec {
         name: "link",
         usage: "link add NAME type bridge|veth [peer P [netns NS]] | link set NAME [up|down] [master BR|nomaster] [netns NS] [mtu N] | link del NAME | link ls",
@@ -250,11 +250,15 @@ pub fn parse(line: &str) -> Result<Option<Line>> {
 fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
     let ops = |v: Vec<Op>| Ok(Line::Ops(v));
     match name {
-        "netns" => match w.next("add, del or ls")? {
+        "netns" => match w.next("add, del, attach or ls")? {
             "add" => ops(vec![Op::NetnsCreate { name: w.netns()? }]),
             "del" | "delete" => ops(vec![Op::NetnsDelete { name: w.netns()? }]),
+            "attach" => {
+                let name = w.netns()?;
+                ops(vec![Op::NetnsAttach { name, pid: w.number("PID")? }])
+            }
             "ls" | "list" => ops(vec![Op::NetnsList]),
-            other => Err(format!("netns {other:?}: use add, del or ls")),
+            other => Err(format!("netns {other:?}: use add, del, attach or ls")),
         },
         "link" => link(ns, w),
         "addr" => match w.next("add, del or ls")? {
@@ -577,7 +581,7 @@ mod tests {
     fn malformed_forms_explain_themselves() {
         for (line, expected) in [
             ("lnk add x type bridge", "did you mean \"link\""),
-            ("netns", "missing add, del or ls"),
+            ("netns", "missing add, del, attach or ls"),
             ("link add x type tun", "use bridge or veth"),
             ("link add a234567890123456 type bridge", "at most 15"),
             ("addr add 10.0.0.300/24 dev x", "is not a CIDR"),

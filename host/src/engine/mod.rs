@@ -168,10 +168,18 @@ impl Engine {
         Gate::new(self.kernel.clone(), principal)
     }
 
-    /// A gate that may do anything (undo, rollback, sandbox set-up), audited.
+    /// A gate that may do anything (undo, rollback, sandbox set-up), audited
+    /// when the log can be written: taking changes back must not stop on it.
     pub fn trusted_gate(&self, principal: &str) -> EngineResult<Gate> {
         let all = Policy::from_flags(&[], &[], true)?;
-        Ok(Gate::new(self.kernel.clone(), principal).with_policy(&all, None).with_audit(self.audit()?))
+        Ok(Gate::new(self.kernel.clone(), principal).with_policy(&all, None).with_audit_best_effort(self.audit()?))
+    }
+
+    /// The audit log, checked writable: a run must not change anything it cannot record.
+    pub fn writable_audit(&self) -> EngineResult<Audit> {
+        let audit = self.audit()?;
+        audit.ensure_writable()?;
+        Ok(audit)
     }
 
     /// The wasmtime runtime, made once.

@@ -157,10 +157,11 @@ impl Engine {
         stop: Stop,
     ) -> EngineResult<Attempt> {
         let principal = recipe.info.principal();
+        let audit = self.writable_audit()?;
         let log = Arc::new(self.journal()?.begin(&principal)?);
         let gate = Gate::new(self.kernel(), principal)
             .with_policy(policy, Some(&recipe.info.sha256))
-            .with_audit(self.audit()?)
+            .with_audit(audit)
             .with_run(log.clone())
             .with_stop(stop);
         let runtime = self.runtime()?;

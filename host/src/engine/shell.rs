@@ -57,7 +57,7 @@ impl<'a> Session<'a> {
         interactive: bool,
     ) -> EngineResult<Session<'a>> {
         let policy = grants.load(&*console)?;
-        let gate = engine.reader("repl").with_policy(&policy, None).with_audit(engine.audit()?);
+        let gate = engine.reader("repl").with_policy(&policy, None).with_audit(engine.writable_audit()?);
         Ok(Session {
             engine,
             grants,

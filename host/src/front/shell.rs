@@ -129,7 +129,9 @@ pub async fn repl(
 ) -> Result<()> {
     let mut session = Session::new(engine, grants, console, stop.clone(), true)?;
     let names = Arc::new(Mutex::new(Names::default()));
-    let mut editor: Editor<NetshHelper, rustyline::history::DefaultHistory> = Editor::new()?;
+    // List every candidate at once, like bash, instead of cycling through them.
+    let config = rustyline::Config::builder().completion_type(rustyline::CompletionType::List).build();
+    let mut editor: Editor<NetshHelper, rustyline::history::DefaultHistory> = Editor::with_config(config)?;
     editor.set_helper(Some(NetshHelper { names: names.clone(), hinter: HistoryHinter::new() }));
     let history = state.join("repl_history");
     let _ = editor.load_history(&history);

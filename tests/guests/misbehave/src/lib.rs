@@ -70,6 +70,16 @@ fn mode(mode: &str) -> Result<()> {
             sysctl::set(None, "net.ipv4.ip_forward", "1")?;
             sysctl::set(None, "net.ipv4.conf.all.forwarding", "1")
         }
+        // Changes back to back for a while, so a signal most likely lands inside one.
+        "many" => {
+            for i in 0..40 {
+                link::add_bridge(None, &format!("br-m{i}"), None)?;
+                for _ in 0..100 {
+                    link::set_up(None, "lo", true)?;
+                }
+            }
+            spin()
+        }
         "trap" => core::arch::wasm32::unreachable(),
         "panic" => panic!("deliberate panic"),
         "loop" => spin(),

@@ -268,10 +268,10 @@ pub mod sysctl {
     }
 }
 
-/// NAT, port publishing and forwarding rules (iptables semantics).
+/// NAT, port publishing and forwarding rules, in netsh's own nftables tables or iptables chains.
 pub mod firewall {
     use super::{Error, Result, host::firewall as raw};
-    pub use raw::{Isolation, PortRange, Proto, PublishSpec, RuleInfo};
+    pub use raw::{ForwardSpec, Isolation, IsolateSpec, MasqueradeSpec, PortRange, Proto, PublishSpec, RuleInfo, RuleSpec};
 
     /// Masquerade `source` unless it leaves through `out_not`.
     pub fn masquerade(ns: Option<&str>, owner: &str, source: &str, out_not: Option<&str>) -> Result<String> {
@@ -292,6 +292,10 @@ pub mod firewall {
     /// Remove a rule by id.
     pub fn remove(ns: Option<&str>, id: &str) -> Result<()> {
         Ok(raw::remove(ns, id)?)
+    }
+    /// One rule by id, if it exists.
+    pub fn get(ns: Option<&str>, id: &str) -> Result<Option<RuleInfo>> {
+        Ok(raw::get(ns, id)?)
     }
     /// Rules netsh owns.
     pub fn list(ns: Option<&str>) -> Result<Vec<RuleInfo>> {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use netsh::backend::kernel::Kernel;
+use netsh::backend::kernel::{FirewallKind, Kernel};
 use netsh::console::{Console, Terminal};
 use netsh::engine::{Engine, EngineError};
 use netsh::ops::Op;
@@ -44,7 +44,8 @@ fn main() -> ExitCode {
     };
     // A sandbox's changes vanish with it: so do its journal and audit log.
     let state = if sandbox { netsh::sandbox::state_dir() } else { state_dir(cli.state_dir.clone()) };
-    let engine = Engine::new(state, Kernel::default());
+    let firewall = cli.firewall.unwrap_or_else(FirewallKind::detect);
+    let engine = Engine::new(state, Kernel::new(firewall));
     let console: Arc<dyn Console> = Arc::new(Terminal);
     let result = runtime.block_on(front_end(&engine, cli, console, sandbox));
     if sandbox {

@@ -48,6 +48,9 @@ pub struct VethSpec {
     pub up: bool,
     /// MTU of both ends.
     pub mtu: Option<u32>,
+    /// Hairpin mode on the bridge port (with a master).
+    #[serde(default)]
+    pub hairpin: bool,
 }
 
 /// One interface as the kernel reports it.
@@ -413,10 +416,13 @@ impl fmt::Display for Op {
                     write!(f, " up")?;
                 }
                 write!(f, " type veth peer {}", spec.peer)?;
-                match &spec.peer_ns {
-                    Some(peer_ns) => write!(f, " netns {peer_ns}"),
-                    None => Ok(()),
+                if let Some(peer_ns) = &spec.peer_ns {
+                    write!(f, " netns {peer_ns}")?;
                 }
+                if spec.hairpin && spec.master.is_some() {
+                    write!(f, " && ip {}link set {} type bridge_slave hairpin on", ip_ns(ns), spec.name)?;
+                }
+                Ok(())
             }
             Op::LinkSetUp { ns, name, up } => {
                 write!(f, "ip {}link set {name} {}", ip_ns(ns), if *up { "up" } else { "down" })

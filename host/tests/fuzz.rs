@@ -19,10 +19,57 @@ use proptest::prelude::*;
 fn shell_line() -> impl Strategy<Value = String> {
     let word = prop_oneof![
         prop::sample::select(vec![
-            "ip", "-n", "c1", "netns", "link", "addr", "route", "nat", "publish", "fw", "sysctl", "show", "run", "plan",
-            "undo", "audit", "grants", "help", "record", "exit", "add", "del", "set", "ls", "attach", "type", "bridge",
-            "veth", "peer", "netns", "master", "nomaster", "up", "down", "mtu", "dev", "via", "default", "onlink",
-            "metric", "to", "tcp", "udp", "masquerade", "out-not", "verify", "--run", "--since", "--json", "#", "\"",
+            "ip",
+            "-n",
+            "c1",
+            "netns",
+            "link",
+            "addr",
+            "route",
+            "nat",
+            "publish",
+            "fw",
+            "sysctl",
+            "show",
+            "run",
+            "plan",
+            "undo",
+            "audit",
+            "grants",
+            "help",
+            "record",
+            "exit",
+            "add",
+            "del",
+            "set",
+            "ls",
+            "attach",
+            "type",
+            "bridge",
+            "veth",
+            "peer",
+            "netns",
+            "master",
+            "nomaster",
+            "up",
+            "down",
+            "mtu",
+            "dev",
+            "via",
+            "default",
+            "onlink",
+            "metric",
+            "to",
+            "tcp",
+            "udp",
+            "masquerade",
+            "out-not",
+            "verify",
+            "--run",
+            "--since",
+            "--json",
+            "#",
+            "\"",
         ])
         .prop_map(String::from),
         "[0-9]{1,6}".prop_map(String::from),
@@ -45,7 +92,11 @@ fn grant_text() -> impl Strategy<Value = String> {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netsh-fuzz-{name}-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let dir = std::env::temp_dir().join(format!(
+        "netsh-fuzz-{name}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir

@@ -45,9 +45,12 @@ mkdir -p /run/netns /etc/netns
 mount -t tmpfs tmpfs /run/netns
 mount -t tmpfs tmpfs /etc/netns
 ip link set lo up
-# The namespace's state as text, for before/after comparisons.
+# The namespace's state as text, for before/after comparisons. With the
+# iptables backend, iptables-nft keeps the built-in chains it made on first
+# use: what iptables users see (iptables-save) is compared, not nft's view.
 snapshot() {
-  { ip -o link | sed -E 's/^[0-9]+: //; s/ link-netns[^ ]+//; s/ state [A-Z]+//'; ip netns list; ip route; ip -6 route; iptables-save | grep -v '^#' || true; } 2>&1
+  { ip -o link | sed -E 's/^[0-9]+: //; s/ link-netns[^ ]+//; s/ state [A-Z]+//'; ip netns list; ip route; ip -6 route; iptables-save | grep -v '^#' || true
+    [ "${NETSH_FIREWALL:-nftables}" = iptables ] || nft list ruleset; } 2>&1
 }
 # Docker-style helpers: make_outside, serve, fetch, stop_servers.
 source "$TESTSH"
@@ -72,6 +75,23 @@ DB_GRANTS="--allow link:br-* --allow link:veth* --allow link:*/eth* --allow link
   --allow sysctl:net.ipv4.ip_forward --allow sysctl:net.ipv4.conf.*.route_localnet"
 set -f  # the grants' globs are for netsh, not the shell
 DB="$NETSH run $DB_GRANTS $RECIPES/docker-bridge.wasm --"
+# The firewall backend under test, and DNAT entries as the kernel holds them.
+FW=${NETSH_FIREWALL:-nftables}
+dnat_entries() {
+  if [ "$FW" = iptables ]; then
+    iptables -t nat -S NETSH-PREROUTING 2>/dev/null | grep -- '-j DNAT' | sed -E 's/.*--dport ([0-9]+) .*--to-destination ([^ ]+).*/\1 \2/' || true
+  else
+    for map in dnat_any dnat_addr; do
+      nft -j list map ip netsh $map 2>/dev/null | python3 -c '
+import json, sys
+for item in json.load(sys.stdin)["nftables"]:
+    for e in item.get("map", {}).get("elem", []):
+        key = e[0]["elem"]["val"] if "elem" in e[0] else e[0]
+        key, to = key["concat"], e[1]["concat"]
+        print(key[-1], "%s:%s" % (to[0], to[1]))' || true
+    done
+  fi
+}
 # The grants a recipe declares (`netsh inspect`), as --allow flags.
 grants_of() {
   $NETSH inspect --json "$1" | python3 -c 'import json,sys; print(" ".join("--allow " + g["grant"] for g in json.load(sys.stdin)["grants"]))'
@@ -83,6 +103,30 @@ grants_of() {
 /// `$DB` runs the docker-bridge recipe with the grants it asks for;
 /// `$NETSH_STATE_DIR` (audit log, journals) is private to the script.
 pub fn sandboxed(script: &str, limit_secs: u32) -> Outcome {
+    sandboxed_on(Firewall::Nftables, script, limit_secs)
+}
+
+/// The firewall backends a test can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firewall {
+    Nftables,
+    Iptables,
+}
+
+impl Firewall {
+    /// Both, for tests that must pass on either.
+    pub const BOTH: [Firewall; 2] = [Firewall::Nftables, Firewall::Iptables];
+
+    fn name(self) -> &'static str {
+        match self {
+            Firewall::Nftables => "nftables",
+            Firewall::Iptables => "iptables",
+        }
+    }
+}
+
+/// [`sandboxed`], with netsh using the `firewall` backend (`$FW` in the script).
+pub fn sandboxed_on(firewall: Firewall, script: &str, limit_secs: u32) -> Outcome {
     let root = root();
     let out = Command::new("timeout")
         .arg(limit_secs.to_string())
@@ -93,6 +137,7 @@ pub fn sandboxed(script: &str, limit_secs: u32) -> Outcome {
         .env("GUESTS", root.join("target/wasm32-wasip2/guest"))
         .env("TESTSH", root.join("tests/sh/net.sh"))
         .env("TESTDIR", root.join("tests/sh"))
+        .env("NETSH_FIREWALL", firewall.name())
         .env_remove("RUST_BACKTRACE")
         .output()
         .expect("run unshare (util-linux) and bash");

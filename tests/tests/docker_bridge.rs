@@ -1,17 +1,19 @@
 //! docker-bridge: Docker's bridge networking proven with real packets, with
 //! an "outside" host simulated by a namespace behind the test's uplink.
 
-use netsh_e2e::sandboxed;
+use netsh_e2e::{Firewall, sandboxed_on};
 
 #[test]
 fn containers_reach_each_other_the_outside_and_published_ports() {
-    let out = sandboxed(
-        r#"
+    for fw in Firewall::BOTH {
+        let out = sandboxed_on(
+            fw,
+            r#"
 make_outside
 before=$(snapshot)
 $DB create mynet --subnet 172.25.0.0/16
 $DB connect mynet c1 --publish 8080:80 --alias web --alias www ';' connect mynet c2 --publish 8100-8102:8100 --publish 9999:9999/udp
-echo "dnat rules: $(iptables -t nat -S NETSH-PREROUTING | grep -c DNAT)"
+echo "dnat entries: $(dnat_entries | wc -l)"
 ip netns exec c1 ping -c1 -W2 172.25.0.1 >/dev/null && echo "gateway: ok"
 ip netns exec c1 ping -c1 -W2 172.25.0.3 >/dev/null && echo "peer: ok"
 serve outside 7000
@@ -21,6 +23,7 @@ echo "outside->published: $(fetch outside 10.200.0.1 8080)"
 echo "localhost->published: $(fetch - 127.0.0.1 8080)"
 echo "hostaddr->published: $(fetch - 10.200.0.1 8080)"
 echo "hairpin: $(fetch c2 10.200.0.1 8080)"
+echo "self hairpin: $(fetch c1 10.200.0.1 8080)"
 for p in 8100 8101 8102; do serve c2 $p; echo "range $p: $(fetch outside 10.200.0.1 $p)"; done
 serve c2 9999 udp
 echo "udp: $(fetch outside 10.200.0.1 9999 udp)"
@@ -35,49 +38,53 @@ $DB rm mynet --force
 settled_to "$before" && echo "teardown: clean"
 echo "INSPECT $(tr -d '\n' < inspect.json)"
 "#,
-        120,
-    );
-    out.assert_ok();
-    let o = &out.stdout;
-    for expected in [
-        "dnat rules: 5",
-        "gateway: ok",
-        "peer: ok",
-        "masquerade: outside saw 10.200.0.1",
-        "outside->published: c1 saw 10.200.0.2",
-        "localhost->published: c1 saw 172.25.0.1",
-        "hostaddr->published: c1 saw",
-        "hairpin: c1 saw",
-        "range 8100: c2 saw 10.200.0.2",
-        "range 8101: c2 saw 10.200.0.2",
-        "range 8102: c2 saw 10.200.0.2",
-        "udp: c2 saw 10.200.0.2",
-        "getent: 172.25.0.2 c1 web www / 172.25.0.3 c2",
-        "hostname: c1",
-        "resolv: ok",
-        "hosts updated: ok",
-        "teardown: clean",
-    ] {
-        assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
+            120,
+        );
+        out.assert_ok();
+        let o = &out.stdout;
+        for expected in [
+            "dnat entries: 5",
+            "gateway: ok",
+            "peer: ok",
+            "masquerade: outside saw 10.200.0.1",
+            "outside->published: c1 saw 10.200.0.2",
+            "localhost->published: c1 saw 172.25.0.1",
+            "hostaddr->published: c1 saw 172.25.0.1",
+            "hairpin: c1 saw 172.25.0.3",
+            "self hairpin: c1 saw 172.25.0.1",
+            "range 8100: c2 saw 10.200.0.2",
+            "range 8101: c2 saw 10.200.0.2",
+            "range 8102: c2 saw 10.200.0.2",
+            "udp: c2 saw 10.200.0.2",
+            "getent: 172.25.0.2 c1 web www / 172.25.0.3 c2",
+            "hostname: c1",
+            "resolv: ok",
+            "hosts updated: ok",
+            "teardown: clean",
+        ] {
+            assert!(o.contains(expected), "{fw:?}: missing {expected:?} in\n{o}\n{}", out.stderr);
+        }
+        let json = o.split("INSPECT ").nth(1).expect("inspect output");
+        let v: serde_json::Value = serde_json::from_str(json).expect("inspect is JSON");
+        let net = &v[0];
+        assert_eq!(net["Name"], "mynet");
+        assert_eq!(net["IPAM"]["Config"][0]["Subnet"], "172.25.0.0/16");
+        assert_eq!(net["IPAM"]["Config"][0]["Gateway"], "172.25.0.1");
+        assert_eq!(net["Options"]["com.docker.network.bridge.name"], "br-mynet");
+        let c1 = &net["Containers"]["c1"];
+        assert_eq!(c1["IPv4Address"], "172.25.0.2/16");
+        assert_eq!(c1["Aliases"], serde_json::json!(["web", "www"]));
+        assert_eq!(c1["Ports"], serde_json::json!(["0.0.0.0:8080->80/tcp"]));
+        assert_eq!(c1["MacAddress"].as_str().unwrap().len(), 17);
     }
-    let json = o.split("INSPECT ").nth(1).expect("inspect output");
-    let v: serde_json::Value = serde_json::from_str(json).expect("inspect is JSON");
-    let net = &v[0];
-    assert_eq!(net["Name"], "mynet");
-    assert_eq!(net["IPAM"]["Config"][0]["Subnet"], "172.25.0.0/16");
-    assert_eq!(net["IPAM"]["Config"][0]["Gateway"], "172.25.0.1");
-    assert_eq!(net["Options"]["com.docker.network.bridge.name"], "br-mynet");
-    let c1 = &net["Containers"]["c1"];
-    assert_eq!(c1["IPv4Address"], "172.25.0.2/16");
-    assert_eq!(c1["Aliases"], serde_json::json!(["web", "www"]));
-    assert_eq!(c1["Ports"], serde_json::json!(["0.0.0.0:8080->80/tcp"]));
-    assert_eq!(c1["MacAddress"].as_str().unwrap().len(), 17);
 }
 
 #[test]
 fn internal_networks_have_no_way_out_and_publish_nothing() {
-    let out = sandboxed(
-        r#"
+    for fw in Firewall::BOTH {
+        let out = sandboxed_on(
+            fw,
+            r#"
 make_outside
 $DB create int --internal --subnet 172.26.0.0/24
 $DB connect int i1
@@ -90,19 +97,22 @@ expect_fail $DB connect int i3 --publish 8080:80
 ip netns list | grep -q '^i3' && echo "LEFTOVER i3" || true
 stop_servers
 "#,
-        60,
-    );
-    out.assert_ok();
-    let o = &out.stdout;
-    assert!(o.contains("inside: ok") && o.contains("outbound: blocked") && o.contains("ping out: blocked"), "{o}");
-    assert!(o.contains("network int is internal: ports cannot be published"), "{o}");
-    assert!(!o.contains("LEAK") && !o.contains("LEFTOVER"), "{o}");
+            60,
+        );
+        out.assert_ok();
+        let o = &out.stdout;
+        assert!(o.contains("inside: ok") && o.contains("outbound: blocked") && o.contains("ping out: blocked"), "{o}");
+        assert!(o.contains("network int is internal: ports cannot be published"), "{o}");
+        assert!(!o.contains("LEAK") && !o.contains("LEFTOVER"), "{o}");
+    }
 }
 
 #[test]
 fn icc_false_blocks_containers_but_not_published_ports() {
-    let out = sandboxed(
-        r#"
+    for fw in Firewall::BOTH {
+        let out = sandboxed_on(
+            fw,
+            r#"
 make_outside
 $DB create quiet --icc=false --subnet 172.27.0.0/24
 $DB connect quiet q1 --publish 8080:80
@@ -113,18 +123,21 @@ serve q1 80
 echo "published: $(fetch outside 10.200.0.1 8080)"
 stop_servers
 "#,
-        60,
-    );
-    out.assert_ok();
-    let o = &out.stdout;
-    assert!(o.contains("icc: blocked") && o.contains("gateway: ok") && !o.contains("LEAK"), "{o}");
-    assert!(o.contains("published: q1 saw 10.200.0.2"), "{o}");
+            60,
+        );
+        out.assert_ok();
+        let o = &out.stdout;
+        assert!(o.contains("icc: blocked") && o.contains("gateway: ok") && !o.contains("LEAK"), "{o}");
+        assert!(o.contains("published: q1 saw 10.200.0.2"), "{o}");
+    }
 }
 
 #[test]
 fn two_networks_cannot_reach_each_other() {
-    let out = sandboxed(
-        r#"
+    for fw in Firewall::BOTH {
+        let out = sandboxed_on(
+            fw,
+            r#"
 make_outside
 $DB create blue --subnet 172.28.0.0/24
 $DB create red --subnet 172.29.0.0/24
@@ -136,23 +149,25 @@ ip netns exec r1 ping -c1 -W1 172.28.0.2 >/dev/null 2>&1 && echo "LEAK" || echo 
 ip netns exec r1 ping -c1 -W2 10.200.0.2 >/dev/null && echo "red->outside: ok"
 $DB ls
 "#,
-        60,
-    );
-    out.assert_ok();
-    let o = &out.stdout;
-    for expected in
-        ["blue gateway: ok", "blue->red: blocked", "red->blue: blocked", "red->outside: ok", "172.29.0.0/24"]
-    {
-        assert!(o.contains(expected), "missing {expected:?} in {o}");
+            60,
+        );
+        out.assert_ok();
+        let o = &out.stdout;
+        for expected in
+            ["blue gateway: ok", "blue->red: blocked", "red->blue: blocked", "red->outside: ok", "172.29.0.0/24"]
+        {
+            assert!(o.contains(expected), "missing {expected:?} in {o}");
+        }
+        assert!(!o.contains("LEAK"), "{o}");
     }
-    assert!(!o.contains("LEAK"), "{o}");
 }
 
-/// Each bad command fails with a clear message and changes nothing.
 #[test]
 fn bad_input_is_refused_and_changes_nothing() {
-    let out = sandboxed(
-        r#"
+    for fw in Firewall::BOTH {
+        let out = sandboxed_on(
+            fw,
+            r#"
 $DB create base --subnet 172.30.0.0/16
 $DB connect base c1 --ip 172.30.0.10 --publish 8080:80
 before=$(snapshot)
@@ -169,32 +184,35 @@ expect_fail $DB create other --subnet 10.1.0.0/33
 expect_fail $DB rm base
 [ "$before" = "$(snapshot)" ] && echo "UNCHANGED" || diff <(echo "$before") <(snapshot)
 "#,
-        60,
-    );
-    out.assert_ok();
-    let o = &out.stdout;
-    for expected in [
-        "network base already exists",
-        "subnet 172.30.5.0/24 overlaps 172.30.0.0/16 on br-base",
-        "gateway 10.2.0.1 is outside subnet 10.1.0.0/16",
-        "--ip 172.30.0.10 is already in use by c1",
-        "--ip 10.0.0.5 is outside subnet 172.30.0.0/16",
-        "host port tcp/8080 is already published by docker-bridge/base/c1",
-        "port range 9000-8000 is reversed",
-        "container name \"averyvery",
-        "bridge name \"averylongbridgename\" is longer than 15 bytes",
-        "\"10.1.0.0/33\" is not a CIDR",
-        "network base has active endpoints (c1)",
-        "UNCHANGED",
-    ] {
-        assert!(o.contains(expected), "missing {expected:?} in\n{o}");
+            60,
+        );
+        out.assert_ok();
+        let o = &out.stdout;
+        for expected in [
+            "network base already exists",
+            "subnet 172.30.5.0/24 overlaps 172.30.0.0/16 on br-base",
+            "gateway 10.2.0.1 is outside subnet 10.1.0.0/16",
+            "--ip 172.30.0.10 is already in use by c1",
+            "--ip 10.0.0.5 is outside subnet 172.30.0.0/16",
+            "host port tcp/8080 is already published by docker-bridge/base/c1",
+            "port range 9000-8000 is reversed",
+            "container name \"averyvery",
+            "bridge name \"averylongbridgename\" is longer than 15 bytes",
+            "\"10.1.0.0/33\" is not a CIDR",
+            "network base has active endpoints (c1)",
+            "UNCHANGED",
+        ] {
+            assert!(o.contains(expected), "missing {expected:?} in\n{o}");
+        }
     }
 }
 
 #[test]
 fn connect_by_pid_joins_a_running_process() {
-    let out = sandboxed(
-        r#"
+    for fw in Firewall::BOTH {
+        let out = sandboxed_on(
+            fw,
+            r#"
 $DB create pidnet --subnet 172.24.0.0/24
 unshare --net sleep 60 &
 pid=$!
@@ -208,25 +226,28 @@ kill -0 $pid && echo "process alive: ok"
 nsenter -t $pid -n ip -o link | grep -q eth0 && echo "LEFTOVER eth0" || echo "eth0 removed: ok"
 kill $pid
 "#,
-        60,
-    );
-    out.assert_ok();
-    let o = &out.stdout;
-    for expected in [
-        "process has eth0: ok",
-        "process reaches gateway: ok",
-        "name released: ok",
-        "process alive: ok",
-        "eth0 removed: ok",
-    ] {
-        assert!(o.contains(expected), "missing {expected:?} in {o}\n{}", out.stderr);
+            60,
+        );
+        out.assert_ok();
+        let o = &out.stdout;
+        for expected in [
+            "process has eth0: ok",
+            "process reaches gateway: ok",
+            "name released: ok",
+            "process alive: ok",
+            "eth0 removed: ok",
+        ] {
+            assert!(o.contains(expected), "missing {expected:?} in {o}\n{}", out.stderr);
+        }
     }
 }
 
 #[test]
 fn port_forward_reaches_any_destination_and_cleans_up() {
-    let out = sandboxed(
-        r#"
+    for fw in Firewall::BOTH {
+        let out = sandboxed_on(
+            fw,
+            r#"
 make_outside
 ip netns add lab
 ip link add labh type veth peer name eth0 netns lab
@@ -247,25 +268,26 @@ echo "forwarded: $(fetch outside 10.200.0.1 8080)"
 echo "local: $(fetch - 10.200.0.1 8080)"
 echo "udp range: $(fetch outside 10.200.0.1 5301 udp)"
 stop_servers
-echo "dnat lines: $(iptables -t nat -S NETSH-PREROUTING | grep -c 'dport 8080')"
+echo "dnat entries: $(dnat_entries | grep -c '^8080 ')"
 expect_fail $PF rm 8081 10.201.0.2:7000
 $PF rm 8080 10.201.0.2:7000
 $PF rm 5300-5301 10.201.0.2:5300/udp
 settled_to "$before" && echo "teardown: clean"
 "#,
-        60,
-    );
-    out.assert_ok();
-    let o = &out.stdout;
-    for expected in [
-        "8080 -> 10.201.0.2:7000/tcp",
-        "forwarded: lab saw 10.200.0.2",
-        "local: lab saw 10.200.0.1",
-        "udp range: lab saw 10.200.0.2",
-        "dnat lines: 1",
-        "no forward 8081 10.201.0.2:7000",
-        "teardown: clean",
-    ] {
-        assert!(o.contains(expected), "missing {expected:?} in {o}\n{}", out.stderr);
+            60,
+        );
+        out.assert_ok();
+        let o = &out.stdout;
+        for expected in [
+            "8080 -> 10.201.0.2:7000/tcp",
+            "forwarded: lab saw 10.200.0.2",
+            "local: lab saw 10.201.0.1",
+            "udp range: lab saw 10.200.0.2",
+            "dnat entries: 1",
+            "no forward 8081 10.201.0.2:7000",
+            "teardown: clean",
+        ] {
+            assert!(o.contains(expected), "missing {expected:?} in {o}\n{}", out.stderr);
+        }
     }
 }

@@ -114,7 +114,11 @@ grep -o 'interrupted (Ctrl-C' err.txt
     out.assert_ok();
     assert_eq!(out.stdout.matches(": undone").count(), 3, "{}\n{}", out.stdout, out.stderr);
     assert!(!out.stdout.contains("with 0 bridge(s)"), "a kill landed before any call: {}", out.stdout);
-    assert!(out.stdout.contains("ctrl-c during calls: rolled back") && out.stdout.contains("interrupted (Ctrl-C"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("ctrl-c during calls: rolled back") && out.stdout.contains("interrupted (Ctrl-C"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

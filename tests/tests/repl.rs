@@ -107,7 +107,7 @@ ip netns exec c2 ping -c1 -W2 172.20.0.1 >/dev/null && echo "c2->gateway: ok"
 serve c1 80
 echo "published: $(fetch outside 10.200.0.1 8080)"
 stop_servers
-iptables -t nat -S | grep -q 'DNAT --to-destination 172.20.0.2:80' && echo "dnat: ok"
+dnat_entries | grep -qx '8080 172.20.0.2:80' && echo "dnat: ok"
 ip link show br-tmp >/dev/null 2>&1 && echo "LEFTOVER br-tmp" || echo "undo of the last command: ok"
 tmux kill-server 2>/dev/null || true
 "#
@@ -132,6 +132,12 @@ tmux kill-server 2>/dev/null || true
     // The echoed commands name one veth each: only the candidate list shows both on one line,
     // and the prompt line shows the completed common prefix.
     let pane: Vec<&str> = o.lines().filter_map(|l| l.strip_prefix("PANE ")).collect();
-    assert!(pane.iter().any(|l| l.contains("veth1") && l.contains("veth2")), "completion listed no candidates: {pane:?}");
-    assert!(pane.iter().any(|l| l.trim_end().ends_with("link set veth")), "the common prefix was not completed: {pane:?}");
+    assert!(
+        pane.iter().any(|l| l.contains("veth1") && l.contains("veth2")),
+        "completion listed no candidates: {pane:?}"
+    );
+    assert!(
+        pane.iter().any(|l| l.trim_end().ends_with("link set veth")),
+        "the common prefix was not completed: {pane:?}"
+    );
 }

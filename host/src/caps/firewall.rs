@@ -3,10 +3,11 @@
 use super::{cidr, done, ifname, ip, ns};
 use crate::error::CapResult;
 use crate::firewall::check_owner;
-use crate::ops::{FwRule, Isolation, Op, Proto, Reply};
+use crate::ops::{self, FwRule, Isolation, Op, Proto, Reply};
 use crate::runtime::RecipeState;
 use crate::runtime::bindings::netsh::host::firewall::{
-    Host, Isolation as WitIsolation, Proto as WitProto, PublishSpec, RuleInfo,
+    ForwardSpec, Host, Isolation as WitIsolation, IsolateSpec, MasqueradeSpec, PortRange, Proto as WitProto,
+    PublishSpec, RuleInfo, RuleSpec,
 };
 use crate::runtime::bindings::netsh::host::types::Error;
 
@@ -35,6 +36,53 @@ fn publish(spec: PublishSpec) -> CapResult<FwRule> {
         to_ip: ip(&spec.to_ip)?,
         to_port: spec.to_port,
     })
+}
+
+fn isolation(mode: WitIsolation) -> Isolation {
+    match mode {
+        WitIsolation::Networks => Isolation::Networks,
+        WitIsolation::Ports => Isolation::Ports,
+        WitIsolation::External => Isolation::External,
+    }
+}
+
+/// A typed rule as the WIT shows it.
+fn spec_of(rule: FwRule) -> RuleSpec {
+    match rule {
+        FwRule::Masquerade { source, out_not } => {
+            RuleSpec::Masquerade(MasqueradeSpec { source: source.to_string(), out_not })
+        }
+        FwRule::Publish { proto, host_ip, first, last, to_ip, to_port } => RuleSpec::Publish(PublishSpec {
+            proto: match proto {
+                Proto::Tcp => WitProto::Tcp,
+                Proto::Udp => WitProto::Udp,
+            },
+            host_ip: host_ip.map(|i| i.to_string()),
+            host_ports: PortRange { first, last },
+            to_ip: to_ip.to_string(),
+            to_port,
+        }),
+        FwRule::ForwardAccept { input, output } => RuleSpec::ForwardAccept(ForwardSpec { input, output }),
+        FwRule::Isolate { bridge, mode } => RuleSpec::Isolate(IsolateSpec {
+            bridge,
+            mode: match mode {
+                Isolation::Networks => WitIsolation::Networks,
+                Isolation::Ports => WitIsolation::Ports,
+                Isolation::External => WitIsolation::External,
+            },
+        }),
+    }
+}
+
+fn info(r: ops::RuleInfo) -> RuleInfo {
+    RuleInfo { id: r.id, owner: r.owner, spec: spec_of(r.rule), commands: r.commands }
+}
+
+fn rules(reply: Reply) -> CapResult<Vec<RuleInfo>> {
+    match reply {
+        Reply::Rules(rules) => Ok(rules.into_iter().map(info).collect()),
+        other => Err(other.mismatch()),
+    }
 }
 
 impl Host for RecipeState {
@@ -78,12 +126,7 @@ impl Host for RecipeState {
         bridge: String,
         mode: WitIsolation,
     ) -> wasmtime::Result<Result<String, Error>> {
-        let mode = match mode {
-            WitIsolation::Networks => Isolation::Networks,
-            WitIsolation::Ports => Isolation::Ports,
-            WitIsolation::External => Isolation::External,
-        };
-        let rule = ifname(bridge).map(|bridge| FwRule::Isolate { bridge, mode });
+        let rule = ifname(bridge).map(|bridge| FwRule::Isolate { bridge, mode: isolation(mode) });
         self.call(add(ns_, owner, rule), rule_id).await
     }
 
@@ -91,13 +134,11 @@ impl Host for RecipeState {
         self.call(ns(ns_).map(|ns| Op::FwRemove { ns, id }), done).await
     }
 
+    async fn get(&mut self, ns_: Option<String>, id: String) -> wasmtime::Result<Result<Option<RuleInfo>, Error>> {
+        self.call(ns(ns_).map(|ns| Op::FwGet { ns, id }), |r| Ok(rules(r)?.pop())).await
+    }
+
     async fn list(&mut self, ns_: Option<String>) -> wasmtime::Result<Result<Vec<RuleInfo>, Error>> {
-        self.call(ns(ns_).map(|ns| Op::FwList { ns }), |r| match r {
-            Reply::Rules(rules) => {
-                Ok(rules.into_iter().map(|r| RuleInfo { id: r.id, owner: r.owner, commands: r.commands }).collect())
-            }
-            other => Err(other.mismatch()),
-        })
-        .await
+        self.call(ns(ns_).map(|ns| Op::FwList { ns }), rules).await
     }
 }

@@ -30,6 +30,7 @@ fn veth(spec: Veth) -> CapResult<VethSpec> {
         master: spec.master.map(ifname).transpose()?,
         up: spec.up,
         mtu: spec.mtu,
+        hairpin: spec.hairpin,
     })
 }
 

@@ -54,7 +54,11 @@ pub struct Spec {
 
 /// Every command, for help, completion and typo suggestions.
 pub const COMMANDS: &[Spec] = &[
-    Spec { name: "netns", usage: "netns add|del NAME | netns attach NAME PID | netns ls", summary: "named network namespaces" },
+    Spec {
+        name: "netns",
+        usage: "netns add|del NAME | netns attach NAME PID | netns ls",
+        summary: "named network namespaces",
+    },
     Spec {
         name: "link",
         usage: "link add NAME type bridge|veth [peer P [netns NS]] | link set NAME [up|down] [master BR|nomaster] [netns NS] [mtu N] | link del NAME | link ls",
@@ -390,7 +394,7 @@ fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
                             other => return Err(format!("unexpected {other:?}; usage: {}", w.usage)),
                         }
                     }
-                    let spec = VethSpec { name, peer, peer_ns, master: None, up: false, mtu: None };
+                    let spec = VethSpec { name, peer, peer_ns, master: None, up: false, mtu: None, hairpin: false };
                     Ok(Line::Ops(vec![Op::LinkAddVeth { ns: ns.clone(), spec }]))
                 }
                 other => Err(format!("link type {other:?}: use bridge or veth")),

@@ -105,7 +105,7 @@ fn lines(rule: &FwRule) -> Vec<Line> {
                 out.push(nat(format!("NETSH-PREROUTING{dnat}")));
                 out.push(nat(format!("NETSH-OUTPUT{dnat}")));
                 let svc = format!("-d {to_ip}/32 -p {p} -m {p} --dport {target}");
-                out.push(nat(format!("NETSH-POSTROUTING -s 127.0.0.0/8 {svc} -j MASQUERADE")));
+                out.push(nat(format!("NETSH-POSTROUTING -m addrtype --src-type LOCAL {svc} -j MASQUERADE")));
                 out.push(nat(format!("NETSH-POSTROUTING -s {to_ip}/32 {svc} -j MASQUERADE")));
                 out.push(filter(format!("NETSH-FORWARD {svc} -j ACCEPT")));
             }

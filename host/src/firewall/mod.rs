@@ -5,6 +5,7 @@
 //! `iptables` renders rules as iptables lines.
 
 pub mod iptables;
+pub mod nft;
 
 use std::fmt;
 use std::net::IpAddr;

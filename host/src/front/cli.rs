@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
+use netsh::backend::kernel::FirewallKind;
 use netsh::console::Console;
 use netsh::engine::render;
 use netsh::engine::run::RunSpec;
@@ -28,6 +29,10 @@ pub struct Cli {
     /// root, else $XDG_STATE_HOME/netsh].
     #[arg(long, global = true, value_name = "DIR", env = "NETSH_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Firewall backend: nftables (in-process, the default where the kernel has
+    /// nf_tables) or iptables (iptables-restore).
+    #[arg(long, global = true, value_name = "BACKEND", env = "NETSH_FIREWALL", value_parser = clap::value_parser!(FirewallKind))]
+    pub firewall: Option<FirewallKind>,
     /// Run these shell commands (separated by ';' or newlines) and exit.
     #[arg(short = 'c', value_name = "COMMANDS", conflicts_with = "command", allow_hyphen_values = true)]
     pub commands: Option<String>,

@@ -114,6 +114,7 @@ fn attach(net: &Network, mut port: Port, publishes: &[PublishSpec]) -> Result<(P
         master: Some(net.bridge.clone()),
         up: true,
         mtu: Some(net.mtu),
+        hairpin: true,
     };
     link::add_veth(None, &veth)?;
     let configured = (|| {

@@ -23,17 +23,15 @@ fn list(items: &[String]) -> String {
     format!("[{}]", items.join(", "))
 }
 
-/// Published ports of a container as "HOSTPORT->PORT/PROTO", from its DNAT rules.
+/// Published ports of a container as "HOSTIP:HOSTPORT->PORT/PROTO".
 fn published(rules: &[firewall::RuleInfo], owner: &str) -> Vec<String> {
     let mut out = Vec::new();
     for rule in rules.iter().filter(|r| r.owner == owner) {
-        for cmd in rule.commands.iter().filter(|c| c.contains("NETSH-PREROUTING") && c.contains("-j DNAT")) {
-            let words: Vec<&str> = cmd.split_whitespace().collect();
-            let after = |flag: &str| words.iter().position(|w| *w == flag).and_then(|i| words.get(i + 1)).copied();
-            let host_ip = after("-d").map(|d| d.trim_end_matches("/32")).unwrap_or("0.0.0.0");
-            if let (Some(proto), Some(port), Some(to)) = (after("-p"), after("--dport"), after("--to-destination")) {
-                let to_port = to.rsplit(':').next().unwrap_or(to);
-                out.push(s(&format!("{host_ip}:{port}->{to_port}/{proto}")));
+        if let firewall::RuleSpec::Publish(p) = &rule.spec {
+            let host_ip = p.host_ip.as_deref().unwrap_or("0.0.0.0");
+            for (i, port) in (p.host_ports.first..=p.host_ports.last).enumerate() {
+                let to = u32::from(p.to_port) + i as u32;
+                out.push(s(&format!("{host_ip}:{port}->{to}/{}", firewall::proto_name(p.proto))));
             }
         }
     }

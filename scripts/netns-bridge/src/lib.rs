@@ -60,6 +60,7 @@ fn attach(p: &Plan, i: u32, gateway: &Cidr) -> Result<()> {
         master: Some(p.bridge.clone()),
         up: true,
         mtu: None,
+        hairpin: false,
     };
     link::add_veth(None, &veth)?;
     link::set_up(Some(&ns), "lo", true)?;

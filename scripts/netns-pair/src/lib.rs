@@ -53,6 +53,7 @@ fn up(p: &Plan) -> Result<()> {
             master: None,
             up: true,
             mtu: None,
+            hairpin: false,
         };
         link::add_veth(Some(&p.left), &veth)?;
         configure(&p.left, "veth0", &left_ip)?;

@@ -1,7 +1,7 @@
 //! Publish host ports to any destination the host can reach (DNAT in
 //! PREROUTING and OUTPUT plus the FORWARD accept), like a router's port forwarding.
 
-use netsh_guest::firewall::{self, PublishSpec, RuleInfo, parse_ports, proto_name, split_proto};
+use netsh_guest::firewall::{self, PublishSpec, RuleInfo, RuleSpec, parse_ports, proto_name, split_proto};
 use netsh_guest::{Args, Error, Manifest, Recipe, Result, sysctl};
 
 struct PortForward;
@@ -12,7 +12,8 @@ const USAGE: &str = "port-forward COMMAND
   add [HOSTIP:]HOSTPORT[-END] DESTIP:PORT[/tcp|udp]   forward host ports to DESTIP (a range maps
                                                       onto PORT..PORT+END-HOSTPORT); turns on ip_forward
   rm  [HOSTIP:]HOSTPORT[-END] DESTIP:PORT[/tcp|udp]   remove that forward
-  ls                                                  list forwards";
+  rm  ID                                              remove the forward with this id (see ls)
+  ls                                                  list forwards (id, host ports, destination)";
 
 fn spec(args: &Args) -> Result<PublishSpec> {
     let host = args.required(1, "[HOSTIP:]HOSTPORT[-END]")?;
@@ -39,35 +40,27 @@ fn spec(args: &Args) -> Result<PublishSpec> {
     })
 }
 
-/// The value after `flag` in an iptables command line.
-fn after<'a>(command: &'a str, flag: &str) -> Option<&'a str> {
-    let mut words = command.split_whitespace();
-    words.by_ref().find(|w| *w == flag)?;
-    words.next()
+/// The forward a rule holds, if it is one of this recipe's.
+fn forward(rule: &RuleInfo) -> Option<&PublishSpec> {
+    match &rule.spec {
+        RuleSpec::Publish(p) if rule.owner == OWNER => Some(p),
+        _ => None,
+    }
 }
 
-/// The forward's first DNAT line (PREROUTING), if the rule is a forward.
-fn first_dnat(rule: &RuleInfo) -> Option<&str> {
-    let line = rule.commands.iter().find(|c| c.contains("NETSH-PREROUTING") && c.contains("-j DNAT"))?;
-    (rule.owner == OWNER).then_some(line.as_str())
+fn same(a: &PublishSpec, b: &PublishSpec) -> bool {
+    proto_name(a.proto) == proto_name(b.proto)
+        && a.host_ip == b.host_ip
+        && (a.host_ports.first, a.host_ports.last) == (b.host_ports.first, b.host_ports.last)
+        && a.to_ip == b.to_ip
+        && a.to_port == b.to_port
 }
 
-fn matches(rule: &RuleInfo, s: &PublishSpec) -> bool {
-    let Some(line) = first_dnat(rule) else { return false };
-    let host_ip = after(line, "-d").map(|d| d.trim_end_matches("/32"));
-    after(line, "-p") == Some(proto_name(s.proto))
-        && after(line, "--dport") == Some(s.host_ports.first.to_string().as_str())
-        && after(line, "--to-destination") == Some(format!("{}:{}", s.to_ip, s.to_port).as_str())
-        && host_ip == s.host_ip.as_deref()
-}
-
-fn describe(rule: &RuleInfo) -> Option<String> {
-    let line = first_dnat(rule)?;
-    let count = rule.commands.iter().filter(|c| c.contains("NETSH-PREROUTING")).count();
-    let first: u16 = after(line, "--dport")?.parse().ok()?;
-    let ports = if count > 1 { format!("{first}-{}", first as usize + count - 1) } else { first.to_string() };
-    let host_ip = after(line, "-d").map(|d| format!("{}:", d.trim_end_matches("/32"))).unwrap_or_default();
-    Some(format!("{}  {host_ip}{ports} -> {}/{}", rule.id, after(line, "--to-destination")?, after(line, "-p")?))
+fn describe(id: &str, p: &PublishSpec) -> String {
+    let (first, last) = (p.host_ports.first, p.host_ports.last);
+    let ports = if first == last { first.to_string() } else { format!("{first}-{last}") };
+    let host_ip = p.host_ip.as_ref().map(|ip| format!("{ip}:")).unwrap_or_default();
+    format!("{id}  {host_ip}{ports} -> {}:{}/{}", p.to_ip, p.to_port, proto_name(p.proto))
 }
 
 impl Recipe for PortForward {
@@ -89,19 +82,27 @@ impl Recipe for PortForward {
                 println!("{}", firewall::publish(None, OWNER, &s)?);
                 Ok(())
             }
+            Some("rm") if args.positional().len() == 2 => {
+                let id = &args.positional()[1];
+                match firewall::get(None, id)? {
+                    Some(rule) if forward(&rule).is_some() => firewall::remove(None, id),
+                    _ => Err(Error::NotFound(format!("no forward with id {id} (see `port-forward ls`)"))),
+                }
+            }
             Some("rm") => {
                 let s = spec(&args)?;
-                let rule = firewall::list(None)?.into_iter().find(|r| matches(r, &s)).ok_or_else(|| {
+                let rule = firewall::list(None)?.into_iter().find(|r| forward(r).is_some_and(|p| same(p, &s))).ok_or_else(|| {
                     Error::NotFound(format!("no forward {} {}", args.positional()[1], args.positional()[2]))
                 })?;
                 firewall::remove(None, &rule.id)
             }
             Some("ls") => {
-                for rule in firewall::list(None)?.iter().filter(|r| r.owner == OWNER) {
-                    if let Some(line) = describe(rule) {
-                        println!("{line}");
-                    }
+                let rules = firewall::list(None)?;
+                let lines: Vec<String> = rules.iter().filter_map(|r| forward(r).map(|p| describe(&r.id, p))).collect();
+                if lines.is_empty() {
+                    println!("no forwards (port-forward add HOSTPORT DESTIP:PORT)");
                 }
+                lines.iter().for_each(|l| println!("{l}"));
                 Ok(())
             }
             _ => Err(Error::Usage(USAGE.into())),

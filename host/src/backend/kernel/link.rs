@@ -8,7 +8,7 @@ use ipnetwork::IpNetwork;
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkLayerType, LinkMessage, State,
 };
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use super::addr;
 use super::netlink::nl_error;
@@ -67,7 +67,12 @@ pub async fn add_veth(h: &Handle, ns: &Ns, spec: &VethSpec) -> CapResult<()> {
         msg = msg.up();
     }
     let what = format!("{} (peer {})", describe(ns, &spec.name), spec.peer);
-    h.link().add(msg.build()).execute().await.map_err(|e| nl_error(e, &what, "create"))
+    h.link().add(msg.build()).execute().await.map_err(|e| nl_error(e, &what, "create"))?;
+    if spec.hairpin && spec.master.is_some() {
+        let port = LinkBridgePort::new(0).name(spec.name.clone()).hairpin(true);
+        h.link().set_port(port.build()).execute().await.map_err(|e| nl_error(e, &what, "set hairpin mode on"))?;
+    }
+    Ok(())
 }
 
 /// Apply a link-set message addressed by name.

@@ -5,6 +5,7 @@ mod addr;
 mod iptables;
 mod link;
 pub mod netlink;
+mod nft;
 pub mod nsfs;
 mod route;
 mod sysctl;
@@ -18,26 +19,79 @@ use super::{Backend, FirewallBackend};
 use crate::error::CapResult;
 use crate::ops::{Ns, Op, Reply};
 
+/// Which firewall backend carries out firewall operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirewallKind {
+    /// nf_tables over netlink, in-process (the default where the kernel has it).
+    Nftables,
+    /// iptables-restore, one process per run.
+    Iptables,
+}
+
+impl FirewallKind {
+    /// nftables when the kernel speaks nf_tables, else iptables.
+    pub fn detect() -> FirewallKind {
+        match netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_NETFILTER) {
+            Ok(_) => FirewallKind::Nftables,
+            Err(_) => FirewallKind::Iptables,
+        }
+    }
+
+    /// `nftables` or `iptables`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FirewallKind::Nftables => "nftables",
+            FirewallKind::Iptables => "iptables",
+        }
+    }
+}
+
+impl std::str::FromStr for FirewallKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "nftables" | "nft" => Ok(FirewallKind::Nftables),
+            "iptables" => Ok(FirewallKind::Iptables),
+            other => Err(format!("unknown firewall backend {other:?}: use nftables or iptables")),
+        }
+    }
+}
+
 /// Carries out operations on the running kernel.
 pub struct Kernel {
     handles: netlink::Handles,
     creator: nsfs::Creator,
     firewall: Arc<dyn FirewallBackend>,
+    kind: FirewallKind,
 }
 
 impl std::fmt::Debug for Kernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kernel").finish_non_exhaustive()
+        f.debug_struct("Kernel").field("firewall", &self.kind).finish_non_exhaustive()
     }
 }
 
 impl Default for Kernel {
     fn default() -> Self {
-        Kernel {
-            handles: netlink::Handles::default(),
-            creator: nsfs::Creator::default(),
-            firewall: Arc::new(iptables::Iptables::default()),
-        }
+        Kernel::new(FirewallKind::detect())
+    }
+}
+
+impl Kernel {
+    /// The kernel backend with firewall backend `kind`.
+    pub fn new(kind: FirewallKind) -> Kernel {
+        let firewall: Arc<dyn FirewallBackend> = match kind {
+            FirewallKind::Nftables => Arc::new(nft::Nftables::default()),
+            FirewallKind::Iptables => Arc::new(iptables::Iptables::default()),
+        };
+        Kernel { handles: netlink::Handles::default(), creator: nsfs::Creator::default(), firewall, kind }
+    }
+
+    /// The firewall backend in use.
+    pub fn firewall_kind(&self) -> FirewallKind {
+        self.kind
     }
 }
 

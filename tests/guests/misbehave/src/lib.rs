@@ -18,6 +18,7 @@ fn some_changes() -> Result<()> {
         master: Some("br-half".into()),
         up: true,
         mtu: None,
+        hairpin: false,
     };
     link::add_veth(None, &veth)?;
     addr::add(Some("half-ns"), "eth0", &"10.66.0.2/24".parse()?)?;

@@ -1,0 +1,484 @@
+//! The nftables firewall backend, in-process over netlink. Each rule is a
+//! few set elements (see [`crate::firewall::nft`]); adding one checks its key
+//! with a targeted lookup and queues the elements; a run's changes go to the
+//! kernel as one batch, committed whole or not at all. A host port taken
+//! by another run at the same moment fails that batch with EEXIST: exactly one
+//! DNAT element per port, without a lock.
+
+mod wire;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use netlink_sys::Socket;
+
+use crate::backend::FirewallBackend;
+use crate::error::{CapError, CapResult};
+use crate::firewall::nft::{self, Element, Family, SETS};
+use crate::firewall::{check_owner, check_rule, parse_tag, rule_id, tag};
+use crate::ops::{FwRule, Ns, RuleInfo};
+use wire::{Batch, Cmd, flags};
+
+/// Drives nf_tables with one socket and one pending batch per namespace.
+#[derive(Debug, Default)]
+pub struct Nftables {
+    spaces: Mutex<HashMap<Ns, Space>>,
+}
+
+/// A namespace's socket and what the current run queued there.
+struct Space {
+    socket: Socket,
+    seq: u32,
+    /// Tables checked this run: whether they exist.
+    tables: HashMap<Family, bool>,
+    adds: Vec<Queued>,
+    removes: Vec<Queued>,
+}
+
+impl std::fmt::Debug for Space {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Space").field("adds", &self.adds.len()).field("removes", &self.removes.len()).finish()
+    }
+}
+
+/// A rule queued for the batch.
+#[derive(Debug, Clone)]
+struct Queued {
+    id: String,
+    owner: String,
+    rule: FwRule,
+}
+
+impl Queued {
+    fn family(&self) -> Family {
+        Family::of(&self.rule)
+    }
+
+    fn info(&self) -> RuleInfo {
+        let family = self.family();
+        let tag = tag(&self.owner, &self.id, &self.rule);
+        let mut els = nft::elements(&self.rule);
+        els.push(nft::index_element(&self.id, &tag));
+        RuleInfo {
+            id: self.id.clone(),
+            owner: self.owner.clone(),
+            rule: self.rule.clone(),
+            commands: nft::element_commands(family, &els),
+        }
+    }
+}
+
+fn os(err: std::io::Error, doing: impl std::fmt::Display) -> CapError {
+    CapError::io(&err, doing)
+}
+
+impl Space {
+    fn open() -> CapResult<Space> {
+        let socket = wire::open().map_err(|e| os(e, "open an nf_tables netlink socket"))?;
+        Ok(Space { socket, seq: 1, tables: HashMap::new(), adds: Vec::new(), removes: Vec::new() })
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// Whether the family's table exists (asked once per run).
+    fn table(&mut self, family: Family) -> CapResult<bool> {
+        if let Some(known) = self.tables.get(&family) {
+            return Ok(*known);
+        }
+        let seq = self.next_seq();
+        let exists = wire::table_exists(&self.socket, seq, family)
+            .map_err(|e| os(e, format!("look up table {} netsh", family.name())))?;
+        self.tables.insert(family, exists);
+        Ok(exists)
+    }
+
+    /// The userdata of element `key` of `set`, if present.
+    fn lookup(&mut self, family: Family, set: &str, key: &[u8]) -> CapResult<Option<Vec<u8>>> {
+        if !self.table(family)? {
+            return Ok(None);
+        }
+        let seq = self.next_seq();
+        let found = wire::get_elements(&self.socket, seq, family, set, Some(key))
+            .map_err(|e| os(e, format!("look up an element of {} netsh {set}", family.name())))?;
+        Ok(found.into_iter().next().map(|(_, user)| user))
+    }
+
+    /// The rule with this id, from the kernel's index.
+    fn indexed(&mut self, id: &str) -> CapResult<Option<Queued>> {
+        for family in [Family::V4, Family::V6] {
+            if let Some(user) = self.lookup(family, "rules", &nft::ifname_bytes(id))? {
+                let comment = wire::comment_of(&user).unwrap_or_default();
+                let (owner, found, rule) = parse_tag(&comment).ok_or_else(|| {
+                    CapError::Failed(format!(
+                        "netsh rule {id} has an unreadable comment {comment:?} in table {} netsh",
+                        family.name()
+                    ))
+                })?;
+                return Ok(Some(Queued { id: found, owner, rule }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every rule in the kernel's index.
+    fn all(&mut self) -> CapResult<Vec<Queued>> {
+        let mut out = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            if !self.table(family)? {
+                continue;
+            }
+            let seq = self.next_seq();
+            let found = wire::get_elements(&self.socket, seq, family, "rules", None)
+                .map_err(|e| os(e, format!("list {} netsh rules", family.name())))?;
+            for (_, user) in found {
+                if let Some((owner, id, rule)) = wire::comment_of(&user).as_deref().and_then(parse_tag) {
+                    out.push(Queued { id, owner, rule });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Refuse a publish whose host port another rule holds (in the kernel or queued).
+    fn check_ports(&mut self, new: &Queued) -> CapResult<()> {
+        let FwRule::Publish { proto, first, .. } = &new.rule else { return Ok(()) };
+        let family = new.family();
+        let dnats: Vec<Element> = nft::elements(&new.rule).into_iter().filter(|e| e.set.starts_with("dnat_")).collect();
+        for (port, el) in (*first..).zip(&dnats) {
+            let queued =
+                self.adds.iter().find(|q| nft::elements(&q.rule).iter().any(|o| o.set == el.set && o.key == el.key));
+            let holder = match queued {
+                Some(q) => Some(q.owner.clone()),
+                None => self.lookup(family, el.set, &el.key)?.map(|user| {
+                    wire::comment_of(&user)
+                        .as_deref()
+                        .and_then(parse_tag)
+                        .map(|(o, _, _)| o)
+                        .unwrap_or_else(|| "another rule".into())
+                }),
+            };
+            if let Some(owner) = holder {
+                return Err(CapError::Exists(format!(
+                    "host port {}/{port} is already published by {owner}; remove it first",
+                    proto.as_str()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Queue the messages that make (or unmake) one rule's elements.
+fn push_rule(batch: &mut Batch, q: &Queued, add: bool) {
+    let family = q.family();
+    let tag = tag(&q.owner, &q.id, &q.rule);
+    let mut els: Vec<(Element, Option<String>)> =
+        nft::elements(&q.rule).into_iter().map(|e| (e, Some(tag.clone()))).collect();
+    els.push((nft::index_element(&q.id, &tag), Some(tag.clone())));
+    for (el, comment) in els {
+        let comment = if el.set.starts_with("dnat_") || el.set == "rules" { comment } else { None };
+        let attrs = wire::elements(&el, comment.as_deref());
+        let what = format!(
+            "{} element {{ {} }} of {} netsh {}",
+            if add { "add" } else { "delete" },
+            el.text,
+            family.name(),
+            el.set
+        );
+        if add {
+            batch.push(Cmd::NewSetElem, family, flags::CREATE | flags::EXCL, &attrs, what);
+        } else {
+            batch.push(Cmd::DelSetElem, family, 0, &attrs, what);
+        }
+    }
+}
+
+/// Queue the creation of a family's whole table: sets, chains, rules.
+fn push_table(batch: &mut Batch, family: Family) {
+    batch.push(
+        Cmd::NewTable,
+        family,
+        flags::CREATE | flags::EXCL,
+        &wire::table(),
+        format!("create table {} netsh", family.name()),
+    );
+    for (i, set) in SETS.iter().enumerate() {
+        let attrs = wire::set(set, family, i as u32 + 1);
+        batch.push(
+            Cmd::NewSet,
+            family,
+            flags::CREATE,
+            &attrs,
+            format!("create set {} netsh {}", family.name(), set.name),
+        );
+    }
+    let chains = nft::chains(family);
+    for chain in &chains {
+        batch.push(
+            Cmd::NewChain,
+            family,
+            flags::CREATE,
+            &wire::chain(chain),
+            format!("create chain {} netsh {}", family.name(), chain.name),
+        );
+    }
+    for chain in &chains {
+        for rule in &chain.rules {
+            let what = format!("add rule {} netsh {} {}", family.name(), chain.name, rule.text);
+            batch.push(Cmd::NewRule, family, flags::CREATE | flags::APPEND, &wire::rule(chain.name, &rule.exprs), what);
+        }
+    }
+}
+
+impl Nftables {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Ns, Space>> {
+        self.spaces.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Run `f` on the namespace's state, opening its socket (in the calling
+    /// thread's namespace, which `in_netns` made `ns`) on first use.
+    fn with<T>(&self, ns: &Ns, f: impl FnOnce(&mut Space) -> CapResult<T>) -> CapResult<T> {
+        let mut spaces = self.lock();
+        if !spaces.contains_key(ns) {
+            spaces.insert(ns.clone(), Space::open()?);
+        }
+        f(spaces.get_mut(ns).expect("inserted above"))
+    }
+
+    /// Build and commit the batch; a table another run created meanwhile is
+    /// not created again.
+    fn commit(space: &mut Space) -> CapResult<()> {
+        let mut create: HashSet<Family> = HashSet::new();
+        let families: HashSet<Family> = space.adds.iter().map(Queued::family).collect();
+        for family in families {
+            if !space.table(family)? {
+                create.insert(family);
+            }
+        }
+        for _ in 0..2 {
+            let mut batch = Batch::new(space.next_seq());
+            for family in [Family::V4, Family::V6] {
+                if create.contains(&family) {
+                    push_table(&mut batch, family);
+                }
+            }
+            space.adds.iter().for_each(|q| push_rule(&mut batch, q, true));
+            space.removes.iter().for_each(|q| push_rule(&mut batch, q, false));
+            if batch.is_empty() {
+                return Ok(());
+            }
+            space.seq += batch.what.len() as u32 + 2;
+            match batch.commit(&space.socket) {
+                Ok(()) => {
+                    create.iter().for_each(|f| compat::install(*f));
+                    return Ok(());
+                }
+                Err((e, what)) if e.raw_os_error() == Some(nix::libc::EEXIST) && what.starts_with("create table") => {
+                    create.clear();
+                }
+                Err((e, what)) if e.raw_os_error() == Some(nix::libc::EEXIST) => {
+                    return Err(CapError::Exists(format!(
+                        "{what}: it exists already (another run made the same change at the same time); nothing of this batch was applied"
+                    )));
+                }
+                Err((e, what)) => {
+                    return Err(os(e, format!("nf_tables refused to {what}; nothing of this batch was applied")));
+                }
+            }
+        }
+        Err(CapError::Failed("table netsh appeared and vanished while this batch was built; run again".into()))
+    }
+
+    /// Remove a family's table once it holds no rule, leaving nothing behind.
+    fn drop_if_empty(space: &mut Space, family: Family) -> CapResult<()> {
+        space.tables.clear();
+        if !space.table(family)? {
+            return Ok(());
+        }
+        let seq = space.next_seq();
+        let left = wire::get_elements(&space.socket, seq, family, "rules", None)
+            .map_err(|e| os(e, format!("list {} netsh rules", family.name())))?;
+        if !left.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::new(space.next_seq());
+        batch.push(Cmd::DelTable, family, 0, &wire::table(), format!("delete table {} netsh", family.name()));
+        space.seq += 3;
+        match batch.commit(&space.socket) {
+            Ok(()) => {
+                compat::remove(family);
+                Ok(())
+            }
+            // A rule added meanwhile keeps the table busy: that is fine.
+            Err((e, _)) if matches!(e.raw_os_error(), Some(nix::libc::EBUSY) | Some(nix::libc::ENOENT)) => Ok(()),
+            Err((e, what)) => Err(os(e, what)),
+        }
+    }
+}
+
+impl FirewallBackend for Nftables {
+    fn add(&self, ns: &Ns, owner: &str, rule: &FwRule) -> CapResult<(String, bool)> {
+        check_owner(owner)?;
+        check_rule(rule)?;
+        let new = Queued { id: rule_id(owner, rule), owner: owner.into(), rule: rule.clone() };
+        self.with(ns, |space| {
+            if space.adds.iter().any(|q| q.id == new.id) {
+                return Ok((new.id, false));
+            }
+            if let Some(pos) = space.removes.iter().position(|q| q.id == new.id) {
+                space.removes.remove(pos);
+                return Ok((new.id, true));
+            }
+            if space.table(new.family())? && space.lookup(new.family(), "rules", &nft::ifname_bytes(&new.id))?.is_some()
+            {
+                return Ok((new.id, false));
+            }
+            space.check_ports(&new)?;
+            let id = new.id.clone();
+            space.adds.push(new);
+            Ok((id, true))
+        })
+    }
+
+    fn remove(&self, ns: &Ns, id: &str) -> CapResult<()> {
+        self.with(ns, |space| {
+            if let Some(pos) = space.adds.iter().position(|q| q.id == id) {
+                space.adds.remove(pos);
+                return Ok(());
+            }
+            if space.removes.iter().any(|q| q.id == id) {
+                return Err(CapError::NotFound(format!("firewall rule {id} is already being removed")));
+            }
+            match space.indexed(id)? {
+                Some(q) => {
+                    space.removes.push(q);
+                    Ok(())
+                }
+                None => Err(CapError::NotFound(format!("firewall rule {id} does not exist (see `netsh show`)"))),
+            }
+        })
+    }
+
+    fn get(&self, ns: &Ns, id: &str) -> CapResult<Option<RuleInfo>> {
+        self.with(ns, |space| {
+            if let Some(q) = space.adds.iter().find(|q| q.id == id) {
+                return Ok(Some(q.info()));
+            }
+            if space.removes.iter().any(|q| q.id == id) {
+                return Ok(None);
+            }
+            Ok(space.indexed(id)?.map(|q| q.info()))
+        })
+    }
+
+    fn list(&self, ns: &Ns) -> CapResult<Vec<RuleInfo>> {
+        self.with(ns, |space| {
+            let mut rules: Vec<Queued> = space.all()?;
+            rules.retain(|r| !space.removes.iter().any(|q| q.id == r.id));
+            rules.extend(space.adds.iter().cloned());
+            Ok(rules.iter().map(Queued::info).collect())
+        })
+    }
+
+    fn flush(&self, ns: &Ns) -> CapResult<()> {
+        let mut spaces = self.lock();
+        let Some(space) = spaces.get_mut(ns) else { return Ok(()) };
+        let result = Self::commit(space);
+        let emptied: HashSet<Family> = space.removes.iter().map(Queued::family).collect();
+        space.adds.clear();
+        space.removes.clear();
+        let dropped = match &result {
+            Ok(()) => emptied.into_iter().try_for_each(|f| Self::drop_if_empty(space, f)),
+            Err(_) => Ok(()),
+        };
+        space.tables.clear();
+        // A socket keeps its namespace alive: only netsh's own keeps one between runs.
+        if ns.is_some() {
+            spaces.remove(ns);
+        }
+        result.and(dropped)
+    }
+
+    fn pending(&self) -> Vec<Ns> {
+        self.lock()
+            .iter()
+            .filter(|(_, s)| !s.adds.is_empty() || !s.removes.is_empty())
+            .map(|(ns, _)| ns.clone())
+            .collect()
+    }
+}
+
+/// Packets netsh accepts must also pass iptables' FORWARD chain when its
+/// policy is DROP (Docker, firewalld-free hosts hardened by hand): a table's
+/// creation then inserts one rule there accepting netsh's mark, and its
+/// removal takes it out. Best effort: without iptables there is nothing to pass.
+mod compat {
+    use std::process::{Command, Stdio};
+
+    use crate::firewall::nft::{ACCEPT_MARK, Family};
+
+    fn tool(family: Family) -> &'static str {
+        match family {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        }
+    }
+
+    fn args(verb: &str) -> Vec<String> {
+        let mark = format!("{ACCEPT_MARK:#x}/{ACCEPT_MARK:#x}");
+        [
+            verb,
+            "FORWARD",
+            "-m",
+            "mark",
+            "--mark",
+            &mark,
+            "-m",
+            "comment",
+            "--comment",
+            "netsh:accept-mark",
+            "-j",
+            "ACCEPT",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    fn run(family: Family, args: &[String]) -> bool {
+        Command::new(tool(family))
+            .arg("-w")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Whether iptables' FORWARD chain drops by default.
+    fn drops(family: Family) -> bool {
+        Command::new(tool(family))
+            .args(["-w", "-S", "FORWARD"])
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().next() == Some("-P FORWARD DROP"))
+    }
+
+    /// After creating a table.
+    pub fn install(family: Family) {
+        if drops(family) && !run(family, &args("-C")) {
+            run(family, &args("-I"));
+        }
+    }
+
+    /// After deleting a table.
+    pub fn remove(family: Family) {
+        if run(family, &args("-C")) {
+            run(family, &args("-D"));
+        }
+    }
+}

@@ -3,10 +3,10 @@
 //! A recipe is a WebAssembly component (target `wasm32-wasip2`) that the
 //! `netsh` host runs in a sandbox. It can only act through the capability
 //! modules below ([`netns`], [`link`], [`addr`], [`route`], [`sysctl`],
-//! [`firewall`], [`log`]); every call is checked and carried out by the host.
+//! [`firewall`], [`kv`], [`log`]); every call is checked and carried out by the host.
 //!
 //! ```no_run
-//! use netsh_guest::{link, Args, Manifest, Recipe, Result};
+//! use netsh_guest::{link, Args, Manifest, Opt, Recipe, Result};
 //!
 //! struct Hello;
 //!
@@ -18,7 +18,7 @@
 //!     }
 //!
 //!     fn run(args: Vec<String>) -> Result<()> {
-//!         let args = Args::parse(args, &["--name"], &[])?;
+//!         let args = Args::parse(args, &[Opt::value("--name")])?;
 //!         let name = args.value("--name").unwrap_or("br-hello");
 //!         link::add_bridge(None, name, None)?;
 //!         link::set_up(None, name, true)
@@ -34,7 +34,7 @@ mod args;
 mod cidr;
 mod error;
 
-pub use args::Args;
+pub use args::{Args, Opt, Takes};
 pub use cidr::Cidr;
 pub use error::{Error, Result};
 
@@ -159,6 +159,18 @@ pub mod netns {
     pub fn read_etc(name: Option<&str>, file: EtcFile) -> Result<String> {
         Ok(raw::read_etc(name, file)?)
     }
+    /// Append a line to the shared hosts file of `group`; false if it is there.
+    pub fn hosts_add(group: &str, line: &str) -> Result<bool> {
+        Ok(raw::hosts_add(group, line)?)
+    }
+    /// Remove a line from the shared hosts file of `group`; false if absent.
+    pub fn hosts_remove(group: &str, line: &str) -> Result<bool> {
+        Ok(raw::hosts_remove(group, line)?)
+    }
+    /// Point /etc/netns/NAME/hosts at the shared hosts file of `group`.
+    pub fn hosts_share(name: &str, group: &str) -> Result<()> {
+        Ok(raw::hosts_share(name, group)?)
+    }
 }
 
 /// Network interfaces (`ip link`).
@@ -271,7 +283,9 @@ pub mod sysctl {
 /// NAT, port publishing and forwarding rules, in netsh's own nftables tables or iptables chains.
 pub mod firewall {
     use super::{Error, Result, host::firewall as raw};
-    pub use raw::{ForwardSpec, Isolation, IsolateSpec, MasqueradeSpec, PortRange, Proto, PublishSpec, RuleInfo, RuleSpec};
+    pub use raw::{
+        ForwardSpec, IsolateSpec, Isolation, MasqueradeSpec, PortRange, Proto, PublishSpec, RuleInfo, RuleSpec,
+    };
 
     /// Masquerade `source` unless it leaves through `out_not`.
     pub fn masquerade(ns: Option<&str>, owner: &str, source: &str, out_not: Option<&str>) -> Result<String> {
@@ -334,6 +348,37 @@ pub mod firewall {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
         }
+    }
+}
+
+/// The recipe's own state in netsh's key-value store.
+pub mod kv {
+    use super::{Result, host::kv as raw};
+    pub use raw::Entry;
+
+    /// The entry at `key`.
+    pub fn get(key: &str) -> Result<Option<Entry>> {
+        Ok(raw::get(key)?)
+    }
+    /// Entries under `prefix`, by key.
+    pub fn list(prefix: &str) -> Result<Vec<Entry>> {
+        Ok(raw::list(prefix)?)
+    }
+    /// Set `key`; its new version.
+    pub fn put(key: &str, value: &str) -> Result<u64> {
+        Ok(raw::put(key, value)?)
+    }
+    /// Set `key` only if absent; `None` if it exists.
+    pub fn create(key: &str, value: &str) -> Result<Option<u64>> {
+        Ok(raw::create(key, value)?)
+    }
+    /// Set `key` only if its version is `version` (0: absent); `None` if someone wrote in between.
+    pub fn swap(key: &str, version: u64, value: &str) -> Result<Option<u64>> {
+        Ok(raw::swap(key, version, value)?)
+    }
+    /// Remove `key`; whether it existed.
+    pub fn delete(key: &str) -> Result<bool> {
+        Ok(raw::delete(key)?)
     }
 }
 

@@ -12,7 +12,7 @@ use crate::audit::{Audit, AuditError, Entry};
 use crate::backend::Backend;
 use crate::error::{CapError, CapResult};
 use crate::journal::{Inverse, JournalError, RunInfo, RunLog};
-use crate::ops::{Ns, Op, Reply};
+use crate::ops::{EtcFile, Ns, Op, Reply};
 use crate::policy::{self, Decision, Need, Needs, Policy};
 use crate::stop::Stop;
 
@@ -167,8 +167,8 @@ impl Gate {
         let result = self.backend.apply(op.clone()).await;
         let took_us = started.elapsed().as_micros() as u64;
         tracing::debug!(principal = %self.principal, took_us, "{op}: {:?}", result.as_ref().err());
-        // A rule that already existed was not added: its removal is not ours to do.
-        let made = matches!(&result, Ok(reply) if !matches!(reply, Reply::Rule { added: false, .. }));
+        // A rule that existed, a key that was there: nothing of ours to take back.
+        let made = matches!(&result, Ok(reply) if reply.changed());
         if let Some((run, seq)) = intent {
             run.outcome(seq, made).map_err(journal_error)?;
         }
@@ -208,9 +208,10 @@ impl Gate {
             | Op::LinkDelete { ns, name } => link(ns, name),
             Op::AddrAdd { ns, dev, .. } | Op::AddrDelete { ns, dev, .. } => link(ns, dev),
             Op::RouteAdd { ns, .. } | Op::RouteDelete { ns, .. } | Op::SysctlSet { ns, .. } => in_created_ns(ns),
-            Op::NetnsDelete { name } | Op::NetnsWriteEtc { name, .. } | Op::NetnsRemoveEtc { name, .. } => {
-                created.contains(&ns_key(name))
-            }
+            Op::NetnsDelete { name }
+            | Op::NetnsWriteEtc { name, .. }
+            | Op::NetnsRemoveEtc { name, .. }
+            | Op::HostsShare { name, .. } => created.contains(&ns_key(name)),
             _ => false,
         }
     }
@@ -293,15 +294,22 @@ impl Gate {
             | Op::RouteList { .. }
             | Op::SysctlGet { .. }
             | Op::FwGet { .. }
-            | Op::FwList { .. } => Ok(None),
+            | Op::FwList { .. }
+            | Op::KvGet { .. }
+            | Op::KvList { .. } => Ok(None),
             Op::NetnsCreate { name } | Op::NetnsAttach { name, .. } => undo(Op::NetnsDelete { name: name.clone() }),
             Op::NetnsDelete { .. } => lost("a deleted namespace cannot be brought back"),
             Op::NetnsWriteEtc { name, file, .. } | Op::NetnsRemoveEtc { name, file } => {
-                match self.read(Op::NetnsReadEtc { name: Some(name.clone()), file: *file }).await {
-                    Ok(Reply::Text(contents)) => undo(Op::NetnsWriteEtc { name: name.clone(), file: *file, contents }),
-                    Err(CapError::NotFound(_)) => undo(Op::NetnsRemoveEtc { name: name.clone(), file: *file }),
-                    Err(e) => Err(e),
-                    Ok(other) => Err(other.mismatch()),
+                self.etc_inverse(name, *file).await
+            }
+            Op::HostsShare { name, .. } => self.etc_inverse(name, EtcFile::Hosts).await,
+            Op::HostsAdd { group, line } => undo(Op::HostsRemove { group: group.clone(), line: line.clone() }),
+            Op::HostsRemove { group, line } => undo(Op::HostsAdd { group: group.clone(), line: line.clone() }),
+            Op::KvPut { key, .. } | Op::KvCreate { key, .. } | Op::KvSwap { key, .. } | Op::KvDelete { key } => {
+                match self.read(Op::KvGet { key: key.clone() }).await? {
+                    Reply::Entry(Some(old)) => undo(Op::KvPut { key: key.clone(), value: old.value }),
+                    Reply::Entry(None) => undo(Op::KvDelete { key: key.clone() }),
+                    other => Err(other.mismatch()),
                 }
             }
             Op::LinkAddBridge { ns, name, .. } => undo(Op::LinkDelete { ns: ns.clone(), name: name.clone() }),
@@ -347,6 +355,18 @@ impl Gate {
                 Some(r) => undo(Op::FwAdd { ns: ns.clone(), owner: r.owner, rule: r.rule }),
                 None => Ok(None),
             },
+        }
+    }
+
+    /// How to restore /etc/netns/NAME/FILE as it is now.
+    async fn etc_inverse(&self, name: &str, file: EtcFile) -> CapResult<Option<Inverse>> {
+        match self.read(Op::NetnsReadEtc { name: Some(name.to_string()), file }).await {
+            Ok(Reply::Text(contents)) => {
+                Ok(Some(Inverse::Undo(Op::NetnsWriteEtc { name: name.into(), file, contents })))
+            }
+            Err(CapError::NotFound(_)) => Ok(Some(Inverse::Undo(Op::NetnsRemoveEtc { name: name.into(), file }))),
+            Err(e) => Err(e),
+            Ok(other) => Err(other.mismatch()),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod error;
 pub mod firewall;
 pub mod gate;
 pub mod journal;
+pub mod kv;
 pub mod names;
 pub mod ops;
 pub mod plugins;

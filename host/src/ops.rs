@@ -284,6 +284,45 @@ pub enum Op {
     FwList {
         ns: Ns,
     },
+    /// Append a line to the shared hosts file of `group` (unless it is there).
+    HostsAdd {
+        group: String,
+        line: String,
+    },
+    /// Remove a line from the shared hosts file of `group`.
+    HostsRemove {
+        group: String,
+        line: String,
+    },
+    /// Make /etc/netns/NAME/hosts the shared hosts file of `group`.
+    HostsShare {
+        name: String,
+        group: String,
+    },
+    KvGet {
+        key: String,
+    },
+    KvList {
+        prefix: String,
+    },
+    KvPut {
+        key: String,
+        value: String,
+    },
+    /// Write only if absent.
+    KvCreate {
+        key: String,
+        value: String,
+    },
+    /// Write only if the key's version is `version` (0: absent).
+    KvSwap {
+        key: String,
+        version: u64,
+        value: String,
+    },
+    KvDelete {
+        key: String,
+    },
 }
 
 /// What a backend answers to an [`Op`].
@@ -304,9 +343,21 @@ pub enum Reply {
         id: String,
         added: bool,
     },
+    /// Whether a hosts-file line was added or removed (false: nothing to do).
+    Edited(bool),
+    Entry(Option<crate::kv::Entry>),
+    Entries(Vec<crate::kv::Entry>),
+    /// A key-value write's new version, or `None` if a condition kept it from happening.
+    Written(Option<u64>),
 }
 
 impl Reply {
+    /// Whether a mutating call changed anything (a rule that existed, a
+    /// create that found the key, an edit with nothing to do did not).
+    pub fn changed(&self) -> bool {
+        !matches!(self, Reply::Rule { added: false, .. } | Reply::Edited(false) | Reply::Written(None))
+    }
+
     /// The error for a backend answering with the wrong kind of reply: a host bug.
     pub fn mismatch(self) -> crate::error::CapError {
         crate::error::CapError::Failed(format!("internal error: unexpected reply {self:?}"))
@@ -326,7 +377,9 @@ impl Op {
             | Op::RouteList { .. }
             | Op::SysctlGet { .. }
             | Op::FwGet { .. }
-            | Op::FwList { .. } => false,
+            | Op::FwList { .. }
+            | Op::KvGet { .. }
+            | Op::KvList { .. } => false,
             Op::NetnsCreate { .. }
             | Op::NetnsDelete { .. }
             | Op::NetnsAttach { .. }
@@ -347,7 +400,14 @@ impl Op {
             | Op::RouteDelete { .. }
             | Op::SysctlSet { .. }
             | Op::FwAdd { .. }
-            | Op::FwRemove { .. } => true,
+            | Op::FwRemove { .. }
+            | Op::HostsAdd { .. }
+            | Op::HostsRemove { .. }
+            | Op::HostsShare { .. }
+            | Op::KvPut { .. }
+            | Op::KvCreate { .. }
+            | Op::KvSwap { .. }
+            | Op::KvDelete { .. } => true,
         }
     }
 }
@@ -464,6 +524,15 @@ impl fmt::Display for Op {
             Op::FwRemove { ns, id } => write!(f, "{}netsh fw rm {id}", netns_exec(ns)),
             Op::FwGet { ns, id } => write!(f, "{}netsh fw get {id}", netns_exec(ns)),
             Op::FwList { ns } => write!(f, "{}netsh fw ls", netns_exec(ns)),
+            Op::HostsAdd { group, line } => write!(f, "echo {line:?} >> /etc/netns/.hosts/{group}"),
+            Op::HostsRemove { group, line } => write!(f, "sed -i '/^{line}$/d' /etc/netns/.hosts/{group}"),
+            Op::HostsShare { name, group } => write!(f, "ln -sf ../.hosts/{group} /etc/netns/{name}/hosts"),
+            Op::KvGet { key } => write!(f, "netsh kv get {key}"),
+            Op::KvList { prefix } => write!(f, "netsh kv ls {prefix}"),
+            Op::KvPut { key, value } => write!(f, "netsh kv put {key} {value:?}"),
+            Op::KvCreate { key, value } => write!(f, "netsh kv create {key} {value:?}"),
+            Op::KvSwap { key, version, value } => write!(f, "netsh kv swap {key} {version} {value:?}"),
+            Op::KvDelete { key } => write!(f, "netsh kv del {key}"),
         }
     }
 }

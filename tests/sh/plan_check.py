@@ -2,10 +2,19 @@
 real run: every planned change must be visible there. Prints one line per
 mismatch and `KERNEL OK N` when all N operations check out."""
 import json
+import os
+import sqlite3
 import subprocess
 import sys
 
 NETSH = sys.argv[2]
+STORE = os.path.join(os.environ["NETSH_STATE_DIR"], "kv.sqlite")
+
+
+def kv_value(key):
+    with sqlite3.connect(STORE) as db:
+        row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
 
 
 def run(*cmd):
@@ -62,6 +71,15 @@ def check(op):
         return sysctl(ns, op["key"]) == op["value"]
     if kind == "fw-add":
         return any(x["owner"] == op["owner"] and x["rule"] == op["rule"] for x in rules(ns))
+    if kind in ("kv-create", "kv-put", "kv-swap"):
+        return kv_value(op["key"]) == LAST_WRITE[op["key"]]
+    if kind == "kv-delete":
+        return kv_value(op["key"]) is None
+    if kind == "hosts-add":
+        with open(f"/etc/netns/.hosts/{op['group']}") as f:
+            return op["line"] in f.read().splitlines()
+    if kind == "hosts-share":
+        return os.readlink(f"/etc/netns/{op['name']}/hosts") == f"../.hosts/{op['group']}"
     if kind == "netns-write-etc":
         name = {"hosts": "hosts", "resolv-conf": "resolv.conf", "hostname": "hostname"}[op["file"]]
         with open(f"/etc/netns/{op['name']}/{name}") as f:
@@ -71,6 +89,8 @@ def check(op):
 
 
 plan = json.load(open(sys.argv[1]))
+# A key's final value is that of the last write the plan made to it.
+LAST_WRITE = {e["call"]["key"]: e["call"].get("value") for e in plan["ops"] if e["call"]["op"].startswith("kv-")}
 ok = 0
 for entry in plan["ops"]:
     if check(entry["call"]):

@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use super::Backend;
 use crate::error::{CapError, CapResult};
 use crate::firewall::iptables;
+use crate::kv::Entry;
 use crate::ops::{AddrInfo, EtcFile, LinkInfo, Ns, Op, Reply, RouteSpec, RuleInfo};
 
 /// One planned operation and whether it changes anything.
@@ -31,6 +32,9 @@ struct Space {
 #[derive(Debug, Default)]
 struct World {
     names: Option<BTreeSet<String>>,
+    /// Keys the plan wrote (`None`: deleted), over the real store.
+    kv: HashMap<String, Option<Entry>>,
+    kv_version: u64,
     spaces: HashMap<Ns, Space>,
     etc: HashMap<(String, String), String>,
     sysctls: HashMap<(Ns, String), String>,
@@ -151,12 +155,64 @@ impl Model {
             }
             _ => None,
         };
+        if let Op::KvList { prefix } = &op {
+            return self.kv_list(prefix).await;
+        }
+        let kv_before = match &op {
+            Op::KvGet { key }
+            | Op::KvPut { key, .. }
+            | Op::KvCreate { key, .. }
+            | Op::KvSwap { key, .. }
+            | Op::KvDelete { key } => Some(self.kv_entry(key).await?),
+            _ => None,
+        };
         let mut world = self.lock();
-        let (reply, changes) = world.apply(&op, before, real_etc)?;
+        let (reply, changes) = world.apply(&op, Seen { sysctl: before, etc: real_etc, kv: kv_before })?;
         if op.is_mutation() {
             world.planned.push(Planned { op, changes });
         }
         Ok(reply)
+    }
+}
+
+/// What the model read from the real system before applying an op.
+struct Seen {
+    /// A sysctl's current value.
+    sysctl: Option<String>,
+    /// The real /etc file, for a read the plan has not written.
+    etc: Option<CapResult<Reply>>,
+    /// A key's current entry (planned or real).
+    kv: Option<Option<Entry>>,
+}
+
+impl Model {
+    /// A key as the plan sees it: written by the plan, else the real store's.
+    async fn kv_entry(&self, key: &str) -> CapResult<Option<Entry>> {
+        if let Some(planned) = self.lock().kv.get(key) {
+            return Ok(planned.clone());
+        }
+        match self.real.apply(Op::KvGet { key: key.into() }).await? {
+            Reply::Entry(e) => Ok(e),
+            other => Err(other.mismatch()),
+        }
+    }
+
+    /// The real store's entries under `prefix`, with the plan's writes over them.
+    async fn kv_list(&self, prefix: &str) -> CapResult<Reply> {
+        let real = match self.real.apply(Op::KvList { prefix: prefix.into() }).await? {
+            Reply::Entries(e) => e,
+            other => return Err(other.mismatch()),
+        };
+        let world = self.lock();
+        let mut merged: std::collections::BTreeMap<String, Entry> =
+            real.into_iter().map(|e| (e.key.clone(), e)).collect();
+        for (key, planned) in world.kv.iter().filter(|(k, _)| k.starts_with(prefix)) {
+            match planned {
+                Some(e) => merged.insert(key.clone(), e.clone()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(Reply::Entries(merged.into_values().collect()))
     }
 }
 
@@ -194,6 +250,15 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::FwRemove { ns, .. }
         | Op::FwGet { ns, .. }
         | Op::FwList { ns } => vec![ns.clone()],
+        Op::HostsAdd { .. }
+        | Op::HostsRemove { .. }
+        | Op::HostsShare { .. }
+        | Op::KvGet { .. }
+        | Op::KvList { .. }
+        | Op::KvPut { .. }
+        | Op::KvCreate { .. }
+        | Op::KvSwap { .. }
+        | Op::KvDelete { .. } => Vec::new(),
         Op::SysctlGet { .. }
         | Op::SysctlSet { .. }
         | Op::NetnsCreate { .. }
@@ -208,6 +273,13 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
 }
 
 impl World {
+    fn kv_write(&mut self, key: &str, value: &str) -> Reply {
+        self.kv_version += 1;
+        let version = (1 << 62) + self.kv_version;
+        self.kv.insert(key.into(), Some(Entry { key: key.into(), value: value.into(), version }));
+        Reply::Written(Some(version))
+    }
+
     fn space(&mut self, ns: &Ns) -> &mut Space {
         self.spaces.entry(ns.clone()).or_default()
     }
@@ -245,14 +317,8 @@ impl World {
     }
 
     /// Apply `op`; returns the reply and whether anything changed.
-    /// `sysctl_before` is the key's current value for sysctl ops, `real_etc`
-    /// the real file for an /etc read the plan has not written.
-    fn apply(
-        &mut self,
-        op: &Op,
-        sysctl_before: Option<String>,
-        real_etc: Option<CapResult<Reply>>,
-    ) -> CapResult<(Reply, bool)> {
+    fn apply(&mut self, op: &Op, seen: Seen) -> CapResult<(Reply, bool)> {
+        let Seen { sysctl: sysctl_before, etc: real_etc, kv: kv_before } = seen;
         let done = |changed: bool| Ok((Reply::Done, changed));
         match op {
             Op::NetnsList => Ok((Reply::Names(self.names().iter().cloned().collect()), false)),
@@ -437,6 +503,32 @@ impl World {
                 Ok((Reply::Rules(found), false))
             }
             Op::FwList { ns } => Ok((Reply::Rules(self.space(ns).rules.clone()), false)),
+            Op::HostsAdd { .. } | Op::HostsRemove { .. } => Ok((Reply::Edited(true), true)),
+            Op::HostsShare { name, .. } => {
+                if !self.names().contains(name) {
+                    return Err(CapError::NotFound(format!("namespace {name} does not exist")));
+                }
+                done(true)
+            }
+            Op::KvList { .. } => Err(CapError::Failed("internal error: the model lists keys before applying".into())),
+            Op::KvGet { .. } => Ok((Reply::Entry(kv_before.flatten()), false)),
+            Op::KvPut { key, value } => Ok((self.kv_write(key, value), true)),
+            Op::KvCreate { key, value } | Op::KvSwap { key, value, .. } => {
+                let current = kv_before.flatten();
+                let expected = match op {
+                    Op::KvSwap { version, .. } => *version,
+                    _ => 0,
+                };
+                if current.map_or(0, |e| e.version) != expected {
+                    return Ok((Reply::Written(None), false));
+                }
+                Ok((self.kv_write(key, value), true))
+            }
+            Op::KvDelete { key } => {
+                let existed = kv_before.flatten().is_some();
+                self.kv.insert(key.clone(), None);
+                Ok((Reply::Edited(existed), existed))
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::firewall::check_owner;
 use crate::ops::{self, FwRule, Isolation, Op, Proto, Reply};
 use crate::runtime::RecipeState;
 use crate::runtime::bindings::netsh::host::firewall::{
-    ForwardSpec, Host, Isolation as WitIsolation, IsolateSpec, MasqueradeSpec, PortRange, Proto as WitProto,
+    ForwardSpec, Host, IsolateSpec, Isolation as WitIsolation, MasqueradeSpec, PortRange, Proto as WitProto,
     PublishSpec, RuleInfo, RuleSpec,
 };
 use crate::runtime::bindings::netsh::host::types::Error;

@@ -4,6 +4,7 @@
 
 mod addr;
 mod firewall;
+mod kv;
 mod link;
 mod log;
 mod netns;

@@ -13,6 +13,13 @@ fn named(name: String) -> Result<String, CapError> {
     Ok(name)
 }
 
+fn edited(reply: Reply) -> Result<bool, CapError> {
+    match reply {
+        Reply::Edited(b) => Ok(b),
+        other => Err(other.mismatch()),
+    }
+}
+
 fn etc(file: WitEtcFile) -> EtcFile {
     match file {
         WitEtcFile::Hosts => EtcFile::Hosts,
@@ -57,6 +64,19 @@ impl Host for RecipeState {
         contents: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         let op = named(name).map(|name| Op::NetnsWriteEtc { name, file: etc(file), contents });
+        self.call(op, done).await
+    }
+
+    async fn hosts_add(&mut self, group: String, line: String) -> wasmtime::Result<Result<bool, Error>> {
+        self.call(named(group).map(|group| Op::HostsAdd { group, line }), edited).await
+    }
+
+    async fn hosts_remove(&mut self, group: String, line: String) -> wasmtime::Result<Result<bool, Error>> {
+        self.call(named(group).map(|group| Op::HostsRemove { group, line }), edited).await
+    }
+
+    async fn hosts_share(&mut self, name: String, group: String) -> wasmtime::Result<Result<(), Error>> {
+        let op = (|| Ok(Op::HostsShare { name: named(name)?, group: named(group)? }))();
         self.call(op, done).await
     }
 

@@ -130,6 +130,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine keeping its audit log, journals and plugins in `state`.
     pub fn new(state: PathBuf, kernel: Kernel) -> Engine {
+        let kernel = kernel.with_store(state.join("kv.sqlite"));
         Engine { kernel: Arc::new(kernel), state, trusted: OnceLock::new(), runtime: OnceLock::new() }
     }
 

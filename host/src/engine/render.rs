@@ -123,7 +123,11 @@ pub fn views(views: &[NsView]) -> String {
 /// A shell command's reply.
 pub fn reply(reply: &Reply) -> String {
     match reply {
-        Reply::Done | Reply::Rule { .. } => String::new(),
+        Reply::Done | Reply::Rule { .. } | Reply::Edited(_) | Reply::Written(Some(_)) => String::new(),
+        Reply::Written(None) => "not written: the key exists or changed meanwhile\n".into(),
+        Reply::Entry(None) => "(absent)\n".into(),
+        Reply::Entry(Some(e)) => format!("{}\n", e.value),
+        Reply::Entries(entries) => entries.iter().map(|e| format!("{} {}\n", e.key, e.value)).collect(),
         Reply::Bool(b) => format!("{b}\n"),
         Reply::Text(t) => format!("{t}\n"),
         Reply::Names(names) => names.iter().map(|n| format!("{n}\n")).collect(),

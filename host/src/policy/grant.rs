@@ -21,6 +21,7 @@ pub enum Kind {
     Nat,
     Publish,
     Sysctl,
+    Kv,
 }
 
 impl Kind {
@@ -33,6 +34,7 @@ impl Kind {
             Kind::Nat => "nat",
             Kind::Publish => "publish",
             Kind::Sysctl => "sysctl",
+            Kind::Kv => "kv",
         }
     }
 }
@@ -79,6 +81,8 @@ pub enum Need {
     Publish { proto: Proto, first: u16, last: u16 },
     /// A dotted sysctl key.
     Sysctl(String),
+    /// A key-value store key.
+    Kv(String),
 }
 
 impl Need {
@@ -91,6 +95,7 @@ impl Need {
             Need::Nat(_) => Kind::Nat,
             Need::Publish { .. } => Kind::Publish,
             Need::Sysctl(_) => Kind::Sysctl,
+            Need::Kv(_) => Kind::Kv,
         }
     }
 }
@@ -107,6 +112,7 @@ impl fmt::Display for Need {
             Need::Publish { proto, first, last } if first == last => write!(f, "publish:{}/{first}", proto.as_str()),
             Need::Publish { proto, first, last } => write!(f, "publish:{}/{first}-{last}", proto.as_str()),
             Need::Sysctl(k) => write!(f, "sysctl:{k}"),
+            Need::Kv(k) => write!(f, "kv:{k}"),
         }
     }
 }
@@ -141,13 +147,15 @@ impl FromStr for Grant {
         if scope.is_empty() {
             return Err(fail("empty scope"));
         }
-        let kind = [Kind::Netns, Kind::Link, Kind::Addr, Kind::Route, Kind::Nat, Kind::Publish, Kind::Sysctl]
+        let kind = [Kind::Netns, Kind::Link, Kind::Addr, Kind::Route, Kind::Nat, Kind::Publish, Kind::Sysctl, Kind::Kv]
             .into_iter()
             .find(|k| k.name() == kind)
-            .ok_or_else(|| fail("unknown kind; use netns, link, addr, route, nat, publish or sysctl"))?;
+            .ok_or_else(|| fail("unknown kind; use netns, link, addr, route, nat, publish, sysctl or kv"))?;
         let scope = match kind {
             Kind::Netns | Kind::Link => Scope::Glob { pattern: scope.into(), sep: '/' },
             Kind::Sysctl => Scope::Glob { pattern: scope.into(), sep: '.' },
+            // A key glob: `*` spans '/' (kv:docker-bridge/* is everything under it).
+            Kind::Kv => Scope::Glob { pattern: scope.into(), sep: '\0' },
             Kind::Addr | Kind::Route | Kind::Nat => {
                 Scope::Cidr(scope.parse().map_err(|_| fail("scope is not a CIDR such as 10.0.0.0/8"))?)
             }
@@ -202,9 +210,10 @@ impl Grant {
             return false;
         }
         match (&self.scope, need) {
-            (Scope::Glob { pattern, sep }, Need::Netns(name) | Need::Link(name) | Need::Sysctl(name)) => {
-                glob(pattern, name, *sep)
-            }
+            (
+                Scope::Glob { pattern, sep },
+                Need::Netns(name) | Need::Link(name) | Need::Sysctl(name) | Need::Kv(name),
+            ) => glob(pattern, name, *sep),
             (Scope::Cidr(scope), Need::Addr(addr)) => same_family(scope.ip(), addr.ip()) && scope.contains(addr.ip()),
             (Scope::Cidr(scope), Need::Route(net) | Need::Nat(net)) => within(scope, net),
             (Scope::Ports { proto, first, last }, Need::Publish { proto: p, first: f, last: l }) => {
@@ -259,6 +268,8 @@ mod tests {
         );
         assert!(!g("sysctl:net.ipv4.*").allows(&Need::Sysctl("net.ipv4.conf.all.forwarding".into())));
         assert!(g("sysctl:net.ipv4.ip_forward").allows(&Need::Sysctl("net.ipv4.ip_forward".into())));
+        assert!(g("kv:docker-bridge/*").allows(&Need::Kv("docker-bridge/net/a/b".into())));
+        assert!(!g("kv:docker-bridge/*").allows(&Need::Kv("overlay/net/a".into())));
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub fn needs(op: &Op) -> Needs {
         | Op::RouteList { .. }
         | Op::SysctlGet { .. }
         | Op::FwGet { .. }
-        | Op::FwList { .. } => Needs::Nothing,
+        | Op::FwList { .. }
+        | Op::KvGet { .. }
+        | Op::KvList { .. } => Needs::Nothing,
         Op::NetnsCreate { name }
         | Op::NetnsDelete { name }
         | Op::NetnsAttach { name, .. }
@@ -85,6 +87,14 @@ pub fn needs(op: &Op) -> Needs {
         Op::SysctlSet { ns, key, .. } => inside(ns, vec![Need::Sysctl(key.replace('/', "."))]),
         Op::FwAdd { ns, rule, .. } => inside(ns, rule_needs(rule)),
         Op::FwRemove { ns, id } => Needs::RuleOf { ns: ns.clone(), id: id.clone() },
+        // A shared hosts file is named @GROUP among namespaces (netns:* covers it).
+        Op::HostsAdd { group, .. } | Op::HostsRemove { group, .. } => {
+            Needs::All(vec![Need::Netns(format!("@{group}"))])
+        }
+        Op::HostsShare { name, group } => Needs::All(vec![Need::Netns(name.clone()), Need::Netns(format!("@{group}"))]),
+        Op::KvPut { key, .. } | Op::KvCreate { key, .. } | Op::KvSwap { key, .. } | Op::KvDelete { key } => {
+            Needs::All(vec![Need::Kv(key.clone())])
+        }
     }
 }
 

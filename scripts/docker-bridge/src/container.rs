@@ -1,62 +1,86 @@
 //! Containers: a namespace joined to a network by a veth pair, with an
-//! address from IPAM, a default route and published ports.
+//! address taken in the store, a default route, published ports and a line
+//! in the network's hosts file. Every call touches only its own container.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use netsh_guest::firewall::PublishSpec;
+use netsh_guest::netns::EtcFile;
 use netsh_guest::{Args, Cidr, Error, Result, addr, firewall, link, netns, route};
 
-use crate::meta::{Meta, short_hash};
-use crate::network::{Network, Port, check_name, made_link, remove_rules};
+use crate::meta::short_hash;
+use crate::network::{check_name, remove_rule, repair_rules};
 use crate::ports;
-use crate::session::Session;
+use crate::store::{Endpoint, Network, memberships};
 
 /// `connect NAME CONTAINER [--ip IP] [--alias A]... [--publish SPEC]... [--pid PID]`.
-pub fn connect(session: &mut Session, args: &Args) -> Result<()> {
-    let net = session.host.network(args.required(1, "network NAME")?)?;
+pub fn connect(args: &Args) -> Result<()> {
+    args.at_most(3)?;
+    let net = Network::load(args.required(1, "network NAME")?)?;
     let container = args.required(2, "CONTAINER")?.to_string();
     check_name("container", &container)?;
-    if net.port(&container).is_some() {
-        return Err(Error::Exists(format!("container {container} is already connected to network {}", net.name)));
-    }
-    for alias in args.values("--alias") {
-        check_name("alias", alias)?;
-    }
-    let ip = allocate(&net, args.value("--ip"))?;
-    let publishes: Vec<_> =
-        args.values("--publish").iter().map(|p| ports::parse(p, &ip.to_string())).collect::<Result<_>>()?;
-    if net.internal && !publishes.is_empty() {
-        return Err(Error::Invalid(format!("network {} is internal: ports cannot be published", net.name)));
-    }
+    let aliases: Vec<String> = args.values("--alias").iter().map(|a| a.to_string()).collect();
+    aliases.iter().try_for_each(|a| check_name("alias", a))?;
     let pid: Option<u32> = match args.value("--pid") {
         Some(p) => Some(p.parse().map_err(|_| Error::Invalid(format!("--pid {p:?} is not a process id")))?),
         None => None,
     };
+    if net.internal && !args.values("--publish").is_empty() {
+        return Err(Error::Invalid(format!("network {} is internal: ports cannot be published", net.name)));
+    }
+    let wanted = args.value("--ip").map(|w| wanted_ip(&net, w)).transpose()?;
+    // Parse the publish specs against a placeholder before anything is taken.
+    args.values("--publish").iter().try_for_each(|p| ports::parse(p, "0.0.0.0").map(drop))?;
+    if !net.reserve_endpoint(&container)? {
+        return Err(Error::Exists(format!("container {container} is already connected to network {}", net.name)));
+    }
+    let ip = match wanted {
+        Some(ip) => net.take_ip(ip, &container).map(|()| ip)?,
+        None => net.allocate(&container)?,
+    };
+    let publishes: Vec<PublishSpec> =
+        args.values("--publish").iter().map(|p| ports::parse(p, &ip.to_string())).collect::<Result<_>>()?;
+    let others = memberships(&container)?;
     let created = ensure_namespace(&container, pid)?;
-    let port = Port {
-        veth: format!("veth{}", short_hash(&[&net.name, &container])),
+    let mut ep = Endpoint {
         container: container.clone(),
-        ifname: String::new(),
+        veth: format!("veth{}", short_hash(&[&net.name, &container])),
+        ifname: free_ifname(&container, created && pid.is_none())?,
         ip,
         created,
         pid: pid.is_some(),
-        aliases: args.values("--alias").iter().map(|a| a.to_string()).collect(),
+        aliases,
+        rules: Vec::new(),
     };
-    match attach(&net, port, &publishes) {
-        Ok((port, alias)) => {
-            println!("{container} {} {}/{}", port.ifname, port.ip, net.subnet.prefix());
-            session.host.links.push(made_link(&port.veth, Some(&net.bridge), alias, Vec::new(), net.mtu));
-            session.joined(&container, &net);
-            Ok(())
-        }
-        Err(e) => {
-            if created {
-                let _ = netns::delete(&container);
-            }
-            Err(e)
-        }
+    attach(&net, &ep, others.is_empty())?;
+    let owner = net.container_owner(&container);
+    ep.rules = publishes.iter().map(|p| firewall::publish(None, &owner, p)).collect::<Result<_>>()?;
+    repair_rules(&net)?;
+    write_files(&net, &ep, created, others.is_empty())?;
+    net.save_endpoint(&ep)?;
+    println!("{container} {} {}/{}", ep.ifname, ep.ip, net.subnet.prefix());
+    Ok(())
+}
+
+/// `--ip`: inside the subnet, not its network, broadcast or gateway address.
+fn wanted_ip(net: &Network, text: &str) -> Result<IpAddr> {
+    let ip: IpAddr = text.parse().map_err(|_| Error::Invalid(format!("--ip {text:?} is not an IP address")))?;
+    if !net.subnet.contains(ip) {
+        return Err(Error::Invalid(format!("--ip {ip} is outside subnet {} of network {}", net.subnet, net.name)));
     }
+    if ip == net.subnet.network().addr() {
+        return Err(Error::Invalid(format!("--ip {ip} is the network address of {}; pick a host address", net.subnet)));
+    }
+    if net.subnet.broadcast().map(IpAddr::V4) == Some(ip) {
+        return Err(Error::Invalid(format!(
+            "--ip {ip} is the broadcast address of {}; pick a host address",
+            net.subnet
+        )));
+    }
+    if ip == net.gateway.addr() {
+        return Err(Error::Exists(format!("--ip {ip} is the gateway of network {}", net.name)));
+    }
+    Ok(ip)
 }
 
 /// Create the container's namespace, or name a process's; returns whether netsh created it.
@@ -70,110 +94,123 @@ fn ensure_namespace(container: &str, pid: Option<u32>) -> Result<bool> {
     }
 }
 
-/// Pick the container's address: `--ip` checked, or the first free one in the ip-range.
-fn allocate(net: &Network, wanted: Option<&str>) -> Result<IpAddr> {
-    if let Some(w) = wanted {
-        let ip: IpAddr = w.parse().map_err(|_| Error::Invalid(format!("--ip {w:?} is not an IP address")))?;
-        if !net.subnet.is_host(ip) {
-            return Err(Error::Invalid(format!("--ip {ip} is outside subnet {} of network {}", net.subnet, net.name)));
-        }
-        if let Some(holder) = net.ports.iter().find(|p| p.ip == ip) {
-            return Err(Error::Exists(format!("--ip {ip} is already in use by {}", holder.container)));
-        }
-        if ip == net.gateway.addr() {
-            return Err(Error::Exists(format!("--ip {ip} is the gateway of network {}", net.name)));
-        }
-        return Ok(ip);
-    }
-    let used: BTreeSet<IpAddr> = net.ports.iter().map(|p| p.ip).chain([net.gateway.addr()]).collect();
-    (1..=net.ip_range.host_count())
-        .filter_map(|n| net.ip_range.nth(n))
-        .map(|c| c.addr())
-        .find(|ip| net.subnet.is_host(*ip) && !used.contains(ip))
-        .ok_or_else(|| Error::Invalid(format!("network {} has no free address in {}", net.name, net.ip_range)))
-}
-
 /// The first free ethN in the container's namespace (eth0 in a new one).
-fn free_ifname(container: &str, created: bool) -> Result<String> {
-    if created {
+fn free_ifname(container: &str, fresh: bool) -> Result<String> {
+    if fresh {
         return Ok("eth0".into());
     }
-    let names: BTreeSet<String> = link::list(Some(container))?.into_iter().map(|l| l.name).collect();
+    let names: Vec<String> = link::list(Some(container))?.into_iter().map(|l| l.name).collect();
     (0..).map(|i| format!("eth{i}")).find(|n| !names.contains(n)).ok_or_else(|| Error::msg("no free interface name"))
 }
 
-/// Create the veth pair and configure both ends; undo on failure. Returns
-/// the port and the alias its host end was given.
-fn attach(net: &Network, mut port: Port, publishes: &[PublishSpec]) -> Result<(Port, String)> {
-    let ns = port.container.clone();
-    port.ifname = free_ifname(&ns, port.created && !port.pid)?;
+/// Make the veth pair and configure both ends.
+fn attach(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
+    let ns = ep.container.as_str();
     let veth = link::Veth {
-        name: port.veth.clone(),
-        peer: port.ifname.clone(),
-        peer_ns: Some(ns.clone()),
+        name: ep.veth.clone(),
+        peer: ep.ifname.clone(),
+        peer_ns: Some(ns.into()),
         master: Some(net.bridge.clone()),
         up: true,
         mtu: Some(net.mtu),
         hairpin: true,
     };
-    link::add_veth(None, &veth)?;
-    let configured = (|| {
-        let mut meta = Meta::default()
-            .with("container", &ns)
-            .with("ifname", &port.ifname)
-            .with("ip", port.ip)
-            .with("created", u8::from(port.created))
-            .with("pid", u8::from(port.pid));
-        if !port.aliases.is_empty() {
-            meta = meta.with("aliases", port.aliases.join(","));
-        }
-        let alias = meta.render();
-        link::set_alias(None, &port.veth, &alias)?;
-        link::set_up(Some(&ns), "lo", true)?;
-        addr::add(Some(&ns), &port.ifname, &Cidr::new(port.ip, net.subnet.prefix())?)?;
-        link::set_up(Some(&ns), &port.ifname, true)?;
-        let fresh = port.created && !port.pid;
-        if fresh || !route::list(Some(&ns))?.iter().any(|r| r.dest == "default") {
-            route::add(Some(&ns), &route::default_via(&net.gateway.addr().to_string()))?;
-        }
-        let owner = net.container_owner(&ns);
-        publishes.iter().try_for_each(|p| firewall::publish(None, &owner, p).map(drop))?;
-        Ok(alias)
-    })();
-    match configured {
-        Ok(alias) => Ok((port, alias)),
-        Err(e) => {
-            remove_rules(&net.container_owner(&ns));
-            let _ = link::delete(None, &port.veth);
-            Err(e)
-        }
+    link::add_veth(None, &veth).map_err(|e| match e {
+        Error::NotFound(_) => Error::NotFound(format!(
+            "network {}'s bridge {} is gone (deleted outside netsh?); rm the network and create it again",
+            net.name, net.bridge
+        )),
+        other => other,
+    })?;
+    link::set_up(Some(ns), "lo", true)?;
+    addr::add(Some(ns), &ep.ifname, &Cidr::new(ep.ip, net.subnet.prefix())?)?;
+    link::set_up(Some(ns), &ep.ifname, true)?;
+    if first_network && (ep.created && !ep.pid || !route::list(Some(ns))?.iter().any(|r| r.dest == "default")) {
+        route::add(Some(ns), &route::default_via(&net.gateway.addr().to_string()))?;
     }
+    Ok(())
+}
+
+/// resolv.conf and hostname for a new container; its line in the network's
+/// hosts file, which a container's first network's file also becomes.
+fn write_files(net: &Network, ep: &Endpoint, created: bool, first_network: bool) -> Result<()> {
+    if created && !ep.pid {
+        netns::write_etc(&ep.container, EtcFile::ResolvConf, &resolv_conf()?)?;
+        netns::write_etc(&ep.container, EtcFile::Hostname, &format!("{}\n", ep.container))?;
+    }
+    netns::hosts_add(&net.name, &ep.hosts_line())?;
+    if first_network {
+        netns::hosts_share(&ep.container, &net.name)?;
+    }
+    Ok(())
 }
 
 /// `disconnect NAME CONTAINER`.
-pub fn disconnect(session: &mut Session, args: &Args) -> Result<()> {
-    let net = session.host.network(args.required(1, "network NAME")?)?;
+pub fn disconnect(args: &Args) -> Result<()> {
+    args.at_most(3)?;
+    let net = Network::load(args.required(1, "network NAME")?)?;
     let container = args.required(2, "CONTAINER")?;
-    let port = net
-        .port(container)
+    let ep = net
+        .endpoint(container)?
         .ok_or_else(|| Error::NotFound(format!("container {container} is not connected to network {}", net.name)))?;
-    remove_rules(&net.container_owner(container));
-    detach(session, &net, port)
+    release(&net, &ep)?.carry_out()
 }
 
-/// Remove a container from a network: its veth pair, and the namespace if
-/// connect created it and no other network uses it. (Its rules are the caller's.)
-pub fn detach(session: &mut Session, net: &Network, port: &Port) -> Result<()> {
-    let elsewhere = session.host.networks().iter().any(|n| n.name != net.name && n.port(&port.container).is_some());
-    let drop_namespace = port.created && !elsewhere;
-    // Deleting an unshared namespace removes its veth ends with it, faster than a link delete.
-    if port.pid || !drop_namespace {
-        link::delete(None, &port.veth)?;
+/// What is left of an endpoint after its reversible parts are gone: the
+/// namespace or veth to delete, last, because a deletion cannot be undone.
+#[derive(Debug)]
+pub struct Doomed {
+    namespace: Option<String>,
+    veth: Option<String>,
+}
+
+/// Take back an endpoint's rules, hosts line and records; returns the deletions still to do.
+pub fn release(net: &Network, ep: &Endpoint) -> Result<Doomed> {
+    ep.rules.iter().try_for_each(|id| remove_rule(id))?;
+    netns::hosts_remove(&net.name, &ep.hosts_line())?;
+    net.forget_endpoint(ep)?;
+    let last_network = memberships(&ep.container)?.is_empty();
+    let drop_namespace = ep.created && last_network;
+    // Deleting an unshared namespace takes its veth ends with it, faster than a link delete.
+    let veth = (ep.pid || !drop_namespace).then(|| ep.veth.clone());
+    Ok(Doomed { namespace: drop_namespace.then(|| ep.container.clone()), veth })
+}
+
+impl Doomed {
+    /// Delete what is doomed; what is gone already (the runtime removed the
+    /// namespace first) counts as deleted.
+    pub fn carry_out(self) -> Result<()> {
+        let gone = |r: Result<()>| match r {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        };
+        if let Some(veth) = &self.veth {
+            gone(link::delete(None, veth))?;
+        }
+        if let Some(ns) = &self.namespace {
+            gone(netns::delete(ns))?;
+        }
+        Ok(())
     }
-    if drop_namespace {
-        netns::delete(&port.container)?;
+}
+
+/// The host's resolv.conf without loopback resolvers (unreachable from a
+/// container); Docker's public fallback when none is left.
+fn resolv_conf() -> Result<String> {
+    let host = match netns::read_etc(None, EtcFile::ResolvConf) {
+        Ok(text) => text,
+        Err(e) if e.is_not_found() => String::new(),
+        Err(e) => return Err(e),
+    };
+    let is_loopback = |line: &str| {
+        line.split_whitespace().nth(1).and_then(|ip| ip.parse::<IpAddr>().ok()).is_some_and(|ip| ip.is_loopback())
+    };
+    let kept: Vec<&str> =
+        host.lines().filter(|l| !(l.trim_start().starts_with("nameserver") && is_loopback(l))).collect();
+    let mut out = kept.join("\n");
+    if !kept.iter().any(|l| l.trim_start().starts_with("nameserver")) {
+        out.push_str("\nnameserver 8.8.8.8\nnameserver 8.8.4.4");
     }
-    session.forget_link(&port.veth);
-    session.left(&port.container, net, drop_namespace);
-    Ok(())
+    out.push('\n');
+    Ok(out.trim_start().to_string())
 }

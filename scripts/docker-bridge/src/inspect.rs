@@ -1,8 +1,8 @@
 //! `inspect NAME`: JSON shaped like `docker network inspect`.
 
-use netsh_guest::{Result, firewall, link};
+use netsh_guest::{Args, Result, firewall, link};
 
-use crate::network::{Host, Network};
+use crate::store::Network;
 
 /// A JSON string literal.
 fn s(text: &str) -> String {
@@ -38,11 +38,13 @@ fn published(rules: &[firewall::RuleInfo], owner: &str) -> Vec<String> {
     out
 }
 
-fn containers(net: &Network, rules: &[firewall::RuleInfo]) -> Result<String> {
+fn containers(net: &Network) -> Result<String> {
     let mut entries = Vec::new();
-    for p in &net.ports {
-        let inner = link::get(Some(&p.container), &p.ifname)?;
-        let ipv4 = inner.addresses.iter().find(|a| !a.contains(':')).cloned().unwrap_or_default();
+    for p in net.endpoints()? {
+        let rules: Vec<firewall::RuleInfo> =
+            p.rules.iter().filter_map(|id| firewall::get(None, id).transpose()).collect::<Result<_>>()?;
+        let mac = link::get(Some(&p.container), &p.ifname).map(|l| l.mac).unwrap_or_default();
+        let ipv4 = format!("{}/{}", p.ip, net.subnet.prefix());
         let aliases: Vec<String> = p.aliases.iter().map(|a| s(a)).collect();
         entries.push(format!(
             "      {}: {{\"Name\": {}, \"Interface\": {}, \"HostInterface\": {}, \"MacAddress\": {}, \"IPv4Address\": {}, \"Aliases\": {}, \"Ports\": {}}}",
@@ -50,19 +52,19 @@ fn containers(net: &Network, rules: &[firewall::RuleInfo]) -> Result<String> {
             s(&p.container),
             s(&p.ifname),
             s(&p.veth),
-            s(&inner.mac),
+            s(&mac),
             s(&ipv4),
             list(&aliases),
-            list(&published(rules, &net.container_owner(&p.container)))
+            list(&published(&rules, &net.container_owner(&p.container)))
         ));
     }
     Ok(if entries.is_empty() { "{}".into() } else { format!("{{\n{}\n    }}", entries.join(",\n")) })
 }
 
-/// Print the network as JSON.
-pub fn inspect(host: &Host, name: &str) -> Result<()> {
-    let net = host.network(name)?;
-    let rules = firewall::list(None)?;
+/// `inspect NAME`: the network as JSON.
+pub fn inspect(args: &Args) -> Result<()> {
+    args.at_most(2)?;
+    let net = Network::load(args.required(1, "network NAME")?)?;
     println!(
         r#"[
   {{
@@ -89,7 +91,7 @@ pub fn inspect(host: &Host, name: &str) -> Result<()> {
         s(&net.icc.to_string()),
         s(&(!net.internal).to_string()),
         s(&net.mtu.to_string()),
-        containers(&net, &rules)?
+        containers(&net)?
     );
     Ok(())
 }

@@ -1,14 +1,15 @@
 //! Docker's bridge networking as a netsh recipe, mirroring `docker network`.
+//! State lives in netsh's key-value store, one key per network, address and
+//! endpoint, so each command reads and writes only what it touches.
 
 mod container;
 mod inspect;
 mod meta;
 mod network;
 mod ports;
-mod session;
+mod store;
 
-use netsh_guest::{Args, Error, Manifest, Recipe, Result};
-use session::Session;
+use netsh_guest::{Args, Error, Manifest, Opt, Recipe, Result};
 
 struct DockerBridge;
 
@@ -18,21 +19,33 @@ const USAGE: &str = "docker-bridge COMMAND ...
       a bridge (br-NAME) holding the gateway (first host address), ip_forward on,
       MASQUERADE unless --internal, isolated from every other network
   connect NAME CONTAINER [--ip IP] [--alias A]... [--pid PID]
-              [--publish [HOSTIP:]HOSTPORT[-END]:PORT[/tcp|udp]]...
+              [--publish|-p [HOSTIP:]HOSTPORT[-END]:PORT[/tcp|udp]]...
       CONTAINER is a named namespace (created if missing) or, with --pid, a
       running process's; it gets eth0 (or the next free ethN), an address, a
-      default route via the gateway and /etc/netns/CONTAINER/{hosts,resolv.conf,hostname}
+      default route via the gateway, /etc/netns/CONTAINER/{resolv.conf,hostname}
+      and a line in the network's hosts file (shared by its containers)
   disconnect NAME CONTAINER
   rm NAME [--force]          refused while containers are attached, unless --force
   inspect NAME               JSON like `docker network inspect`
   ls
 Several commands can run in one invocation, separated by a lone ';' argument
-(one state read, one firewall batch), e.g.
+(one run, one firewall batch), e.g.
   connect net c1 --publish 8001:80 ';' connect net c2 --publish 8002:80";
 
-const VALUED: &[&str] =
-    &["--subnet", "--gateway", "--ip-range", "--icc", "--mtu", "--bridge", "--ip", "--alias", "--publish", "--pid"];
-const SWITCHES: &[&str] = &["--internal", "--force"];
+const OPTIONS: &[Opt] = &[
+    Opt::value("--subnet"),
+    Opt::value("--gateway"),
+    Opt::value("--ip-range"),
+    Opt::value("--icc"),
+    Opt::value("--mtu"),
+    Opt::value("--bridge"),
+    Opt::switch("--internal"),
+    Opt::switch("--force"),
+    Opt::value("--ip"),
+    Opt::values("--alias"),
+    Opt::values("--publish").short('p'),
+    Opt::value("--pid"),
+];
 
 impl Recipe for DockerBridge {
     fn manifest() -> Manifest {
@@ -43,7 +56,7 @@ impl Recipe for DockerBridge {
             .grant("link:veth*", "creates the host end of each container's veth pair")
             .grant("link:*/eth*", "names the container end of each veth pair")
             .grant("link:*/lo", "brings up each container's loopback")
-            .grant("netns:*", "creates container namespaces and their /etc/netns files")
+            .grant("netns:*", "creates container namespaces, their /etc/netns files and each network's hosts file")
             .grant("addr:172.16.0.0/12", "assigns gateway and container addresses (default pools)")
             .grant("addr:192.168.0.0/16", "assigns addresses from the second default pool")
             .grant("route:0.0.0.0/0", "adds each container's default route")
@@ -52,26 +65,24 @@ impl Recipe for DockerBridge {
             .grant("publish:udp/1-65535", "publishes container ports (--publish .../udp)")
             .grant("sysctl:net.ipv4.ip_forward", "turns on forwarding")
             .grant("sysctl:net.ipv4.conf.*.route_localnet", "lets 127.0.0.1:PORT reach published ports")
+            .grant("kv:docker-bridge/*", "keeps networks, addresses and endpoints in netsh's store")
     }
 
     fn run(args: Vec<String>) -> Result<()> {
         let commands: Vec<Args> =
-            args.split(|a| a == ";").map(|c| Args::parse(c.to_vec(), VALUED, SWITCHES)).collect::<Result<_>>()?;
-        let mut session = Session::start()?;
-        let outcome = commands.iter().try_for_each(|c| command(&mut session, c));
-        let files = session.finish();
-        outcome.and(files)
+            args.split(|a| a == ";").map(|c| Args::parse(c.to_vec(), OPTIONS)).collect::<Result<_>>()?;
+        commands.iter().try_for_each(command)
     }
 }
 
-fn command(session: &mut Session, args: &Args) -> Result<()> {
+fn command(args: &Args) -> Result<()> {
     match args.positional().first().map(String::as_str) {
-        Some("create") => network::create(session, args),
-        Some("connect") => container::connect(session, args),
-        Some("disconnect") => container::disconnect(session, args),
-        Some("rm") => network::rm(session, args),
-        Some("inspect") => inspect::inspect(&session.host, args.required(1, "network NAME")?),
-        Some("ls") => network::ls(session),
+        Some("create") => network::create(args),
+        Some("connect") => container::connect(args),
+        Some("disconnect") => container::disconnect(args),
+        Some("rm") => network::rm(args),
+        Some("inspect") => inspect::inspect(args),
+        Some("ls") => network::ls(args),
         Some(other) => Err(Error::Usage(format!("unknown command {other:?}\n{USAGE}"))),
         None => Err(Error::Usage(USAGE.into())),
     }

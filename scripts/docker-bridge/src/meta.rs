@@ -1,25 +1,16 @@
-//! What docker-bridge keeps in the kernel: `key=value` words in the alias of
-//! each network's bridge and of each container's bridge port
-//! (`ip link set DEV alias ...`), so every run derives its state from the
-//! kernel and nothing lives in hidden files.
+//! `key=value` words: how docker-bridge writes its records in the store.
 
-use netsh_guest::link::LinkInfo;
-
-/// The first word of every alias docker-bridge writes.
-pub const TAG: &str = "netsh:docker-bridge";
-
-/// Parsed `key=value` words of an alias.
+/// Parsed `key=value` words.
 #[derive(Debug, Clone, Default)]
 pub struct Meta(Vec<(String, String)>);
 
 impl Meta {
-    /// Parse a link's alias if docker-bridge wrote it.
-    pub fn of(link: &LinkInfo) -> Option<Meta> {
-        let mut words = link.alias.as_deref()?.split_whitespace();
-        if words.next()? != TAG {
-            return None;
-        }
-        Some(Meta(words.filter_map(|w| w.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    /// Parse a record; `None` if a word is not `key=value`.
+    pub fn parse(text: &str) -> Option<Meta> {
+        text.split_whitespace()
+            .map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect::<Option<Vec<_>>>()
+            .map(Meta)
     }
 
     /// A value, if present.
@@ -38,13 +29,9 @@ impl Meta {
         self
     }
 
-    /// Render as an alias.
+    /// Render as one line.
     pub fn render(&self) -> String {
-        let mut out = TAG.to_string();
-        for (k, v) in &self.0 {
-            out.push_str(&format!(" {k}={v}"));
-        }
-        out
+        self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
     }
 }
 

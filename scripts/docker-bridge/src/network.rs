@@ -1,148 +1,16 @@
-//! Networks: a bridge with the gateway address, NAT and isolation rules,
-//! read back from the kernel on every run.
+//! Networks: a bridge holding the gateway, NAT and isolation rules, and the
+//! network's record in the store. `create` reserves the name and the subnet
+//! in the store first, so concurrent creates never share a subnet.
 
 use std::net::IpAddr;
 
 use netsh_guest::firewall::{self, Isolation};
-use netsh_guest::link::LinkInfo;
-use netsh_guest::{Args, Cidr, Error, Result, addr, link, sysctl};
+use netsh_guest::{Args, Cidr, Error, Result, addr, link, log, sysctl};
 
-use crate::meta::Meta;
-use crate::session::Session;
+use crate::container;
+use crate::store::{self, Network};
 
-/// One attached container: the bridge port of its veth pair.
-#[derive(Debug, Clone)]
-pub struct Port {
-    pub veth: String,
-    pub container: String,
-    pub ifname: String,
-    pub ip: IpAddr,
-    /// connect created the namespace (so disconnect removes it).
-    pub created: bool,
-    /// The namespace is a running process's (named with --pid).
-    pub pid: bool,
-    pub aliases: Vec<String>,
-}
-
-/// A docker-bridge network as the kernel shows it.
-#[derive(Debug, Clone)]
-pub struct Network {
-    pub name: String,
-    pub bridge: String,
-    /// The network address with its prefix.
-    pub subnet: Cidr,
-    /// The gateway (the bridge's address) with the subnet's prefix.
-    pub gateway: Cidr,
-    pub ip_range: Cidr,
-    pub internal: bool,
-    pub icc: bool,
-    pub mtu: u32,
-    pub ports: Vec<Port>,
-}
-
-impl Network {
-    /// Owner label of the network's own firewall rules.
-    pub fn owner(&self) -> String {
-        format!("docker-bridge/{}", self.name)
-    }
-
-    /// Owner label of a container's published ports on this network.
-    pub fn container_owner(&self, container: &str) -> String {
-        format!("docker-bridge/{}/{container}", self.name)
-    }
-
-    /// The port of `container`, if attached.
-    pub fn port(&self, container: &str) -> Option<&Port> {
-        self.ports.iter().find(|p| p.container == container)
-    }
-}
-
-/// The host namespace's links: read once per invocation, then kept current
-/// in memory as commands add and remove bridges and ports.
-pub struct Host {
-    pub links: Vec<LinkInfo>,
-}
-
-/// A link as docker-bridge creates it, for the in-memory view.
-pub fn made_link(name: &str, master: Option<&str>, alias: String, addresses: Vec<String>, mtu: u32) -> LinkInfo {
-    LinkInfo {
-        name: name.into(),
-        index: 0,
-        kind: if master.is_some() { "veth" } else { "bridge" }.into(),
-        mtu,
-        up: true,
-        oper_state: "unknown".into(),
-        master: master.map(String::from),
-        mac: String::new(),
-        addresses,
-        alias: Some(alias),
-    }
-}
-
-impl Host {
-    /// Read every link of netsh's namespace.
-    pub fn read() -> Result<Host> {
-        Ok(Host { links: link::list(None)? })
-    }
-
-    /// Forget a link that was deleted.
-    pub fn forget(&mut self, name: &str) {
-        self.links.retain(|l| l.name != name);
-    }
-
-    /// Every docker-bridge network.
-    pub fn networks(&self) -> Vec<Network> {
-        self.links.iter().filter_map(|l| self.network_of(l)).collect()
-    }
-
-    /// The network called `name`.
-    pub fn network(&self, name: &str) -> Result<Network> {
-        self.networks()
-            .into_iter()
-            .find(|n| n.name == name)
-            .ok_or_else(|| Error::NotFound(format!("network {name} not found (see `docker-bridge ls`)")))
-    }
-
-    fn network_of(&self, bridge: &LinkInfo) -> Option<Network> {
-        let meta = Meta::of(bridge)?;
-        let name = meta.get("network")?.to_string();
-        let gateway: Cidr =
-            bridge.addresses.iter().filter_map(|a| a.parse::<Cidr>().ok()).find(|c| c.addr().is_ipv4())?;
-        let subnet = gateway.network();
-        let ports = self
-            .links
-            .iter()
-            .filter(|l| l.master.as_deref() == Some(bridge.name.as_str()))
-            .filter_map(|l| port_of(l))
-            .collect();
-        Some(Network {
-            name,
-            bridge: bridge.name.clone(),
-            subnet,
-            gateway,
-            ip_range: meta.get("ip-range").and_then(|r| r.parse().ok()).unwrap_or(subnet),
-            internal: meta.flag("internal"),
-            icc: !meta.flag("no-icc"),
-            mtu: bridge.mtu,
-            ports,
-        })
-    }
-}
-
-fn port_of(link: &LinkInfo) -> Option<Port> {
-    let meta = Meta::of(link)?;
-    Some(Port {
-        veth: link.name.clone(),
-        container: meta.get("container")?.to_string(),
-        ifname: meta.get("ifname")?.to_string(),
-        ip: meta.get("ip")?.parse().ok()?,
-        created: meta.flag("created"),
-        pid: meta.flag("pid"),
-        aliases: meta.get("aliases").map(|a| a.split(',').map(String::from).collect()).unwrap_or_default(),
-    })
-}
-
-/// Check a network or container name (it ends up in namespace names, aliases and rule owners).
+/// Check a network or container name (it ends up in namespace names, keys and rule owners).
 pub fn check_name(what: &str, name: &str) -> Result<()> {
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     if name.is_empty() || name.len() > 64 || name.starts_with(['.', '-']) || !name.chars().all(ok) {
@@ -160,59 +28,54 @@ fn default_subnets() -> impl Iterator<Item = Cidr> {
     b.chain(c).filter_map(|s| s.parse().ok())
 }
 
-/// IPv4 networks already in use on the host (every interface's addresses).
-fn used_subnets(host: &Host) -> Vec<(Cidr, String)> {
-    host.links
-        .iter()
-        .flat_map(|l| l.addresses.iter().filter_map(|a| a.parse::<Cidr>().ok()).map(|c| (c.network(), l.name.clone())))
+/// IPv4 networks in use: on the host's interfaces, and by netsh's networks.
+fn used_subnets() -> Result<Vec<(Cidr, String)>> {
+    let mut used: Vec<(Cidr, String)> = addr::list(None, None)?
+        .into_iter()
+        .filter_map(|a| a.cidr.parse::<Cidr>().ok().map(|c| (c.network(), a.dev)))
         .filter(|(c, _)| c.addr().is_ipv4() && !c.addr().is_loopback())
-        .collect()
-}
-
-/// What `create` was asked for, validated.
-struct Spec {
-    name: String,
-    bridge: String,
-    subnet: Cidr,
-    gateway: Cidr,
-    ip_range: Cidr,
-    internal: bool,
-    icc: bool,
-    mtu: Option<u32>,
-}
-
-fn spec(host: &Host, args: &Args) -> Result<Spec> {
-    let name = args.required(1, "network NAME")?.to_string();
-    check_name("network", &name)?;
-    if host.network(&name).is_ok() {
-        return Err(Error::Exists(format!("network {name} already exists")));
-    }
-    let bridge = args.value("--bridge").map(String::from).unwrap_or_else(|| format!("br-{name}"));
-    if bridge.len() > 15 {
-        return Err(Error::Invalid(format!(
-            "bridge name {bridge:?} is longer than 15 bytes; choose a shorter one with --bridge"
-        )));
-    }
-    if host.links.iter().any(|l| l.name == bridge) {
-        return Err(Error::Exists(format!("interface {bridge} already exists; choose another with --bridge")));
-    }
-    let used = used_subnets(host);
-    let subnet = match args.value("--subnet") {
-        Some(s) => {
-            let subnet: Cidr = s.parse()?;
-            if !subnet.addr().is_ipv4() || subnet.prefix() > 30 {
-                return Err(Error::Invalid(format!("subnet {s} must be IPv4 with a prefix of at most /30")));
-            }
-            if let Some((other, dev)) = used.iter().find(|(u, _)| u.overlaps(&subnet)) {
-                return Err(Error::Invalid(format!("subnet {s} overlaps {other} on {dev}")));
-            }
-            subnet.network()
+        .collect();
+    for net in Network::all()? {
+        if !used.iter().any(|(c, _)| *c == net.subnet) {
+            used.push((net.subnet, net.bridge));
         }
-        None => default_subnets()
-            .find(|c| !used.iter().any(|(u, _)| u.overlaps(c)))
-            .ok_or_else(|| Error::Invalid("no free default subnet; give one with --subnet".into()))?,
-    };
-    let gateway = match args.value("--gateway") {
+    }
+    Ok(used)
+}
+
+fn parse_subnet(text: &str) -> Result<Cidr> {
+    let subnet: Cidr = text.parse()?;
+    if !subnet.addr().is_ipv4() || subnet.prefix() > 30 {
+        return Err(Error::Invalid(format!("subnet {text} must be IPv4 with a prefix of at most /30")));
+    }
+    Ok(subnet.network())
+}
+
+/// Pick and reserve the subnet: the one asked for, or the first free default pool.
+fn reserve_subnet(args: &Args, name: &str) -> Result<Cidr> {
+    let used = used_subnets()?;
+    let overlap = |s: &Cidr| used.iter().find(|(u, _)| u.overlaps(s)).cloned();
+    if let Some(text) = args.value("--subnet") {
+        let subnet = parse_subnet(text)?;
+        if let Some((other, dev)) = overlap(&subnet) {
+            return Err(Error::Invalid(format!("subnet {subnet} overlaps {other} on {dev}")));
+        }
+        return match store::reserve_subnet(&subnet, name)? {
+            None => Ok(subnet),
+            Some(owner) => Err(Error::Exists(format!("subnet {subnet} is taken by network {owner}"))),
+        };
+    }
+    for candidate in default_subnets().filter(|c| overlap(c).is_none()) {
+        // Another create may take the same pool at the same moment: then try the next.
+        if store::reserve_subnet(&candidate, name)?.is_none() {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::Invalid("no free default subnet; give one with --subnet".into()))
+}
+
+fn gateway(args: &Args, subnet: &Cidr) -> Result<Cidr> {
+    match args.value("--gateway") {
         Some(g) => {
             let ip: IpAddr = g.parse().map_err(|_| Error::Invalid(format!("gateway {g:?} is not an IP address")))?;
             if !subnet.is_host(ip) {
@@ -220,20 +83,36 @@ fn spec(host: &Host, args: &Args) -> Result<Spec> {
                     "gateway {g} is outside subnet {subnet} (or is its network or broadcast address)"
                 )));
             }
-            Cidr::new(ip, subnet.prefix())?
+            Cidr::new(ip, subnet.prefix())
         }
-        None => subnet.nth(1).ok_or_else(|| Error::Invalid(format!("subnet {subnet} is too small")))?,
-    };
-    let ip_range = match args.value("--ip-range") {
+        None => subnet.nth(1).ok_or_else(|| Error::Invalid(format!("subnet {subnet} is too small"))),
+    }
+}
+
+fn ip_range(args: &Args, subnet: &Cidr) -> Result<Cidr> {
+    match args.value("--ip-range") {
         Some(r) => {
             let range: Cidr = r.parse()?;
             if range.prefix() < subnet.prefix() || !subnet.contains(range.addr()) {
                 return Err(Error::Invalid(format!("ip-range {r} is not inside subnet {subnet}")));
             }
-            range.network()
+            Ok(range.network())
         }
-        None => subnet,
-    };
+        None => Ok(*subnet),
+    }
+}
+
+/// What `create` was asked for, checked before anything is reserved.
+fn spec(args: &Args) -> Result<(String, String, bool, Option<u32>)> {
+    args.at_most(2)?;
+    let name = args.required(1, "network NAME")?.to_string();
+    check_name("network", &name)?;
+    let bridge = args.value("--bridge").map(String::from).unwrap_or_else(|| format!("br-{name}"));
+    if bridge.len() > 15 {
+        return Err(Error::Invalid(format!(
+            "bridge name {bridge:?} is longer than 15 bytes; choose a shorter one with --bridge"
+        )));
+    }
     let icc = match args.value("--icc") {
         None | Some("true") => true,
         Some("false") => false,
@@ -243,93 +122,120 @@ fn spec(host: &Host, args: &Args) -> Result<Spec> {
         Some(m) => Some(m.parse().map_err(|_| Error::Invalid(format!("--mtu {m:?} is not a number")))?),
         None => None,
     };
-    Ok(Spec { name, bridge, subnet, gateway, ip_range, internal: args.has("--internal"), icc, mtu })
+    Ok((name, bridge, icc, mtu))
 }
 
 /// `create NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal] [--icc=false] [--mtu N] [--bridge IFNAME]`.
-pub fn create(session: &mut Session, args: &Args) -> Result<()> {
-    let s = spec(&session.host, args)?;
-    link::add_bridge(None, &s.bridge, s.mtu)?;
-    let owner = format!("docker-bridge/{}", s.name);
-    match configure(&s, &owner) {
-        Ok(alias) => {
-            let mtu = s.mtu.unwrap_or(1500);
-            session.host.links.push(made_link(&s.bridge, None, alias, vec![s.gateway.to_string()], mtu));
-            println!("{} {} subnet {} gateway {}", s.name, s.bridge, s.subnet, s.gateway.addr());
-            Ok(())
-        }
-        Err(e) => {
-            remove_rules(&owner);
-            let _ = link::delete(None, &s.bridge);
-            Err(e)
-        }
+pub fn create(args: &Args) -> Result<()> {
+    let (name, bridge, icc, mtu) = spec(args)?;
+    if store::Network::load(&name).is_ok() {
+        return Err(Error::Exists(format!("network {name} already exists")));
     }
-}
-
-/// Configure a new bridge and its rules; returns the alias it was given.
-fn configure(s: &Spec, owner: &str) -> Result<String> {
-    let mut meta = Meta::default().with("network", &s.name).with("ip-range", s.ip_range);
-    if s.internal {
-        meta = meta.with("internal", 1);
+    match link::get(None, &bridge) {
+        Ok(_) => return Err(Error::Exists(format!("interface {bridge} already exists; choose another with --bridge"))),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e),
     }
-    if !s.icc {
-        meta = meta.with("no-icc", 1);
+    let subnet = reserve_subnet(args, &name)?;
+    let gateway = gateway(args, &subnet)?;
+    let mut net = Network {
+        name: name.clone(),
+        bridge,
+        subnet,
+        gateway,
+        ip_range: ip_range(args, &subnet)?,
+        internal: args.has("--internal"),
+        icc,
+        mtu: mtu.unwrap_or(1500),
+        rules: Vec::new(),
+    };
+    if !net.claim()? {
+        return Err(Error::Exists(format!("network {name} already exists")));
     }
-    link::set_alias(None, &s.bridge, &meta.render())?;
-    addr::add(None, &s.bridge, &s.gateway)?;
-    link::set_up(None, &s.bridge, true)?;
+    link::add_bridge(None, &net.bridge, mtu)?;
+    addr::add(None, &net.bridge, &net.gateway)?;
+    link::set_up(None, &net.bridge, true)?;
     sysctl::set(None, "net.ipv4.ip_forward", "1")?;
     // Lets 127.0.0.1:PORT be DNATed to containers on this bridge.
-    sysctl::set(None, &format!("net/ipv4/conf/{}/route_localnet", s.bridge), "1")?;
-    if s.internal {
-        firewall::forward_accept(None, owner, Some(&s.bridge), Some(&s.bridge))?;
-        firewall::isolate(None, owner, &s.bridge, Isolation::External)?;
-    } else {
-        firewall::masquerade(None, owner, &s.subnet.to_string(), Some(&s.bridge))?;
-        firewall::forward_accept(None, owner, Some(&s.bridge), None)?;
-    }
-    firewall::isolate(None, owner, &s.bridge, Isolation::Networks)?;
-    if !s.icc {
-        firewall::isolate(None, owner, &s.bridge, Isolation::Ports)?;
-    }
-    Ok(meta.render())
+    sysctl::set(None, &format!("net/ipv4/conf/{}/route_localnet", net.bridge), "1")?;
+    net.rules = add_rules(&net)?;
+    net.save()?;
+    println!("{} {} subnet {} gateway {}", net.name, net.bridge, net.subnet, net.gateway.addr());
+    Ok(())
 }
 
-/// Remove every rule owned by `owner` or by its containers; best effort.
-pub fn remove_rules(owner: &str) {
-    let nested = format!("{owner}/");
-    if let Ok(rules) = firewall::list(None) {
-        for rule in rules.iter().filter(|r| r.owner == owner || r.owner.starts_with(&nested)) {
-            let _ = firewall::remove(None, &rule.id);
-        }
+/// The network's own firewall rules; returns their ids.
+pub fn add_rules(net: &Network) -> Result<Vec<String>> {
+    let owner = net.owner();
+    let mut ids = Vec::new();
+    if net.internal {
+        ids.push(firewall::forward_accept(None, &owner, Some(&net.bridge), Some(&net.bridge))?);
+        ids.push(firewall::isolate(None, &owner, &net.bridge, Isolation::External)?);
+    } else {
+        ids.push(firewall::masquerade(None, &owner, &net.subnet.to_string(), Some(&net.bridge))?);
+        ids.push(firewall::forward_accept(None, &owner, Some(&net.bridge), None)?);
+    }
+    ids.push(firewall::isolate(None, &owner, &net.bridge, Isolation::Networks)?);
+    if !net.icc {
+        ids.push(firewall::isolate(None, &owner, &net.bridge, Isolation::Ports)?);
+    }
+    Ok(ids)
+}
+
+/// Re-add the network's rules if the firewall lost them (a flushed ruleset),
+/// saying so: traffic would otherwise break without a word.
+pub fn repair_rules(net: &Network) -> Result<()> {
+    let Some(first) = net.rules.first() else { return Ok(()) };
+    if firewall::get(None, first)?.is_some() {
+        return Ok(());
+    }
+    log::warn(&format!(
+        "network {}'s firewall rules were missing (was the ruleset flushed?); restoring them",
+        net.name
+    ));
+    add_rules(net).map(drop)
+}
+
+/// Remove a rule; one that is gone already counts as removed.
+pub fn remove_rule(id: &str) -> Result<()> {
+    match firewall::remove(None, id) {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other,
     }
 }
 
 /// `rm NAME [--force]`.
-pub fn rm(session: &mut Session, args: &Args) -> Result<()> {
+pub fn rm(args: &Args) -> Result<()> {
+    args.at_most(2)?;
     let name = args.required(1, "network NAME")?;
-    let net = session.host.network(name)?;
-    if !net.ports.is_empty() && !args.has("--force") {
-        let names: Vec<&str> = net.ports.iter().map(|p| p.container.as_str()).collect();
+    let net = Network::load(name)?;
+    let endpoints = net.endpoints()?;
+    if !endpoints.is_empty() && !args.has("--force") {
+        let names: Vec<&str> = endpoints.iter().map(|p| p.container.as_str()).collect();
         return Err(Error::Invalid(format!(
             "network {name} has active endpoints ({}); disconnect them first or use --force",
             names.join(", ")
         )));
     }
-    // One pass removes the network's rules and every container's (their owners nest under it).
-    remove_rules(&net.owner());
-    for port in &net.ports {
-        crate::container::detach(session, &net, port)?;
+    // Everything that can be taken back first; deleting namespaces and the bridge last.
+    let mut doomed = Vec::new();
+    for ep in &endpoints {
+        doomed.push(container::release(&net, ep)?);
     }
-    link::delete(None, &net.bridge)?;
-    session.host.forget(&net.bridge);
-    Ok(())
+    net.rules.iter().try_for_each(|id| remove_rule(id))?;
+    net.forget()?;
+    doomed.into_iter().try_for_each(|d| d.carry_out())?;
+    match link::delete(None, &net.bridge) {
+        Err(e) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// `ls`: one line per network.
-pub fn ls(session: &Session) -> Result<()> {
+pub fn ls(args: &Args) -> Result<()> {
+    args.at_most(1)?;
     println!("{:<20} {:<15} {:<18} {:<15} CONTAINERS", "NAME", "BRIDGE", "SUBNET", "GATEWAY");
-    for n in session.host.networks() {
+    for n in Network::all()? {
         let mut flags = Vec::new();
         if n.internal {
             flags.push("internal");
@@ -343,7 +249,7 @@ pub fn ls(session: &Session) -> Result<()> {
             n.bridge,
             n.subnet.to_string(),
             n.gateway.addr().to_string(),
-            n.ports.len(),
+            n.endpoints()?.len(),
             if flags.is_empty() { String::new() } else { format!(" ({})", flags.join(", ")) }
         );
     }

@@ -2,7 +2,7 @@
 //! subnet's first host address, and per namespace a veth pair, the next free
 //! address and a default route via the bridge.
 
-use netsh_guest::{Args, Cidr, Error, Manifest, Recipe, Result, addr, link, log, netns, route};
+use netsh_guest::{Args, Cidr, Error, Manifest, Opt, Recipe, Result, addr, link, log, netns, route};
 
 struct NetnsBridge;
 
@@ -138,7 +138,11 @@ impl Recipe for NetnsBridge {
     }
 
     fn run(args: Vec<String>) -> Result<()> {
-        let args = Args::parse(args, &["--count", "--subnet", "--bridge", "--prefix"], &[])?;
+        let args = Args::parse(
+            args,
+            &[Opt::value("--count"), Opt::value("--subnet"), Opt::value("--bridge"), Opt::value("--prefix")],
+        )?;
+        args.at_most(1)?;
         let p = plan(&args)?;
         match args.positional().first().map(String::as_str) {
             None | Some("up") => up(&p),

@@ -1,7 +1,7 @@
 //! Two network namespaces joined by a veth pair (seed 003):
 //! `ip netns add`, `ip link add ... type veth peer ... netns ...`, addresses, up.
 
-use netsh_guest::{Args, Cidr, Error, Manifest, Recipe, Result, addr, link, log, netns};
+use netsh_guest::{Args, Cidr, Error, Manifest, Opt, Recipe, Result, addr, link, log, netns};
 
 struct NetnsPair;
 
@@ -97,7 +97,8 @@ impl Recipe for NetnsPair {
     }
 
     fn run(args: Vec<String>) -> Result<()> {
-        let args = Args::parse(args, &["--left", "--right", "--subnet"], &[])?;
+        let args = Args::parse(args, &[Opt::value("--left"), Opt::value("--right"), Opt::value("--subnet")])?;
+        args.at_most(1)?;
         let p = plan(&args)?;
         match args.positional().first().map(String::as_str) {
             None | Some("up") => up(&p),

@@ -74,7 +74,8 @@ impl Recipe for PortForward {
     }
 
     fn run(args: Vec<String>) -> Result<()> {
-        let args = Args::parse(args, &[], &[])?;
+        let args = Args::parse(args, &[])?;
+        args.at_most(3)?;
         match args.positional().first().map(String::as_str) {
             Some("add") => {
                 let s = spec(&args)?;
@@ -91,9 +92,10 @@ impl Recipe for PortForward {
             }
             Some("rm") => {
                 let s = spec(&args)?;
-                let rule = firewall::list(None)?.into_iter().find(|r| forward(r).is_some_and(|p| same(p, &s))).ok_or_else(|| {
-                    Error::NotFound(format!("no forward {} {}", args.positional()[1], args.positional()[2]))
-                })?;
+                let rule =
+                    firewall::list(None)?.into_iter().find(|r| forward(r).is_some_and(|p| same(p, &s))).ok_or_else(
+                        || Error::NotFound(format!("no forward {} {}", args.positional()[1], args.positional()[2])),
+                    )?;
                 firewall::remove(None, &rule.id)
             }
             Some("ls") => {

@@ -16,7 +16,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::{Backend, FirewallBackend};
-use crate::error::CapResult;
+use crate::error::{CapError, CapResult};
+use crate::kv::KvStore;
+use crate::kv::sqlite::Sqlite;
 use crate::ops::{Ns, Op, Reply};
 
 /// Which firewall backend carries out firewall operations.
@@ -59,12 +61,33 @@ impl std::str::FromStr for FirewallKind {
     }
 }
 
-/// Carries out operations on the running kernel.
+/// Carries out operations on the running kernel (and keeps recipes'
+/// key-value state beside it).
 pub struct Kernel {
     handles: netlink::Handles,
     creator: nsfs::Creator,
     firewall: Arc<dyn FirewallBackend>,
     kind: FirewallKind,
+    store: Store,
+}
+
+/// The key-value store, opened on first use.
+#[derive(Default)]
+struct Store {
+    path: Option<std::path::PathBuf>,
+    open: std::sync::OnceLock<Result<Arc<dyn KvStore>, CapError>>,
+}
+
+impl Store {
+    fn get(&self) -> CapResult<Arc<dyn KvStore>> {
+        self.open
+            .get_or_init(|| {
+                let path =
+                    self.path.as_ref().ok_or_else(|| CapError::Failed("no key-value store is configured".into()))?;
+                Ok(Arc::new(Sqlite::open(path)?) as Arc<dyn KvStore>)
+            })
+            .clone()
+    }
 }
 
 impl std::fmt::Debug for Kernel {
@@ -86,7 +109,19 @@ impl Kernel {
             FirewallKind::Nftables => Arc::new(nft::Nftables::default()),
             FirewallKind::Iptables => Arc::new(iptables::Iptables::default()),
         };
-        Kernel { handles: netlink::Handles::default(), creator: nsfs::Creator::default(), firewall, kind }
+        Kernel {
+            handles: netlink::Handles::default(),
+            creator: nsfs::Creator::default(),
+            firewall,
+            kind,
+            store: Store::default(),
+        }
+    }
+
+    /// Keep recipes' key-value state in the embedded store at `path`.
+    pub fn with_store(mut self, path: std::path::PathBuf) -> Kernel {
+        self.store = Store { path: Some(path), open: std::sync::OnceLock::new() };
+        self
     }
 
     /// The firewall backend in use.
@@ -190,6 +225,15 @@ impl Kernel {
                 self.in_fw_ns(ns, move |fw, ns| fw.get(ns, &id)).await.map(|r| Reply::Rules(r.into_iter().collect()))
             }
             Op::FwList { ns } => self.in_fw_ns(ns, |fw, ns| fw.list(ns)).await.map(Reply::Rules),
+            Op::HostsAdd { group, line } => nsfs::hosts_add(&group, &line).map(Reply::Edited),
+            Op::HostsRemove { group, line } => nsfs::hosts_remove(&group, &line).map(Reply::Edited),
+            Op::HostsShare { name, group } => nsfs::hosts_share(&name, &group).map(done),
+            Op::KvGet { key } => self.store.get()?.get(&key).map(Reply::Entry),
+            Op::KvList { prefix } => self.store.get()?.list(&prefix).map(Reply::Entries),
+            Op::KvPut { key, value } => self.store.get()?.put(&key, &value).map(|v| Reply::Written(Some(v))),
+            Op::KvCreate { key, value } => self.store.get()?.create(&key, &value).map(Reply::Written),
+            Op::KvSwap { key, version, value } => self.store.get()?.swap(&key, version, &value).map(Reply::Written),
+            Op::KvDelete { key } => self.store.get()?.delete(&key).map(Reply::Edited),
         }
     }
 }

@@ -339,3 +339,100 @@ pub fn remove_etc(name: &str, file: EtcFile) -> CapResult<()> {
         _ => Ok(()),
     }
 }
+
+/// Where shared hosts files live: one per group (a network), pointed at by
+/// each member's /etc/netns/NAME/hosts, so a member joining or leaving is
+/// one line written, not one file per member.
+pub const SHARED_HOSTS_DIR: &str = "/etc/netns/.hosts";
+
+const HOSTS_HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+fn shared_hosts(group: &str) -> CapResult<PathBuf> {
+    crate::names::check_netns(group)?;
+    let dir = Path::new(SHARED_HOSTS_DIR);
+    fs::create_dir_all(dir).map_err(|e| CapError::io(&e, format!("create {SHARED_HOSTS_DIR}")))?;
+    Ok(dir.join(group))
+}
+
+/// Open (creating with the localhost lines) and lock a group's hosts file.
+fn lock_hosts(path: &Path) -> CapResult<nix::fcntl::Flock<File>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| CapError::io(&e, format!("open {}", path.display())))?;
+    let mut file = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| CapError::os(e, format!("lock {}", path.display())))?;
+    if file.metadata().map_err(|e| CapError::io(&e, format!("stat {}", path.display())))?.len() == 0 {
+        file.write_all(HOSTS_HEADER.as_bytes()).map_err(|e| CapError::io(&e, format!("write {}", path.display())))?;
+    }
+    Ok(file)
+}
+
+fn read_locked(file: &mut File, path: &Path) -> CapResult<String> {
+    use std::io::{Read, Seek};
+    let mut text = String::new();
+    file.rewind()
+        .and_then(|_| file.read_to_string(&mut text))
+        .map_err(|e| CapError::io(&e, format!("read {}", path.display())))?;
+    Ok(text)
+}
+
+/// Append `line` to group's hosts file; false if it is there already.
+pub fn hosts_add(group: &str, line: &str) -> CapResult<bool> {
+    check_hosts_line(line)?;
+    let path = shared_hosts(group)?;
+    let mut file = lock_hosts(&path)?;
+    if read_locked(&mut file, &path)?.lines().any(|l| l == line) {
+        return Ok(false);
+    }
+    file.write_all(format!("{line}\n").as_bytes())
+        .map_err(|e| CapError::io(&e, format!("write {}", path.display())))?;
+    Ok(true)
+}
+
+/// Remove `line` from group's hosts file (rewritten in place, so bind mounts
+/// of it see the change); the file goes with its last member. False if absent.
+pub fn hosts_remove(group: &str, line: &str) -> CapResult<bool> {
+    let path = shared_hosts(group)?;
+    if !path.exists() {
+        return Ok(false);
+    }
+    let mut file = lock_hosts(&path)?;
+    let text = read_locked(&mut file, &path)?;
+    if !text.lines().any(|l| l == line) {
+        return Ok(false);
+    }
+    let kept: String = text.lines().filter(|l| *l != line).map(|l| format!("{l}\n")).collect();
+    if kept == HOSTS_HEADER {
+        fs::remove_file(&path).map_err(|e| CapError::io(&e, format!("remove {}", path.display())))?;
+        return Ok(true);
+    }
+    file.set_len(0)
+        .and_then(|()| file.write_all(kept.as_bytes()))
+        .map_err(|e| CapError::io(&e, format!("rewrite {}", path.display())))?;
+    Ok(true)
+}
+
+/// Point /etc/netns/NAME/hosts at group's shared hosts file.
+pub fn hosts_share(name: &str, group: &str) -> CapResult<()> {
+    if !exists(name) {
+        return Err(not_found(name));
+    }
+    drop(lock_hosts(&shared_hosts(group)?)?);
+    let dir = etc_dir(name, true)?;
+    let tmp = dir.join(".hosts.netsh-link");
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(format!("../.hosts/{group}"), &tmp)
+        .and_then(|()| fs::rename(&tmp, dir.join("hosts")))
+        .map_err(|e| CapError::io(&e, format!("link {}/hosts", dir.display())))
+}
+
+/// A hosts line: printable, one line, not too long.
+fn check_hosts_line(line: &str) -> CapResult<()> {
+    if line.is_empty() || line.len() > 1024 || line.contains(['\n', '\r', '\0']) {
+        return Err(CapError::Invalid(format!("hosts line {line:?} must be one line of at most 1024 bytes")));
+    }
+    Ok(())
+}

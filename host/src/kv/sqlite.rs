@@ -1,0 +1,211 @@
+//! The embedded store: one SQLite database in netsh's state directory, in
+//! WAL mode. Each write is one short immediate transaction, so concurrent
+//! netsh processes serialise on SQLite's file lock for microseconds, never
+//! for a whole run; a writer that waits more than a second says so.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Entry, KvStore, check_key, check_value};
+use crate::error::{CapError, CapResult};
+
+/// How long a writer waits for another process's transaction.
+const BUSY: Duration = Duration::from_secs(10);
+
+/// The store in `STATE/kv.sqlite`.
+#[derive(Debug)]
+pub struct Sqlite {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn db_error(path: &Path, e: rusqlite::Error) -> CapError {
+    CapError::Failed(format!("key-value store {}: {e}", path.display()))
+}
+
+impl Sqlite {
+    /// Open (or create) the store at `path`; its directory must be trusted.
+    pub fn open(path: &Path) -> CapResult<Sqlite> {
+        if let Some(dir) = path.parent() {
+            crate::trust::ensure_dir(dir)
+                .map_err(|e| CapError::Failed(format!("key-value store {}: {e}", path.display())))?;
+        }
+        let err = |e| db_error(path, e);
+        let conn = Connection::open(path).map_err(err)?;
+        // Readers never wait in WAL mode; setting the database up may, briefly, on first use.
+        conn.busy_timeout(BUSY).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS revision (id INTEGER PRIMARY KEY CHECK (id = 0), value INTEGER NOT NULL);
+             INSERT OR IGNORE INTO revision VALUES (0, 0);",
+        )
+        .map_err(err)?;
+        Ok(Sqlite { path: path.to_path_buf(), conn: Mutex::new(conn) })
+    }
+
+    fn err(&self, e: rusqlite::Error) -> CapError {
+        db_error(&self.path, e)
+    }
+
+    /// Run `write` in an immediate transaction with the next version number;
+    /// `None` from it rolls back (nothing written, no version used).
+    fn write<T>(&self, write: impl FnOnce(&Connection, u64) -> rusqlite::Result<Option<T>>) -> CapResult<Option<T>> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        begin(&conn).map_err(|e| self.err(e))?;
+        let run = || -> rusqlite::Result<Option<T>> {
+            let version: u64 =
+                conn.query_row("UPDATE revision SET value = value + 1 WHERE id = 0 RETURNING value", [], |r| r.get(0))?;
+            write(&conn, version)
+        };
+        let result = run();
+        let end = if matches!(result, Ok(Some(_))) { "COMMIT" } else { "ROLLBACK" };
+        conn.execute_batch(end).map_err(|e| self.err(e))?;
+        result.map_err(|e| self.err(e))
+    }
+}
+
+/// Begin a write (`BEGIN IMMEDIATE`), waiting for other writers and saying
+/// so after a second.
+fn begin(conn: &Connection) -> rusqlite::Result<()> {
+    let started = Instant::now();
+    let mut warned = false;
+    loop {
+        match conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY =>
+            {
+                if !warned && started.elapsed() > Duration::from_secs(1) {
+                    eprintln!("netsh: waiting for another netsh to finish writing the key-value store");
+                    warned = true;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn entry(row: &rusqlite::Row) -> rusqlite::Result<Entry> {
+    Ok(Entry { key: row.get(0)?, value: row.get(1)?, version: row.get(2)? })
+}
+
+impl KvStore for Sqlite {
+    fn get(&self, key: &str) -> CapResult<Option<Entry>> {
+        check_key(key)?;
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("SELECT key, value, version FROM kv WHERE key = ?1", [key], entry)
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    fn list(&self, prefix: &str) -> CapResult<Vec<Entry>> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        // Keys in [prefix, prefix + U+10FFFF): a range scan of the primary key.
+        let end = format!("{prefix}\u{10FFFF}");
+        let mut stmt = conn
+            .prepare_cached("SELECT key, value, version FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params![prefix, end], entry).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+    }
+
+    fn put(&self, key: &str, value: &str) -> CapResult<u64> {
+        check_key(key)?;
+        check_value(key, value)?;
+        let done = self.write(|tx, v| {
+            tx.execute(
+                "INSERT INTO kv VALUES (?1, ?2, ?3) ON CONFLICT(key) DO UPDATE SET value = ?2, version = ?3",
+                params![key, value, v],
+            )?;
+            Ok(Some(v))
+        })?;
+        Ok(done.unwrap_or_default())
+    }
+
+    fn create(&self, key: &str, value: &str) -> CapResult<Option<u64>> {
+        check_key(key)?;
+        check_value(key, value)?;
+        self.write(|tx, v| {
+            let n = tx.execute("INSERT OR IGNORE INTO kv VALUES (?1, ?2, ?3)", params![key, value, v])?;
+            Ok((n == 1).then_some(v))
+        })
+    }
+
+    fn swap(&self, key: &str, version: u64, value: &str) -> CapResult<Option<u64>> {
+        if version == 0 {
+            return self.create(key, value);
+        }
+        check_key(key)?;
+        check_value(key, value)?;
+        self.write(|tx, v| {
+            let n = tx.execute(
+                "UPDATE kv SET value = ?2, version = ?3 WHERE key = ?1 AND version = ?4",
+                params![key, value, v, version],
+            )?;
+            Ok((n == 1).then_some(v))
+        })
+    }
+
+    fn delete(&self, key: &str) -> CapResult<bool> {
+        check_key(key)?;
+        let deleted =
+            self.write(|tx, _| Ok((tx.execute("DELETE FROM kv WHERE key = ?1", [key])? == 1).then_some(())))?;
+        Ok(deleted.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(name: &str) -> (Sqlite, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("netsh-kv-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (Sqlite::open(&dir.join("kv.sqlite")).unwrap(), dir)
+    }
+
+    #[test]
+    fn versions_guard_creates_and_swaps() {
+        let (kv, dir) = store("cas");
+        let v1 = kv.create("a/x", "1").unwrap().unwrap();
+        assert_eq!(kv.create("a/x", "2").unwrap(), None);
+        assert_eq!(kv.swap("a/x", v1 + 100, "3").unwrap(), None);
+        let v2 = kv.swap("a/x", v1, "3").unwrap().unwrap();
+        assert!(v2 > v1);
+        assert_eq!(kv.get("a/x").unwrap().unwrap().value, "3");
+        kv.put("a/y", "4").unwrap();
+        kv.put("ab", "5").unwrap();
+        let keys: Vec<String> = kv.list("a/").unwrap().into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["a/x", "a/y"]);
+        assert!(kv.delete("a/x").unwrap());
+        assert!(!kv.delete("a/x").unwrap());
+        assert_eq!(kv.swap("a/x", 0, "6").unwrap().is_some(), true);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_creates_give_each_key_to_one_writer() {
+        let (kv, dir) = store("race");
+        drop(kv);
+        let path = dir.join("kv.sqlite");
+        let winners: Vec<usize> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let path = path.clone();
+                    s.spawn(move || {
+                        let kv = Sqlite::open(&path).unwrap();
+                        (0..20).filter(|i| kv.create(&format!("ip/{i}"), "me").unwrap().is_some()).count()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(winners.iter().sum::<usize>(), 20);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

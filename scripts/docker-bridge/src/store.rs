@@ -1,0 +1,272 @@
+//! docker-bridge's state in netsh's key-value store, one key per thing so
+//! that every call reads and writes only what it touches:
+//!
+//! ```text
+//! docker-bridge/net/NET            the network (bridge, subnet, gateway, options, rule ids)
+//! docker-bridge/subnet/CIDR        NET: the subnet is taken (created once: no two networks share it)
+//! docker-bridge/ip/NET/ADDR        CONTAINER: the address is taken (created once: no duplicate address)
+//! docker-bridge/next/NET           where the next free-address search starts (a hint)
+//! docker-bridge/ep/NET/CONTAINER   the endpoint (veth, interface, address, aliases, rule ids)
+//! docker-bridge/in/CONTAINER/NET   the container is on NET (to know its other networks)
+//! ```
+
+use std::net::IpAddr;
+
+use netsh_guest::{Cidr, Error, Result, kv};
+
+use crate::meta::Meta;
+
+const ROOT: &str = "docker-bridge";
+
+/// The endpoint record of a connect still under way.
+const CONNECTING: &str = "connecting";
+
+fn key(parts: &[&str]) -> String {
+    std::iter::once(ROOT).chain(parts.iter().copied()).collect::<Vec<_>>().join("/")
+}
+
+/// A network's definition.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub name: String,
+    pub bridge: String,
+    /// The network address with its prefix.
+    pub subnet: Cidr,
+    /// The gateway (the bridge's address) with the subnet's prefix.
+    pub gateway: Cidr,
+    pub ip_range: Cidr,
+    pub internal: bool,
+    pub icc: bool,
+    pub mtu: u32,
+    /// The network's own firewall rules.
+    pub rules: Vec<String>,
+}
+
+/// One container on one network.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub container: String,
+    pub veth: String,
+    pub ifname: String,
+    pub ip: IpAddr,
+    /// connect created the namespace (so the last disconnect removes it).
+    pub created: bool,
+    /// The namespace is a running process's, named with --pid.
+    pub pid: bool,
+    pub aliases: Vec<String>,
+    /// The container's published-port rules.
+    pub rules: Vec<String>,
+}
+
+fn list(text: &[String]) -> String {
+    if text.is_empty() { "-".into() } else { text.join(",") }
+}
+
+fn unlist(text: Option<&str>) -> Vec<String> {
+    match text {
+        None | Some("-") | Some("") => Vec::new(),
+        Some(t) => t.split(',').map(String::from).collect(),
+    }
+}
+
+fn damaged(what: &str) -> Error {
+    Error::msg(format!("the stored record of {what} is damaged; `docker-bridge rm` it and create it again"))
+}
+
+impl Network {
+    /// Owner label of the network's own firewall rules.
+    pub fn owner(&self) -> String {
+        format!("docker-bridge/{}", self.name)
+    }
+
+    /// Owner label of a container's published ports on this network.
+    pub fn container_owner(&self, container: &str) -> String {
+        format!("docker-bridge/{}/{container}", self.name)
+    }
+
+    fn render(&self) -> String {
+        Meta::default()
+            .with("bridge", &self.bridge)
+            .with("subnet", self.subnet)
+            .with("gateway", self.gateway)
+            .with("ip-range", self.ip_range)
+            .with("internal", u8::from(self.internal))
+            .with("icc", u8::from(self.icc))
+            .with("mtu", self.mtu)
+            .with("rules", list(&self.rules))
+            .render()
+    }
+
+    fn parse(name: &str, text: &str) -> Result<Network> {
+        let m = Meta::parse(text).ok_or_else(|| damaged(&format!("network {name}")))?;
+        let cidr =
+            |k: &str| m.get(k).and_then(|v| v.parse::<Cidr>().ok()).ok_or_else(|| damaged(&format!("network {name}")));
+        Ok(Network {
+            name: name.into(),
+            bridge: m.get("bridge").ok_or_else(|| damaged(name))?.into(),
+            subnet: cidr("subnet")?,
+            gateway: cidr("gateway")?,
+            ip_range: cidr("ip-range")?,
+            internal: m.flag("internal"),
+            icc: m.flag("icc"),
+            mtu: m.get("mtu").and_then(|v| v.parse().ok()).unwrap_or(1500),
+            rules: unlist(m.get("rules")),
+        })
+    }
+
+    /// The network called `name`.
+    pub fn load(name: &str) -> Result<Network> {
+        match kv::get(&key(&["net", name]))? {
+            Some(e) => Network::parse(name, &e.value),
+            None => Err(Error::NotFound(format!("network {name} not found (see `docker-bridge ls`)"))),
+        }
+    }
+
+    /// Every network, by name.
+    pub fn all() -> Result<Vec<Network>> {
+        let prefix = key(&["net", ""]);
+        kv::list(&prefix)?.into_iter().map(|e| Network::parse(e.key.trim_start_matches(&prefix), &e.value)).collect()
+    }
+
+    /// Claim the name: false if a network of that name exists.
+    pub fn claim(&self) -> Result<bool> {
+        Ok(kv::create(&key(&["net", &self.name]), &self.render())?.is_some())
+    }
+
+    /// Store the definition (after its rules were made).
+    pub fn save(&self) -> Result<()> {
+        kv::put(&key(&["net", &self.name]), &self.render()).map(drop)
+    }
+
+    /// Forget the network, its subnet and its address hint.
+    pub fn forget(&self) -> Result<()> {
+        kv::delete(&key(&["net", &self.name]))?;
+        kv::delete(&subnet_key(&self.subnet))?;
+        kv::delete(&key(&["next", &self.name]))?;
+        Ok(())
+    }
+
+    /// The endpoints of the network's containers (not those still connecting).
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        let prefix = key(&["ep", &self.name, ""]);
+        kv::list(&prefix)?
+            .into_iter()
+            .filter(|e| e.value != CONNECTING)
+            .map(|e| Endpoint::parse(e.key.trim_start_matches(&prefix), &e.value))
+            .collect()
+    }
+
+    /// The endpoint of `container`, if connected.
+    pub fn endpoint(&self, container: &str) -> Result<Option<Endpoint>> {
+        match kv::get(&key(&["ep", &self.name, container]))? {
+            Some(e) if e.value != CONNECTING => Endpoint::parse(container, &e.value).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reserve the endpoint slot of `container`: false if it is connected (or connecting) already.
+    pub fn reserve_endpoint(&self, container: &str) -> Result<bool> {
+        Ok(kv::create(&key(&["ep", &self.name, container]), CONNECTING)?.is_some())
+    }
+
+    /// Store a connected endpoint and the container's membership.
+    pub fn save_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        kv::put(&key(&["ep", &self.name, &ep.container]), &ep.render())?;
+        kv::put(&key(&["in", &ep.container, &self.name]), "")?;
+        Ok(())
+    }
+
+    /// Forget an endpoint, its address and the membership.
+    pub fn forget_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        kv::delete(&key(&["ip", &self.name, &ep.ip.to_string()]))?;
+        kv::delete(&key(&["ep", &self.name, &ep.container]))?;
+        kv::delete(&key(&["in", &ep.container, &self.name]))?;
+        Ok(())
+    }
+
+    /// Take `ip` for `container`; `Err(Exists)` names who holds it.
+    pub fn take_ip(&self, ip: IpAddr, container: &str) -> Result<()> {
+        let k = key(&["ip", &self.name, &ip.to_string()]);
+        if kv::create(&k, container)?.is_some() {
+            return Ok(());
+        }
+        let holder = kv::get(&k)?.map(|e| e.value).unwrap_or_default();
+        Err(Error::Exists(format!("--ip {ip} is already in use by {holder}")))
+    }
+
+    /// Take the first free address of the ip-range for `container`, from the hint on.
+    pub fn allocate(&self, container: &str) -> Result<IpAddr> {
+        let hint_key = key(&["next", &self.name]);
+        let count = self.ip_range.host_count();
+        let start = kv::get(&hint_key)?.and_then(|e| e.value.parse::<u32>().ok()).unwrap_or(1);
+        for step in 0..count {
+            let n = 1 + (start.saturating_sub(1) + step) % count;
+            let Some(c) = self.ip_range.nth(n) else { continue };
+            let ip = c.addr();
+            if !self.subnet.is_host(ip) || ip == self.gateway.addr() {
+                continue;
+            }
+            if kv::create(&key(&["ip", &self.name, &ip.to_string()]), container)?.is_some() {
+                kv::put(&hint_key, &(n + 1).to_string())?;
+                return Ok(ip);
+            }
+        }
+        Err(Error::Invalid(format!("network {} has no free address in {}", self.name, self.ip_range)))
+    }
+}
+
+/// The key reserving a subnet.
+fn subnet_key(subnet: &Cidr) -> String {
+    key(&["subnet", &subnet.to_string()])
+}
+
+/// Reserve `subnet` for `network`: `Ok(None)` when taken, else the owner.
+pub fn reserve_subnet(subnet: &Cidr, network: &str) -> Result<Option<String>> {
+    let k = subnet_key(subnet);
+    if kv::create(&k, network)?.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(kv::get(&k)?.map(|e| e.value).unwrap_or_default()))
+}
+
+/// The networks `container` is on.
+pub fn memberships(container: &str) -> Result<Vec<String>> {
+    let prefix = key(&["in", container, ""]);
+    Ok(kv::list(&prefix)?.into_iter().map(|e| e.key.trim_start_matches(&prefix).to_string()).collect())
+}
+
+impl Endpoint {
+    /// Its line in the network's hosts file.
+    pub fn hosts_line(&self) -> String {
+        let names: Vec<&str> =
+            std::iter::once(self.container.as_str()).chain(self.aliases.iter().map(String::as_str)).collect();
+        format!("{}\t{}", self.ip, names.join(" "))
+    }
+
+    fn render(&self) -> String {
+        Meta::default()
+            .with("veth", &self.veth)
+            .with("ifname", &self.ifname)
+            .with("ip", self.ip)
+            .with("created", u8::from(self.created))
+            .with("pid", u8::from(self.pid))
+            .with("aliases", list(&self.aliases))
+            .with("rules", list(&self.rules))
+            .render()
+    }
+
+    fn parse(container: &str, text: &str) -> Result<Endpoint> {
+        let bad = || damaged(&format!("container {container}'s endpoint"));
+        let m = Meta::parse(text).ok_or_else(bad)?;
+        Ok(Endpoint {
+            container: container.into(),
+            veth: m.get("veth").ok_or_else(bad)?.into(),
+            ifname: m.get("ifname").ok_or_else(bad)?.into(),
+            ip: m.get("ip").and_then(|v| v.parse().ok()).ok_or_else(bad)?,
+            created: m.flag("created"),
+            pid: m.flag("pid"),
+            aliases: unlist(m.get("aliases")),
+            rules: unlist(m.get("rules")),
+        })
+    }
+}

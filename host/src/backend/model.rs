@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 
 use super::Backend;
 use crate::error::{CapError, CapResult};
-use crate::firewall::iptables;
+use crate::firewall::{self, FirewallKind};
 use crate::kv::Entry;
 use crate::ops::{AddrInfo, EtcFile, LinkInfo, Ns, Op, Reply, RouteSpec, RuleInfo};
 
@@ -19,6 +19,9 @@ use crate::ops::{AddrInfo, EtcFile, LinkInfo, Ns, Op, Reply, RouteSpec, RuleInfo
 pub struct Planned {
     pub op: Op,
     pub changes: bool,
+    /// The commands that would do it, ready to paste (firewall rules in the
+    /// active backend's syntax, with its table or chains first when missing).
+    pub commands: Vec<String>,
 }
 
 /// A namespace's links, routes and rules.
@@ -27,14 +30,17 @@ struct Space {
     links: Vec<LinkInfo>,
     routes: Vec<RouteSpec>,
     rules: Vec<RuleInfo>,
+    /// Families whose table (or chains) the plan already set up.
+    setup: Vec<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct World {
     names: Option<BTreeSet<String>>,
     /// Keys the plan wrote (`None`: deleted), over the real store.
     kv: HashMap<String, Option<Entry>>,
     kv_version: u64,
+    firewall: FirewallKind,
     spaces: HashMap<Ns, Space>,
     etc: HashMap<(String, String), String>,
     sysctls: HashMap<(Ns, String), String>,
@@ -45,6 +51,7 @@ struct World {
 /// Plans against a copy of what `real` shows.
 pub struct Model {
     real: Arc<dyn Backend>,
+    firewall: FirewallKind,
     world: Mutex<World>,
 }
 
@@ -67,8 +74,21 @@ fn label(ns: &Ns, name: &str) -> String {
 
 impl Model {
     /// A model that reads unseen state from `real`.
-    pub fn new(real: Arc<dyn Backend>) -> Model {
-        Model { real, world: Mutex::new(World { next_index: 10_000, ..World::default() }) }
+    /// A model that reads unseen state from `real` and writes firewall
+    /// commands for `firewall`.
+    pub fn new(real: Arc<dyn Backend>, firewall: FirewallKind) -> Model {
+        let world = World {
+            names: None,
+            kv: HashMap::new(),
+            kv_version: 0,
+            firewall,
+            spaces: HashMap::new(),
+            etc: HashMap::new(),
+            sysctls: HashMap::new(),
+            next_index: 10_000,
+            planned: Vec::new(),
+        };
+        Model { real, firewall, world: Mutex::new(world) }
     }
 
     /// The operations planned so far.
@@ -112,7 +132,7 @@ impl Model {
             Ok(Reply::Rules(r)) => r,
             _ => Vec::new(),
         };
-        self.lock().spaces.insert(ns.clone(), Space { links, routes, rules });
+        self.lock().spaces.insert(ns.clone(), Space { links, routes, rules, setup: Vec::new() });
         Ok(())
     }
 
@@ -167,9 +187,14 @@ impl Model {
             _ => None,
         };
         let mut world = self.lock();
+        let removed = match &op {
+            Op::FwRemove { ns, id } => world.space(ns).rules.iter().find(|r| r.id == *id).cloned(),
+            _ => None,
+        };
         let (reply, changes) = world.apply(&op, Seen { sysctl: before, etc: real_etc, kv: kv_before })?;
         if op.is_mutation() {
-            world.planned.push(Planned { op, changes });
+            let commands = world.commands(self.firewall, &op, removed.as_ref());
+            world.planned.push(Planned { op, changes, commands });
         }
         Ok(reply)
     }
@@ -273,6 +298,32 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
 }
 
 impl World {
+    /// The commands that carry `op` out; a namespace's first rule brings the
+    /// backend's table or chains with it.
+    fn commands(&mut self, kind: FirewallKind, op: &Op, removed: Option<&RuleInfo>) -> Vec<String> {
+        let exec = |ns: &Ns, c: String| match ns {
+            Some(n) => format!("ip netns exec {n} {c}"),
+            None => c,
+        };
+        match (op, removed) {
+            (Op::FwAdd { ns, owner, rule }, _) => {
+                let mut out = Vec::new();
+                let family = format!("{:?}", crate::firewall::nft::Family::of(rule));
+                let space = self.space(ns);
+                if space.rules.len() == 1 && !space.setup.contains(&family) {
+                    space.setup.push(family);
+                    out.extend(firewall::setup_commands(kind, rule));
+                }
+                out.extend(firewall::add_commands(kind, owner, rule));
+                out.into_iter().map(|c| exec(ns, c)).collect()
+            }
+            (Op::FwRemove { ns, .. }, Some(r)) => {
+                firewall::remove_commands(kind, &r.owner, &r.rule).into_iter().map(|c| exec(ns, c)).collect()
+            }
+            _ => vec![op.to_string()],
+        }
+    }
+
     fn kv_write(&mut self, key: &str, value: &str) -> Reply {
         self.kv_version += 1;
         let version = (1 << 62) + self.kv_version;
@@ -476,17 +527,15 @@ impl World {
                 done(sysctl_before.as_deref() != Some(value.as_str()))
             }
             Op::FwAdd { ns, owner, rule } => {
-                let (id, lines) = iptables::render(owner, rule)?;
+                firewall::check_owner(owner)?;
+                firewall::check_rule(rule)?;
+                let id = firewall::rule_id(owner, rule);
+                let commands = firewall::add_commands(self.firewall, owner, rule);
                 let space = self.space(ns);
                 if space.rules.iter().any(|r| r.id == id) {
                     return Ok((Reply::Rule { id, added: false }, false));
                 }
-                space.rules.push(RuleInfo {
-                    id: id.clone(),
-                    owner: owner.clone(),
-                    rule: rule.clone(),
-                    commands: iptables::commands(&lines),
-                });
+                space.rules.push(RuleInfo { id: id.clone(), owner: owner.clone(), rule: rule.clone(), commands });
                 Ok((Reply::Rule { id, added: true }, true))
             }
             Op::FwRemove { ns, id } => {

@@ -48,7 +48,8 @@ impl Engine {
         args: Vec<String>,
         console: Arc<dyn Console>,
     ) -> EngineResult<PlanReport> {
-        let model = Arc::new(Model::new(self.kernel()));
+        let kernel = self.kernel();
+        let model = Arc::new(Model::new(kernel.clone(), kernel.firewall_kind()));
         let grants = Arc::new(Mutex::new(PlanGrants::default()));
         let gate = Gate::new(model.clone(), format!("plan {}", recipe.info.principal()))
             .with_policy(policy, Some(&recipe.info.sha256))

@@ -46,8 +46,13 @@ pub fn recipe_json(info: &RecipeInfo) -> serde_json::Value {
 pub fn plan_text(plan: &PlanReport) -> String {
     let mut out = String::new();
     for p in &plan.ops {
-        let note = if p.changes { "" } else { "    # no change" };
-        out.push_str(&format!("{}{note}\n", p.op));
+        if !p.changes {
+            out.push_str(&format!("# no change: {}\n", p.op));
+            continue;
+        }
+        for c in &p.commands {
+            out.push_str(&format!("{c}\n"));
+        }
     }
     out.push_str(&format!("\n{} change(s)\n", plan.changes));
     out.push_str(&format!("grants used:    {}\n", plan.grants.used.iter().cloned().collect::<Vec<_>>().join(" ")));
@@ -59,8 +64,11 @@ pub fn plan_text(plan: &PlanReport) -> String {
 
 /// A plan as JSON.
 pub fn plan_json(plan: &PlanReport) -> serde_json::Value {
-    let ops: Vec<_> =
-        plan.ops.iter().map(|p| json!({"call": p.op, "cmd": p.op.to_string(), "changes": p.changes})).collect();
+    let ops: Vec<_> = plan
+        .ops
+        .iter()
+        .map(|p| json!({"call": p.op, "cmd": p.op.to_string(), "commands": p.commands, "changes": p.changes}))
+        .collect();
     let missing: Vec<String> = plan.grants.missing.iter().map(|n| n.to_string()).collect();
     json!({
         "recipe": plan.recipe, "sha256": plan.sha256, "ops": ops, "changes": plan.changes,

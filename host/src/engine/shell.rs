@@ -89,6 +89,10 @@ impl<'a> Session<'a> {
             self.end_run(&run, "finished")?;
             return Ok(true);
         }
+        if self.engine.journal()?.load(&run.id)?.steps == 0 {
+            run.discard()?;
+            return Ok(true);
+        }
         let errors = self.engine.revert_run(&run).await?;
         run.end(if errors.is_empty() { "rolled-back" } else { "rollback-incomplete" })?;
         report_rollback(&*self.console, &run.id, &errors);

@@ -137,6 +137,18 @@ fn lines(rule: &FwRule) -> Vec<Line> {
     }
 }
 
+/// The commands that make netsh's chains and their jumps.
+pub fn setup_commands() -> Vec<String> {
+    let mut out: Vec<String> =
+        CHAINS.iter().map(|c| format!("iptables -t {} -N {}", c.table.as_str(), c.name)).collect();
+    for chain in CHAINS.iter().rev() {
+        if let Some(jump) = jump_spec(chain) {
+            out.push(format!("iptables -t {} -I {}", chain.table.as_str(), jump.replacen(' ', " 1 ", 1)));
+        }
+    }
+    out
+}
+
 /// The rule lines as `iptables -t TABLE -A ...` commands.
 pub fn commands(lines: &[Line]) -> Vec<String> {
     lines.iter().map(|l| format!("iptables -t {} -A {}", l.table.as_str(), l.spec)).collect()

@@ -16,6 +16,76 @@ use sha2::{Digest, Sha256};
 use crate::error::{CapError, CapResult};
 use crate::ops::{FwRule, Isolation, Proto};
 
+/// Which firewall backend carries out firewall operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirewallKind {
+    /// nf_tables over netlink, in-process (the default where the kernel has it).
+    Nftables,
+    /// iptables-restore, one process per run.
+    Iptables,
+}
+
+impl FirewallKind {
+    /// nftables when the kernel speaks nf_tables, else iptables.
+    pub fn detect() -> FirewallKind {
+        match netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_NETFILTER) {
+            Ok(_) => FirewallKind::Nftables,
+            Err(_) => FirewallKind::Iptables,
+        }
+    }
+
+    /// `nftables` or `iptables`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FirewallKind::Nftables => "nftables",
+            FirewallKind::Iptables => "iptables",
+        }
+    }
+}
+
+impl std::str::FromStr for FirewallKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "nftables" | "nft" => Ok(FirewallKind::Nftables),
+            "iptables" => Ok(FirewallKind::Iptables),
+            other => Err(format!("unknown firewall backend {other:?}: use nftables or iptables")),
+        }
+    }
+}
+
+/// The commands that make `rule` of `owner` with backend `kind`, ready to paste.
+pub fn add_commands(kind: FirewallKind, owner: &str, rule: &FwRule) -> Vec<String> {
+    let id = rule_id(owner, rule);
+    match kind {
+        FirewallKind::Nftables => {
+            nft::element_commands(nft::Family::of(rule), &nft::rule_elements(&id, rule), &tag(owner, &id, rule))
+        }
+        FirewallKind::Iptables => {
+            iptables::render(owner, rule).map(|(_, lines)| iptables::commands(&lines)).unwrap_or_default()
+        }
+    }
+}
+
+/// The commands that remove `rule` of `owner`.
+pub fn remove_commands(kind: FirewallKind, owner: &str, rule: &FwRule) -> Vec<String> {
+    let add = add_commands(kind, owner, rule);
+    match kind {
+        FirewallKind::Nftables => add.iter().map(|c| c.replacen("'add element", "'delete element", 1)).collect(),
+        FirewallKind::Iptables => add.iter().map(|c| c.replacen(" -A ", " -D ", 1)).collect(),
+    }
+}
+
+/// The commands that make netsh's tables or chains (before its first rule).
+pub fn setup_commands(kind: FirewallKind, rule: &FwRule) -> Vec<String> {
+    match kind {
+        FirewallKind::Nftables => nft::setup_commands(nft::Family::of(rule)),
+        FirewallKind::Iptables => iptables::setup_commands(),
+    }
+}
+
 /// Check an owner label: it ends up inside comments in the kernel.
 pub fn check_owner(owner: &str) -> CapResult<()> {
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@');

@@ -5,8 +5,8 @@
 //! change once made. Pure; `backend::kernel::nft` sends it over netlink.
 //!
 //! ```text
-//! prerouting (nat, dstnat) / output (nat, -100): fib daddr type local jump dnat
-//! dnat:        DNAT through @dnat_addr (address . proto . port) then @dnat_any (proto . port)
+//! prerouting (nat, dstnat) / output (nat, -100): fib daddr type local jump portmap
+//! portmap:     DNAT through @dnat_addr (address . proto . port) then @dnat_any (proto . port)
 //! postrouting (nat, srcnat): masquerade host-made and hairpin traffic to @published;
 //!              skip @masq_skip (subnet . out interface), masquerade @masq_nets
 //! forward (filter, filter - 10): jump isolation, then accept @fwd_* and @published,
@@ -334,21 +334,32 @@ pub fn elements(rule: &FwRule) -> Vec<Element> {
     }
 }
 
-/// The index element naming a rule: its id, with owner, id and rule in the comment.
-pub fn index_element(id: &str, tag: &str) -> Element {
-    Element {
-        set: "rules",
-        key: ifname_bytes(id),
-        key_end: None,
-        end_marker: None,
-        data: None,
-        text: format!("{} comment {tag:?}", q(id)),
-    }
+/// A rule's elements with its index element (the id, named in the rules set) last.
+pub fn rule_elements(id: &str, rule: &FwRule) -> Vec<Element> {
+    let mut out = elements(rule);
+    out.push(Element { set: "rules", key: ifname_bytes(id), key_end: None, end_marker: None, data: None, text: q(id) });
+    out
 }
 
-/// `nft add element ...` commands for elements, ready to paste.
-pub fn element_commands(family: Family, elements: &[Element]) -> Vec<String> {
-    elements.iter().map(|e| format!("nft 'add element {} {TABLE} {} {{ {} }}'", family.name(), e.set, e.text)).collect()
+/// Whether an element carries the rule's tag as its comment (the index, and
+/// DNAT entries, so a port's holder can be named).
+pub fn commented(el: &Element) -> bool {
+    el.set == "rules" || el.set.starts_with("dnat_")
+}
+
+/// `nft add element ...` commands for a rule's elements, ready to paste.
+pub fn element_commands(family: Family, elements: &[Element], tag: &str) -> Vec<String> {
+    elements
+        .iter()
+        .map(|e| {
+            let (key, data) = match e.text.split_once(" : ") {
+                Some((k, d)) => (k, format!(" : {d}")),
+                None => (e.text.as_str(), String::new()),
+            };
+            let comment = if commented(e) { format!(" comment {tag:?}") } else { String::new() };
+            format!("nft 'add element {} {TABLE} {} {{ {key}{comment}{data} }}'", family.name(), e.set)
+        })
+        .collect()
 }
 
 /// Netlink registers: 32-bit register n (0-15).
@@ -604,8 +615,8 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
             ),
         ],
     };
-    let dnat = ChainDef {
-        name: "dnat",
+    let portmap = ChainDef {
+        name: "portmap",
         hook: None,
         rules: vec![
             rule(
@@ -629,7 +640,7 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
             ),
         ],
     };
-    let to_dnat = || [local(true).to_vec(), vec![Expr::Verdict(Verdict::Jump("dnat"))]].concat();
+    let to_portmap = || [local(true).to_vec(), vec![Expr::Verdict(Verdict::Jump("portmap"))]].concat();
     let postrouting = ChainDef {
         name: "postrouting",
         hook: Some((POSTROUTING, 100, "nat")),
@@ -674,16 +685,16 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
         accepted,
         isolation,
         forward,
-        dnat,
+        portmap,
         ChainDef {
             name: "prerouting",
             hook: Some((PREROUTING, -100, "nat")),
-            rules: vec![rule("fib daddr type local jump dnat", to_dnat())],
+            rules: vec![rule("fib daddr type local jump portmap", to_portmap())],
         },
         ChainDef {
             name: "output",
             hook: Some((OUTPUT, -100, "nat")),
-            rules: vec![rule("fib daddr type local jump dnat", to_dnat())],
+            rules: vec![rule("fib daddr type local jump portmap", to_portmap())],
         },
         postrouting,
     ]
@@ -694,7 +705,8 @@ pub fn setup_commands(family: Family) -> Vec<String> {
     let f = family.name();
     let mut out = vec![format!("nft 'add table {f} {TABLE}'")];
     for set in SETS {
-        out.push(format!("nft 'add set {f} {TABLE} {} {{ {} }}'", set.name, set.declaration(family)));
+        let kind = if set.data.is_empty() { "set" } else { "map" };
+        out.push(format!("nft 'add {kind} {f} {TABLE} {} {{ {} }}'", set.name, set.declaration(family)));
     }
     for chain in chains(family) {
         match chain.hook {

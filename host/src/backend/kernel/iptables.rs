@@ -2,11 +2,21 @@
 //! `iptables-save`; changes are checked against that view, queued, and
 //! applied by [`FirewallBackend::flush`] as one `iptables-restore --noflush`
 //! batch. Argv only, no shell. Runs in the calling thread's namespace.
+//!
+//! iptables cannot check and change in one step, so a run that changes rules
+//! holds a lock file (one per network namespace, in /run/lock) from its first
+//! change until its batch is applied: concurrent runs take turns, and no two
+//! publish the same host port.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::backend::FirewallBackend;
 use crate::error::{CapError, CapResult};
@@ -25,6 +35,8 @@ pub struct Iptables {
 struct Pending {
     view: Saved,
     batch: BTreeMap<Table, Vec<String>>,
+    /// Held from the first change until the batch is applied.
+    lock: Option<Flock<File>>,
 }
 
 /// What `iptables-save` shows for the nat and filter tables.
@@ -124,6 +136,38 @@ fn save() -> CapResult<Saved> {
         }
     }
     Ok(saved)
+}
+
+/// The lock of the calling thread's network namespace, waited for (saying
+/// so after a second).
+fn take_lock() -> CapResult<Flock<File>> {
+    let id =
+        std::fs::metadata("/proc/thread-self/ns/net").map_err(|e| CapError::io(&e, "stat the network namespace"))?;
+    let path = format!("/run/lock/netsh-iptables-{}-{}.lock", id.dev(), id.ino());
+    let _ = std::fs::create_dir_all("/run/lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| CapError::io(&e, format!("open {path}")))?;
+    let started = Instant::now();
+    let mut warned = false;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((back, nix::errno::Errno::EWOULDBLOCK)) => {
+                file = back;
+                if !warned && started.elapsed() > Duration::from_secs(1) {
+                    eprintln!("netsh: waiting for another netsh to finish changing iptables rules ({path})");
+                    warned = true;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err((_, e)) => return Err(CapError::os(e, format!("lock {path}"))),
+        }
+    }
 }
 
 /// Build an `iptables-restore` input from per-table command lines.
@@ -229,9 +273,24 @@ impl Iptables {
     /// The pending state of `ns`, read from the kernel on first use.
     fn state<'a>(&self, map: &'a mut MutexGuard<'_, HashMap<Ns, Pending>>, ns: &Ns) -> CapResult<&'a mut Pending> {
         if !map.contains_key(ns) {
-            map.insert(ns.clone(), Pending { view: save()?, batch: BTreeMap::new() });
+            map.insert(ns.clone(), Pending { view: save()?, batch: BTreeMap::new(), lock: None });
         }
         Ok(map.get_mut(ns).expect("inserted above"))
+    }
+
+    /// The state of `ns` for a change: under the namespace's lock, read
+    /// again once the lock is taken (another run may have changed the rules).
+    fn state_to_change<'a>(
+        &self,
+        map: &'a mut MutexGuard<'_, HashMap<Ns, Pending>>,
+        ns: &Ns,
+    ) -> CapResult<&'a mut Pending> {
+        let state = self.state(map, ns)?;
+        if state.lock.is_none() {
+            state.lock = Some(take_lock()?);
+            state.view = save()?;
+        }
+        Ok(state)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Ns, Pending>> {
@@ -248,7 +307,7 @@ impl FirewallBackend for Iptables {
         }
         let (id, lines) = render::render(owner, rule)?;
         let mut map = self.lock();
-        let state = self.state(&mut map, ns)?;
+        let state = self.state_to_change(&mut map, ns)?;
         if state.view.owned().any(|(_, _, other)| other == id) {
             return Ok((id, false));
         }
@@ -263,7 +322,7 @@ impl FirewallBackend for Iptables {
 
     fn remove(&self, ns: &Ns, id: &str) -> CapResult<()> {
         let mut map = self.lock();
-        let state = self.state(&mut map, ns)?;
+        let state = self.state_to_change(&mut map, ns)?;
         let doomed: Vec<Line> =
             state.view.owned().filter(|(_, _, other)| *other == id).map(|(r, _, _)| r.line.clone()).collect();
         if doomed.is_empty() {
@@ -312,6 +371,6 @@ impl FirewallBackend for Iptables {
     }
 
     fn pending(&self) -> Vec<Ns> {
-        self.lock().iter().filter(|(_, p)| !p.batch.is_empty()).map(|(ns, _)| ns.clone()).collect()
+        self.lock().iter().filter(|(_, p)| !p.batch.is_empty() || p.lock.is_some()).map(|(ns, _)| ns.clone()).collect()
     }
 }

@@ -21,45 +21,7 @@ use crate::kv::KvStore;
 use crate::kv::sqlite::Sqlite;
 use crate::ops::{Ns, Op, Reply};
 
-/// Which firewall backend carries out firewall operations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FirewallKind {
-    /// nf_tables over netlink, in-process (the default where the kernel has it).
-    Nftables,
-    /// iptables-restore, one process per run.
-    Iptables,
-}
-
-impl FirewallKind {
-    /// nftables when the kernel speaks nf_tables, else iptables.
-    pub fn detect() -> FirewallKind {
-        match netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_NETFILTER) {
-            Ok(_) => FirewallKind::Nftables,
-            Err(_) => FirewallKind::Iptables,
-        }
-    }
-
-    /// `nftables` or `iptables`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FirewallKind::Nftables => "nftables",
-            FirewallKind::Iptables => "iptables",
-        }
-    }
-}
-
-impl std::str::FromStr for FirewallKind {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "nftables" | "nft" => Ok(FirewallKind::Nftables),
-            "iptables" => Ok(FirewallKind::Iptables),
-            other => Err(format!("unknown firewall backend {other:?}: use nftables or iptables")),
-        }
-    }
-}
+pub use crate::firewall::FirewallKind;
 
 /// Carries out operations on the running kernel (and keeps recipes'
 /// key-value state beside it).

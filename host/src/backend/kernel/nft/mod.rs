@@ -57,13 +57,11 @@ impl Queued {
     fn info(&self) -> RuleInfo {
         let family = self.family();
         let tag = tag(&self.owner, &self.id, &self.rule);
-        let mut els = nft::elements(&self.rule);
-        els.push(nft::index_element(&self.id, &tag));
         RuleInfo {
             id: self.id.clone(),
             owner: self.owner.clone(),
             rule: self.rule.clone(),
-            commands: nft::element_commands(family, &els),
+            commands: nft::element_commands(family, &nft::rule_elements(&self.id, &self.rule), &tag),
         }
     }
 }
@@ -175,12 +173,9 @@ impl Space {
 fn push_rule(batch: &mut Batch, q: &Queued, add: bool) {
     let family = q.family();
     let tag = tag(&q.owner, &q.id, &q.rule);
-    let mut els: Vec<(Element, Option<String>)> =
-        nft::elements(&q.rule).into_iter().map(|e| (e, Some(tag.clone()))).collect();
-    els.push((nft::index_element(&q.id, &tag), Some(tag.clone())));
-    for (el, comment) in els {
-        let comment = if el.set.starts_with("dnat_") || el.set == "rules" { comment } else { None };
-        let attrs = wire::elements(&el, comment.as_deref());
+    for el in nft::rule_elements(&q.id, &q.rule) {
+        let comment = nft::commented(&el).then_some(tag.as_str());
+        let attrs = wire::elements(&el, comment);
         let what = format!(
             "{} element {{ {} }} of {} netsh {}",
             if add { "add" } else { "delete" },

@@ -1,0 +1,168 @@
+//! netsh driven the way container runtimes drive network plugins: one call
+//! per container, many at once, teardown in any order and after the
+//! namespace is gone. The result must equal some serial order.
+
+use netsh_e2e::{Firewall, sandboxed, sandboxed_on};
+
+#[test]
+fn twenty_concurrent_connects_get_distinct_addresses_and_ports() {
+    for fw in Firewall::BOTH {
+        let out = sandboxed_on(
+            fw,
+            r#"
+make_outside
+$DB create busy --subnet 172.26.0.0/24 >/dev/null
+pids=()
+for i in $(seq 1 20); do
+  $DB connect busy c$i --publish $((7000 + i)):80 >out.$i 2>err.$i &
+  pids+=($!)
+done
+failed=0; for p in "${pids[@]}"; do wait $p || failed=$((failed + 1)); done
+echo "failed: $failed"
+for i in $(seq 1 20); do ip -n c$i -o -4 addr show eth0 | awk '{print $4}'; done | sort | uniq | wc -l | sed 's/^/distinct addresses: /'
+echo "dnat entries: $(dnat_entries | wc -l)"
+for i in 3 11 20; do serve c$i 80; echo "port $((7000 + i)): $(fetch outside 10.200.0.1 $((7000 + i)))"; done
+stop_servers
+# Two containers racing for one host port: exactly one gets it.
+$DB connect busy x1 --publish 7777:80 >/dev/null 2>x1.err & a=$!
+$DB connect busy x2 --publish 7777:80 >/dev/null 2>x2.err & b=$!
+ok=0; wait $a && ok=$((ok + 1)); wait $b && ok=$((ok + 1))
+echo "7777 winners: $ok, entries: $(dnat_entries | grep -c '^7777 ')"
+cat x1.err x2.err | grep -o 'already published by [^ ;]*\|at the same time' | head -1
+ip netns list | grep -c '^x' | sed 's/^/x namespaces: /'
+"#,
+            180,
+        );
+        out.assert_ok();
+        let o = &out.stdout;
+        for expected in [
+            "failed: 0",
+            "distinct addresses: 20",
+            "dnat entries: 20",
+            "port 7003: c3 saw 10.200.0.2",
+            "port 7011: c11 saw 10.200.0.2",
+            "port 7020: c20 saw 10.200.0.2",
+            "7777 winners: 1, entries: 1",
+            "x namespaces: 1",
+        ] {
+            assert!(o.contains(expected), "{fw:?}: missing {expected:?} in\n{o}\n{}", out.stderr);
+        }
+    }
+}
+
+#[test]
+fn five_concurrent_creates_get_distinct_subnets() {
+    let out = sandboxed(
+        r#"
+pids=()
+for i in 1 2 3 4 5; do $DB create n$i >/dev/null & pids+=($!); done
+failed=0; for p in "${pids[@]}"; do wait $p || failed=$((failed + 1)); done
+echo "failed: $failed"
+$DB ls | awk 'NR > 1 {print $3}' | sort | uniq | wc -l | sed 's/^/distinct subnets: /'
+for i in 1 2 3 4 5; do ip -o -4 addr show br-n$i | awk '{print $4}'; done | sort | uniq | wc -l | sed 's/^/distinct gateways: /'
+"#,
+        90,
+    );
+    out.assert_ok();
+    for expected in ["failed: 0", "distinct subnets: 5", "distinct gateways: 5"] {
+        assert!(out.stdout.contains(expected), "missing {expected:?} in\n{}\n{}", out.stdout, out.stderr);
+    }
+}
+
+#[test]
+fn runtime_style_teardown_of_fifty_containers_never_fails_and_leaves_nothing() {
+    let out = sandboxed(
+        r#"
+before=$(snapshot)
+args=(create big --subnet 172.27.0.0/24)
+for i in $(seq 1 50); do args+=(';' connect big c$i --publish $((8000 + i)):80); done
+$DB "${args[@]}" >/dev/null
+# A process still runs inside some containers while they are torn down.
+for i in 5 17 33; do ip netns exec c$i sleep 30 & done
+sleepers=$(jobs -p)
+failed=0
+for i in $(seq 1 50); do
+  case $((i % 3)) in
+    # The runtime deleted the namespace first, then asks netsh.
+    0) ip netns del c$i; $DB disconnect big c$i >/dev/null 2>>err.txt || failed=$((failed + 1)) ;;
+    # netsh first, then the runtime deletes what is left.
+    *) $DB disconnect big c$i >/dev/null 2>>err.txt || failed=$((failed + 1)); ip netns del c$i 2>/dev/null || true ;;
+  esac
+done
+echo "failed: $failed"
+cat err.txt | head -5
+$DB rm big
+kill $sleepers 2>/dev/null; wait 2>/dev/null || true
+settled_to "$before" && echo "teardown: clean"
+$NETSH runs --state rollback-incomplete | tail -n +2 | wc -l | sed 's/^/incomplete rollbacks: /'
+"#,
+        180,
+    );
+    out.assert_ok();
+    for expected in ["failed: 0", "teardown: clean", "incomplete rollbacks: 0"] {
+        assert!(out.stdout.contains(expected), "missing {expected:?} in\n{}\n{}", out.stdout, out.stderr);
+    }
+}
+
+#[test]
+fn a_flushed_ruleset_is_reported_and_restored() {
+    let out = sandboxed(
+        r#"
+make_outside
+$DB create fl --subnet 172.28.0.0/24 >/dev/null
+$DB connect fl a >/dev/null
+nft flush ruleset
+iptables -t nat -A POSTROUTING -s 10.99.0.0/16 -j ACCEPT
+$DB connect fl b --publish 9090:80 2>warn.txt >/dev/null
+cat warn.txt
+serve outside 7000
+echo "after repair: $(fetch b 10.200.0.2 7000)"
+serve b 80
+echo "published after repair: $(fetch outside 10.200.0.1 9090)"
+stop_servers
+"#,
+        60,
+    );
+    out.assert_ok();
+    for expected in [
+        "network fl's firewall rules were missing (was the ruleset flushed?); restoring them",
+        "after repair: outside saw 10.200.0.1",
+        "published after repair: b saw 10.200.0.2",
+    ] {
+        assert!(out.stdout.contains(expected), "missing {expected:?} in\n{}\n{}", out.stdout, out.stderr);
+    }
+}
+
+#[test]
+fn a_forward_policy_of_drop_still_forwards_netsh_traffic() {
+    let out = sandboxed(
+        r#"
+make_outside
+iptables -P FORWARD DROP
+before=$(snapshot)
+$DB create strict --subnet 172.29.0.0/24 >/dev/null
+$DB connect strict s1 --publish 8088:80 >/dev/null
+$DB connect strict s2 >/dev/null
+ip netns exec s1 ping -c1 -W2 172.29.0.3 >/dev/null && echo "container -> container: ok"
+serve outside 7000
+echo "out: $(fetch s1 10.200.0.2 7000)"
+serve s1 80
+echo "published: $(fetch outside 10.200.0.1 8088)"
+stop_servers
+iptables -S FORWARD | grep -c 'netsh:accept-mark' | sed 's/^/compat rules: /'
+$DB rm strict --force
+settled_to "$before" && echo "teardown: clean (compat rule gone too)"
+"#,
+        60,
+    );
+    out.assert_ok();
+    for expected in [
+        "container -> container: ok",
+        "out: outside saw 10.200.0.1",
+        "published: s1 saw 10.200.0.2",
+        "compat rules: 1",
+        "teardown: clean",
+    ] {
+        assert!(out.stdout.contains(expected), "missing {expected:?} in\n{}\n{}", out.stdout, out.stderr);
+    }
+}

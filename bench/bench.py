@@ -131,76 +131,102 @@ def bench_netns_bridge(n=100):
     print(f"  down: netsh {down_netsh * 1000:8.1f} ms   ip script {down_sh * 1000:8.1f} ms   ratio {down_sh / down_netsh:5.1f}x")
 
 
-def container_ip(i):
-    return f"10.88.{(i + 1) // 256}.{(i + 1) % 256}"
+def container_ip(i, net="10.88"):
+    return f"{net}.{(i + 1) // 256}.{(i + 1) % 256}"
+
+
+RESOLV = "nameserver 8.8.8.8"
+
+# The script's network: its own bridge, subnet, names and ports, so that it
+# can run beside a netsh network.
+SCRIPT_NET, SCRIPT_BR = "10.87", "br-script"
+
+
+def script_network_up():
+    """The same effect as docker-bridge create with ip, iptables and files:
+    the bridge with its NAT, forwarding and isolation rules, route_localnet
+    and the shared hosts file."""
+    net, br = SCRIPT_NET, SCRIPT_BR
+    return [
+        f"ip link add {br} type bridge", f"ip addr add {net}.0.1/16 dev {br}", f"ip link set {br} up",
+        "sysctl -qw net.ipv4.ip_forward=1", f"sysctl -qw net.ipv4.conf.{br}.route_localnet=1",
+        f"iptables -t nat -A POSTROUTING -s {net}.0.0/16 ! -o {br} -j MASQUERADE",
+        f"iptables -A FORWARD -o {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        f"iptables -A FORWARD -i {br} -j ACCEPT",
+        f"iptables -I FORWARD -i {br} -o br-other -j DROP",
+        "mkdir -p /etc/netns/.hosts-script && printf '127.0.0.1 localhost\\n' > /etc/netns/.hosts-script/bench",
+    ]
+
+
+def script_network_down():
+    net, br = SCRIPT_NET, SCRIPT_BR
+    return [
+        f"ip link del {br}",
+        f"iptables -t nat -D POSTROUTING -s {net}.0.0/16 ! -o {br} -j MASQUERADE",
+        f"iptables -D FORWARD -o {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        f"iptables -D FORWARD -i {br} -j ACCEPT",
+        f"iptables -D FORWARD -i {br} -o br-other -j DROP",
+        "rm -rf /etc/netns/.hosts-script",
+    ]
+
+
+def script_container_up(i):
+    """docker-bridge connect's effect, 17 commands: the veth in hairpin mode,
+    address, route, resolv.conf, hostname, a line in the shared hosts file,
+    and a published port's five rules (DNAT in PREROUTING and OUTPUT,
+    masquerade of host-made and hairpin traffic, FORWARD accept)."""
+    ip, port, c, br = container_ip(i, SCRIPT_NET), 30000 + i, f"s{i}", SCRIPT_BR
+    return [
+        f"ip netns add {c}",
+        f"ip link add v{c} type veth peer name eth0 netns {c}",
+        f"ip link set v{c} master {br} up",
+        f"ip link set v{c} type bridge_slave hairpin on",
+        f"ip -n {c} link set lo up",
+        f"ip -n {c} addr add {ip}/16 dev eth0",
+        f"ip -n {c} link set eth0 up",
+        f"ip -n {c} route add default via {SCRIPT_NET}.0.1",
+        f"mkdir -p /etc/netns/{c}",
+        f"echo '{RESOLV}' > /etc/netns/{c}/resolv.conf",
+        f"echo {c} > /etc/netns/{c}/hostname",
+        f"echo '{ip} {c}' >> /etc/netns/.hosts-script/bench && ln -s ../.hosts-script/bench /etc/netns/{c}/hosts",
+        f"iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -p tcp --dport {port} -j DNAT --to-destination {ip}:80",
+        f"iptables -t nat -A OUTPUT -m addrtype --dst-type LOCAL -p tcp --dport {port} -j DNAT --to-destination {ip}:80",
+        f"iptables -t nat -A POSTROUTING -m addrtype --src-type LOCAL -d {ip} -p tcp --dport 80 -j MASQUERADE",
+        f"iptables -t nat -A POSTROUTING -s {ip} -d {ip} -p tcp --dport 80 -j MASQUERADE",
+        f"iptables -A FORWARD -d {ip} -p tcp --dport 80 -j ACCEPT",
+    ]
+
+
+def script_container_down(i):
+    ip, port, c = container_ip(i, SCRIPT_NET), 30000 + i, f"s{i}"
+    return [
+        f"iptables -t nat -D PREROUTING -m addrtype --dst-type LOCAL -p tcp --dport {port} -j DNAT --to-destination {ip}:80",
+        f"iptables -t nat -D OUTPUT -m addrtype --dst-type LOCAL -p tcp --dport {port} -j DNAT --to-destination {ip}:80",
+        f"iptables -t nat -D POSTROUTING -m addrtype --src-type LOCAL -d {ip} -p tcp --dport 80 -j MASQUERADE",
+        f"iptables -t nat -D POSTROUTING -s {ip} -d {ip} -p tcp --dport 80 -j MASQUERADE",
+        f"iptables -D FORWARD -d {ip} -p tcp --dport 80 -j ACCEPT",
+        f"sed -i '/ {c}$/d' /etc/netns/.hosts-script/bench && rm -rf /etc/netns/{c}",
+        f"ip netns del {c}",
+    ]
 
 
 def docker_script_up(n):
-    lines = [
-        "ip link add br-bench type bridge", "ip addr add 10.88.0.1/16 dev br-bench", "ip link set br-bench up",
-        "sysctl -qw net.ipv4.ip_forward=1",
-        "iptables -t nat -A POSTROUTING -s 10.88.0.0/16 ! -o br-bench -j MASQUERADE",
-        "iptables -A FORWARD -o br-bench -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-        "iptables -A FORWARD -i br-bench -j ACCEPT",
-    ]
-    for i in range(1, n + 1):
-        ip, port = container_ip(i), 20000 + i
-        lines += [
-            f"ip netns add c{i}",
-            f"ip link add vc{i} type veth peer name eth0 netns c{i}",
-            f"ip link set vc{i} master br-bench up",
-            f"ip -n c{i} link set lo up",
-            f"ip -n c{i} addr add {ip}/16 dev eth0",
-            f"ip -n c{i} link set eth0 up",
-            f"ip -n c{i} route add default via 10.88.0.1",
-            f"iptables -t nat -A PREROUTING -p tcp --dport {port} -j DNAT --to-destination {ip}:80",
-            f"iptables -t nat -A OUTPUT -p tcp --dport {port} -j DNAT --to-destination {ip}:80",
-            f"iptables -A FORWARD -d {ip} -p tcp --dport 80 -j ACCEPT",
-        ]
-    return "\n".join(lines)
+    return script_network_up() + [line for i in range(1, n + 1) for line in script_container_up(i)]
 
 
 def docker_script_down(n):
-    lines = []
-    for i in range(1, n + 1):
-        ip, port = container_ip(i), 20000 + i
-        lines += [
-            f"iptables -t nat -D PREROUTING -p tcp --dport {port} -j DNAT --to-destination {ip}:80",
-            f"iptables -t nat -D OUTPUT -p tcp --dport {port} -j DNAT --to-destination {ip}:80",
-            f"iptables -D FORWARD -d {ip} -p tcp --dport 80 -j ACCEPT",
-            f"ip netns del c{i}",
-        ]
-    lines += [
-        "ip link del br-bench",
-        "iptables -t nat -D POSTROUTING -s 10.88.0.0/16 ! -o br-bench -j MASQUERADE",
-        "iptables -D FORWARD -o br-bench -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-        "iptables -D FORWARD -i br-bench -j ACCEPT",
-    ]
-    return "\n".join(lines)
+    return [line for i in range(1, n + 1) for line in script_container_down(i)] + script_network_down()
+
+
+DB_WASM = os.path.join(RECIPES, "docker-bridge.wasm")
+
+
+def db(*args, firewall="nftables"):
+    sh([NETSH, "--firewall", firewall, "run", "--allow-all", DB_WASM, "--", *args])
 
 
 def connect_args(i):
     return ["connect", "bench", f"c{i}", "--publish", f"{20000 + i}:80"]
-
-
-def netsh_docker_up(n):
-    """One netsh invocation per step, as a user typing `docker network` commands would."""
-    netsh("docker-bridge", "create", "bench", "--subnet", "10.88.0.0/16")
-    for i in range(1, n + 1):
-        netsh("docker-bridge", *connect_args(i))
-
-
-def netsh_docker_up_batched(n):
-    """All steps in one invocation (';'-separated commands), like `docker compose up`."""
-    args = ["create", "bench", "--subnet", "10.88.0.0/16"]
-    for i in range(1, n + 1):
-        args += [";"] + connect_args(i)
-    netsh("docker-bridge", *args)
-
-
-def netsh_docker_down(n):
-    netsh("docker-bridge", "rm", "bench", "--force")
-    wait_no_veth()
 
 
 NETAVARK_NET = """{
@@ -232,42 +258,106 @@ def netavark_down(n, conf):
     wait_no_veth()
 
 
-def bench_docker_bridge():
-    print("\n## docker-bridge: N containers, one published port each (down: until no veth remains)")
-    have_netavark = os.path.exists(NETAVARK)
-    print("  netsh: one invocation for all steps; netsh/1: one invocation per step; ratios are peer/netsh")
-    header = f"  {'N':>4} {'':5} {'netsh':>10} {'netsh/1':>10} {'ip+iptables':>12} {'ratio':>7}"
-    if have_netavark:
-        header += f" {'netavark':>10} {'ratio':>7}"
-    print(header)
-    for n in [1, 10, 100]:
-        one_by_one = timed(lambda: netsh_docker_up(n))
-        netsh_docker_down(n)
-        up = timed(lambda: netsh_docker_up_batched(n))
-        down = timed(lambda: netsh_docker_down(n))
-        sh_up = timed(lambda: run_script(docker_script_up(n)))
-        sh_down = timed(lambda: (run_script(docker_script_down(n)), wait_no_veth()))
-        nv = None
-        if have_netavark:
-            conf = tempfile.mkdtemp()
-            for i in range(1, n + 1):
-                with open(os.path.join(conf, f"c{i}.json"), "w") as f:
-                    f.write(netavark_opts(i))
-            nv = (timed(lambda: netavark_up(n, conf)), timed(lambda: netavark_down(n, conf)))
-            shutil.rmtree(conf)
-        for label, ours, single, script, peer in [("up", up, one_by_one, sh_up, nv and nv[0]),
-                                                  ("down", down, down, sh_down, nv and nv[1])]:
-            row = (f"  {n:>4} {label:5} {ours * 1000:8.1f}ms {single * 1000:8.1f}ms"
-                   f" {script * 1000:10.1f}ms {script / ours:6.1f}x")
-            if peer is not None:
-                row += f" {peer * 1000:8.1f}ms {peer / ours:6.1f}x"
-            print(row)
+def each_line(lines):
+    """A script run line by line, one shell per line (as a runtime runs commands)."""
+    for line in lines:
+        sh(line)
+
+
+def bench_docker_bridge(n=100):
+    print(f"\n## docker-bridge, {n} containers with a published port each (down: until no veth remains)")
+    print("  every cell is its own run; ratios are peer / netsh one call per container")
+    rows = {}
+    db("create", "bench", "--subnet", "10.88.0.0/16")
+    rows["netsh, one call per container"] = (
+        timed(lambda: [db(*connect_args(i)) for i in range(1, n + 1)]),
+        timed(lambda: ([db("disconnect", "bench", f"c{i}") for i in range(1, n + 1)], wait_no_veth())),
+    )
+    db("rm", "bench")
+    batch = ["create", "bench", "--subnet", "10.88.0.0/16"]
+    for i in range(1, n + 1):
+        batch += [";"] + connect_args(i)
+    rows["netsh, one invocation"] = (timed(lambda: db(*batch)), timed(lambda: (db("rm", "bench", "--force"), wait_no_veth())))
+    script_up, script_down = docker_script_up(n), docker_script_down(n)
+    rows["ip+iptables script, a command per step"] = (timed(lambda: each_line(script_up)), timed(lambda: (each_line(script_down), wait_no_veth())))
+    if os.path.exists(NETAVARK):
+        conf = tempfile.mkdtemp()
+        for i in range(1, n + 1):
+            with open(os.path.join(conf, f"c{i}.json"), "w") as f:
+                f.write(netavark_opts(i))
+        rows["netavark 1.4 (iptables), a call per container"] = (timed(lambda: netavark_up(n, conf)), timed(lambda: netavark_down(n, conf)))
+        shutil.rmtree(conf)
+    floor = sh([os.path.join(ROOT, "target/release/kernel-floor"), str(n)]).split()
+    rows["kernel floor (netsh's backend alone)"] = (float(floor[0]) / 1000, float(floor[1]) / 1000)
+    base_up, base_down = rows["netsh, one call per container"]
+    batch_up, batch_down = rows["netsh, one invocation"]
+    print(f"  {'':47} {'up':>10} {'ratio':>7} {'down':>10} {'ratio':>7}")
+    for label, (up, down) in rows.items():
+        print(f"  {label:47} {up * 1000:8.1f}ms {up / base_up:6.1f}x {down * 1000:8.1f}ms {down / base_down:6.1f}x")
+    su, sd = rows["ip+iptables script, a command per step"]
+    print(f"  one invocation vs the script: up {su / batch_up:.1f}x, down {sd / batch_down:.1f}x;"
+          f" vs the floor: up {batch_up / rows['kernel floor (netsh' + chr(39) + 's backend alone)'][0]:.1f}x the floor")
+
+
+def bench_curve(points=(1, 10, 100, 1000), probes=7):
+    print(f"\n## per-call cost: connect #k on one network holding k-1 containers")
+    print(f"  median of {probes} probes at each k (connect container #k, time it, disconnect it);"
+          " the network is filled between points by one unmeasured invocation")
+    print("  script: the same container's 17 commands on the same kernel state, as a reference for the kernel's own growth")
+    db("create", "bench", "--subnet", "10.88.0.0/16")
+    each_line(script_network_up())
+    have, rows = 0, []
+    for k in points:
+        fill = []
+        for i in range(have + 1, k):
+            fill += [";"] + connect_args(i)
+        if fill:
+            db(*fill[1:])
+            run_script("\n".join(line for i in range(have + 1, k) for line in script_container_up(i)))
+        have = k - 1
+        ours, script = [], []
+        for _ in range(probes):
+            ours.append(timed(lambda: db(*connect_args(k))))
+            db("disconnect", "bench", f"c{k}")
+            script.append(timed(lambda: each_line(script_container_up(k))))
+            each_line(script_container_down(k))
+        rows.append((k, sorted(ours)[probes // 2], sorted(script)[probes // 2]))
+    for k, ours, script in rows:
+        print(f"  #{k:<5} netsh {ours * 1000:6.1f} ms   script {script * 1000:6.1f} ms")
+    at = {k: (o, sc) for k, o, sc in rows}
+    last = max(points)
+    print(f"  #{last} / #10: netsh {at[last][0] / at[10][0]:.2f}x, script {at[last][1] / at[10][1]:.2f}x")
+    db("rm", "bench", "--force")
+    run_script("\n".join(docker_script_down(have)))
+    wait_no_veth()
+
+
+def bench_firewall_change(existing=1000):
+    # The iptables backend needs iptables' own tables to exist.
+    sh(["iptables", "-t", "nat", "-S"])
+    print(f"\n## one firewall change (one published port) with {existing} ports already published")
+    for firewall in ["nftables", "iptables"]:
+        lines = [f"publish tcp {40000 + i} to 10.90.{i // 250}.{i % 250 + 1}:80" for i in range(existing)]
+        with tempfile.NamedTemporaryFile("w", suffix=".nsh", delete=False) as f:
+            f.write("\n".join(lines) + "\n")
+        sh([NETSH, "--firewall", firewall, "--allow-all", "batch", f.name])
+        os.unlink(f.name)
+        empty = min(timed(lambda: sh([NETSH, "--firewall", firewall, "--allow-all", "-c", "fw ls"])) for _ in range(3))
+        change = []
+        for k in range(5):
+            change.append(timed(lambda: sh([NETSH, "--firewall", firewall, "--allow-all", "-c", f"publish tcp {50000 + k} to 10.91.0.{k + 2}:80"])))
+        one = sorted(change)[2]
+        print(f"  {firewall:9} netsh -c 'publish ...': {one * 1000:6.1f} ms   (a read-only `-c 'fw ls'` of all {existing}: {empty * 1000:6.1f} ms)")
+        if firewall == "nftables":
+            sh(["nft", "delete", "table", "ip", "netsh"])
+        else:
+            sh(["sh", "-c", "iptables-save | grep -v NETSH | iptables-restore"])
 
 
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     steps = {"calls": bench_calls, "guard": bench_guard, "shell": bench_shell, "startup": bench_startup, "netns-bridge": bench_netns_bridge,
-             "docker-bridge": bench_docker_bridge}
+             "docker-bridge": bench_docker_bridge, "curve": bench_curve, "firewall": bench_firewall_change}
     for name, step in steps.items():
         if which in ("all", name):
             step()

@@ -216,14 +216,21 @@ impl Engine {
         let runtime = self.runtime()?;
         let mut loaded = runtime.load(&path)?;
         loaded.path = target.display().to_string();
-        let m = runtime.describe(&loaded, self.reader("inspect"), console).await?;
-        let info = RecipeInfo {
-            name: m.name,
-            version: m.version,
-            summary: m.summary,
-            usage: m.usage,
-            sha256: loaded.sha256.clone(),
-            grants: m.grants.into_iter().map(|g| GrantInfo { grant: g.grant, reason: g.reason }).collect(),
+        let info = match runtime.cached_manifest(&loaded.sha256) {
+            Some(info) => info,
+            None => {
+                let m = runtime.describe(&loaded, self.reader("inspect"), console).await?;
+                let info = RecipeInfo {
+                    name: m.name,
+                    version: m.version,
+                    summary: m.summary,
+                    usage: m.usage,
+                    sha256: loaded.sha256.clone(),
+                    grants: m.grants.into_iter().map(|g| GrantInfo { grant: g.grant, reason: g.reason }).collect(),
+                };
+                runtime.cache_manifest(&info);
+                info
+            }
         };
         for g in &info.grants {
             g.grant

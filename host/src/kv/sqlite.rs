@@ -7,10 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Entry, KvStore, check_key, check_value};
 use crate::error::{CapError, CapResult};
+
+/// The schema's version, kept in SQLite's `user_version`.
+const SCHEMA: u32 = 1;
 
 /// How long a writer waits for another process's transaction.
 const BUSY: Duration = Duration::from_secs(10);
@@ -37,14 +41,30 @@ impl Sqlite {
         let conn = Connection::open(path).map_err(err)?;
         // Readers never wait in WAL mode; setting the database up may, briefly, on first use.
         conn.busy_timeout(BUSY).map_err(err)?;
+        // SQLite's defaults suit a long-lived process; netsh is one process
+        // per call, so: no checkpoint (and fsync) when the last connection
+        // closes; instead a WAL kept short, because the next process to open
+        // reads all of it. Synchronous NORMAL: a commit survives netsh
+        // crashing; after a power loss the kernel state the store describes
+        // is gone too. Pages are read through a shared mapping.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(err)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS revision (id INTEGER PRIMARY KEY CHECK (id = 0), value INTEGER NOT NULL);
-             INSERT OR IGNORE INTO revision VALUES (0, 0);",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 64;
+             PRAGMA mmap_size = 268435456;",
         )
         .map_err(err)?;
+        let schema: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
+        if schema != SCHEMA {
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE;
+                 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS revision (id INTEGER PRIMARY KEY CHECK (id = 0), value INTEGER NOT NULL);
+                 INSERT OR IGNORE INTO revision VALUES (0, 0);
+                 PRAGMA user_version = {SCHEMA};
+                 COMMIT;"
+            ))
+            .map_err(err)?;
+        }
         Ok(Sqlite { path: path.to_path_buf(), conn: Mutex::new(conn) })
     }
 

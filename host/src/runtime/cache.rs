@@ -9,10 +9,10 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use super::RecipeInfo;
 use crate::secret::Secret;
 use crate::trust;
 
@@ -71,11 +71,37 @@ impl Cache {
         dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()))
     }
 
-    /// The MAC an artifact at `path` for `sha256` must carry.
+    /// The MAC an artifact at `path` for `sha256` must carry: over its
+    /// name (wasm digest and engine hash) and its bytes.
     fn mac(secret: &Secret, path: &Path, sha256: &str, bytes: &[u8]) -> String {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let digest = hex::encode(Sha256::digest(bytes));
-        secret.mac("compiled-component", format!("{name} {sha256} {digest}").as_bytes())
+        let mut data = format!("{name} {sha256}\n").into_bytes();
+        data.extend_from_slice(bytes);
+        secret.mac_fast("netsh compiled component", &data)
+    }
+
+    /// The manifest recorded for the wasm with `sha256`, if the cache holds
+    /// one with a good MAC (it saves instantiating the recipe to ask it).
+    pub fn manifest(&self, sha256: &str) -> Option<RecipeInfo> {
+        let (Some(dir), Some(secret)) = (&self.dir, &self.secret) else { return None };
+        let text = std::fs::read_to_string(dir.join(format!("{sha256}.manifest"))).ok()?;
+        let (json, mac) = text.rsplit_once('\n')?;
+        if secret.mac("netsh recipe manifest", format!("{sha256} {json}").as_bytes()) != mac {
+            return None;
+        }
+        serde_json::from_str::<RecipeInfo>(json).ok().filter(|info| info.sha256 == sha256)
+    }
+
+    /// Record a recipe's manifest (best effort).
+    pub fn store_manifest(&self, info: &RecipeInfo) {
+        let (Some(dir), Some(secret)) = (&self.dir, &self.secret) else { return };
+        let Ok(json) = serde_json::to_string(info) else { return };
+        let mac = secret.mac("netsh recipe manifest", format!("{} {json}", info.sha256).as_bytes());
+        let path = dir.join(format!("{}.manifest", info.sha256));
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, format!("{json}\n{mac}")).and_then(|()| std::fs::rename(&tmp, &path)).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
 
     /// The compiled component for `wasm`, from the cache or compiled now.

@@ -205,6 +205,16 @@ impl Runtime {
         Ok(Runtime { engine, linker, cache })
     }
 
+    /// The cached manifest of the wasm with `sha256`, if any.
+    pub fn cached_manifest(&self, sha256: &str) -> Option<RecipeInfo> {
+        self.cache.manifest(sha256)
+    }
+
+    /// Remember a recipe's manifest in the cache.
+    pub fn cache_manifest(&self, info: &RecipeInfo) {
+        self.cache.store_manifest(info)
+    }
+
     /// Read, check and compile (or fetch from the cache) a recipe file.
     pub fn load(&self, path: &Path) -> Result<Loaded, RunError> {
         let wasm = read_wasm(path)?;
@@ -296,7 +306,7 @@ pub fn read_wasm(path: &Path) -> Result<Vec<u8>, RunError> {
     let shown = path.display().to_string();
     let read = |err| RunError::Read { path: shown.clone(), err };
     // O_NONBLOCK: opening a FIFO must not wait for a writer.
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path).map_err(read)?;
+    let mut file = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path).map_err(read)?;
     let meta = file.metadata().map_err(read)?;
     if !meta.is_file() {
         return Err(RunError::NotAFile { path: shown });
@@ -304,8 +314,8 @@ pub fn read_wasm(path: &Path) -> Result<Vec<u8>, RunError> {
     if meta.len() > MAX_WASM_BYTES {
         return Err(RunError::TooLarge { path: shown, size: meta.len() });
     }
-    let mut wasm = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_WASM_BYTES + 1).read_to_end(&mut wasm).map_err(read)?;
+    let mut wasm = vec![0; meta.len() as usize];
+    file.read_exact(&mut wasm).map_err(read)?;
     Ok(wasm)
 }
 

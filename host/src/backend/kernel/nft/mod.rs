@@ -31,13 +31,61 @@ struct Space {
     seq: u32,
     /// Tables checked this run: whether they exist.
     tables: HashMap<Family, bool>,
-    adds: Vec<Queued>,
-    removes: Vec<Queued>,
+    adds: Queue,
+    removes: Queue,
+}
+
+/// Rules queued for the batch, in order, found by id (and the DNAT keys
+/// they take) in constant time: a run may queue thousands.
+#[derive(Debug, Default)]
+struct Queue {
+    items: Vec<Option<Queued>>,
+    by_id: HashMap<String, usize>,
+    ports: HashMap<(&'static str, Vec<u8>), String>,
+}
+
+impl Queue {
+    fn push(&mut self, q: Queued) {
+        for el in nft::elements(&q.rule).into_iter().filter(|e| e.set.starts_with("dnat_")) {
+            self.ports.insert((el.set, el.key), q.owner.clone());
+        }
+        self.by_id.insert(q.id.clone(), self.items.len());
+        self.items.push(Some(q));
+    }
+
+    fn get(&self, id: &str) -> Option<&Queued> {
+        self.by_id.get(id).and_then(|i| self.items[*i].as_ref())
+    }
+
+    fn take(&mut self, id: &str) -> Option<Queued> {
+        let q = self.items[self.by_id.remove(id)?].take()?;
+        for el in nft::elements(&q.rule) {
+            self.ports.remove(&(el.set, el.key));
+        }
+        Some(q)
+    }
+
+    /// Who holds a DNAT key among the queued rules.
+    fn port_holder(&self, set: &'static str, key: &[u8]) -> Option<&str> {
+        self.ports.get(&(set, key.to_vec())).map(String::as_str)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Queued> {
+        self.items.iter().flatten()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    fn clear(&mut self) {
+        *self = Queue::default();
+    }
 }
 
 impl std::fmt::Debug for Space {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Space").field("adds", &self.adds.len()).field("removes", &self.removes.len()).finish()
+        f.debug_struct("Space").field("adds", &self.adds.by_id.len()).field("removes", &self.removes.by_id.len()).finish()
     }
 }
 
@@ -73,7 +121,7 @@ fn os(err: std::io::Error, doing: impl std::fmt::Display) -> CapError {
 impl Space {
     fn open() -> CapResult<Space> {
         let socket = wire::open().map_err(|e| os(e, "open an nf_tables netlink socket"))?;
-        Ok(Space { socket, seq: 1, tables: HashMap::new(), adds: Vec::new(), removes: Vec::new() })
+        Ok(Space { socket, seq: 1, tables: HashMap::new(), adds: Queue::default(), removes: Queue::default() })
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -146,10 +194,8 @@ impl Space {
         let family = new.family();
         let dnats: Vec<Element> = nft::elements(&new.rule).into_iter().filter(|e| e.set.starts_with("dnat_")).collect();
         for (port, el) in (*first..).zip(&dnats) {
-            let queued =
-                self.adds.iter().find(|q| nft::elements(&q.rule).iter().any(|o| o.set == el.set && o.key == el.key));
-            let holder = match queued {
-                Some(q) => Some(q.owner.clone()),
+            let holder = match self.adds.port_holder(el.set, &el.key) {
+                Some(owner) => Some(owner.to_string()),
                 None => self.lookup(family, el.set, &el.key)?.map(|user| {
                     wire::comment_of(&user)
                         .as_deref()
@@ -293,10 +339,8 @@ impl Nftables {
         if !space.table(family)? {
             return Ok(());
         }
-        let seq = space.next_seq();
-        let left = wire::get_elements(&space.socket, seq, family, "rules", None)
-            .map_err(|e| os(e, format!("list {} netsh rules", family.name())))?;
-        if !left.is_empty() {
+        let busy = wire::has_elements(family, "rules").map_err(|e| os(e, format!("list {} netsh rules", family.name())))?;
+        if busy {
             return Ok(());
         }
         let mut batch = Batch::new(space.next_seq());
@@ -320,11 +364,10 @@ impl FirewallBackend for Nftables {
         check_rule(rule)?;
         let new = Queued { id: rule_id(owner, rule), owner: owner.into(), rule: rule.clone() };
         self.with(ns, |space| {
-            if space.adds.iter().any(|q| q.id == new.id) {
+            if space.adds.get(&new.id).is_some() {
                 return Ok((new.id, false));
             }
-            if let Some(pos) = space.removes.iter().position(|q| q.id == new.id) {
-                space.removes.remove(pos);
+            if space.removes.take(&new.id).is_some() {
                 return Ok((new.id, true));
             }
             if space.table(new.family())? && space.lookup(new.family(), "rules", &nft::ifname_bytes(&new.id))?.is_some()
@@ -340,11 +383,10 @@ impl FirewallBackend for Nftables {
 
     fn remove(&self, ns: &Ns, id: &str) -> CapResult<()> {
         self.with(ns, |space| {
-            if let Some(pos) = space.adds.iter().position(|q| q.id == id) {
-                space.adds.remove(pos);
+            if space.adds.take(id).is_some() {
                 return Ok(());
             }
-            if space.removes.iter().any(|q| q.id == id) {
+            if space.removes.get(id).is_some() {
                 return Err(CapError::NotFound(format!("firewall rule {id} is already being removed")));
             }
             match space.indexed(id)? {
@@ -359,10 +401,10 @@ impl FirewallBackend for Nftables {
 
     fn get(&self, ns: &Ns, id: &str) -> CapResult<Option<RuleInfo>> {
         self.with(ns, |space| {
-            if let Some(q) = space.adds.iter().find(|q| q.id == id) {
+            if let Some(q) = space.adds.get(id) {
                 return Ok(Some(q.info()));
             }
-            if space.removes.iter().any(|q| q.id == id) {
+            if space.removes.get(id).is_some() {
                 return Ok(None);
             }
             Ok(space.indexed(id)?.map(|q| q.info()))
@@ -372,7 +414,7 @@ impl FirewallBackend for Nftables {
     fn list(&self, ns: &Ns) -> CapResult<Vec<RuleInfo>> {
         self.with(ns, |space| {
             let mut rules: Vec<Queued> = space.all()?;
-            rules.retain(|r| !space.removes.iter().any(|q| q.id == r.id));
+            rules.retain(|r| space.removes.get(&r.id).is_none());
             rules.extend(space.adds.iter().cloned());
             Ok(rules.iter().map(Queued::info).collect())
         })

@@ -13,6 +13,8 @@ const BATCH_BEGIN: u16 = 0x10;
 const BATCH_END: u16 = 0x11;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
+/// NFT_MSG_GETGEN: asks for the ruleset's generation, the barrier after a batch.
+const GETGEN: u16 = 16;
 const NLA_F_NESTED: u16 = 0x8000;
 
 /// nf_tables message types.
@@ -113,9 +115,10 @@ impl Batch {
         Batch { buf, seq: seq + 1, first: seq + 1, what: Vec::new() }
     }
 
-    /// Add one message; it is acknowledged on its own.
+    /// Add one message. The kernel answers only if it refuses it: a batch
+    /// of thousands would otherwise flood the socket with acknowledgements.
     pub fn push(&mut self, cmd: Cmd, family: Family, extra: u16, attrs: &Attrs, what: String) {
-        let flags = flags::REQUEST | flags::ACK | extra;
+        let flags = flags::REQUEST | extra;
         message(&mut self.buf, (SUBSYS << 8) | cmd as u16, flags, self.seq, family.nfproto(), 0, attrs);
         self.seq += 1;
         self.what.push(what);
@@ -126,32 +129,35 @@ impl Batch {
         self.what.is_empty()
     }
 
-    /// Close the batch, send it and wait for every acknowledgement. The
-    /// kernel applies it whole or not at all; `Err` names the message refused.
+    /// Close the batch, send it, and wait for the kernel's verdict. The
+    /// kernel applies a batch whole or not at all, while `send` runs, and
+    /// reports the message it refused; a request sent after it and
+    /// acknowledged tells that nothing was refused. `Err` names the message.
     pub fn commit(mut self, socket: &Socket) -> Result<(), (io::Error, String)> {
         let end = self.seq;
         message(&mut self.buf, BATCH_END, flags::REQUEST, end, 0, SUBSYS, &Attrs::default());
+        let barrier = end + 1;
         socket.send(&self.buf, 0).map_err(|e| (e, "sending the batch".to_string()))?;
-        let mut pending = self.what.len();
+        let mut probe = Vec::new();
+        message(&mut probe, (SUBSYS << 8) | GETGEN, flags::REQUEST | flags::ACK, barrier, 0, 0, &Attrs::default());
+        socket.send(&probe, 0).map_err(|e| (e, "asking the kernel for the batch's verdict".to_string()))?;
         let mut failure = None;
-        while pending > 0 {
+        loop {
             let replies = receive(socket).map_err(|e| (e, "reading the kernel's answer".to_string()))?;
             for reply in replies {
-                if reply.kind == NLMSG_ERROR {
-                    pending = pending.saturating_sub(1);
-                    if reply.error != 0 && failure.is_none() {
-                        let index = reply.seq.checked_sub(self.first).map(|i| i as usize);
-                        let what = index.and_then(|i| self.what.get(i)).cloned().unwrap_or_default();
-                        failure = Some((io::Error::from_raw_os_error(-reply.error), what));
-                    }
+                if reply.kind != NLMSG_ERROR {
+                    continue;
+                }
+                if reply.seq == barrier {
+                    return failure.map_or(Ok(()), Err);
+                }
+                if reply.error != 0 && failure.is_none() {
+                    let index = reply.seq.checked_sub(self.first).map(|i| i as usize);
+                    let what = index.and_then(|i| self.what.get(i)).cloned().unwrap_or_else(|| "apply the batch".into());
+                    failure = Some((io::Error::from_raw_os_error(-reply.error), what));
                 }
             }
-            // The kernel stops answering after the message it refused.
-            if failure.is_some() {
-                break;
-            }
         }
-        failure.map_or(Ok(()), Err)
     }
 }
 
@@ -219,20 +225,14 @@ pub fn table_exists(socket: &Socket, seq: u32, family: Family) -> io::Result<boo
 pub fn open() -> io::Result<Socket> {
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
-    // Batches publishing large port ranges are big; the kernel takes what the buffer holds.
+    // A batch goes out as one datagram, and batches publishing many ports are
+    // big: allow them (as root, past the default limit).
     let _ = socket.set_rx_buf_sz(1 << 20);
+    let _ = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::SndBufForce, &(64 << 20));
     Ok(socket)
 }
 
-/// Ask for set elements (one key, or the whole set with `key` None) and
-/// return each element's (key, userdata). A missing element (or set) is none.
-pub fn get_elements(
-    socket: &Socket,
-    seq: u32,
-    family: Family,
-    set: &str,
-    key: Option<&[u8]>,
-) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+fn request_elements(socket: &Socket, seq: u32, family: Family, set: &str, key: Option<&[u8]>) -> io::Result<()> {
     let mut attrs = Attrs::default();
     attrs.str(ELEM_LIST_TABLE, crate::firewall::nft::TABLE).str(ELEM_LIST_SET, set);
     if let Some(key) = key {
@@ -255,7 +255,19 @@ pub fn get_elements(
         0,
         &attrs,
     );
-    socket.send(&buf, 0)?;
+    socket.send(&buf, 0).map(drop)
+}
+
+/// Ask for set elements (one key, or the whole set with `key` None) and
+/// return each element's (key, userdata). A missing element (or set) is none.
+pub fn get_elements(
+    socket: &Socket,
+    seq: u32,
+    family: Family,
+    set: &str,
+    key: Option<&[u8]>,
+) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    request_elements(socket, seq, family, set, key)?;
     let mut found = Vec::new();
     loop {
         for reply in receive(socket)? {
@@ -267,6 +279,25 @@ pub fn get_elements(
                 NLMSG_ERROR if reply.error != 0 => return Err(io::Error::from_raw_os_error(-reply.error)),
                 NLMSG_ERROR | NLMSG_DONE => return Ok(found),
                 _ => found.extend(parse_elements(&reply.attrs)),
+            }
+        }
+    }
+}
+
+/// Whether `set` holds any element. Reads only the first part of the dump,
+/// on a socket of its own that is dropped with the rest unread, so the cost
+/// does not grow with the set.
+pub fn has_elements(family: Family, set: &str) -> io::Result<bool> {
+    let socket = open()?;
+    request_elements(&socket, 1, family, set, None)?;
+    loop {
+        for reply in receive(&socket)? {
+            match reply.kind {
+                NLMSG_ERROR if reply.error == -libc_enoent() => return Ok(false),
+                NLMSG_ERROR if reply.error != 0 => return Err(io::Error::from_raw_os_error(-reply.error)),
+                NLMSG_ERROR | NLMSG_DONE => return Ok(false),
+                _ if !parse_elements(&reply.attrs).is_empty() => return Ok(true),
+                _ => {}
             }
         }
     }

@@ -5,10 +5,22 @@ WASM_DIR = target/wasm32-wasip2/guest
 RECIPES  = netns-pair netns-bridge docker-bridge port-forward
 TEST_GUESTS = misbehave not-a-recipe
 NETSH    = target/release/netsh
+# Root runs commands itself; anyone else through sudo (packages, the demo, tests).
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+HOST    := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+# Test binaries run as root (namespaces, netlink); cargo itself builds as you.
+RUN_AS_ROOT = $(if $(SUDO),CARGO_TARGET_$(shell echo $(HOST) | tr a-z- A-Z_)_RUNNER="sudo -E")
+PACKAGES = gcc libc6-dev iproute2 iptables nftables iputils-ping util-linux procps python3 tmux
 
-.PHONY: all host recipes demo test fuzz bench clean
+.PHONY: all setup host recipes demo test fuzz bench clean
 
 all: host recipes
+
+# What a fresh Debian/Ubuntu machine needs: the packages the tests and demo use, the wasm target.
+setup:
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(PACKAGES)
+	rustup target add wasm32-wasip2
 
 host:
 	$(CARGO) build --release -p netsh
@@ -22,11 +34,11 @@ recipes:
 
 # The main job, in a throwaway network namespace.
 demo: all
-	./demo/demo.sh
+	$(SUDO) ./demo/demo.sh
 
 # Every test: unit and property tests of host and SDK, then end-to-end tests in throwaway namespaces.
 test: all
-	PROPTEST_CASES=$${PROPTEST_CASES:-3000} $(CARGO) test --release -p netsh -p netsh-guest -p docker-bridge -p netsh-e2e
+	PROPTEST_CASES=$${PROPTEST_CASES:-3000} $(RUN_AS_ROOT) $(CARGO) test --release -p netsh -p netsh-guest -p docker-bridge -p netsh-e2e
 
 # The parsers' property tests with many more inputs (FUZZ_CASES each), timed.
 FUZZ_CASES ?= 2000000
@@ -41,7 +53,7 @@ fuzz:
 bench: all
 	$(CARGO) build --release -p netsh-bench
 	$(CARGO) build $(GUEST) -p callbench
-	./bench/run.sh
+	$(SUDO) ./bench/run.sh
 
 clean:
 	$(CARGO) clean

@@ -14,7 +14,7 @@ export NETSH_STATE_DIR=$(mktemp -d)   # this demo's audit log and journals
 # Exactly the grants docker-bridge asks for (see `netsh inspect recipes/docker-bridge.wasm`).
 GRANTS=(--allow 'link:br-*' --allow 'link:veth*' --allow 'link:*/eth*' --allow 'link:*/lo' --allow 'netns:*'
         --allow addr:172.16.0.0/12 --allow route:0.0.0.0/0 --allow nat:172.16.0.0/12 --allow publish:tcp/1-65535
-        --allow sysctl:net.ipv4.ip_forward --allow 'sysctl:net.ipv4.conf.*.route_localnet')
+        --allow sysctl:net.ipv4.ip_forward --allow 'sysctl:net.ipv4.conf.*.route_localnet' --allow 'kv:docker-bridge/*')
 DB=(./target/release/netsh run "${GRANTS[@]}" recipes/docker-bridge.wasm --)
 db() { printf '\n\033[1m$ netsh run $GRANTS recipes/docker-bridge.wasm -- %s\033[0m\n' "$*"; "${DB[@]}" "$@"; }
 

@@ -38,7 +38,7 @@ def sysctl(ns, key):
 
 
 def rules(ns):
-    views = json.loads(run(NETSH, "show", *(["-n", ns] if ns else []), "--json"))
+    views = json.loads(run(NETSH, "show", *(["-n", ns] if ns else []), "--json"))["namespaces"]
     return [r for v in views if v["name"] == ns for r in v["rules"]]
 
 

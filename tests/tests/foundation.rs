@@ -85,6 +85,8 @@ $NETSH show -n j1 --json
     );
     out.assert_ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("show --json is JSON");
+    assert!(v["firewall"] == "nftables" || v["firewall"] == "iptables", "show names the firewall backend: {v}");
+    let v = &v["namespaces"];
     let links = v[0]["links"].as_array().expect("links");
     let dummy = links.iter().find(|l| l["name"] == "dummy0").expect("dummy0 listed");
     assert_eq!(dummy["kind"], "bridge");
@@ -120,5 +122,26 @@ ip netns list | wc -l | sed 's/^/LEFT /'
         "LEFT 0",
     ] {
         assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
+    }
+}
+
+/// The README's main job: the demo proves every path it prints.
+#[test]
+fn the_demo_reaches_peers_the_outside_and_the_published_port() {
+    let out = std::process::Command::new("timeout")
+        .args(["120", "./demo/demo.sh"])
+        .current_dir(netsh_e2e::root())
+        .output()
+        .expect("run demo/demo.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for want in [
+        "client pinged www (web) by name",
+        "outside saw 10.200.0.1",
+        "outside -> published:     web saw 10.200.0.2",
+        "host 127.0.0.1:8080 ->    web saw",
+        "chain intact and complete",
+    ] {
+        assert!(stdout.contains(want), "demo output lacks {want:?}:\n{stdout}");
     }
 }

@@ -82,6 +82,7 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec { name: "fw", usage: "fw ls | fw rm ID", summary: "netsh's firewall rules" },
     Spec { name: "sysctl", usage: "sysctl get KEY | sysctl set KEY VALUE", summary: "kernel parameters under net.*" },
+    Spec { name: "kv", usage: "kv get KEY | kv ls [PREFIX] | kv put KEY VALUE | kv rm KEY", summary: "netsh's key-value store" },
     Spec { name: "show", usage: "show [NS] [--json]", summary: "topology of this namespace and the named ones" },
     Spec { name: "run", usage: "run FILE|PLUGIN [ARGS...]", summary: "run a recipe with this session's grants" },
     Spec { name: "plan", usage: "plan FILE|PLUGIN [ARGS...]", summary: "what a recipe would do" },
@@ -316,6 +317,19 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
             }
             other => Err(format!("sysctl {other:?}: use get or set")),
         },
+        "kv" => match w.next("get, ls, put or rm")? {
+            "get" => ops(vec![Op::KvGet { key: w.next("key")?.into() }]),
+            "ls" | "list" => {
+                let prefix = if w.peek().is_some() { w.next("prefix")?.to_string() } else { String::new() };
+                ops(vec![Op::KvList { prefix }])
+            }
+            "put" => {
+                let key = w.next("key")?.to_string();
+                ops(vec![Op::KvPut { key, value: w.next("value")?.into() }])
+            }
+            "rm" | "del" | "delete" => ops(vec![Op::KvDelete { key: w.next("key")?.into() }]),
+            other => Err(format!("kv {other:?}: use get, ls, put or rm")),
+        },
         "show" => {
             let mut show_ns = ns.clone();
             let mut json = false;
@@ -536,6 +550,12 @@ mod tests {
     #[test]
     fn every_form() {
         assert_eq!(ops("netns add c1"), [Op::NetnsCreate { name: "c1".into() }]);
+        assert_eq!(ops("kv ls"), [Op::KvList { prefix: String::new() }]);
+        assert_eq!(ops("kv ls docker-bridge/"), [Op::KvList { prefix: "docker-bridge/".into() }]);
+        assert_eq!(ops("kv put a b"), [Op::KvPut { key: "a".into(), value: "b".into() }]);
+        assert_eq!(ops("kv rm a"), [Op::KvDelete { key: "a".into() }]);
+        assert!(err("kv put a").contains("missing value"));
+        assert!(err("kv ls a b").contains("unexpected"));
         assert_eq!(ops("netns del c1"), [Op::NetnsDelete { name: "c1".into() }]);
         assert_eq!(ops("netns ls"), [Op::NetnsList]);
         assert!(matches!(&ops("link add br0 type bridge")[..], [Op::LinkAddBridge { name, .. }] if name == "br0"));
@@ -616,6 +636,7 @@ mod tests {
             "publish",
             "fw",
             "sysctl",
+            "kv",
             "show",
             "run",
             "undo",

@@ -7,7 +7,8 @@ use super::RecipeInfo;
 use super::plan::PlanReport;
 use super::run::allow_flags;
 use super::runs::RunRow;
-use super::show::NsView;
+use super::show::Topology;
+use crate::firewall::FirewallKind;
 use crate::audit::Entry;
 use crate::ops::{LinkInfo, Reply};
 
@@ -107,9 +108,13 @@ pub fn links(links: &[LinkInfo]) -> String {
 }
 
 /// Namespaces like `ip -br addr` + `ip route`, with netsh's rules.
-pub fn views(views: &[NsView]) -> String {
-    let mut out = String::new();
-    for view in views {
+pub fn topology(topology: &Topology) -> String {
+    let mut out = match topology.firewall {
+        FirewallKind::Nftables => "firewall: nftables (netsh's rules: nft list table ip netsh; nft list table ip6 netsh)\n",
+        FirewallKind::Iptables => "firewall: iptables (netsh's rules: iptables-save | grep NETSH)\n",
+    }
+    .to_string();
+    for view in &topology.namespaces {
         match &view.name {
             Some(name) => out.push_str(&format!("netns {name}\n")),
             None => out.push_str("(this namespace)\n"),

@@ -276,11 +276,11 @@ impl<'a> Session<'a> {
 }
 
 /// `show` output, text or JSON.
-pub fn show_text(views: &[super::show::NsView], json: bool) -> Vec<u8> {
+pub fn show_text(topology: &super::show::Topology, json: bool) -> Vec<u8> {
     if json {
-        format!("{}\n", serde_json::to_string_pretty(views).unwrap_or_default()).into_bytes()
+        format!("{}\n", serde_json::to_string_pretty(topology).unwrap_or_default()).into_bytes()
     } else {
-        render::views(views).into_bytes()
+        render::topology(topology).into_bytes()
     }
 }
 
@@ -353,7 +353,8 @@ impl Engine {
     }
 
     /// Read this namespace and every named one (or only `ns`).
-    pub async fn show(&self, ns: Option<String>) -> EngineResult<Vec<super::show::NsView>> {
-        Ok(super::show::read(&self.reader("cli"), ns).await?)
+    pub async fn show(&self, ns: Option<String>) -> EngineResult<super::show::Topology> {
+        let namespaces = super::show::read(&self.reader("cli"), ns).await?;
+        Ok(super::show::Topology { firewall: self.kernel.firewall_kind(), namespaces })
     }
 }

@@ -4,8 +4,16 @@
 use serde::Serialize;
 
 use crate::error::CapResult;
+use crate::firewall::FirewallKind;
 use crate::gate::Gate;
 use crate::ops::{LinkInfo, Ns, Op, Reply, RouteSpec, RuleInfo};
+
+/// What `show` prints: the active firewall backend and each namespace.
+#[derive(Debug, Serialize)]
+pub struct Topology {
+    pub firewall: FirewallKind,
+    pub namespaces: Vec<NsView>,
+}
 
 /// One namespace's state.
 #[derive(Debug, Serialize)]
@@ -14,7 +22,7 @@ pub struct NsView {
     pub name: Ns,
     pub links: Vec<LinkInfo>,
     pub routes: Vec<RouteSpec>,
-    /// netsh-owned firewall rules (empty when iptables is unavailable).
+    /// netsh-owned firewall rules (empty when the firewall cannot be read).
     pub rules: Vec<RuleInfo>,
 }
 

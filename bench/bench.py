@@ -221,8 +221,38 @@ def docker_script_down(n):
 DB_WASM = os.path.join(RECIPES, "docker-bridge.wasm")
 
 
-def db(*args, firewall="nftables"):
-    sh([NETSH, "--firewall", firewall, "run", "--allow-all", DB_WASM, "--", *args])
+def db(*args, firewall="nftables", env=None):
+    sh([NETSH, "--firewall", firewall, "run", "--allow-all", DB_WASM, "--", *args], env=env)
+
+
+class Agent:
+    """`netsh agent` on a private socket, for as long as the `with` lasts."""
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp()
+        self.env = dict(os.environ, NETSH_AGENT_SOCKET=os.path.join(self.dir, "agent.sock"))
+        self.proc = subprocess.Popen([NETSH, "agent"], env=self.env, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if os.path.exists(self.env["NETSH_AGENT_SOCKET"]):
+                return self
+            time.sleep(0.01)
+        raise RuntimeError("netsh agent did not start")
+
+    def __exit__(self, *_):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.dir)
+
+
+def per_call(env=None, n=100):
+    """Up and down, one netsh call per container."""
+    db("create", "bench", "--subnet", "10.88.0.0/16", env=env)
+    times = (
+        timed(lambda: [db(*connect_args(i), env=env) for i in range(1, n + 1)]),
+        timed(lambda: ([db("disconnect", "bench", f"c{i}", env=env) for i in range(1, n + 1)], wait_no_veth())),
+    )
+    db("rm", "bench", env=env)
+    return times
 
 
 def connect_args(i):
@@ -268,12 +298,9 @@ def bench_docker_bridge(n=100):
     print(f"\n## docker-bridge, {n} containers with a published port each (down: until no veth remains)")
     print("  every cell is its own run; ratios are peer / netsh one call per container")
     rows = {}
-    db("create", "bench", "--subnet", "10.88.0.0/16")
-    rows["netsh, one call per container"] = (
-        timed(lambda: [db(*connect_args(i)) for i in range(1, n + 1)]),
-        timed(lambda: ([db("disconnect", "bench", f"c{i}") for i in range(1, n + 1)], wait_no_veth())),
-    )
-    db("rm", "bench")
+    rows["netsh, one call per container"] = per_call(n=n)
+    with Agent() as agent:
+        rows["netsh through the agent, one call per container"] = per_call(agent.env, n)
     batch = ["create", "bench", "--subnet", "10.88.0.0/16"]
     for i in range(1, n + 1):
         batch += [";"] + connect_args(i)
@@ -291,10 +318,15 @@ def bench_docker_bridge(n=100):
     rows["kernel floor (netsh's backend alone)"] = (float(floor[0]) / 1000, float(floor[1]) / 1000)
     base_up, base_down = rows["netsh, one call per container"]
     batch_up, batch_down = rows["netsh, one invocation"]
-    print(f"  {'':47} {'up':>10} {'ratio':>7} {'down':>10} {'ratio':>7}")
+    print(f"  {'':50} {'up':>10} {'ratio':>7} {'down':>10} {'ratio':>7}")
     for label, (up, down) in rows.items():
-        print(f"  {label:47} {up * 1000:8.1f}ms {up / base_up:6.1f}x {down * 1000:8.1f}ms {down / base_down:6.1f}x")
+        print(f"  {label:50} {up * 1000:8.1f}ms {up / base_up:6.1f}x {down * 1000:8.1f}ms {down / base_down:6.1f}x")
     su, sd = rows["ip+iptables script, a command per step"]
+    agent_up, agent_down = rows["netsh through the agent, one call per container"]
+    print(f"  through the agent vs the script: up {su / agent_up:.1f}x, down {sd / agent_down:.1f}x")
+    netavark = rows.get("netavark 1.4 (iptables), a call per container")
+    if netavark:
+        print(f"  through the agent vs netavark: up {netavark[0] / agent_up:.1f}x, down {netavark[1] / agent_down:.1f}x")
     print(f"  one invocation vs the script: up {su / batch_up:.1f}x, down {sd / batch_down:.1f}x;"
           f" vs the floor: up {batch_up / rows['kernel floor (netsh' + chr(39) + 's backend alone)'][0]:.1f}x the floor")
 

@@ -50,8 +50,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         apply(&kernel, Op::LinkSetUp { ns: ns.clone(), name: "lo".into(), up: true }).await?;
         apply(&kernel, Op::AddrAdd { ns: ns.clone(), dev: "eth0".into(), cidr: format!("{ip}/16").parse()? }).await?;
         apply(&kernel, Op::LinkSetUp { ns: ns.clone(), name: "eth0".into(), up: true }).await?;
-        let route =
-            RouteSpec { dest: "0.0.0.0/0".parse()?, via: Some("10.89.0.1".parse()?), dev: None, onlink: false, metric: None };
+        let route = RouteSpec {
+            dest: "0.0.0.0/0".parse()?,
+            via: Some("10.89.0.1".parse()?),
+            dev: None,
+            onlink: false,
+            metric: None,
+        };
         apply(&kernel, Op::RouteAdd { ns, route }).await?;
         let rule = FwRule::Publish {
             proto: Proto::Tcp,
@@ -61,9 +66,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             to_ip: ip.parse()?,
             to_port: 80,
         };
-        apply(&kernel, Op::NetnsWriteEtc { name: format!("f{i}"), file: EtcFile::ResolvConf, contents: "nameserver 8.8.8.8\n".into() })
-            .await?;
-        apply(&kernel, Op::NetnsWriteEtc { name: format!("f{i}"), file: EtcFile::Hostname, contents: format!("f{i}\n") }).await?;
+        apply(
+            &kernel,
+            Op::NetnsWriteEtc {
+                name: format!("f{i}"),
+                file: EtcFile::ResolvConf,
+                contents: "nameserver 8.8.8.8\n".into(),
+            },
+        )
+        .await?;
+        apply(
+            &kernel,
+            Op::NetnsWriteEtc { name: format!("f{i}"), file: EtcFile::Hostname, contents: format!("f{i}\n") },
+        )
+        .await?;
         apply(&kernel, Op::HostsAdd { group: "floor".into(), line: format!("{ip} f{i}") }).await?;
         apply(&kernel, Op::HostsShare { name: format!("f{i}"), group: "floor".into() }).await?;
         match apply(&kernel, Op::FwAdd { ns: None, owner: "floor".into(), rule }).await? {

@@ -44,6 +44,24 @@ impl Error {
         matches!(self, Error::Exists(_))
     }
 
+    /// The CNI error code for this error: the spec's 3 for what does not
+    /// exist and 7 for invalid input; netsh's own 100 for a denied
+    /// permission, 101 for a failure, 102 for something already in use.
+    pub fn cni_code(&self) -> u32 {
+        match self {
+            Error::NotFound(_) => 3,
+            Error::Invalid(_) | Error::Usage(_) => 7,
+            Error::Denied(_) => 100,
+            Error::Os { .. } | Error::Failed(_) | Error::Other(_) => 101,
+            Error::Exists(_) => 102,
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn into_cni_error(self) -> crate::bindings::CniError {
+        crate::bindings::CniError { code: self.cni_code(), msg: self.to_string(), details: String::new() }
+    }
+
     #[doc(hidden)]
     pub fn into_run_error(self) -> crate::bindings::RunError {
         match self {

@@ -104,9 +104,33 @@ pub trait Recipe {
     fn manifest() -> Manifest;
     /// Do the work; `args` are what the user put after `--`.
     fn run(args: Vec<String>) -> Result<()>;
+    /// Answer a container runtime's CNI call (`netsh` as a CNI plugin).
+    /// Recipes that are not network plugins keep this refusal.
+    fn cni(request: cni::Request) -> Result<cni::Reply> {
+        let _ = request;
+        Err(Error::Invalid("this recipe is not a CNI plugin (it has no `cni` entry point)".into()))
+    }
 }
 
-/// Export a type implementing [`Recipe`] as the component's `describe`/`run`.
+/// CNI calls: what the runtime asked ([`cni::Request`]) and the answer to ADD ([`cni::Reply`]).
+pub mod cni {
+    pub use crate::bindings::{
+        CniCommand as Command, CniInterface as Interface, CniIp as Ip, CniPort as Port, CniRequest as Request,
+        CniResult as Reply, CniRoute as Route,
+    };
+
+    /// The answer of commands other than ADD.
+    pub fn empty() -> Reply {
+        Reply { interfaces: Vec::new(), ips: Vec::new(), routes: Vec::new(), nameservers: Vec::new() }
+    }
+
+    /// The value of `key` in a list of pairs (`options`, `args`).
+    pub fn lookup<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Export a type implementing [`Recipe`] as the component's `describe`/`run`/`cni`.
 #[macro_export]
 macro_rules! export_recipe {
     ($recipe:ty) => {
@@ -119,6 +143,12 @@ macro_rules! export_recipe {
 
             fn run(args: ::std::vec::Vec<::std::string::String>) -> ::std::result::Result<(), $crate::bindings::RunError> {
                 <$recipe as $crate::Recipe>::run(args).map_err($crate::Error::into_run_error)
+            }
+
+            fn cni(
+                request: $crate::bindings::CniRequest,
+            ) -> ::std::result::Result<$crate::bindings::CniResult, $crate::bindings::CniError> {
+                <$recipe as $crate::Recipe>::cni(request).map_err($crate::Error::into_cni_error)
             }
         }
 

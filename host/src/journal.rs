@@ -80,6 +80,11 @@ enum Record {
     Reverted {
         seq: u32,
     },
+    /// Another process (a restarted agent) took over the run's deadline.
+    Adopt {
+        pid: u32,
+        pid_start: u64,
+    },
     /// The run is applied and waits for `netsh confirm` until `until`.
     AwaitConfirm {
         until: String,
@@ -368,6 +373,7 @@ impl RunInfo {
                     s.reverted = true;
                 }
             }
+            Record::Adopt { pid, pid_start } => (self.pid, self.pid_start) = (pid, pid_start),
             Record::AwaitConfirm { until } => self.awaiting_confirm = Some(until),
             Record::End { state, .. } => self.state = Some(state),
         }
@@ -412,6 +418,12 @@ impl RunLog {
     /// The run is applied and waits for `netsh confirm` until `until`.
     pub fn await_confirm(&self, until: std::time::SystemTime) -> Result<(), JournalError> {
         self.write(&Record::AwaitConfirm { until: humantime::format_rfc3339_millis(until).to_string() })
+    }
+
+    /// Make this process the run's keeper (its first keeper died).
+    pub fn adopt(&self) -> Result<(), JournalError> {
+        let pid = std::process::id();
+        self.write(&Record::Adopt { pid, pid_start: process_start(pid).unwrap_or(0) })
     }
 
     /// Record the run's final state.

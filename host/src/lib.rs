@@ -6,6 +6,7 @@
 //! [`backend::Backend`] carries it out on the kernel. The [`engine`] holds
 //! the workflows (run, plan, undo, the shell) that every front end shares.
 
+pub mod agent;
 pub mod audit;
 pub mod backend;
 pub mod caps;

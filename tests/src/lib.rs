@@ -48,8 +48,9 @@ ip link set lo up
 # The namespace's state as text, for before/after comparisons. With the
 # iptables backend, iptables-nft keeps the built-in chains it made on first
 # use: what iptables users see (iptables-save) is compared, not nft's view.
+# A namespace keeps the id the kernel gave it when a veth end first went in.
 snapshot() {
-  { ip -o link | sed -E 's/^[0-9]+: //; s/ link-netns[^ ]+//; s/ state [A-Z]+//'; ip netns list; ip route; ip -6 route; iptables-save | grep -v '^#' || true
+  { ip -o link | sed -E 's/^[0-9]+: //; s/ link-netns[^ ]+//; s/ state [A-Z]+//'; ip netns list | sed 's/ (id: [0-9]*)//'; ip route; ip -6 route; iptables-save | grep -v '^#' || true
     [ "${NETSH_FIREWALL:-nftables}" = iptables ] || nft list ruleset; } 2>&1
 }
 # Docker-style helpers: make_outside, serve, fetch, stop_servers.
@@ -127,10 +128,28 @@ impl Firewall {
 
 /// [`sandboxed`], with netsh using the `firewall` backend (`$FW` in the script).
 pub fn sandboxed_on(firewall: Firewall, script: &str, limit_secs: u32) -> Outcome {
+    sandbox(&["--net", "--mount"], firewall, script, limit_secs)
+}
+
+/// [`sandboxed`] in a PID namespace of its own too (a fresh /proc): every
+/// process the script leaves (a container runtime's monitors) is killed
+/// with it.
+pub fn sandboxed_with_pids(script: &str, limit_secs: u32) -> Outcome {
+    sandbox(
+        &["--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"],
+        Firewall::Nftables,
+        script,
+        limit_secs,
+    )
+}
+
+fn sandbox(namespaces: &[&str], firewall: Firewall, script: &str, limit_secs: u32) -> Outcome {
     let root = root();
     let out = Command::new("timeout")
         .arg(limit_secs.to_string())
-        .args(["unshare", "--net", "--mount", "--propagation", "private", "--", "bash", "-c"])
+        .arg("unshare")
+        .args(namespaces)
+        .args(["--propagation", "private", "--", "bash", "-c"])
         .arg(format!("{PRELUDE}\n{script}"))
         .env("NETSH", netsh())
         .env("RECIPES", root.join("recipes"))

@@ -82,7 +82,11 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec { name: "fw", usage: "fw ls | fw rm ID", summary: "netsh's firewall rules" },
     Spec { name: "sysctl", usage: "sysctl get KEY | sysctl set KEY VALUE", summary: "kernel parameters under net.*" },
-    Spec { name: "kv", usage: "kv get KEY | kv ls [PREFIX] | kv put KEY VALUE | kv rm KEY", summary: "netsh's key-value store" },
+    Spec {
+        name: "kv",
+        usage: "kv get KEY | kv ls [PREFIX] | kv put KEY VALUE | kv rm KEY",
+        summary: "netsh's key-value store",
+    },
     Spec { name: "show", usage: "show [NS] [--json]", summary: "topology of this namespace and the named ones" },
     Spec { name: "run", usage: "run FILE|PLUGIN [ARGS...]", summary: "run a recipe with this session's grants" },
     Spec { name: "plan", usage: "plan FILE|PLUGIN [ARGS...]", summary: "what a recipe would do" },

@@ -119,6 +119,9 @@ pub struct Engine {
     state: PathBuf,
     trusted: OnceLock<Result<(), TrustError>>,
     runtime: OnceLock<Result<Arc<Runtime>, String>>,
+    /// `--confirm` returns at once and [`Engine::keep_deadlines`] settles the
+    /// run later (the agent); otherwise the run waits for its confirmation.
+    keeps_deadlines: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -131,7 +134,20 @@ impl Engine {
     /// An engine keeping its audit log, journals and plugins in `state`.
     pub fn new(state: PathBuf, kernel: Kernel) -> Engine {
         let kernel = kernel.with_store(state.join("kv.sqlite"));
-        Engine { kernel: Arc::new(kernel), state, trusted: OnceLock::new(), runtime: OnceLock::new() }
+        Engine {
+            kernel: Arc::new(kernel),
+            state,
+            trusted: OnceLock::new(),
+            runtime: OnceLock::new(),
+            keeps_deadlines: false,
+        }
+    }
+
+    /// An engine for a long-lived process: runs started with `--confirm`
+    /// return at once, and the process calls [`Engine::keep_deadlines`].
+    pub fn keeping_deadlines(mut self) -> Engine {
+        self.keeps_deadlines = true;
+        self
     }
 
     /// The state directory, created and checked on first use: journals,

@@ -11,7 +11,7 @@ use crate::backend::model::{Model, Planned};
 use crate::console::{Console, OutToErr};
 use crate::gate::{Gate, PlanGrants};
 use crate::policy::Policy;
-use crate::runtime::Limits;
+use crate::runtime::{Call, Limits};
 
 /// What a plan found.
 #[derive(Debug, Clone, Serialize)]
@@ -37,7 +37,7 @@ impl Engine {
     ) -> EngineResult<PlanReport> {
         let policy = grants.load(&*console)?;
         let recipe = self.load(target, console.clone()).await?;
-        self.plan_recipe(&recipe, &policy, args, Arc::new(OutToErr(console))).await
+        self.plan_recipe(&recipe, &policy, Call::Run(args), Arc::new(OutToErr(console))).await
     }
 
     /// Plan an already loaded recipe.
@@ -45,7 +45,7 @@ impl Engine {
         &self,
         recipe: &Recipe,
         policy: &Policy,
-        args: Vec<String>,
+        call: Call,
         console: Arc<dyn Console>,
     ) -> EngineResult<PlanReport> {
         let kernel = self.kernel();
@@ -54,7 +54,7 @@ impl Engine {
         let gate = Gate::new(model.clone(), format!("plan {}", recipe.info.principal()))
             .with_policy(policy, Some(&recipe.info.sha256))
             .planning(grants.clone());
-        let result = self.runtime()?.run(&recipe.loaded, args, gate, console, Limits::default()).await;
+        let result = self.runtime()?.run(&recipe.loaded, call, gate, console, Limits::default()).await;
         let ops = model.planned();
         let grants = grants.lock().map(|g| g.clone()).unwrap_or_default();
         Ok(PlanReport {

@@ -8,8 +8,8 @@ use super::plan::PlanReport;
 use super::run::allow_flags;
 use super::runs::RunRow;
 use super::show::Topology;
-use crate::firewall::FirewallKind;
 use crate::audit::Entry;
+use crate::firewall::FirewallKind;
 use crate::ops::{LinkInfo, Reply};
 
 fn indent(text: &str) -> String {
@@ -110,7 +110,9 @@ pub fn links(links: &[LinkInfo]) -> String {
 /// Namespaces like `ip -br addr` + `ip route`, with netsh's rules.
 pub fn topology(topology: &Topology) -> String {
     let mut out = match topology.firewall {
-        FirewallKind::Nftables => "firewall: nftables (netsh's rules: nft list table ip netsh; nft list table ip6 netsh)\n",
+        FirewallKind::Nftables => {
+            "firewall: nftables (netsh's rules: nft list table ip netsh; nft list table ip6 netsh)\n"
+        }
         FirewallKind::Iptables => "firewall: iptables (netsh's rules: iptables-save | grep NETSH)\n",
     }
     .to_string();

@@ -12,7 +12,7 @@ use crate::console::Console;
 use crate::gate::Gate;
 use crate::journal::RunLog;
 use crate::policy::{Grant, Need, Policy, prompt};
-use crate::runtime::{Limits, RunError};
+use crate::runtime::{Call, CniRequest, CniResult, Limits, RunError};
 use crate::stop::Stop;
 
 /// What to run and how.
@@ -31,6 +31,11 @@ pub struct RunSpec {
     pub confirm: Option<Duration>,
     /// A person at a terminal may be asked for missing grants.
     pub interactive: bool,
+    /// Call the recipe's `cni` export with this instead of `run` with `args`.
+    #[serde(skip)]
+    pub cni: Option<CniRequest>,
+    /// Refuse to run a recipe whose SHA-256 is not this.
+    pub sha256: Option<String>,
 }
 
 impl RunSpec {
@@ -46,6 +51,16 @@ impl RunSpec {
             no_rollback: false,
             confirm: None,
             interactive: false,
+            cni: None,
+            sha256: None,
+        }
+    }
+
+    /// The export the run calls.
+    pub(crate) fn call(&self) -> Call {
+        match &self.cni {
+            Some(request) => Call::Cni(Box::new(request.clone())),
+            None => Call::Run(self.args.clone()),
         }
     }
 
@@ -55,12 +70,21 @@ impl RunSpec {
 }
 
 /// How a run that succeeded ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
     /// The run's id, unless it changed nothing (then nothing is kept).
     pub id: Option<String>,
     /// `finished`, `confirmed`, or `help` when only the usage was shown.
     pub state: String,
+    /// A CNI call's result.
+    #[serde(skip)]
+    pub cni: Option<CniResult>,
+}
+
+impl RunReport {
+    fn new(id: Option<String>, state: &str) -> RunReport {
+        RunReport { id, state: state.into(), cni: None }
+    }
 }
 
 /// Whether the arguments ask for the recipe's usage.
@@ -73,7 +97,7 @@ fn wants_help(args: &[String]) -> bool {
 struct Attempt {
     log: Arc<RunLog>,
     gate: Gate,
-    result: Result<(), RunFailure>,
+    result: Result<Option<CniResult>, RunFailure>,
 }
 
 /// Why an attempt failed.
@@ -103,9 +127,15 @@ impl Engine {
     pub async fn run(&self, spec: &RunSpec, console: Arc<dyn Console>, stop: Stop) -> EngineResult<RunReport> {
         let mut policy = spec.grants.load(&*console)?;
         let recipe = self.load(&spec.target, console.clone()).await?;
+        if let Some(pinned) = spec.sha256.as_ref().filter(|p| !p.eq_ignore_ascii_case(&recipe.info.sha256)) {
+            return Err(EngineError::Failed(format!(
+                "{} has SHA-256 {}, not the {pinned} it is pinned to; nothing was run",
+                recipe.loaded.path, recipe.info.sha256
+            )));
+        }
         if wants_help(&spec.args) {
             console.out(render::usage(&recipe.info).as_bytes());
-            return Ok(RunReport { id: None, state: "help".into() });
+            return Ok(RunReport::new(None, "help"));
         }
         let attempt = self.attempt(&recipe, &policy, spec, console.clone(), stop.clone()).await?;
         let denied = attempt.result.is_err() && attempt.gate.was_denied() && stop.reason().is_none();
@@ -165,11 +195,12 @@ impl Engine {
             .with_run(log.clone())
             .with_stop(stop);
         let runtime = self.runtime()?;
-        let ran = runtime.run(&recipe.loaded, spec.args.clone(), gate.clone(), console, spec.limits()).await;
+        let ran = runtime.run(&recipe.loaded, spec.call(), gate.clone(), console, spec.limits()).await;
         // Queued firewall changes are applied even after a failure: they
         // mirror what the recipe did before it stopped, and rollback undoes them.
         let flushed = gate.flush().await;
-        let result = ran.map_err(RunFailure::Recipe).and_then(|()| flushed.map_err(RunFailure::Firewall));
+        let result =
+            ran.map_err(RunFailure::Recipe).and_then(|cni| flushed.map(|()| cni).map_err(RunFailure::Firewall));
         Ok(Attempt { log, gate, result })
     }
 
@@ -216,20 +247,42 @@ impl Engine {
         console: Arc<dyn Console>,
         stop: Stop,
     ) -> EngineResult<RunReport> {
-        if attempt.result.is_err() {
-            self.finish_failed(&attempt, spec, &*console).await?;
-            return Err(failure(recipe, &attempt));
-        }
+        let cni = match &attempt.result {
+            Ok(cni) => cni.clone(),
+            Err(_) => {
+                self.finish_failed(&attempt, spec, &*console).await?;
+                return Err(failure(recipe, &attempt));
+            }
+        };
+        let report = self.settle(attempt, spec, console, stop).await?;
+        Ok(RunReport { cni, ..report })
+    }
+
+    /// A successful attempt: kept, or awaiting confirmation.
+    async fn settle(
+        &self,
+        attempt: Attempt,
+        spec: &RunSpec,
+        console: Arc<dyn Console>,
+        stop: Stop,
+    ) -> EngineResult<RunReport> {
         let id = attempt.log.id.clone();
         if self.journal()?.load(&id)?.steps == 0 {
             attempt.log.discard()?;
-            return Ok(RunReport { id: None, state: "finished".into() });
+            return Ok(RunReport::new(None, "finished"));
         }
         match spec.confirm {
+            Some(deadline) if self.keeps_deadlines => {
+                attempt.log.await_confirm(SystemTime::now() + deadline)?;
+                console.errln(&format!(
+                    "netsh: run {id} applied; run `netsh confirm {id}` within {deadline:?} to keep it (the agent reverts it otherwise)"
+                ));
+                Ok(RunReport::new(Some(id), "awaiting-confirm"))
+            }
             Some(deadline) => self.await_confirmation(&attempt.log, deadline, &*console, &stop).await,
             None => {
                 attempt.log.end("finished")?;
-                Ok(RunReport { id: Some(id), state: "finished".into() })
+                Ok(RunReport::new(Some(id), "finished"))
             }
         }
     }
@@ -251,7 +304,7 @@ impl Engine {
             if journal.confirmed(id) {
                 log.end("confirmed")?;
                 console.errln(&format!("netsh: run {id} confirmed"));
-                return Ok(RunReport { id: Some(id.clone()), state: "confirmed".into() });
+                return Ok(RunReport::new(Some(id.clone()), "confirmed"));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -264,7 +317,7 @@ impl Engine {
     /// Every grant the run needs and lacks: a plan pass with the same policy.
     async fn missing_grants(&self, recipe: &Recipe, policy: &Policy, spec: &RunSpec) -> Vec<Need> {
         let quiet: Arc<dyn Console> = Arc::new(crate::console::Discard);
-        match self.plan_recipe(recipe, policy, spec.args.clone(), quiet).await {
+        match self.plan_recipe(recipe, policy, spec.call(), quiet).await {
             Ok(report) => report.grants.missing,
             Err(_) => Vec::new(),
         }
@@ -275,8 +328,11 @@ impl Engine {
 fn failure(recipe: &Recipe, attempt: &Attempt) -> EngineError {
     match &attempt.result {
         Err(RunFailure::Recipe(RunError::Usage(m))) => EngineError::Usage(format!("usage: {m}")),
+        Err(RunFailure::Recipe(RunError::Cni { code, msg, details })) => {
+            EngineError::Runtime(RunError::Cni { code: *code, msg: msg.clone(), details: details.clone() })
+        }
         Err(e) => EngineError::Failed(format!("{} did not complete: {e}", recipe.loaded.path)),
-        Ok(()) => EngineError::Failed("internal error: a successful run reported as failed".into()),
+        Ok(_) => EngineError::Failed("internal error: a successful run reported as failed".into()),
     }
 }
 

@@ -155,6 +155,44 @@ impl Engine {
         }
     }
 
+    /// Settle `--confirm` deadlines, for the process that keeps them (the
+    /// agent): adopt waiting runs whose keeper died, end the confirmed ones,
+    /// revert those whose deadline passed. Returns one line per run settled.
+    pub async fn keep_deadlines(&self) -> Vec<String> {
+        let Ok(journal) = self.journal() else { return Vec::new() };
+        let me = std::process::id();
+        let mut settled = Vec::new();
+        for run in journal.unfinished().unwrap_or_default() {
+            let Some(until) = run.awaiting_confirm.as_deref() else { continue };
+            if run.pid != me && !run.abandoned() {
+                continue; // a `netsh run --confirm` process waits for it itself
+            }
+            let Ok(log) = journal.reopen(&run.id) else { continue };
+            if run.pid != me && log.adopt().is_err() {
+                continue;
+            }
+            let id = &run.id;
+            let due = humantime::parse_rfc3339_weak(until).map_or(true, |t| t <= SystemTime::now());
+            let outcome = if journal.confirmed(id) {
+                log.end("confirmed").map(|()| format!("run {id} confirmed"))
+            } else if due {
+                match self.revert_run(&log).await {
+                    Ok(errors) if errors.is_empty() => log
+                        .end("reverted-unconfirmed")
+                        .map(|()| format!("run {id} was not confirmed in time and was reverted")),
+                    Ok(errors) => log.end("reverted-unconfirmed").map(|()| {
+                        format!("run {id} was not confirmed in time; reverting it left problems: {}", errors.join("; "))
+                    }),
+                    Err(e) => Ok(format!("run {id} was not confirmed in time, but cannot be reverted: {e}")),
+                }
+            } else {
+                continue;
+            };
+            settled.push(outcome.unwrap_or_else(|e| format!("run {id}: {e}")));
+        }
+        settled
+    }
+
     /// Runs whose process died with changes applied.
     pub fn interrupted(&self) -> Vec<RunInfo> {
         let Ok(journal) = self.journal() else { return Vec::new() };

@@ -1,7 +1,6 @@
 //! The command line: clap's argument types and the dispatch of each
 //! subcommand to the engine; what comes back is rendered, nothing more.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,6 +17,8 @@ use netsh::plugins::Plugin;
 use netsh::stop::Stop;
 use netsh::units::{parse_duration, parse_mib};
 
+use crate::Input;
+
 /// netsh: build container and lab networks with sandboxed, reviewable WebAssembly recipes.
 #[derive(Debug, Parser)]
 #[command(name = "netsh", version, about, long_about = None, after_help = EXAMPLES)]
@@ -33,6 +34,12 @@ pub struct Cli {
     /// nf_tables) or iptables (iptables-restore).
     #[arg(long, global = true, value_name = "BACKEND", env = "NETSH_FIREWALL", value_parser = clap::value_parser!(FirewallKind))]
     pub firewall: Option<FirewallKind>,
+    /// Run here even when an agent listens (see `netsh agent`).
+    #[arg(long, global = true)]
+    pub no_agent: bool,
+    /// The agent's socket: commands go to the agent when it answers there.
+    #[arg(long, global = true, value_name = "PATH", env = "NETSH_AGENT_SOCKET", default_value = netsh::agent::DEFAULT_SOCKET)]
+    pub agent_socket: PathBuf,
     /// Run these shell commands (separated by ';' or newlines) and exit.
     #[arg(short = 'c', value_name = "COMMANDS", conflicts_with = "command", allow_hyphen_values = true)]
     pub commands: Option<String>,
@@ -102,6 +109,10 @@ pub enum Command {
     /// An installed plugin: `netsh NAME ARGS...` runs it with the grants given and the policy files'.
     #[command(external_subcommand)]
     External(Vec<String>),
+    /// Serve netsh commands from a long-lived process (root only): other
+    /// `netsh` commands hand their work to it, sparing each the start-up,
+    /// and `--confirm` deadlines outlive the terminal that asked for them.
+    Agent,
     /// Show namespaces, links, addresses, routes and netsh's firewall rules.
     Show {
         /// Only this named namespace.
@@ -286,20 +297,16 @@ impl RunArgs {
             no_rollback: self.no_rollback,
             confirm: self.confirm,
             interactive: true,
+            cni: None,
+            sha256: None,
         }
     }
 }
 
-/// Read a batch file, or stdin for `-`.
-fn read_batch(file: &std::path::Path) -> EngineResult<String> {
-    let mut text = String::new();
-    let read = if file == std::path::Path::new("-") {
-        std::io::stdin().read_to_string(&mut text).map(drop)
-    } else {
-        std::fs::read_to_string(file).map(|t| text = t)
-    };
-    read.map_err(|e| EngineError::Failed(format!("cannot read {}: {e}", file.display())))?;
-    Ok(text)
+/// Read a batch file, or the input for `-`.
+fn read_batch(file: &std::path::Path, input: Input) -> EngineResult<String> {
+    let read = if file == std::path::Path::new("-") { input.read() } else { std::fs::read_to_string(file) };
+    read.map_err(|e| EngineError::Failed(format!("cannot read {}: {e}", file.display())))
 }
 
 /// Run batch text (a file, stdin or `-c`).
@@ -317,7 +324,13 @@ pub async fn batch(
 }
 
 /// Carry out one subcommand; returns the exit code.
-pub async fn dispatch(engine: &Engine, cli: Cli, console: Arc<dyn Console>, stop: Stop) -> EngineResult<u8> {
+pub async fn dispatch(
+    engine: &Engine,
+    cli: Cli,
+    console: Arc<dyn Console>,
+    stop: Stop,
+    input: Input,
+) -> EngineResult<u8> {
     let grants = cli.grants;
     let Some(command) = cli.command else {
         // Handled by main (shell, -c, stdin).
@@ -329,7 +342,7 @@ pub async fn dispatch(engine: &Engine, cli: Cli, console: Arc<dyn Console>, stop
     match command {
         Command::Run(args) => engine.run(&args.spec(&grants), console, stop).await.map(|_| 0),
         Command::Batch { file, keep_going } => {
-            let text = read_batch(&file)?;
+            let text = read_batch(&file, input)?;
             batch(engine, &grants, &file.display().to_string(), &text, keep_going, console, stop).await
         }
         Command::Plan(args) => {
@@ -371,6 +384,7 @@ pub async fn dispatch(engine: &Engine, cli: Cli, console: Arc<dyn Console>, stop
             console.out(&show_text(&engine.show(netns).await?, json));
             Ok(0)
         }
+        Command::Agent => Err(EngineError::Usage("`netsh agent` runs only as a command of its own".into())),
     }
 }
 

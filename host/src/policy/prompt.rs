@@ -2,6 +2,7 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Grant, Need, user_file};
 
@@ -13,9 +14,18 @@ pub enum Answer {
     Deny,
 }
 
+/// Set in a process that must never ask (the agent: its terminal, if it
+/// has one, is not its callers').
+static NEVER: AtomicBool = AtomicBool::new(false);
+
+/// Never ask in this process.
+pub fn never() {
+    NEVER.store(true, Ordering::Relaxed);
+}
+
 /// Whether a person can be asked (stdin and stderr are terminals).
 pub fn available() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+    !NEVER.load(Ordering::Relaxed) && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// The grants to offer for `missing`: for each need, the recipe's own declared

@@ -6,4 +6,5 @@ wasmtime::component::bindgen!({
     world: "recipe",
     imports: { default: async | trappable },
     exports: { default: async },
+    additional_derives: [PartialEq, Eq],
 });

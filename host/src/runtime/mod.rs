@@ -5,22 +5,24 @@ pub mod bindings;
 mod cache;
 mod output;
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub use bindings::Manifest;
-use bindings::Recipe;
+pub use bindings::{CniCommand, CniError, CniInterface, CniIp, CniPort, CniRequest, CniResult, CniRoute};
+use bindings::{Recipe, RecipePre};
 pub use cache::Cache;
 
 use crate::console::Console;
@@ -66,8 +68,20 @@ pub enum RunError {
     Usage(String),
     #[error("interrupted (Ctrl-C, SIGTERM or the caller went away)")]
     Interrupted,
+    /// The recipe's answer to a CNI call was an error (CNI code, message, details).
+    #[error("{msg}{}", if details.is_empty() { String::new() } else { format!(" ({details})") })]
+    Cni { code: u32, msg: String, details: String },
     #[error("wasmtime: {0}")]
     Engine(String),
+}
+
+/// Which export a run calls.
+#[derive(Debug, Clone)]
+pub enum Call {
+    /// `run`, with the arguments given after `--`.
+    Run(Vec<String>),
+    /// `cni`, with a container runtime's request.
+    Cni(Box<CniRequest>),
 }
 
 /// Time and memory bounds for one run.
@@ -113,19 +127,58 @@ impl RecipeInfo {
     }
 }
 
-/// A recipe ready to instantiate.
-#[derive(Debug, Clone)]
+/// A recipe ready to instantiate: compiled and linked against netsh's imports.
+#[derive(Clone)]
 pub struct Loaded {
     pub path: String,
     pub sha256: String,
-    pub component: Component,
+    pre: RecipePre<RecipeState>,
 }
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded").field("path", &self.path).field("sha256", &self.sha256).finish_non_exhaustive()
+    }
+}
+
+/// A file as the kernel identifies it, with the times any write changes:
+/// the same identity means the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// How many loaded recipes a long-lived process keeps.
+const LOADED_KEPT: usize = 64;
 
 /// The wasmtime engine and the linker with every netsh capability.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<RecipeState>,
     cache: Cache,
+    /// Recipes this process loaded, so a long-lived one (the agent) reads,
+    /// hashes and links each file once, until it changes.
+    loaded: Mutex<HashMap<FileId, Loaded>>,
+    /// Manifests by sha256, likewise.
+    manifests: Mutex<HashMap<String, RecipeInfo>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -202,23 +255,43 @@ impl Runtime {
                 }
             })
             .map_err(engine_error)?;
-        Ok(Runtime { engine, linker, cache })
+        Ok(Runtime { engine, linker, cache, loaded: Mutex::new(HashMap::new()), manifests: Mutex::new(HashMap::new()) })
     }
 
     /// The cached manifest of the wasm with `sha256`, if any.
     pub fn cached_manifest(&self, sha256: &str) -> Option<RecipeInfo> {
-        self.cache.manifest(sha256)
+        let mut kept = self.manifests.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(info) = kept.get(sha256) {
+            return Some(info.clone());
+        }
+        let info = self.cache.manifest(sha256)?;
+        kept.insert(sha256.to_string(), info.clone());
+        Some(info)
     }
 
     /// Remember a recipe's manifest in the cache.
     pub fn cache_manifest(&self, info: &RecipeInfo) {
-        self.cache.store_manifest(info)
+        self.cache.store_manifest(info);
+        self.manifests.lock().unwrap_or_else(|p| p.into_inner()).insert(info.sha256.clone(), info.clone());
     }
 
     /// Read, check and compile (or fetch from the cache) a recipe file.
     pub fn load(&self, path: &Path) -> Result<Loaded, RunError> {
+        let id = FileId::of(path);
+        let mut kept = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(loaded) = id.and_then(|id| kept.get(&id)) {
+            return Ok(Loaded { path: path.display().to_string(), ..loaded.clone() });
+        }
         let wasm = read_wasm(path)?;
-        self.load_bytes(&path.display().to_string(), &wasm)
+        let loaded = self.load_bytes(&path.display().to_string(), &wasm)?;
+        // Kept only if the file did not change while it was read.
+        if let Some(id) = id.filter(|id| FileId::of(path) == Some(*id)) {
+            if kept.len() >= LOADED_KEPT {
+                kept.clear();
+            }
+            kept.insert(id, loaded.clone());
+        }
+        Ok(loaded)
     }
 
     /// Check and compile a recipe already read.
@@ -235,7 +308,10 @@ impl Runtime {
             .cache
             .load(&self.engine, &sha256, wasm)
             .map_err(|e| RunError::Invalid { path: shown.clone(), reason: first_line(&e) })?;
-        Ok(Loaded { path: shown, sha256, component })
+        let wrong_world = |e: wasmtime::Error| RunError::WrongWorld { path: shown.clone(), reason: first_line(&e) };
+        let pre = self.linker.instantiate_pre(&component).map_err(wrong_world)?;
+        let pre = RecipePre::new(pre).map_err(wrong_world)?;
+        Ok(Loaded { path: shown, sha256, pre })
     }
 
     fn store(&self, gate: Gate, console: Arc<dyn Console>, limits: Limits, hit: Arc<AtomicBool>) -> Store<RecipeState> {
@@ -262,7 +338,9 @@ impl Runtime {
     }
 
     async fn instantiate(&self, loaded: &Loaded, store: &mut Store<RecipeState>) -> Result<Recipe, RunError> {
-        Recipe::instantiate_async(&mut *store, &loaded.component, &self.linker)
+        loaded
+            .pre
+            .instantiate_async(&mut *store)
             .await
             .map_err(|e| RunError::WrongWorld { path: loaded.path.clone(), reason: first_line(&e) })
     }
@@ -278,26 +356,31 @@ impl Runtime {
         result.map_err(|e| classify(e, limits, &hit))
     }
 
-    /// Call the recipe's `run` export with `args` under `limits`. The gate's
-    /// stop request ends the run between host calls.
+    /// Call the recipe's `run` or `cni` export under `limits`; a CNI call
+    /// returns its result. The gate's stop request ends the run between host calls.
     pub async fn run(
         &self,
         loaded: &Loaded,
-        args: Vec<String>,
+        call: Call,
         gate: Gate,
         console: Arc<dyn Console>,
         limits: Limits,
-    ) -> Result<(), RunError> {
+    ) -> Result<Option<CniResult>, RunError> {
         let hit = Arc::new(AtomicBool::new(false));
         let stop = gate.stop().clone();
         let mut store = self.store(gate, console, limits, hit.clone());
         let recipe = self.instantiate(loaded, &mut store).await?;
-        match bounded(&stop, limits, recipe.call_run(&mut store, &args)).await? {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(bindings::RunError::Usage(message))) => Err(RunError::Usage(message)),
-            Ok(Err(bindings::RunError::Failed(message))) => Err(RunError::Failed(message)),
-            Err(e) => Err(classify(e, limits, &hit)),
-        }
+        let answer = match call {
+            Call::Run(args) => bounded(&stop, limits, recipe.call_run(&mut store, &args)).await?.map(|r| match r {
+                Ok(()) => Ok(None),
+                Err(bindings::RunError::Usage(message)) => Err(RunError::Usage(message)),
+                Err(bindings::RunError::Failed(message)) => Err(RunError::Failed(message)),
+            }),
+            Call::Cni(request) => bounded(&stop, limits, recipe.call_cni(&mut store, &request))
+                .await?
+                .map(|r| r.map(Some).map_err(|e| RunError::Cni { code: e.code, msg: e.msg, details: e.details })),
+        };
+        answer.unwrap_or_else(|e| Err(classify(e, limits, &hit)))
     }
 }
 
@@ -306,7 +389,8 @@ pub fn read_wasm(path: &Path) -> Result<Vec<u8>, RunError> {
     let shown = path.display().to_string();
     let read = |err| RunError::Read { path: shown.clone(), err };
     // O_NONBLOCK: opening a FIFO must not wait for a writer.
-    let mut file = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path).map_err(read)?;
+    let mut file =
+        std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path).map_err(read)?;
     let meta = file.metadata().map_err(read)?;
     if !meta.is_file() {
         return Err(RunError::NotAFile { path: shown });

@@ -18,19 +18,53 @@ pub fn connect(args: &Args) -> Result<()> {
     args.at_most(3)?;
     let net = Network::load(args.required(1, "network NAME")?)?;
     let container = args.required(2, "CONTAINER")?.to_string();
-    check_name("container", &container)?;
-    let aliases: Vec<String> = args.values("--alias").iter().map(|a| a.to_string()).collect();
-    aliases.iter().try_for_each(|a| check_name("alias", a))?;
     let pid: Option<u32> = match args.value("--pid") {
         Some(p) => Some(p.parse().map_err(|_| Error::Invalid(format!("--pid {p:?} is not a process id")))?),
         None => None,
     };
-    if net.internal && !args.values("--publish").is_empty() {
+    let joining = Joining {
+        netns: Place::Named { pid },
+        container,
+        wanted_ip: args.value("--ip").map(String::from),
+        aliases: args.values("--alias").iter().map(|a| a.to_string()).collect(),
+        publishes: args.values("--publish").iter().map(|p| p.to_string()).collect(),
+    };
+    let ep = join(&net, joining)?;
+    println!("{} {} {}/{}", ep.container, ep.ifname, ep.ip, net.subnet.prefix());
+    Ok(())
+}
+
+/// Where a joining container's namespace comes from.
+pub enum Place {
+    /// The namespace named like the container (made if missing), or a
+    /// process's, named so with `pid`.
+    Named { pid: Option<u32> },
+    /// A container runtime's namespace, and the interface to make in it.
+    Runtime { netns: String, ifname: String },
+}
+
+/// A container joining a network.
+pub struct Joining {
+    pub container: String,
+    pub netns: Place,
+    pub wanted_ip: Option<String>,
+    pub aliases: Vec<String>,
+    /// `[HOSTIP:]HOSTPORT[-END]:PORT[/PROTO]` specs.
+    pub publishes: Vec<String>,
+}
+
+/// Connect a container: everything is checked, then its address taken,
+/// then the kernel changed, then its endpoint stored.
+pub fn join(net: &Network, joining: Joining) -> Result<Endpoint> {
+    let container = joining.container;
+    check_name("container", &container)?;
+    joining.aliases.iter().try_for_each(|a| check_name("alias", a))?;
+    if net.internal && !joining.publishes.is_empty() {
         return Err(Error::Invalid(format!("network {} is internal: ports cannot be published", net.name)));
     }
-    let wanted = args.value("--ip").map(|w| wanted_ip(&net, w)).transpose()?;
+    let wanted = joining.wanted_ip.as_deref().map(|w| wanted_ip(net, w)).transpose()?;
     // Parse the publish specs against a placeholder before anything is taken.
-    args.values("--publish").iter().try_for_each(|p| ports::parse(p, "0.0.0.0").map(drop))?;
+    joining.publishes.iter().try_for_each(|p| ports::parse(p, "0.0.0.0").map(drop))?;
     if !net.reserve_endpoint(&container)? {
         return Err(Error::Exists(format!("container {container} is already connected to network {}", net.name)));
     }
@@ -39,27 +73,35 @@ pub fn connect(args: &Args) -> Result<()> {
         None => net.allocate(&container)?,
     };
     let publishes: Vec<PublishSpec> =
-        args.values("--publish").iter().map(|p| ports::parse(p, &ip.to_string())).collect::<Result<_>>()?;
+        joining.publishes.iter().map(|p| ports::parse(p, &ip.to_string())).collect::<Result<_>>()?;
     let others = memberships(&container)?;
-    let created = ensure_namespace(&container, pid)?;
+    let (netns, ifname, created, pid, runtime) = match joining.netns {
+        Place::Named { pid } => {
+            let created = ensure_namespace(&container, pid)?;
+            let ifname = free_ifname(&container, created && pid.is_none())?;
+            (container.clone(), ifname, created, pid.is_some(), false)
+        }
+        Place::Runtime { netns, ifname } => (netns, ifname, false, false, true),
+    };
     let mut ep = Endpoint {
-        container: container.clone(),
         veth: format!("veth{}", short_hash(&[&net.name, &container])),
-        ifname: free_ifname(&container, created && pid.is_none())?,
+        container,
+        netns,
+        runtime,
+        ifname,
         ip,
         created,
-        pid: pid.is_some(),
-        aliases,
+        pid,
+        aliases: joining.aliases,
         rules: Vec::new(),
     };
-    attach(&net, &ep, others.is_empty())?;
-    let owner = net.container_owner(&container);
+    attach(net, &ep, others.is_empty())?;
+    let owner = net.container_owner(&ep.container);
     ep.rules = publishes.iter().map(|p| firewall::publish(None, &owner, p)).collect::<Result<_>>()?;
-    repair_rules(&net)?;
-    write_files(&net, &ep, created, others.is_empty())?;
+    repair_rules(net)?;
+    write_files(net, &ep, others.is_empty())?;
     net.save_endpoint(&ep)?;
-    println!("{container} {} {}/{}", ep.ifname, ep.ip, net.subnet.prefix());
-    Ok(())
+    Ok(ep)
 }
 
 /// `--ip`: inside the subnet, not its network, broadcast or gateway address.
@@ -105,7 +147,7 @@ fn free_ifname(container: &str, fresh: bool) -> Result<String> {
 
 /// Make the veth pair and configure both ends.
 fn attach(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
-    let ns = ep.container.as_str();
+    let ns = ep.netns.as_str();
     let veth = link::Veth {
         name: ep.veth.clone(),
         peer: ep.ifname.clone(),
@@ -132,14 +174,15 @@ fn attach(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
 }
 
 /// resolv.conf and hostname for a new container; its line in the network's
-/// hosts file, which a container's first network's file also becomes.
-fn write_files(net: &Network, ep: &Endpoint, created: bool, first_network: bool) -> Result<()> {
-    if created && !ep.pid {
+/// hosts file, which a container's first network's file also becomes (a
+/// container runtime keeps its containers' files itself).
+fn write_files(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
+    if ep.created && !ep.pid {
         netns::write_etc(&ep.container, EtcFile::ResolvConf, &resolv_conf()?)?;
         netns::write_etc(&ep.container, EtcFile::Hostname, &format!("{}\n", ep.container))?;
     }
     netns::hosts_add(&net.name, &ep.hosts_line())?;
-    if first_network {
+    if first_network && !ep.runtime {
         netns::hosts_share(&ep.container, &net.name)?;
     }
     Ok(())

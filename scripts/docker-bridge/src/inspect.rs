@@ -43,7 +43,7 @@ fn containers(net: &Network) -> Result<String> {
     for p in net.endpoints()? {
         let rules: Vec<firewall::RuleInfo> =
             p.rules.iter().filter_map(|id| firewall::get(None, id).transpose()).collect::<Result<_>>()?;
-        let mac = link::get(Some(&p.container), &p.ifname).map(|l| l.mac).unwrap_or_default();
+        let mac = link::get(Some(&p.netns), &p.ifname).map(|l| l.mac).unwrap_or_default();
         let ipv4 = format!("{}/{}", p.ip, net.subnet.prefix());
         let aliases: Vec<String> = p.aliases.iter().map(|a| s(a)).collect();
         entries.push(format!(

@@ -6,10 +6,11 @@ mod container;
 mod inspect;
 mod meta;
 mod network;
+mod plugin;
 mod ports;
 mod store;
 
-use netsh_guest::{Args, Error, Manifest, Opt, Recipe, Result};
+use netsh_guest::{Args, Error, Manifest, Opt, Recipe, Result, cni};
 
 struct DockerBridge;
 
@@ -72,6 +73,10 @@ impl Recipe for DockerBridge {
         let commands: Vec<Args> =
             args.split(|a| a == ";").map(|c| Args::parse(c.to_vec(), OPTIONS)).collect::<Result<_>>()?;
         commands.iter().try_for_each(command)
+    }
+
+    fn cni(request: cni::Request) -> Result<cni::Reply> {
+        plugin::answer(request)
     }
 }
 

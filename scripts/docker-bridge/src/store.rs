@@ -46,6 +46,11 @@ pub struct Network {
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub container: String,
+    /// The namespace it lives in: the container's name, or the runtime's
+    /// namespace for a CNI attachment.
+    pub netns: String,
+    /// The namespace is a container runtime's (CNI): netsh writes none of its files.
+    pub runtime: bool,
     pub veth: String,
     pub ifname: String,
     pub ip: IpAddr,
@@ -238,14 +243,21 @@ pub fn memberships(container: &str) -> Result<Vec<String>> {
 impl Endpoint {
     /// Its line in the network's hosts file.
     pub fn hosts_line(&self) -> String {
-        let names: Vec<&str> =
-            std::iter::once(self.container.as_str()).chain(self.aliases.iter().map(String::as_str)).collect();
+        let mut names: Vec<&str> = Vec::new();
+        for name in std::iter::once(self.container.as_str()).chain(self.aliases.iter().map(String::as_str)) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
         format!("{}\t{}", self.ip, names.join(" "))
     }
 
     fn render(&self) -> String {
-        Meta::default()
-            .with("veth", &self.veth)
+        let mut meta = Meta::default();
+        if self.runtime {
+            meta = meta.with("netns", &self.netns).with("runtime", 1);
+        }
+        meta.with("veth", &self.veth)
             .with("ifname", &self.ifname)
             .with("ip", self.ip)
             .with("created", u8::from(self.created))
@@ -260,6 +272,8 @@ impl Endpoint {
         let m = Meta::parse(text).ok_or_else(bad)?;
         Ok(Endpoint {
             container: container.into(),
+            netns: m.get("netns").unwrap_or(container).into(),
+            runtime: m.flag("runtime"),
             veth: m.get("veth").ok_or_else(bad)?.into(),
             ifname: m.get("ifname").ok_or_else(bad)?.into(),
             ip: m.get("ip").and_then(|v| v.parse().ok()).ok_or_else(bad)?,

@@ -97,7 +97,7 @@ fn comment_of(spec: &str) -> Option<&str> {
 }
 
 fn run(program: &str, args: &[&str], stdin: Option<&str>) -> CapResult<String> {
-    let mut child = Command::new(program)
+    let mut child = Command::new(super::system_tool(program))
         .args(args)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())

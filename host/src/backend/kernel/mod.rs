@@ -105,6 +105,7 @@ impl Backend for Kernel {
                     first_error.get_or_insert(e);
                 }
             }
+            self.handles.release_named().await;
             first_error.map_or(Ok(()), Err)
         }
         .boxed()
@@ -198,4 +199,16 @@ impl Kernel {
             Op::KvDelete { key } => self.store.get()?.delete(&key).map(Reply::Edited),
         }
     }
+}
+
+/// The path of a system tool (iptables-restore, ...): the first root-owned
+/// file of that name in the system directories. The caller's `$PATH` is not
+/// consulted: it is input, and a CNI runtime may pass none at all.
+pub(crate) fn system_tool(name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|dir| std::path::Path::new(dir).join(name))
+        .find(|path| std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.uid() == 0))
+        .unwrap_or_else(|| std::path::PathBuf::from(name))
 }

@@ -41,6 +41,12 @@ impl Handles {
         Ok(())
     }
 
+    /// Drop the handles of named namespaces: a socket keeps its namespace
+    /// alive, and a long-lived process must not keep deleted containers'.
+    pub async fn release_named(&self) {
+        self.by_ns.lock().await.retain(|ns, _| ns.is_none());
+    }
+
     /// Drop the handle of a namespace (before deleting it).
     pub async fn forget(&self, name: &str) {
         self.by_ns.lock().await.remove(&Some(name.to_string()));

@@ -85,7 +85,10 @@ impl Queue {
 
 impl std::fmt::Debug for Space {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Space").field("adds", &self.adds.by_id.len()).field("removes", &self.removes.by_id.len()).finish()
+        f.debug_struct("Space")
+            .field("adds", &self.adds.by_id.len())
+            .field("removes", &self.removes.by_id.len())
+            .finish()
     }
 }
 
@@ -339,7 +342,8 @@ impl Nftables {
         if !space.table(family)? {
             return Ok(());
         }
-        let busy = wire::has_elements(family, "rules").map_err(|e| os(e, format!("list {} netsh rules", family.name())))?;
+        let busy =
+            wire::has_elements(family, "rules").map_err(|e| os(e, format!("list {} netsh rules", family.name())))?;
         if busy {
             return Ok(());
         }
@@ -486,7 +490,7 @@ mod compat {
     }
 
     fn run(family: Family, args: &[String]) -> bool {
-        Command::new(tool(family))
+        Command::new(super::super::system_tool(tool(family)))
             .arg("-w")
             .args(args)
             .stdin(Stdio::null())
@@ -498,7 +502,7 @@ mod compat {
 
     /// Whether iptables' FORWARD chain drops by default.
     fn drops(family: Family) -> bool {
-        Command::new(tool(family))
+        Command::new(super::super::system_tool(tool(family)))
             .args(["-w", "-S", "FORWARD"])
             .stderr(Stdio::null())
             .output()

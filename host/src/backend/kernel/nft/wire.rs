@@ -52,7 +52,7 @@ impl Attrs {
     }
 
     fn pad(&mut self) {
-        while self.0.len() % 4 != 0 {
+        while !self.0.len().is_multiple_of(4) {
             self.0.push(0);
         }
     }
@@ -153,7 +153,8 @@ impl Batch {
                 }
                 if reply.error != 0 && failure.is_none() {
                     let index = reply.seq.checked_sub(self.first).map(|i| i as usize);
-                    let what = index.and_then(|i| self.what.get(i)).cloned().unwrap_or_else(|| "apply the batch".into());
+                    let what =
+                        index.and_then(|i| self.what.get(i)).cloned().unwrap_or_else(|| "apply the batch".into());
                     failure = Some((io::Error::from_raw_os_error(-reply.error), what));
                 }
             }
@@ -289,9 +290,17 @@ pub fn get_elements(
 /// does not grow with the set.
 pub fn has_elements(family: Family, set: &str) -> io::Result<bool> {
     let socket = open()?;
-    request_elements(&socket, 1, family, set, None)?;
+    let found = first_element(&socket, family, set);
+    // Releasing a socket whose dump is unfinished waits ~10 ms in the
+    // kernel; nothing depends on that wait, so it happens off this thread.
+    std::thread::spawn(move || drop(socket));
+    found
+}
+
+fn first_element(socket: &Socket, family: Family, set: &str) -> io::Result<bool> {
+    request_elements(socket, 1, family, set, None)?;
     loop {
-        for reply in receive(&socket)? {
+        for reply in receive(socket)? {
             match reply.kind {
                 NLMSG_ERROR if reply.error == -libc_enoent() => return Ok(false),
                 NLMSG_ERROR if reply.error != 0 => return Err(io::Error::from_raw_os_error(-reply.error)),
@@ -520,8 +529,11 @@ fn data(a: &mut Attrs, kind: u16, bytes: &[u8]) {
     });
 }
 
+/// Writes an expression's attributes.
+type AttrWriter<'a> = Box<dyn FnOnce(&mut Attrs) + 'a>;
+
 fn expr(x: &mut Attrs, e: &Expr) {
-    let (name, build): (&str, Box<dyn FnOnce(&mut Attrs) + '_>) = match e {
+    let (name, build): (&str, AttrWriter<'_>) = match e {
         Expr::Meta { key, dreg } => (
             "meta",
             Box::new(move |d| {

@@ -1,0 +1,129 @@
+//! docker-bridge as a CNI plugin. The conflist's `network` is a
+//! docker-bridge network (made beforehand with `create`): ADD connects the
+//! runtime's namespace to it, DEL disconnects (and succeeds when nothing is
+//! left to remove), CHECK verifies the attachment, GC forgets attachments
+//! the runtime no longer has, STATUS says whether the network is usable.
+
+use netsh_guest::cni::{self, Command, Interface, Ip, Reply, Request, Route};
+use netsh_guest::{Error, Result, link};
+
+use crate::container::{self, Joining, Place};
+use crate::store::{Endpoint, Network};
+
+/// Answer one CNI call.
+pub fn answer(request: Request) -> Result<Reply> {
+    let net = match Network::load(&request.network) {
+        Ok(net) => net,
+        // Nothing of this network is left to remove.
+        Err(e) if e.is_not_found() && matches!(request.command, Command::Del | Command::Gc) => return Ok(cni::empty()),
+        Err(e) if e.is_not_found() => {
+            return Err(Error::Invalid(format!(
+                "docker-bridge network {0} does not exist; create it first: netsh run docker-bridge.wasm -- create {0} [--subnet CIDR]",
+                request.network
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    match request.command {
+        Command::Add => add(&net, &request),
+        Command::Del => del(&net, &request).map(|()| cni::empty()),
+        Command::Check => check(&net, &request).map(|()| cni::empty()),
+        Command::Status => link::get(None, &net.bridge).map(|_| cni::empty()),
+        Command::Gc => gc(&net, &request).map(|()| cni::empty()),
+    }
+}
+
+/// The endpoint name of a runtime's container: the first 12 characters of
+/// its id, as `podman ps` and `docker ps` show it.
+fn endpoint_name(container_id: &str) -> Result<String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if container_id.is_empty() || !container_id.chars().all(ok) {
+        return Err(Error::Invalid(format!(
+            "CNI_CONTAINERID {container_id:?} must be letters, digits, '-', '_' or '.'"
+        )));
+    }
+    Ok(container_id.chars().take(12).collect())
+}
+
+fn add(net: &Network, request: &Request) -> Result<Reply> {
+    let netns = request
+        .netns
+        .clone()
+        .ok_or_else(|| Error::Invalid("ADD needs the container's network namespace (CNI_NETNS)".into()))?;
+    let publishes = request
+        .port_mappings
+        .iter()
+        .map(|p| match p.host_ip.as_deref() {
+            Some(ip) if !ip.is_empty() => format!("{ip}:{}:{}/{}", p.host_port, p.container_port, p.protocol),
+            _ => format!("{}:{}/{}", p.host_port, p.container_port, p.protocol),
+        })
+        .collect();
+    let joining = Joining {
+        container: endpoint_name(&request.container_id)?,
+        netns: Place::Runtime { netns, ifname: request.ifname.clone() },
+        wanted_ip: request.ips.first().map(|ip| ip.split('/').next().unwrap_or(ip).to_string()),
+        aliases: request.aliases.clone(),
+        publishes,
+    };
+    let ep = container::join(net, joining)?;
+    reply(net, &ep)
+}
+
+/// ADD's result: both veth ends, the address with its gateway, the default route.
+fn reply(net: &Network, ep: &Endpoint) -> Result<Reply> {
+    let host = link::get(None, &ep.veth)?;
+    let inside = link::get(Some(&ep.netns), &ep.ifname)?;
+    let gateway = net.gateway.addr().to_string();
+    Ok(Reply {
+        interfaces: vec![
+            Interface { name: host.name, mac: host.mac, in_container: false },
+            Interface { name: inside.name, mac: inside.mac, in_container: true },
+        ],
+        ips: vec![Ip {
+            address: format!("{}/{}", ep.ip, net.subnet.prefix()),
+            gateway: Some(gateway.clone()),
+            interface: Some(1),
+        }],
+        routes: vec![Route { dst: "0.0.0.0/0".into(), gw: Some(gateway) }],
+        nameservers: Vec::new(),
+    })
+}
+
+/// DEL: whatever is left of the attachment goes; nothing left is success.
+fn del(net: &Network, request: &Request) -> Result<()> {
+    match net.endpoint(&endpoint_name(&request.container_id)?)? {
+        Some(ep) => container::release(net, &ep)?.carry_out(),
+        None => Ok(()),
+    }
+}
+
+/// CHECK: the endpoint is stored, its veth is on the bridge, and the
+/// container's interface holds its address.
+fn check(net: &Network, request: &Request) -> Result<()> {
+    let name = endpoint_name(&request.container_id)?;
+    let ep = net
+        .endpoint(&name)?
+        .ok_or_else(|| Error::NotFound(format!("container {name} is not attached to network {}", net.name)))?;
+    let host = link::get(None, &ep.veth)?;
+    if host.master.as_deref() != Some(net.bridge.as_str()) {
+        return Err(Error::Failed(format!("{} is no longer a port of bridge {}", ep.veth, net.bridge)));
+    }
+    let netns = request.netns.as_deref().unwrap_or(&ep.netns);
+    let inside = link::get(Some(netns), &ep.ifname)?;
+    let address = format!("{}/{}", ep.ip, net.subnet.prefix());
+    if !inside.addresses.contains(&address) {
+        return Err(Error::Failed(format!("{} in {netns} lost its address {address}", ep.ifname)));
+    }
+    Ok(())
+}
+
+/// GC: release the runtime's attachments to this network that are not in
+/// `valid-attachments` (attachments made with `connect` are left alone).
+fn gc(net: &Network, request: &Request) -> Result<()> {
+    let valid: Vec<String> =
+        request.valid_attachments.iter().map(|(id, _)| endpoint_name(id)).collect::<Result<_>>()?;
+    for ep in net.endpoints()?.into_iter().filter(|ep| ep.runtime && !valid.contains(&ep.container)) {
+        container::release(net, &ep)?.carry_out()?;
+    }
+    Ok(())
+}

@@ -3,6 +3,8 @@
 Runs inside the throwaway namespace bench/run.sh makes. Prints tables; never
 asserts a time.
 """
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -364,6 +366,85 @@ def bench_curve(points=(1, 10, 100, 1000), probes=7):
     wait_no_veth()
 
 
+REFERENCE_CNI = "/usr/lib/cni"
+
+
+def cni_call(plugin, command, conf, i, env_extra=None):
+    """One plugin call as libcni makes it: the CNI variables, the config on stdin; returns the stdout JSON."""
+    env = {"CNI_COMMAND": command, "CNI_CONTAINERID": hashlib.sha256(f"container {i}".encode()).hexdigest(), "CNI_NETNS": f"/run/netns/k{i}",
+           "CNI_IFNAME": "eth0", "CNI_PATH": REFERENCE_CNI, "PATH": os.environ["PATH"]}
+    env.update(env_extra or {})
+    out = subprocess.run([plugin], input=json.dumps(conf), env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{plugin} {command}: {out.stdout} {out.stderr}")
+    return json.loads(out.stdout) if out.stdout.strip() else None
+
+
+def netsh_chain(state):
+    grants = ["link:br-*", "link:veth*", "link:*/eth*", "link:*/lo", "netns:*", "addr:10.92.0.0/16", "route:0.0.0.0/0",
+              "publish:1-65535", "kv:docker-bridge/*"]
+    conf = {"cniVersion": "1.0.0", "name": "cnibench", "type": "netsh", "recipe": DB_WASM, "stateDir": state, "grants": grants}
+    return [(NETSH, conf)]
+
+
+def reference_chain(data_dir):
+    bridge = {"cniVersion": "1.0.0", "name": "cniref", "type": "bridge", "bridge": "br-cniref", "isGateway": True, "ipMasq": True,
+              "ipam": {"type": "host-local", "dataDir": data_dir, "ranges": [[{"subnet": "10.93.0.0/16"}]]}}
+    portmap = {"cniVersion": "1.0.0", "name": "cniref", "type": "portmap", "capabilities": {"portMappings": True}}
+    return [(os.path.join(REFERENCE_CNI, "bridge"), bridge), (os.path.join(REFERENCE_CNI, "portmap"), portmap)]
+
+
+def chain_add(chain, i):
+    """ADD through every plugin of a conflist, each given the previous result."""
+    prev = None
+    for plugin, conf in chain:
+        conf = dict(conf, runtimeConfig={"portMappings": [{"hostPort": 30000 + i, "containerPort": 80, "protocol": "tcp"}]})
+        if prev is not None:
+            conf["prevResult"] = prev
+        prev = cni_call(plugin, "ADD", conf, i) or prev
+    return prev
+
+
+def chain_del(chain, i, result):
+    """DEL through the plugins in reverse order, with the ADD's result."""
+    for plugin, conf in reversed(chain):
+        conf = dict(conf, prevResult=result,
+                    runtimeConfig={"portMappings": [{"hostPort": 30000 + i, "containerPort": 80, "protocol": "tcp"}]})
+        cni_call(plugin, "DEL", conf, i)
+
+
+def percentiles(samples):
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2] * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+
+def bench_cni(n=100):
+    print(f"\n## CNI ADD and DEL, {n} containers, driven as libcni does (env + stdin, one process per plugin)")
+    print("  reference: the CNI project's bridge + host-local + portmap conflist; netsh: docker-bridge, one plugin")
+    state = tempfile.mkdtemp()
+    data_dir = tempfile.mkdtemp()
+    db("create", "cnibench", "--subnet", "10.92.0.0/16", env=dict(os.environ, NETSH_STATE_DIR=state))
+    rows = {}
+    for label, chain in [("netsh (docker-bridge)", netsh_chain(state)), ("bridge + host-local + portmap", reference_chain(data_dir))]:
+        adds, dels, results = [], [], {}
+        for i in range(1, n + 1):
+            sh(["ip", "netns", "add", f"k{i}"])
+            adds.append(timed(lambda: results.__setitem__(i, chain_add(chain, i))))
+        for i in range(1, n + 1):
+            dels.append(timed(lambda: chain_del(chain, i, results[i])))
+            sh(["ip", "netns", "del", f"k{i}"])
+        rows[label] = (percentiles(adds), percentiles(dels))
+    print(f"  {'':32} {'ADD p50':>9} {'ADD p99':>9} {'DEL p50':>9} {'DEL p99':>9}")
+    for label, ((a50, a99), (d50, d99)) in rows.items():
+        print(f"  {label:32} {a50:7.1f}ms {a99:7.1f}ms {d50:7.1f}ms {d99:7.1f}ms")
+    (ours_add, _), (ours_del, _) = rows["netsh (docker-bridge)"]
+    (ref_add, _), (ref_del, _) = rows["bridge + host-local + portmap"]
+    print(f"  reference / netsh at p50: ADD {ref_add / ours_add:.1f}x, DEL {ref_del / ours_del:.1f}x")
+    db("rm", "cnibench", "--force", env=dict(os.environ, NETSH_STATE_DIR=state))
+    shutil.rmtree(state)
+    shutil.rmtree(data_dir)
+
+
 def bench_firewall_change(existing=1000):
     # The iptables backend needs iptables' own tables to exist.
     sh(["iptables", "-t", "nat", "-S"])
@@ -389,7 +470,7 @@ def bench_firewall_change(existing=1000):
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     steps = {"calls": bench_calls, "guard": bench_guard, "shell": bench_shell, "startup": bench_startup, "netns-bridge": bench_netns_bridge,
-             "docker-bridge": bench_docker_bridge, "curve": bench_curve, "firewall": bench_firewall_change}
+             "docker-bridge": bench_docker_bridge, "curve": bench_curve, "firewall": bench_firewall_change, "cni": bench_cni}
     for name, step in steps.items():
         if which in ("all", name):
             step()

@@ -55,6 +55,9 @@ pub struct Request {
     pub user_policy: Option<PathBuf>,
     pub firewall: FirewallKind,
     pub place: Place,
+    /// A CNI plugin call (`argv` is then only the program): its environment
+    /// and the configuration (in `stdin`).
+    pub cni: Option<Vec<(String, String)>>,
 }
 
 /// What a caller sends.

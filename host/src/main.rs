@@ -154,6 +154,7 @@ fn forward(argv: &[String], cli: &Cli) -> Route {
         user_policy: netsh::policy::user_file(),
         firewall: cli.firewall.unwrap_or_else(FirewallKind::detect),
         place,
+        cni: None,
     };
     match agent::forward(socket, request, &Terminal, send_interrupts) {
         Ok(Forwarded::Exit(code)) => Route::Done(code),

@@ -183,3 +183,44 @@ cni ADD $(ID 1) /run/netns/na | field '"pinned add:", d["ips"][0]["address"]'
         assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
     }
 }
+
+#[test]
+fn the_agent_answers_cni_calls() {
+    let out = cni_script(
+        Firewall::Nftables,
+        r#"
+$DB create podnet --subnet 10.89.0.0/24 >/dev/null
+$NETSH agent --agent-socket $work/agent.sock 2>$work/agent.log & agent=$!
+trap '{ kill $agent && wait $agent; } 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 100); do [ -S $work/agent.sock ] && break; sleep 0.05; done
+conf '"agentSocket": "'$work/agent.sock'"'
+ip netns add na; ip netns add nb
+cni ADD $(ID 1) /run/netns/na | field 'd["ips"][0]["address"], [i.get("sandbox") for i in d["interfaces"]]'
+ip -n na -o -4 addr show eth0 | awk '{print "kernel:", $4}'
+cni CHECK $(ID 1) /run/netns/na && echo "check: ok"
+cni ADD $(ID 1) /run/netns/na | field '"again:", d["code"]' || true
+cni DEL $(ID 1) /run/netns/na && echo "del: ok"
+ip -n na -o link show eth0 >/dev/null 2>&1 || echo "eth0 gone"
+grep -c '`cni ADD` exited 0' $work/agent.log | sed 's/^/agent ran ADD: /'
+grep -c '`cni DEL` exited 0' $work/agent.log | sed 's/^/agent ran DEL: /'
+# Without the agent, the same call answers the same.
+kill $agent; wait $agent || true
+cni ADD $(ID 2) /run/netns/nb | field 'd["ips"][0]["address"], [i.get("sandbox") for i in d["interfaces"]]'
+"#,
+        60,
+    );
+    out.assert_ok();
+    for expected in [
+        "10.89.0.2/24 [None, '/run/netns/na']",
+        "kernel: 10.89.0.2/24",
+        "check: ok",
+        "again: 102",
+        "del: ok",
+        "eth0 gone",
+        "agent ran ADD: 1",
+        "agent ran DEL: 1",
+        "10.89.0.3/24 [None, '/run/netns/nb']",
+    ] {
+        assert!(out.stdout.contains(expected), "missing {expected:?} in\n{}\n{}", out.stdout, out.stderr);
+    }
+}

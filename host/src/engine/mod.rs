@@ -77,6 +77,9 @@ pub struct GrantSpec {
     pub allow_all: bool,
     /// Read grants from this file instead of the default policy files.
     pub policy: Option<PathBuf>,
+    /// Of the default policy files, read only the system's (no user's).
+    #[serde(default)]
+    pub system_only: bool,
 }
 
 impl GrantSpec {
@@ -88,7 +91,8 @@ impl GrantSpec {
         match &self.policy {
             Some(file) => policy.add_file(file)?,
             None => {
-                for file in policy::default_files() {
+                let files = if self.system_only { policy::system_files() } else { policy::default_files() };
+                for file in files {
                     match policy.add_file(&file) {
                         Err(e @ PolicyError::Untrusted { .. }) => {
                             console.errln(&format!("netsh: warning: skipping {e}"))

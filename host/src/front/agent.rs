@@ -205,7 +205,10 @@ async fn handle(
     agent.current.replace(Some(stop.clone()));
     let watcher = tokio::task::spawn_local(watch_interrupts(from, stop.clone()));
     let started = std::time::Instant::now();
-    let command = request.argv.get(1..).unwrap_or_default().join(" ");
+    let command = match &request.cni {
+        Some(env) => format!("cni {}", env.iter().find(|(k, _)| k == "CNI_COMMAND").map_or("", |(_, v)| v.as_str())),
+        None => request.argv.get(1..).unwrap_or_default().join(" "),
+    };
     let code = run(agent, request, console.clone(), stop).await;
     watcher.abort();
     let pid = caller.and_then(|c| c.pid()).map_or("?".to_string(), |p| p.to_string());
@@ -227,7 +230,8 @@ impl Agent {
                 self.state_dir.display()
             ));
         }
-        if request.user_policy != netsh::policy::user_file() {
+        // A CNI call reads the system policy only, whoever's $HOME.
+        if request.cni.is_none() && request.user_policy != netsh::policy::user_file() {
             return Some("the caller reads another user policy file ($HOME or $XDG_CONFIG_HOME differ)".into());
         }
         if request.firewall != self.firewall {
@@ -256,6 +260,11 @@ async fn wait_turn<'a>(agent: &'a Agent, console: &dyn Console) -> tokio::sync::
 
 /// Run one command line as `netsh` would.
 async fn run(agent: &Agent, request: Request, console: Arc<FrameConsole>, stop: Stop) -> u8 {
+    if let Some(env) = request.cni {
+        let (out, code) = super::cni::answer_for_agent(&agent.engine, env, request.stdin.unwrap_or_default()).await;
+        console.send(FromAgent::Out(out));
+        return code;
+    }
     if let Err(e) = std::env::set_current_dir(&request.cwd) {
         let console: &dyn Console = &*console;
         console.errln(&format!("netsh: error: the agent cannot enter {}: {e}", request.cwd.display()));

@@ -255,6 +255,7 @@ impl GrantArgs {
             deny: self.deny.clone(),
             allow_all: self.allow_all,
             policy: self.policy.clone(),
+            system_only: false,
         }
     }
 }

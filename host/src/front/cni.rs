@@ -40,56 +40,133 @@ fn plugin_info() -> PluginInfo {
     PluginInfo::new(SpecVersion::CURRENT, vec![SpecVersion::new(1, 0, 0), SpecVersion::new(1, 1, 0)])
 }
 
-/// Answer one CNI call: the result (ADD, VERSION) or nothing on stdout and
-/// exit 0, or the spec's error JSON on stdout and exit 1.
+/// Answer one CNI call: through the agent when one listens (and accepts),
+/// else here. On stdout the result (ADD, VERSION) or nothing and exit 0, or
+/// the spec's error JSON and exit 1.
 pub fn main() -> ExitCode {
-    match answer() {
+    let call = match Call::of_process() {
+        Ok(call) => call,
+        Err(fault) => return ExitCode::from(print(Err((SpecVersion::CURRENT, fault)))),
+    };
+    if let Some(code) = through_agent(&call) {
+        return ExitCode::from(code);
+    }
+    let answer = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(answer(&call, None)),
+        Err(e) => Err((SpecVersion::CURRENT, Fault::IOFailure(format!("cannot start the async runtime: {e}")))),
+    };
+    ExitCode::from(print(answer))
+}
+
+/// Answer a call the agent received, with its engine: stdout text and exit code.
+pub async fn answer_for_agent(engine: &Engine, env: Vec<(String, String)>, stdin: String) -> (String, u8) {
+    let call = Call { env, stdin };
+    match answer(&call, Some(engine)).await {
+        Ok(json) => (json.map(|j| format!("{j}\n")).unwrap_or_default(), 0),
+        Err((version, fault)) => (format!("{}\n", error_json(version, &fault)), 1),
+    }
+}
+
+fn print(answer: Answer) -> u8 {
+    match answer {
         Ok(Some(json)) => {
             println!("{json}");
-            ExitCode::SUCCESS
+            0
         }
-        Ok(None) => ExitCode::SUCCESS,
+        Ok(None) => 0,
         Err((version, fault)) => {
-            let error = ErrorResult::new(version, &fault);
-            println!("{}", serde_json::to_string(&error).unwrap_or_default());
-            ExitCode::FAILURE
+            println!("{}", error_json(version, &fault));
+            1
         }
     }
+}
+
+fn error_json(version: SpecVersion, fault: &Fault) -> String {
+    serde_json::to_string(&ErrorResult::new(version, fault)).unwrap_or_default()
 }
 
 type Answer = Result<Option<String>, (SpecVersion, Fault)>;
 
-fn answer() -> Answer {
+/// A plugin call: the CNI variables and the configuration.
+struct Call {
+    env: Vec<(String, String)>,
+    stdin: String,
+}
+
+impl Call {
+    /// This process's call (VERSION needs no configuration).
+    fn of_process() -> Result<Call, Fault> {
+        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("CNI_")).collect();
+        let mut stdin = String::new();
+        if std::env::var("CNI_COMMAND").as_deref() != Ok("VERSION") {
+            std::io::stdin()
+                .take(MAX_CONFIG)
+                .read_to_string(&mut stdin)
+                .map_err(|e| Fault::IOFailure(format!("reading the network configuration from stdin: {e}")))?;
+        }
+        Ok(Call { env, stdin })
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        self.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
+    }
+}
+
+/// Hand the call to the agent at the configuration's `agentSocket` (or the
+/// default socket); `None` when none listens or it declines.
+fn through_agent(call: &Call) -> Option<u8> {
+    if call.var("CNI_COMMAND").as_deref() == Some("VERSION") {
+        return None;
+    }
+    let conf: NetConf = serde_json::from_str(&call.stdin).ok()?;
+    let settings = Settings::from_conf(&conf).ok()?;
+    let socket = settings.agent_socket.clone().unwrap_or_else(|| PathBuf::from(netsh::agent::DEFAULT_SOCKET));
+    if !socket.exists() {
+        return None;
+    }
+    let request = netsh::agent::Request {
+        argv: vec!["netsh".into()],
+        cwd: std::env::current_dir().ok()?,
+        stdin: Some(call.stdin.clone()),
+        state_dir: crate::state_dir(settings.state_dir.clone()),
+        user_policy: netsh::policy::user_file(),
+        firewall: settings.firewall.unwrap_or_else(FirewallKind::detect),
+        place: netsh::agent::Place::current().ok()?,
+        cni: Some(call.env.clone()),
+    };
+    match netsh::agent::forward(&socket, request, &netsh::console::Terminal, drop) {
+        Ok(netsh::agent::Forwarded::Exit(code)) => Some(code),
+        _ => None,
+    }
+}
+
+async fn answer(call: &Call, engine: Option<&Engine>) -> Answer {
     let current = |fault| (SpecVersion::CURRENT, fault);
-    let cmd: Cmd = env("CNI_COMMAND").unwrap_or_default().parse().map_err(current)?;
+    let cmd: Cmd = call.var("CNI_COMMAND").unwrap_or_default().parse().map_err(current)?;
     if cmd == Cmd::Version {
         return Ok(Some(serde_json::to_string(&plugin_info()).unwrap_or_default()));
     }
-    let conf = read_conf().map_err(current)?;
+    let conf: NetConf = serde_json::from_str(&call.stdin).map_err(|e| {
+        current(Fault::FailedToDecode(format!("the network configuration on stdin is not valid CNI JSON: {e}")))
+    })?;
     let version = plugin_info().negotiate(&conf, cmd).map_err(current)?;
     let at = |fault| (version, fault);
     conf.validate_name().map_err(at)?;
     let settings = Settings::from_conf(&conf).map_err(at)?;
-    let netns_path = env("CNI_NETNS");
-    let request = request(cmd, &conf, &settings, netns_path.as_deref()).map_err(at)?;
-    let result = run(&settings, request).map_err(at)?;
-    let Some(result) = result.filter(|_| cmd == Cmd::Add) else { return Ok(None) };
+    let netns_path = call.var("CNI_NETNS");
+    let request = request(call, cmd, &conf, &settings, netns_path.as_deref()).map_err(at)?;
+    let result = match engine {
+        Some(engine) => run(engine, &settings, request).await,
+        None => run(&own_engine(&settings), &settings, request).await,
+    };
+    let Some(result) = result.map_err(at)?.filter(|_| cmd == Cmd::Add) else { return Ok(None) };
     let rendered = render(result, netns_path.as_deref()).map_err(at)?;
     Ok(Some(serde_json::to_string(&CNIResultWithVersion::new(version, rendered)).unwrap_or_default()))
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn read_conf() -> Result<NetConf, Fault> {
-    let mut text = String::new();
-    std::io::stdin()
-        .take(MAX_CONFIG)
-        .read_to_string(&mut text)
-        .map_err(|e| Fault::IOFailure(format!("reading the network configuration from stdin: {e}")))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Fault::FailedToDecode(format!("the network configuration on stdin is not valid CNI JSON: {e}")))
+fn own_engine(settings: &Settings) -> Engine {
+    let firewall = settings.firewall.unwrap_or_else(FirewallKind::detect);
+    Engine::new(crate::state_dir(settings.state_dir.clone()), Kernel::new(firewall))
 }
 
 /// What netsh's own keys in the configuration say.
@@ -102,6 +179,7 @@ struct Settings {
     options: Vec<(String, String)>,
     state_dir: Option<PathBuf>,
     firewall: Option<FirewallKind>,
+    agent_socket: Option<PathBuf>,
 }
 
 impl Settings {
@@ -140,6 +218,7 @@ impl Settings {
             options,
             state_dir: text("stateDir")?.map(PathBuf::from),
             firewall,
+            agent_socket: text("agentSocket")?.map(PathBuf::from),
         })
     }
 }
@@ -153,7 +232,13 @@ fn plain(value: &Value) -> String {
 }
 
 /// The typed request for the recipe.
-fn request(cmd: Cmd, conf: &NetConf, settings: &Settings, netns_path: Option<&str>) -> Result<CniRequest, Fault> {
+fn request(
+    call: &Call,
+    cmd: Cmd,
+    conf: &NetConf,
+    settings: &Settings,
+    netns_path: Option<&str>,
+) -> Result<CniRequest, Fault> {
     let command = match cmd {
         Cmd::Add => CniCommand::Add,
         Cmd::Del => CniCommand::Del,
@@ -164,8 +249,8 @@ fn request(cmd: Cmd, conf: &NetConf, settings: &Settings, netns_path: Option<&st
     };
     let per_container = matches!(cmd, Cmd::Add | Cmd::Del | Cmd::Check);
     let mut missing: Vec<&str> = Vec::new();
-    let container_id = env("CNI_CONTAINERID");
-    let ifname = env("CNI_IFNAME");
+    let container_id = call.var("CNI_CONTAINERID");
+    let ifname = call.var("CNI_IFNAME");
     if per_container && container_id.is_none() {
         missing.push("CNI_CONTAINERID");
     }
@@ -182,7 +267,7 @@ fn request(cmd: Cmd, conf: &NetConf, settings: &Settings, netns_path: Option<&st
         Some(path) => netns_name(path, cmd == Cmd::Del)?,
         None => None,
     };
-    let args = cni_args();
+    let args = cni_args(call);
     let runtime = conf.runtime_config.as_ref();
     let mut ips: Vec<String> = runtime.map(|r| strings(r.custom.get("ips"))).unwrap_or_default();
     ips.extend(args.iter().filter(|(k, _)| k == "IP").map(|(_, v)| v.clone()));
@@ -229,8 +314,8 @@ fn netns_name(path: &str, deleting: bool) -> Result<Option<String>, Fault> {
 }
 
 /// `CNI_ARGS`: `K=V;K=V` pairs.
-fn cni_args() -> Vec<(String, String)> {
-    env("CNI_ARGS")
+fn cni_args(call: &Call) -> Vec<(String, String)> {
+    call.var("CNI_ARGS")
         .unwrap_or_default()
         .split(';')
         .filter_map(|pair| pair.split_once('='))
@@ -264,19 +349,13 @@ fn port(mapping: &rscni_types::types::PortMapping) -> Result<CniPort, Fault> {
 }
 
 /// Run the recipe's `cni` export like `netsh run` runs `run`.
-fn run(settings: &Settings, request: CniRequest) -> Result<Option<CniResult>, Fault> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Fault::IOFailure(format!("cannot start the async runtime: {e}")))?;
-    let firewall = settings.firewall.unwrap_or_else(FirewallKind::detect);
-    let engine = Engine::new(crate::state_dir(settings.state_dir.clone()), Kernel::new(firewall));
+async fn run(engine: &Engine, settings: &Settings, request: CniRequest) -> Result<Option<CniResult>, Fault> {
     let mut spec = RunSpec::new(PathBuf::from(&settings.recipe), Vec::new());
-    spec.grants = GrantSpec { allow: settings.grants.clone(), ..GrantSpec::default() };
+    spec.grants = GrantSpec { allow: settings.grants.clone(), system_only: true, ..GrantSpec::default() };
     spec.sha256 = settings.sha256.clone();
     spec.cni = Some(request);
     let console = Arc::new(Captured::default());
-    let ran = runtime.block_on(engine.run(&spec, console.clone(), Stop::default()));
+    let ran = engine.run(&spec, console.clone(), Stop::default()).await;
     ran.map(|report| report.cni).map_err(|e| fault(e, &console.text()))
 }
 

@@ -176,7 +176,13 @@ impl Policy {
 /// Policy files read by default: /etc/netsh/policy.toml and the user's
 /// `$XDG_CONFIG_HOME/netsh/policy.toml` (or ~/.config/netsh/policy.toml).
 pub fn default_files() -> Vec<PathBuf> {
-    std::iter::once(PathBuf::from("/etc/netsh/policy.toml")).chain(user_file()).filter(|p| p.exists()).collect()
+    system_files().into_iter().chain(user_file()).filter(|p| p.exists()).collect()
+}
+
+/// /etc/netsh/policy.toml, if it exists: the policy of callers that are no
+/// user (a CNI runtime).
+pub fn system_files() -> Vec<PathBuf> {
+    Some(PathBuf::from("/etc/netsh/policy.toml")).into_iter().filter(|p| p.exists()).collect()
 }
 
 /// The user's policy file, where "always" answers are written.

@@ -230,9 +230,12 @@ def db(*args, firewall="nftables", env=None):
 class Agent:
     """`netsh agent` on a private socket, for as long as the `with` lasts."""
 
+    def __init__(self, env=None):
+        self.base = env or os.environ
+
     def __enter__(self):
         self.dir = tempfile.mkdtemp()
-        self.env = dict(os.environ, NETSH_AGENT_SOCKET=os.path.join(self.dir, "agent.sock"))
+        self.env = dict(self.base, NETSH_AGENT_SOCKET=os.path.join(self.dir, "agent.sock"))
         self.proc = subprocess.Popen([NETSH, "agent"], env=self.env, stderr=subprocess.DEVNULL)
         for _ in range(200):
             if os.path.exists(self.env["NETSH_AGENT_SOCKET"]):
@@ -366,6 +369,50 @@ def bench_curve(points=(1, 10, 100, 1000), probes=7):
     wait_no_veth()
 
 
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return kib / 1024
+
+
+def bench_agent(n=1000, probes=5):
+    print(f"\n## the agent with {n} containers: resident memory, and one call through it")
+    with Agent() as agent:
+        env, pid = agent.env, agent.proc.pid
+        idle = rss_mib(pid)
+        db("create", "bench", "--subnet", "10.88.0.0/16", env=env)
+        first = rss_mib(pid)
+        for start in range(1, n + 1, 100):
+            batch = []
+            for i in range(start, min(n, start + 99) + 1):
+                batch += [";"] + connect_args(i)
+            db(*batch[1:], env=env)
+        full = rss_mib(pid)
+        calls = []
+        for _ in range(probes):
+            calls.append(timed(lambda: db(*connect_args(n + 1), env=env)))
+            db("disconnect", "bench", f"c{n + 1}", env=env)
+        print(f"  RSS: idle {idle:.1f} MiB, after the first command {first:.1f} MiB, with {n} containers {full:.1f} MiB")
+        print(f"  connect #{n + 1} through the agent: median of {probes} {sorted(calls)[probes // 2] * 1000:.1f} ms")
+        db("rm", "bench", "--force", env=env)
+    wait_no_veth()
+
+
+def bench_podman():
+    print("\n## podman run -d (busybox, CNI backend): median wall time of 10 runs per network")
+    if not shutil.which("podman"):
+        print("  podman is not installed; skipped")
+        return
+    out = sh(["unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "private",
+              "bash", os.path.join(ROOT, "bench/podman.sh")])
+    times = {mode: float(ms) for mode, ms in (line.split() for line in out.splitlines())}
+    labels = {"none": "--network none", "podnet": "a netsh network (docker-bridge)",
+              "podagent": "the same, through the agent", "refnet": "bridge + host-local + portmap"}
+    for mode, label in labels.items():
+        over = (times[mode] / times["none"] - 1) * 100
+        print(f"  {label:34} {times[mode]:7.1f} ms  {over:+6.1f}% over --network none")
+
+
 REFERENCE_CNI = "/usr/lib/cni"
 
 
@@ -380,10 +427,12 @@ def cni_call(plugin, command, conf, i, env_extra=None):
     return json.loads(out.stdout) if out.stdout.strip() else None
 
 
-def netsh_chain(state):
+def netsh_chain(state, agent_socket=None):
     grants = ["link:br-*", "link:veth*", "link:*/eth*", "link:*/lo", "netns:*", "addr:10.92.0.0/16", "route:0.0.0.0/0",
               "publish:1-65535", "kv:docker-bridge/*"]
     conf = {"cniVersion": "1.0.0", "name": "cnibench", "type": "netsh", "recipe": DB_WASM, "stateDir": state, "grants": grants}
+    if agent_socket:
+        conf["agentSocket"] = agent_socket
     return [(NETSH, conf)]
 
 
@@ -425,24 +474,35 @@ def bench_cni(n=100):
     data_dir = tempfile.mkdtemp()
     db("create", "cnibench", "--subnet", "10.92.0.0/16", env=dict(os.environ, NETSH_STATE_DIR=state))
     rows = {}
-    for label, chain in [("netsh (docker-bridge)", netsh_chain(state)), ("bridge + host-local + portmap", reference_chain(data_dir))]:
-        adds, dels, results = [], [], {}
-        for i in range(1, n + 1):
-            sh(["ip", "netns", "add", f"k{i}"])
-            adds.append(timed(lambda: results.__setitem__(i, chain_add(chain, i))))
-        for i in range(1, n + 1):
-            dels.append(timed(lambda: chain_del(chain, i, results[i])))
-            sh(["ip", "netns", "del", f"k{i}"])
-        rows[label] = (percentiles(adds), percentiles(dels))
+    agent = Agent(dict(os.environ, NETSH_STATE_DIR=state))
+    with agent:
+        chains = [("netsh (docker-bridge)", netsh_chain(state)),
+                  ("netsh through the agent", netsh_chain(state, agent.env["NETSH_AGENT_SOCKET"])),
+                  ("bridge + host-local + portmap", reference_chain(data_dir))]
+        for label, chain in chains:
+            rows[label] = cni_round(chain, n)
     print(f"  {'':32} {'ADD p50':>9} {'ADD p99':>9} {'DEL p50':>9} {'DEL p99':>9}")
     for label, ((a50, a99), (d50, d99)) in rows.items():
         print(f"  {label:32} {a50:7.1f}ms {a99:7.1f}ms {d50:7.1f}ms {d99:7.1f}ms")
-    (ours_add, _), (ours_del, _) = rows["netsh (docker-bridge)"]
     (ref_add, _), (ref_del, _) = rows["bridge + host-local + portmap"]
-    print(f"  reference / netsh at p50: ADD {ref_add / ours_add:.1f}x, DEL {ref_del / ours_del:.1f}x")
+    for label in ["netsh (docker-bridge)", "netsh through the agent"]:
+        (add, _), (delete, _) = rows[label]
+        print(f"  reference / {label} at p50: ADD {ref_add / add:.1f}x, DEL {ref_del / delete:.1f}x")
     db("rm", "cnibench", "--force", env=dict(os.environ, NETSH_STATE_DIR=state))
     shutil.rmtree(state)
     shutil.rmtree(data_dir)
+
+
+def cni_round(chain, n):
+    """ADD n containers one by one, then DEL them: (p50, p99) of each."""
+    adds, dels, results = [], [], {}
+    for i in range(1, n + 1):
+        sh(["ip", "netns", "add", f"k{i}"])
+        adds.append(timed(lambda: results.__setitem__(i, chain_add(chain, i))))
+    for i in range(1, n + 1):
+        dels.append(timed(lambda: chain_del(chain, i, results[i])))
+        sh(["ip", "netns", "del", f"k{i}"])
+    return percentiles(adds), percentiles(dels)
 
 
 def bench_firewall_change(existing=1000):
@@ -470,7 +530,8 @@ def bench_firewall_change(existing=1000):
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     steps = {"calls": bench_calls, "guard": bench_guard, "shell": bench_shell, "startup": bench_startup, "netns-bridge": bench_netns_bridge,
-             "docker-bridge": bench_docker_bridge, "curve": bench_curve, "firewall": bench_firewall_change, "cni": bench_cni}
+             "docker-bridge": bench_docker_bridge, "curve": bench_curve, "firewall": bench_firewall_change, "cni": bench_cni,
+             "agent": bench_agent, "podman": bench_podman}
     for name, step in steps.items():
         if which in ("all", name):
             step()

@@ -198,3 +198,31 @@ echo "served: $(served)"
     }
     assert!(!out.stdout.contains("served: 1"), "{}", out.stdout);
 }
+
+#[test]
+fn a_killed_agent_leaves_a_run_that_is_reported_and_undone() {
+    let out = with_agent(
+        &format!(
+            r#"
+before=$(snapshot)
+$NETSH run --allow-all --timeout 30s {MIS} -- half-loop >loop.out 2>&1 & caller=$!
+for _ in $(seq 100); do ip -n half-ns link show eth0 >/dev/null 2>&1 && break; sleep 0.05; done
+sleep 0.3
+kill -9 $AGENT; wait $AGENT 2>/dev/null || true
+rc=0; wait $caller || rc=$?; echo "caller exit: $rc"
+grep -o 'the agent went away' loop.out | head -1
+ip link show br-half >/dev/null && echo "left behind: ok"
+# The dead agent's socket is still there: callers run commands themselves.
+id=$($NETSH runs --json | python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin) if r["state"]=="interrupted"][0])')
+$NETSH undo $id >/dev/null
+settled_to "$before" && echo "kernel back as before: ok"
+"#,
+            MIS = "$GUESTS/misbehave.wasm"
+        ),
+        60,
+    );
+    out.assert_ok();
+    for expected in ["caller exit: 1", "the agent went away", "left behind: ok", "kernel back as before: ok"] {
+        assert!(out.stdout.contains(expected), "missing {expected:?} in\n{}\n{}", out.stdout, out.stderr);
+    }
+}

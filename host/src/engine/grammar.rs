@@ -229,7 +229,7 @@ impl<'a> Words<'a> {
 /// Parse one line; `None` for a blank line or a comment.
 pub fn parse(line: &str) -> Result<Option<Line>> {
     let line = line.split_once('#').map_or(line, |(code, _)| code);
-    let all = words(line);
+    let all = iproute2_spelling(words(line));
     if all.is_empty() {
         return Ok(None);
     }
@@ -254,6 +254,37 @@ pub fn parse(line: &str) -> Result<Option<Line>> {
         return Err(format!("-n does not apply to {name}"));
     }
     Ok(Some(parsed))
+}
+
+/// Lines pasted from iproute2 tutorials: a leading `ip`, `-netns NS` for
+/// `-n NS`, objects by prefix (`a`, `l`, `r`, `address`), `show`/`list` for
+/// `ls`, and a bare object (`ip a`, `link`) lists.
+fn iproute2_spelling(mut words: Vec<String>) -> Vec<String> {
+    if words.len() > 1 && words[0] == "ip" {
+        words.remove(0);
+    }
+    let object = match words.first().map(String::as_str) {
+        Some("-n" | "-netns") => {
+            words[0] = "-n".into();
+            2
+        }
+        _ => 0,
+    };
+    let Some(word) = words.get(object) else { return words };
+    let full = ["link", "address", "route"].iter().find(|full| full.starts_with(word.as_str()));
+    let object_name = match (word.as_str(), full) {
+        ("netns", _) => "netns",
+        (_, Some(&"address")) => "addr",
+        (_, Some(full)) => full,
+        _ => return words,
+    };
+    words[object] = object_name.into();
+    match words.get(object + 1).map(String::as_str) {
+        None => words.push("ls".into()),
+        Some("show" | "list" | "lst" | "sh") => words[object + 1] = "ls".into(),
+        Some(_) => {}
+    }
+    words
 }
 
 fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
@@ -606,10 +637,31 @@ mod tests {
     }
 
     #[test]
+    fn iproute2_spellings() {
+        let same = [
+            ("ip link add br0 type bridge", "link add br0 type bridge"),
+            ("ip a", "addr ls"),
+            ("ip addr show", "addr ls"),
+            ("ip address show dev eth0", "addr ls dev eth0"),
+            ("ip l", "link ls"),
+            ("ip r", "route ls"),
+            ("ip route list", "route ls"),
+            ("ip -n c1 a add 10.0.0.2/24 dev eth0", "-n c1 addr add 10.0.0.2/24 dev eth0"),
+            ("ip -netns c1 r", "-n c1 route ls"),
+            ("ip netns", "netns ls"),
+            ("link", "link ls"),
+        ];
+        for (pasted, ours) in same {
+            assert_eq!(parse(pasted), parse(ours), "{pasted}");
+            assert!(parse(ours).is_ok(), "{ours}");
+        }
+    }
+
+    #[test]
     fn malformed_forms_explain_themselves() {
         for (line, expected) in [
             ("lnk add x type bridge", "did you mean \"link\""),
-            ("netns", "missing add, del, attach or ls"),
+            ("netns frob", "use add, del, attach or ls"),
             ("link add x type tun", "use bridge or veth"),
             ("link add a234567890123456 type bridge", "at most 15"),
             ("addr add 10.0.0.300/24 dev x", "is not a CIDR"),

@@ -229,7 +229,7 @@ impl<'a> Words<'a> {
 /// Parse one line; `None` for a blank line or a comment.
 pub fn parse(line: &str) -> Result<Option<Line>> {
     let line = line.split_once('#').map_or(line, |(code, _)| code);
-    let all = iproute2_spelling(words(line));
+    let all = iproute2_spelling(words(line))?;
     if all.is_empty() {
         return Ok(None);
     }
@@ -259,9 +259,14 @@ pub fn parse(line: &str) -> Result<Option<Line>> {
 /// Lines pasted from iproute2 tutorials: a leading `ip`, `-netns NS` for
 /// `-n NS`, objects by prefix (`a`, `l`, `r`, `address`), `show`/`list` for
 /// `ls`, and a bare object (`ip a`, `link`) lists.
-fn iproute2_spelling(mut words: Vec<String>) -> Vec<String> {
+fn iproute2_spelling(mut words: Vec<String>) -> Result<Vec<String>> {
     if words.len() > 1 && words[0] == "ip" {
         words.remove(0);
+    }
+    if let Some(flag) = words.first().filter(|w| w.starts_with('-') && !matches!(w.as_str(), "-n" | "-netns")) {
+        return Err(format!(
+            "ip option {flag} is not supported here: listings are one line per object already, and `show --json` prints JSON"
+        ));
     }
     let object = match words.first().map(String::as_str) {
         Some("-n" | "-netns") => {
@@ -270,13 +275,13 @@ fn iproute2_spelling(mut words: Vec<String>) -> Vec<String> {
         }
         _ => 0,
     };
-    let Some(word) = words.get(object) else { return words };
+    let Some(word) = words.get(object) else { return Ok(words) };
     let full = ["link", "address", "route"].iter().find(|full| full.starts_with(word.as_str()));
     let object_name = match (word.as_str(), full) {
         ("netns", _) => "netns",
         (_, Some(&"address")) => "addr",
         (_, Some(full)) => full,
-        _ => return words,
+        _ => return Ok(words),
     };
     words[object] = object_name.into();
     match words.get(object + 1).map(String::as_str) {
@@ -284,7 +289,7 @@ fn iproute2_spelling(mut words: Vec<String>) -> Vec<String> {
         Some("show" | "list" | "lst" | "sh") => words[object + 1] = "ls".into(),
         Some(_) => {}
     }
-    words
+    Ok(words)
 }
 
 fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
@@ -662,6 +667,7 @@ mod tests {
         for (line, expected) in [
             ("lnk add x type bridge", "did you mean \"link\""),
             ("netns frob", "use add, del, attach or ls"),
+            ("ip -br a", "ip option -br is not supported"),
             ("link add x type tun", "use bridge or veth"),
             ("link add a234567890123456 type bridge", "at most 15"),
             ("addr add 10.0.0.300/24 dev x", "is not a CIDR"),

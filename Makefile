@@ -36,8 +36,9 @@ recipes:
 demo: all
 	$(SUDO) ./demo/demo.sh
 
-# Every test: unit and property tests of host and SDK, then end-to-end tests in throwaway namespaces.
+# Every test: the bench binaries build; unit and property tests of host and SDK, then end-to-end tests in throwaway namespaces.
 test: all
+	$(CARGO) build --release -p netsh-bench
 	PROPTEST_CASES=$${PROPTEST_CASES:-3000} $(RUN_AS_ROOT) $(CARGO) test --release -p netsh -p netsh-guest -p docker-bridge -p netsh-e2e
 
 # The parsers' property tests with many more inputs (FUZZ_CASES each), timed.

@@ -10,7 +10,7 @@ use netsh::backend::kernel::Kernel;
 use netsh::console::{Console, Terminal};
 use netsh::gate::Gate;
 use netsh::ops::Op;
-use netsh::runtime::{Cache, Limits, Runtime};
+use netsh::runtime::{Cache, Call, Limits, Runtime};
 
 const CALLS: u32 = 10_000;
 
@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (runtime, loaded, gate, console) = (&runtime, &loaded, gate.clone(), console.clone());
         async move {
             let started = Instant::now();
-            runtime.run(loaded, vec![n.to_string()], gate, console, Limits::default()).await.map(|()| started.elapsed())
+            runtime.run(loaded, Call::Run(vec![n.to_string()]), gate, console, Limits::default()).await.map(|_| started.elapsed())
         }
     };
     let empty = run(0).await?;

@@ -14,7 +14,7 @@ use netsh::gate::Gate;
 use netsh::journal::Journal;
 use netsh::ops::{Op, Reply};
 use netsh::policy::Policy;
-use netsh::runtime::{Cache, Limits, Runtime};
+use netsh::runtime::{Cache, Call, Limits, Runtime};
 
 const CALLS: u32 = 2_000;
 const CONTAINERS: u32 = 100;
@@ -79,14 +79,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for guarded in [false, true, false, true] {
         let g = gate(&kernel, &state, guarded)?;
         let started = Instant::now();
-        runtime.run(&loaded, up.clone(), g.clone(), console.clone(), Limits::default()).await?;
+        runtime.run(&loaded, Call::Run(up.clone()), g.clone(), console.clone(), Limits::default()).await?;
         g.flush().await?;
         times.push((guarded, started.elapsed()));
         let plain = gate(&kernel, &state, false)?;
         runtime
             .run(
                 &loaded,
-                vec!["rm".into(), "bench".into(), "--force".into()],
+                Call::Run(vec!["rm".into(), "bench".into(), "--force".into()]),
                 plain.clone(),
                 console.clone(),
                 Limits::default(),

@@ -389,11 +389,11 @@ def bench_agent(n=1000, probes=5):
             db(*batch[1:], env=env)
         full = rss_mib(pid)
         calls = []
-        for _ in range(probes):
-            calls.append(timed(lambda: db(*connect_args(n + 1), env=env)))
-            db("disconnect", "bench", f"c{n + 1}", env=env)
+        for k in range(n + 1, n + 1 + probes):
+            calls.append(timed(lambda: db(*connect_args(k), env=env)))
+            db("disconnect", "bench", f"c{k}", env=env)
         print(f"  RSS: idle {idle:.1f} MiB, after the first command {first:.1f} MiB, with {n} containers {full:.1f} MiB")
-        print(f"  connect #{n + 1} through the agent: median of {probes} {sorted(calls)[probes // 2] * 1000:.1f} ms")
+        print(f"  connect #{n + 1} through the agent: median of {probes} probes {sorted(calls)[probes // 2] * 1000:.1f} ms")
         db("rm", "bench", "--force", env=env)
     wait_no_veth()
 

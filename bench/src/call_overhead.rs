@@ -34,7 +34,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (runtime, loaded, gate, console) = (&runtime, &loaded, gate.clone(), console.clone());
         async move {
             let started = Instant::now();
-            runtime.run(loaded, Call::Run(vec![n.to_string()]), gate, console, Limits::default()).await.map(|_| started.elapsed())
+            runtime
+                .run(loaded, Call::Run(vec![n.to_string()]), gate, console, Limits::default())
+                .await
+                .map(|_| started.elapsed())
         }
     };
     let empty = run(0).await?;

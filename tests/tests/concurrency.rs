@@ -166,3 +166,22 @@ settled_to "$before" && echo "teardown: clean (compat rule gone too)"
         assert!(out.stdout.contains(expected), "missing {expected:?} in\n{}\n{}", out.stdout, out.stderr);
     }
 }
+
+#[test]
+fn a_container_reconnects_right_after_its_disconnect() {
+    // The disconnect deletes the namespace; the kernel removes its veth a
+    // moment later, while the next connect already wants the same name.
+    let out = sandboxed(
+        r#"
+$DB create n1 >/dev/null
+ok=0
+for i in $(seq 1 5); do
+  $DB connect n1 c1 --publish 8080:80 >/dev/null && $DB disconnect n1 c1 >/dev/null && ok=$((ok + 1))
+done
+echo "cycles: $ok"
+"#,
+        60,
+    );
+    out.assert_ok();
+    assert!(out.stdout.contains("cycles: 5"), "{}\n{}", out.stdout, out.stderr);
+}

@@ -67,12 +67,42 @@ pub async fn add_veth(h: &Handle, ns: &Ns, spec: &VethSpec) -> CapResult<()> {
         msg = msg.up();
     }
     let what = format!("{} (peer {})", describe(ns, &spec.name), spec.peer);
-    h.link().add(msg.build()).execute().await.map_err(|e| nl_error(e, &what, "create"))?;
+    let msg = msg.build();
+    match h.link().add(msg.clone()).execute().await.map_err(|e| nl_error(e, &what, "create")) {
+        // The name's last holder may be a veth whose namespace the kernel is
+        // still tearing down (deleted a moment ago): wait for it to go.
+        Err(CapError::Exists(_)) if vanishes(h, ns, &spec.name).await => {
+            h.link().add(msg).execute().await.map_err(|e| nl_error(e, &what, "create"))?
+        }
+        other => other?,
+    }
     if spec.hairpin && spec.master.is_some() {
         let port = LinkBridgePort::new(0).name(spec.name.clone()).hairpin(true);
         h.link().set_port(port.build()).execute().await.map_err(|e| nl_error(e, &what, "set hairpin mode on"))?;
     }
     Ok(())
+}
+
+/// How long a link being torn down by the kernel is waited for.
+const TEARDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether the veth `name` disappears within [`TEARDOWN_WAIT`].
+async fn vanishes(h: &Handle, ns: &Ns, name: &str) -> bool {
+    let is_veth = |m: &LinkMessage| {
+        m.attributes.iter().any(|a| {
+            matches!(a, LinkAttribute::LinkInfo(info) if info.iter().any(|i| matches!(i, NlLinkInfo::Kind(InfoKind::Veth))))
+        })
+    };
+    let started = std::time::Instant::now();
+    while started.elapsed() < TEARDOWN_WAIT {
+        match fetch(h, ns, name).await {
+            Err(CapError::NotFound(_)) => return true,
+            Ok(link) if !is_veth(&link) => return false,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// Apply a link-set message addressed by name.

@@ -181,8 +181,13 @@ fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
-/// A fresh run id: UTC time plus a few random hex digits.
-fn new_id() -> String {
+/// How many ids a run tries before giving up (concurrent runs started in
+/// the same second may draw the same one).
+const ID_ATTEMPTS: u64 = 16;
+
+/// A fresh run id: UTC time plus six hex digits from the clock, the
+/// process and the attempt.
+fn new_id(attempt: u64) -> String {
     let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .chars()
@@ -191,7 +196,8 @@ fn new_id() -> String {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let (day, time) = stamp.split_at(stamp.len().min(8));
-    format!("{day}-{time}-{:04x}", (nanos ^ std::process::id()) & 0xffff)
+    let mixed = u64::from(nanos) ^ (u64::from(std::process::id()) << 12) ^ attempt.wrapping_mul(0x9e37_79b9);
+    format!("{day}-{time}-{:06x}", mixed & 0xff_ffff)
 }
 
 /// A run id names a file: letters, digits and '-' only.
@@ -246,10 +252,7 @@ impl Journal {
     /// Start journaling a run.
     pub fn begin(&self, principal: &str) -> Result<RunLog, JournalError> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(|e| io(&self.dir, e))?;
-        let id = new_id();
-        let path = self.path(&id);
-        let file =
-            OpenOptions::new().create_new(true).append(true).mode(0o600).open(&path).map_err(|e| io(&path, e))?;
+        let (id, path, file) = self.create_journal()?;
         let marker = self.open_marker(&id);
         File::create(&marker).map_err(|e| io(&marker, e))?;
         let log = RunLog { id: id.clone(), path, marker: Some(marker), file: Mutex::new(file), seq: AtomicU32::new(0) };
@@ -257,6 +260,20 @@ impl Journal {
         let pid_start = process_start(pid).unwrap_or(0);
         log.write(&Record::Start { run: id, principal: principal.into(), pid, pid_start, time: now() })?;
         Ok(log)
+    }
+
+    /// A new journal file under a fresh id.
+    fn create_journal(&self) -> Result<(String, PathBuf, File), JournalError> {
+        let mut attempt = 0;
+        loop {
+            let id = new_id(attempt);
+            let path = self.path(&id);
+            match OpenOptions::new().create_new(true).append(true).mode(0o600).open(&path) {
+                Ok(file) => return Ok((id, path, file)),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists && attempt + 1 < ID_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(io(&path, e)),
+            }
+        }
     }
 
     /// Append to an existing run's journal (undo, confirm).
@@ -453,6 +470,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("netsh-journal-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         (Journal::new(&dir), dir)
+    }
+
+    #[test]
+    fn runs_started_in_the_same_second_get_distinct_ids() {
+        let (journal, dir) = journal("ids");
+        let ids: std::collections::HashSet<String> = (0..300).map(|_| journal.begin("test@abc").unwrap().id).collect();
+        assert_eq!(ids.len(), 300);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -36,7 +36,12 @@ else:
         c.close()
 PY
   PIDS+=($!)
-  sleep 0.3
+  # Ready once the socket is bound (within 10 s, however loaded the machine).
+  local flag=-ltn; [ "$proto" = udp ] && flag=-lun
+  for _ in $(seq 200); do
+    ip netns exec "$ns" ss -H $flag "sport = :$port" 2>/dev/null | grep -q . && return 0
+    sleep 0.05
+  done
 }
 
 # fetch NS HOST PORT [udp]: connect from NS ("-" = this namespace) and print the reply.

@@ -32,6 +32,14 @@ impl Outcome {
         assert_eq!(self.code, Some(0), "script failed\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
         self
     }
+
+    /// Panic with the whole output unless stdout holds every line of `expected`.
+    pub fn assert_has(&self, expected: &[&str]) -> &Self {
+        for line in expected {
+            assert!(self.stdout.contains(line), "missing {line:?} in\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        }
+        self
+    }
 }
 
 /// Bash run before every script: strict mode, private namespace dirs, lo up,

@@ -68,7 +68,7 @@ ip -o link | grep -c 'br-\|veth' | sed 's/^/left: /' || true
     out.assert_ok();
     let o = &out.stdout;
     assert!(!o.contains("DIFFERENT"), "{o}\n{}", out.stderr);
-    for expected in [
+    out.assert_has(&[
         "same: show (0)",
         "same: show (0)",
         "same: inspect (0)",
@@ -82,9 +82,7 @@ ip -o link | grep -c 'br-\|veth' | sed 's/^/left: /' || true
         "c1 reaches the outside",
         "agent ran connect: 1",
         "left: 0",
-    ] {
-        assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
-    }
+    ]);
 }
 
 #[test]
@@ -103,9 +101,7 @@ echo "agent ran connects: $(grep -c '`run .* connect busy c[0-9]* .* exited 0' $
         120,
     );
     out.assert_ok();
-    for expected in ["failed: 0", "distinct addresses: 12", "dnat entries: 12", "agent ran connects: 12"] {
-        assert!(out.stdout.contains(expected), "missing {expected:?} in\n{}\n{}", out.stdout, out.stderr);
-    }
+    out.assert_has(&["failed: 0", "distinct addresses: 12", "dnat entries: 12", "agent ran connects: 12"]);
 }
 
 #[test]
@@ -133,7 +129,7 @@ $NETSH runs | grep $id | grep -q confirmed && echo "state: confirmed"
         60,
     );
     out.assert_ok();
-    for expected in [
+    out.assert_has(&[
         "caller returned: 0",
         "netsh confirm ID",
         "before the deadline: applied",
@@ -141,9 +137,7 @@ $NETSH runs | grep $id | grep -q confirmed && echo "state: confirmed"
         "agent log reverted: 1",
         "confirmed: kept",
         "state: confirmed",
-    ] {
-        assert!(out.stdout.contains(expected), "missing {expected:?} in\n{}\n{}", out.stdout, out.stderr);
-    }
+    ]);
 }
 
 #[test]
@@ -166,9 +160,7 @@ $NETSH run --allow-all {MIS} -- bridge >/dev/null && ip link show br-ok >/dev/nu
         60,
     );
     out.assert_ok();
-    for expected in ["agent exit: 0", "caller exit: 1", "rolled back", "socket removed", "ran without the agent"] {
-        assert!(out.stdout.contains(expected), "missing {expected:?} in\n{}\n{}", out.stdout, out.stderr);
-    }
+    out.assert_has(&["agent exit: 0", "caller exit: 1", "rolled back", "socket removed", "ran without the agent"]);
 }
 
 #[test]
@@ -188,14 +180,12 @@ echo "served: $(served)"
         60,
     );
     out.assert_ok();
-    for expected in [
+    out.assert_has(&[
         "serves root only, and this caller is uid 65534",
         "other state: ran",
         "served: 0",
         "bridges seen from a new namespace: 0",
-    ] {
-        assert!(out.stdout.contains(expected), "missing {expected:?} in\n{}\n{}", out.stdout, out.stderr);
-    }
+    ]);
     assert!(!out.stdout.contains("served: 1"), "{}", out.stdout);
 }
 
@@ -222,7 +212,5 @@ settled_to "$before" && echo "kernel back as before: ok"
         60,
     );
     out.assert_ok();
-    for expected in ["caller exit: 1", "the agent went away", "left behind: ok", "kernel back as before: ok"] {
-        assert!(out.stdout.contains(expected), "missing {expected:?} in\n{}\n{}", out.stdout, out.stderr);
-    }
+    out.assert_has(&["caller exit: 1", "the agent went away", "left behind: ok", "kernel back as before: ok"]);
 }

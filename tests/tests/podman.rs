@@ -53,8 +53,7 @@ settled_to "$before" && echo "clean after podman"
         240,
     );
     out.assert_ok();
-    let o = &out.stdout;
-    for expected in [
+    out.assert_has(&[
         "network listed: 1",
         "app: 10.89.0.50/24",
         "web: 10.89.0.",
@@ -69,7 +68,5 @@ settled_to "$before" && echo "clean after podman"
         "parallel failed: 0",
         "parallel distinct: 10",
         "clean after podman",
-    ] {
-        assert!(o.contains(expected), "missing {expected:?} in\n{o}\n{}", out.stderr);
-    }
+    ]);
 }

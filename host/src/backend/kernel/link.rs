@@ -33,11 +33,25 @@ pub async fn index_of(h: &Handle, ns: &Ns, name: &str) -> CapResult<u32> {
 /// not survive its first port joining).
 pub async fn add_bridge(h: &Handle, ns: &Ns, name: &str, mtu: Option<u32>) -> CapResult<()> {
     let what = describe(ns, name);
-    h.link().add(LinkBridge::new(name).build()).execute().await.map_err(|e| nl_error(e, &what, "create"))?;
+    // An address of its own, set at creation: otherwise the bridge takes its
+    // lowest port's, and changes it when that port leaves, which strands
+    // every other port's neighbour entry for the gateway for seconds.
+    let msg = LinkBridge::new(name).address(random_mac(name).to_vec()).build();
+    h.link().add(msg).execute().await.map_err(|e| nl_error(e, &what, "create"))?;
     if let Some(mtu) = mtu {
         set(h, ns, name, LinkUnspec::new_with_name(name).mtu(mtu)).await?;
     }
     Ok(())
+}
+
+/// A random, locally administered unicast MAC address.
+fn random_mac(seed: &str) -> [u8; 6] {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let hash = blake3::hash(format!("{seed} {} {}", std::process::id(), now.as_nanos()).as_bytes());
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&hash.as_bytes()[..6]);
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    mac
 }
 
 /// Create a veth pair in one message: the peer directly inside its

@@ -429,7 +429,7 @@ def cni_call(plugin, command, conf, i, env_extra=None):
 
 def netsh_chain(state, agent_socket=None):
     grants = ["link:br-*", "link:veth*", "link:*/eth*", "link:*/lo", "netns:*", "addr:10.92.0.0/16", "route:0.0.0.0/0",
-              "publish:1-65535", "kv:docker-bridge/*"]
+              "publish:1-65535", "kv:docker-bridge/*", "kv:netsh/dns/*"]
     conf = {"cniVersion": "1.0.0", "name": "cnibench", "type": "netsh", "recipe": DB_WASM, "stateDir": state, "grants": grants}
     if agent_socket:
         conf["agentSocket"] = agent_socket
@@ -527,11 +527,87 @@ def bench_firewall_change(existing=1000):
             sh(["sh", "-c", "iptables-save | grep -v NETSH | iptables-restore"])
 
 
+def dnsperf(ns, server, queries, *extra):
+    """dnsperf from namespace `ns` against `server`: its stdout."""
+    return sh(["ip", "netns", "exec", ns, "dnsperf", "-s", server, "-d", queries, "-t", "2", *extra])
+
+
+def dns_qps(ns, server, queries, seconds=3):
+    """Queries per second at full load (dnsperf's own count), and the share answered."""
+    out = dnsperf(ns, server, queries, "-l", str(seconds), "-c", "4", "-q", "200")
+    qps = float(next(line.split()[-1] for line in out.splitlines() if "Queries per second" in line))
+    lost = next(line for line in out.splitlines() if "Queries lost" in line).split()[2]
+    return qps, lost
+
+
+def dns_latency(ns, server, queries, rate=2000, seconds=2):
+    """p50 and p99 latency in ms under a bounded load of `rate` queries per second."""
+    out = dnsperf(ns, server, queries, "-l", str(seconds), "-Q", str(rate), "-v")
+    samples = [float(line.split()[-1]) for line in out.splitlines() if line.startswith(">")]
+    return percentiles(samples) if samples else (float("nan"), float("nan"))
+
+
+def bench_dns(n=1000):
+    """netsh's resolver against dnsmasq (what podman's dnsname plugin ran) with the same n names."""
+    print(f"\n## DNS: netsh's resolver vs dnsmasq, {n} container names, queried with dnsperf from a container")
+    work = tempfile.mkdtemp()
+    peer_addr, upstream_addr = "10.93.255.250", "10.93.255.251"
+    db("create", "dnsb", "--subnet", "10.93.0.0/16")
+    for start in range(1, n + 1, 100):
+        batch = []
+        for i in range(start, min(n, start + 99) + 1):
+            batch += [";", "connect", "dnsb", f"d{i}"]
+        db(*batch[1:])
+    status = json.loads(sh([NETSH, "dns", "status", "--json"]))
+    resolver = status["pid"]
+    hosts = os.path.join(work, "hosts")
+    with open(hosts, "w") as f:
+        for i in range(1, n + 1):
+            f.write(f"10.93.{(i + 1) // 256}.{(i + 1) % 256} d{i}\n")
+        f.write("10.93.255.1 ext.test\n")
+    sh(["ip", "addr", "add", f"{peer_addr}/32", "dev", "br-dnsb"])
+    sh(["ip", "addr", "add", f"{upstream_addr}/32", "dev", "br-dnsb"])
+    # One dnsmasq as the peer (the same names), one as the "host's upstream" netsh forwards to.
+    peers = [subprocess.Popen(["timeout", "300", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+                               f"--addn-hosts={hosts}", f"--listen-address={addr}", "--bind-interfaces",
+                               "--user=root", "--pid-file=", "--cache-size=1000", "--log-facility=/dev/null"])
+             for addr in (peer_addr, upstream_addr)]
+    resolv = os.path.join(work, "resolv.conf")
+    with open(resolv, "w") as f:
+        f.write(f"nameserver {upstream_addr}\n")
+    sh(["mount", "--bind", resolv, "/etc/resolv.conf"])
+    time.sleep(1.5)  # dnsmasq binds; netsh's resolver rereads resolv.conf within a second
+    local = os.path.join(work, "local.txt")
+    with open(local, "w") as f:
+        f.writelines(f"d{(i * 7919) % n + 1} A\n" for i in range(n))
+    forwarded = os.path.join(work, "forwarded.txt")
+    with open(forwarded, "w") as f:
+        f.write("ext.test A\n")
+    try:
+        rows = [("container name", "netsh", "10.93.0.1", local), ("container name", "dnsmasq", peer_addr, local),
+                ("forwarded name", "netsh -> upstream", "10.93.0.1", forwarded),
+                ("forwarded name", "upstream directly", upstream_addr, forwarded)]
+        print(f"  {'query':<16} {'server':<18} {'qps (full load)':>16} {'lost':>7} {'p50 ms @2000/s':>15} {'p99 ms @2000/s':>15}")
+        for query, server, addr, data in rows:
+            qps, lost = dns_qps("d1", addr, data)
+            p50, p99 = dns_latency("d1", addr, data)
+            print(f"  {query:<16} {server:<18} {qps:>16.0f} {lost:>7} {p50:>15.3f} {p99:>15.3f}")
+        print(f"  RSS with {n} names: netsh resolver {rss_mib(resolver):.1f} MiB, dnsmasq {rss_mib(peers[0].pid):.1f} MiB")
+    finally:
+        for p in peers:
+            p.terminate()
+            p.wait(timeout=10)
+        sh(["umount", "/etc/resolv.conf"])
+        db("rm", "dnsb", "--force")
+        shutil.rmtree(work)
+    wait_no_veth()
+
+
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     steps = {"calls": bench_calls, "guard": bench_guard, "shell": bench_shell, "startup": bench_startup, "netns-bridge": bench_netns_bridge,
              "docker-bridge": bench_docker_bridge, "curve": bench_curve, "firewall": bench_firewall_change, "cni": bench_cni,
-             "agent": bench_agent, "podman": bench_podman}
+             "agent": bench_agent, "podman": bench_podman, "dns": bench_dns}
     for name, step in steps.items():
         if which in ("all", name):
             step()

@@ -412,6 +412,63 @@ pub mod kv {
     }
 }
 
+/// Names for container networks, answered by netsh's resolver (`netsh dns
+/// status`): a zone per network, served on one of the host's addresses to
+/// the network's clients, and each container's name and aliases in it.
+/// Records are keys under `netsh/dns/`, so a recipe declares the grant
+/// `kv:netsh/dns/*` and its changes are planned, journaled and undone like
+/// every other write. The resolver starts with the first zone and stops
+/// after the last.
+pub mod dns {
+    use super::{Cidr, Result, kv};
+
+    const ROOT: &str = "netsh/dns";
+
+    fn zone_key(zone: &str) -> String {
+        format!("{ROOT}/zone/{zone}")
+    }
+
+    fn name_key(zone: &str, name: &str, addr: &str) -> String {
+        format!("{ROOT}/name/{zone}/{name}/{addr}")
+    }
+
+    /// What a name is to its address.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Kind {
+        /// The container's own name: also the answer to the address's reverse lookup.
+        Own,
+        /// Another name for it.
+        Alias,
+    }
+
+    /// Serve `zone` on `listen` (UDP port 53) to clients in `clients`.
+    pub fn serve(zone: &str, listen: &str, clients: &Cidr) -> Result<()> {
+        kv::put(&zone_key(zone), &format!("listen={listen} clients={clients}")).map(drop)
+    }
+
+    /// Stop serving `zone` and forget its names.
+    pub fn unserve(zone: &str) -> Result<()> {
+        for entry in kv::list(&format!("{ROOT}/name/{zone}/"))? {
+            kv::delete(&entry.key)?;
+        }
+        kv::delete(&zone_key(zone)).map(drop)
+    }
+
+    /// `name` (and `name.zone`) resolves to `addr` for the zone's clients.
+    pub fn add(zone: &str, name: &str, addr: &str, kind: Kind) -> Result<()> {
+        let value = match kind {
+            Kind::Own => "ptr",
+            Kind::Alias => "alias",
+        };
+        kv::put(&name_key(zone, name, addr), value).map(drop)
+    }
+
+    /// Forget that `name` is `addr` in `zone`.
+    pub fn remove(zone: &str, name: &str, addr: &str) -> Result<()> {
+        kv::delete(&name_key(zone, name, addr)).map(drop)
+    }
+}
+
 /// Messages to the user.
 pub mod log {
     use super::host::log as raw;

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod backend;
 pub mod caps;
 pub mod console;
+pub mod dns;
 pub mod engine;
 pub mod error;
 pub mod firewall;

@@ -42,7 +42,9 @@ pub fn state_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("netsh-sandbox-{}", std::process::id()))
 }
 
-/// Remove the sandbox's state directory.
+/// Stop the sandbox's resolver (it would keep the sandbox's namespaces
+/// alive) and remove its state directory.
 pub fn discard_state() {
+    let _ = crate::dns::lifecycle::stop(&state_dir(), std::time::Duration::from_secs(3));
     let _ = fs::remove_dir_all(state_dir());
 }

@@ -47,7 +47,8 @@ impl Outcome {
 const PRELUDE: &str = r#"
 set -euo pipefail
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The DNS resolver a docker-bridge network starts outlives netsh's runs: stop it.
+trap '"$NETSH" dns stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 cd "$work"
 mkdir -p /run/netns /etc/netns
 mount -t tmpfs tmpfs /run/netns
@@ -81,7 +82,7 @@ export NETSH_STATE_DIR="$work/state"
 # The grants docker-bridge asks for, with any subnet.
 DB_GRANTS="--allow link:br-* --allow link:veth* --allow link:*/eth* --allow link:*/lo --allow netns:*
   --allow addr:0.0.0.0/0 --allow route:0.0.0.0/0 --allow nat:0.0.0.0/0 --allow publish:1-65535
-  --allow sysctl:net.ipv4.ip_forward --allow sysctl:net.ipv4.conf.*.route_localnet --allow kv:docker-bridge/*"
+  --allow sysctl:net.ipv4.ip_forward --allow sysctl:net.ipv4.conf.*.route_localnet --allow kv:docker-bridge/* --allow kv:netsh/dns/*"
 set -f  # the grants' globs are for netsh, not the shell
 DB="$NETSH run $DB_GRANTS $RECIPES/docker-bridge.wasm --"
 # The firewall backend under test, and DNAT entries as the kernel holds them.

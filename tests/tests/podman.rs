@@ -23,6 +23,8 @@ podman exec app ip -4 -o addr show eth0 | awk '{print "app:", $4}'
 web_ip=$(podman inspect web --format '{{.NetworkSettings.Networks.podnet.IPAddress}}')
 echo "web: $web_ip"
 echo "app to web: $(podman exec app timeout 3 wget -qO- http://$web_ip/)"
+echo "app's nameserver: $(podman exec app grep '^nameserver' /etc/resolv.conf | head -1)"
+echo "app to web by name: $(podman exec app timeout 5 wget -qO- http://web/)"
 serve outside 80
 echo "app to the outside: $(podman exec app timeout 3 nc 10.200.0.2 80 </dev/null)"
 stop_servers
@@ -58,6 +60,8 @@ settled_to "$before" && echo "clean after podman"
         "app: 10.89.0.50/24",
         "web: 10.89.0.",
         "app to web: hello from web",
+        "app's nameserver: nameserver 10.89.0.1",
+        "app to web by name: hello from web",
         "app to the outside: outside saw 10.200.0.1",
         "published: hello from web",
         "after stop: 1 veth",

@@ -116,6 +116,9 @@ pub fn topology(topology: &Topology) -> String {
         FirewallKind::Iptables => "firewall: iptables (netsh's rules: iptables-save | grep NETSH)\n",
     }
     .to_string();
+    if let Some(resolver) = &topology.resolver {
+        out.push_str(&resolver.text());
+    }
     for view in &topology.namespaces {
         match &view.name {
             Some(name) => out.push_str(&format!("netns {name}\n")),

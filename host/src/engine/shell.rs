@@ -354,7 +354,12 @@ impl Engine {
 
     /// Read this namespace and every named one (or only `ns`).
     pub async fn show(&self, ns: Option<String>) -> EngineResult<super::show::Topology> {
+        // The resolver belongs to the whole picture, not to one namespace.
+        let resolver = match ns {
+            None => Some(crate::dns::lifecycle::status(self.state_dir()?)?),
+            Some(_) => None,
+        };
         let namespaces = super::show::read(&self.reader("cli"), ns).await?;
-        Ok(super::show::Topology { firewall: self.kernel.firewall_kind(), namespaces })
+        Ok(super::show::Topology { firewall: self.kernel.firewall_kind(), resolver, namespaces })
     }
 }

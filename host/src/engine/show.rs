@@ -12,6 +12,8 @@ use crate::ops::{LinkInfo, Ns, Op, Reply, RouteSpec, RuleInfo};
 #[derive(Debug, Serialize)]
 pub struct Topology {
     pub firewall: FirewallKind,
+    /// The DNS resolver of container networks (not shown for one namespace).
+    pub resolver: Option<crate::dns::lifecycle::Status>,
     pub namespaces: Vec<NsView>,
 }
 

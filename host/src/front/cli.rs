@@ -113,6 +113,9 @@ pub enum Command {
     /// `netsh` commands hand their work to it, sparing each the start-up,
     /// and `--confirm` deadlines outlive the terminal that asked for them.
     Agent,
+    /// The DNS resolver of container networks: `dns status`, `dns stop`, `dns serve`.
+    #[command(subcommand)]
+    Dns(DnsCommand),
     /// Show namespaces, links, addresses, routes and netsh's firewall rules.
     Show {
         /// Only this named namespace.
@@ -122,6 +125,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `netsh dns ...`: the resolver recipes' networks get names from. Recipes
+/// declare zones and names in the key-value store (`kv:netsh/dns/*`); the
+/// first zone starts the resolver, the last one's removal stops it.
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// Whether the resolver runs, where it listens, its zones and upstreams.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the resolver (the next change of a zone starts it again).
+    Stop,
+    /// Run the resolver in the foreground (netsh starts it by itself when a
+    /// zone appears; this is for debugging). Exits after the last zone goes.
+    Serve,
 }
 
 /// `netsh plugin ...`.
@@ -385,7 +406,9 @@ pub async fn dispatch(
             console.out(&show_text(&engine.show(netns).await?, json));
             Ok(0)
         }
-        Command::Agent => Err(EngineError::Usage("`netsh agent` runs only as a command of its own".into())),
+        Command::Agent | Command::Dns(_) => {
+            Err(EngineError::Usage("`netsh agent` and `netsh dns` run only as commands of their own".into()))
+        }
     }
 }
 

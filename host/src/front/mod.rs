@@ -4,4 +4,5 @@
 pub mod agent;
 pub mod cli;
 pub mod cni;
+pub mod dns;
 pub mod shell;

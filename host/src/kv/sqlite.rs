@@ -68,6 +68,12 @@ impl Sqlite {
         Ok(Sqlite { path: path.to_path_buf(), conn: Mutex::new(conn) })
     }
 
+    /// The store's version counter: it changes with every write.
+    pub fn revision(&self) -> CapResult<u64> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("SELECT value FROM revision WHERE id = 0", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
     fn err(&self, e: rusqlite::Error) -> CapError {
         db_error(&self.path, e)
     }

@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use netsh_guest::dns;
 use netsh_guest::firewall::PublishSpec;
 use netsh_guest::netns::EtcFile;
 use netsh_guest::{Args, Cidr, Error, Result, addr, firewall, link, netns, route};
@@ -11,7 +12,7 @@ use netsh_guest::{Args, Cidr, Error, Result, addr, firewall, link, netns, route}
 use crate::meta::short_hash;
 use crate::network::{check_name, remove_rule, repair_rules};
 use crate::ports;
-use crate::store::{Endpoint, Network, memberships};
+use crate::store::{self, Endpoint, Network, memberships};
 
 /// `connect NAME CONTAINER [--ip IP] [--alias A]... [--publish SPEC]... [--pid PID]`.
 pub fn connect(args: &Args) -> Result<()> {
@@ -95,6 +96,9 @@ pub fn join(net: &Network, joining: Joining) -> Result<Endpoint> {
         aliases: joining.aliases,
         rules: Vec::new(),
     };
+    if created {
+        store::made_namespace(&ep.container)?;
+    }
     attach(net, &ep, others.is_empty())?;
     let owner = net.container_owner(&ep.container);
     ep.rules = publishes.iter().map(|p| firewall::publish(None, &owner, p)).collect::<Result<_>>()?;
@@ -178,10 +182,14 @@ fn attach(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
 /// container runtime keeps its containers' files itself).
 fn write_files(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
     if ep.created && !ep.pid {
-        netns::write_etc(&ep.container, EtcFile::ResolvConf, &resolv_conf()?)?;
+        let resolv = resolv_conf(&net.gateway.addr().to_string())?;
+        netns::write_etc(&ep.container, EtcFile::ResolvConf, &resolv)?;
         netns::write_etc(&ep.container, EtcFile::Hostname, &format!("{}\n", ep.container))?;
     }
     netns::hosts_add(&net.name, &ep.hosts_line())?;
+    for (name, kind) in ep.dns_names() {
+        dns::add(&net.name, name, &ep.ip.to_string(), kind)?;
+    }
     if first_network && !ep.runtime {
         netns::hosts_share(&ep.container, &net.name)?;
     }
@@ -211,9 +219,13 @@ pub struct Doomed {
 pub fn release(net: &Network, ep: &Endpoint) -> Result<Doomed> {
     ep.rules.iter().try_for_each(|id| remove_rule(id))?;
     netns::hosts_remove(&net.name, &ep.hosts_line())?;
+    for (name, _) in ep.dns_names() {
+        dns::remove(&net.name, name, &ep.ip.to_string())?;
+    }
     net.forget_endpoint(ep)?;
+    // The namespace goes with the last network if connect made it, on whichever network that was.
     let last_network = memberships(&ep.container)?.is_empty();
-    let drop_namespace = ep.created && last_network;
+    let drop_namespace = last_network && (store::take_made_namespace(&ep.container)? || ep.created);
     // Deleting an unshared namespace takes its veth ends with it, faster than a link delete.
     let veth = (ep.pid || !drop_namespace).then(|| ep.veth.clone());
     Ok(Doomed { namespace: drop_namespace.then(|| ep.container.clone()), veth })
@@ -237,23 +249,23 @@ impl Doomed {
     }
 }
 
-/// The host's resolv.conf without loopback resolvers (unreachable from a
-/// container); Docker's public fallback when none is left.
-fn resolv_conf() -> Result<String> {
+/// A new container's resolv.conf: netsh's resolver on the network's
+/// gateway (which forwards what is not a container's name to the host's
+/// nameservers), with the host's search domains and options.
+fn resolv_conf(gateway: &str) -> Result<String> {
     let host = match netns::read_etc(None, EtcFile::ResolvConf) {
         Ok(text) => text,
         Err(e) if e.is_not_found() => String::new(),
         Err(e) => return Err(e),
     };
-    let is_loopback = |line: &str| {
-        line.split_whitespace().nth(1).and_then(|ip| ip.parse::<IpAddr>().ok()).is_some_and(|ip| ip.is_loopback())
-    };
-    let kept: Vec<&str> =
-        host.lines().filter(|l| !(l.trim_start().starts_with("nameserver") && is_loopback(l))).collect();
-    let mut out = kept.join("\n");
-    if !kept.iter().any(|l| l.trim_start().starts_with("nameserver")) {
-        out.push_str("\nnameserver 8.8.8.8\nnameserver 8.8.4.4");
-    }
-    out.push('\n');
-    Ok(out.trim_start().to_string())
+    let kept = host.lines().filter(|l| {
+        let word = l.split_whitespace().next().unwrap_or("");
+        matches!(word, "search" | "domain" | "options")
+    });
+    let mut out = format!("nameserver {gateway}\n");
+    kept.for_each(|l| {
+        out.push_str(l);
+        out.push('\n');
+    });
+    Ok(out)
 }

@@ -18,13 +18,16 @@ const USAGE: &str = "docker-bridge COMMAND ...
   create NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal]
               [--icc=false] [--mtu N] [--bridge IFNAME]
       a bridge (br-NAME) holding the gateway (first host address), ip_forward on,
-      MASQUERADE unless --internal, isolated from every other network
+      MASQUERADE unless --internal, isolated from every other network, and a
+      DNS zone NAME served by netsh's resolver on the gateway (`netsh dns status`)
   connect NAME CONTAINER [--ip IP] [--alias A]... [--pid PID]
               [--publish|-p [HOSTIP:]HOSTPORT[-END]:PORT[/tcp|udp]]...
       CONTAINER is a named namespace (created if missing) or, with --pid, a
       running process's; it gets eth0 (or the next free ethN), an address, a
       default route via the gateway, /etc/netns/CONTAINER/{resolv.conf,hostname}
-      and a line in the network's hosts file (shared by its containers)
+      and a line in the network's hosts file (shared by its containers); its
+      name and aliases resolve (also as NAME.NETWORK, and in reverse) for the
+      containers of its networks, through the resolver on the gateway
   disconnect NAME CONTAINER
   rm NAME [--force]          refused while containers are attached, unless --force
   inspect NAME               JSON like `docker network inspect`
@@ -67,6 +70,7 @@ impl Recipe for DockerBridge {
             .grant("sysctl:net.ipv4.ip_forward", "turns on forwarding")
             .grant("sysctl:net.ipv4.conf.*.route_localnet", "lets 127.0.0.1:PORT reach published ports")
             .grant("kv:docker-bridge/*", "keeps networks, addresses and endpoints in netsh's store")
+            .grant("kv:netsh/dns/*", "gives each network a DNS zone and its containers names in netsh's resolver")
     }
 
     fn run(args: Vec<String>) -> Result<()> {

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use netsh_guest::firewall::{self, Isolation};
-use netsh_guest::{Args, Cidr, Error, Result, addr, link, log, sysctl};
+use netsh_guest::{Args, Cidr, Error, Result, addr, dns, link, log, sysctl};
 
 use crate::container;
 use crate::store::{self, Network};
@@ -155,6 +155,7 @@ pub fn create(args: &Args) -> Result<()> {
     link::add_bridge(None, &net.bridge, mtu)?;
     addr::add(None, &net.bridge, &net.gateway)?;
     link::set_up(None, &net.bridge, true)?;
+    dns::serve(&net.name, &net.gateway.addr().to_string(), &net.subnet)?;
     sysctl::set(None, "net.ipv4.ip_forward", "1")?;
     // Lets 127.0.0.1:PORT be DNATed to containers on this bridge.
     sysctl::set(None, &format!("net/ipv4/conf/{}/route_localnet", net.bridge), "1")?;
@@ -223,6 +224,7 @@ pub fn rm(args: &Args) -> Result<()> {
         doomed.push(container::release(&net, ep)?);
     }
     net.rules.iter().try_for_each(|id| remove_rule(id))?;
+    dns::unserve(&net.name)?;
     net.forget()?;
     doomed.into_iter().try_for_each(|d| d.carry_out())?;
     match link::delete(None, &net.bridge) {

@@ -8,6 +8,7 @@ use netsh_guest::cni::{self, Command, Interface, Ip, Reply, Request, Route};
 use netsh_guest::{Error, Result, link};
 
 use crate::container::{self, Joining, Place};
+use crate::network::check_name;
 use crate::store::{Endpoint, Network};
 
 /// Answer one CNI call.
@@ -45,6 +46,15 @@ fn endpoint_name(container_id: &str) -> Result<String> {
     Ok(container_id.chars().take(12).collect())
 }
 
+/// The names a runtime's container answers to: the runtime's aliases and
+/// its name (podman passes it as `K8S_POD_NAME` in CNI_ARGS), if valid.
+fn runtime_names(request: &Request) -> Vec<String> {
+    let name = request.args.iter().find(|(k, _)| k == "K8S_POD_NAME").map(|(_, v)| v.clone());
+    let mut names = request.aliases.clone();
+    names.extend(name.filter(|n| check_name("container", n).is_ok() && !request.aliases.contains(n)));
+    names
+}
+
 fn add(net: &Network, request: &Request) -> Result<Reply> {
     let netns = request
         .netns
@@ -62,14 +72,15 @@ fn add(net: &Network, request: &Request) -> Result<Reply> {
         container: endpoint_name(&request.container_id)?,
         netns: Place::Runtime { netns, ifname: request.ifname.clone() },
         wanted_ip: request.ips.first().map(|ip| ip.split('/').next().unwrap_or(ip).to_string()),
-        aliases: request.aliases.clone(),
+        aliases: runtime_names(request),
         publishes,
     };
     let ep = container::join(net, joining)?;
     reply(net, &ep)
 }
 
-/// ADD's result: both veth ends, the address with its gateway, the default route.
+/// ADD's result: both veth ends, the address with its gateway, the default
+/// route, and the gateway as nameserver.
 fn reply(net: &Network, ep: &Endpoint) -> Result<Reply> {
     let host = link::get(None, &ep.veth)?;
     let inside = link::get(Some(&ep.netns), &ep.ifname)?;
@@ -84,8 +95,9 @@ fn reply(net: &Network, ep: &Endpoint) -> Result<Reply> {
             gateway: Some(gateway.clone()),
             interface: Some(1),
         }],
+        // netsh's resolver on the gateway: the runtime writes it into the container's resolv.conf.
+        nameservers: vec![gateway.clone()],
         routes: vec![Route { dst: "0.0.0.0/0".into(), gw: Some(gateway) }],
-        nameservers: Vec::new(),
     })
 }
 

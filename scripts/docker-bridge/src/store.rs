@@ -8,11 +8,12 @@
 //! docker-bridge/next/NET           where the next free-address search starts (a hint)
 //! docker-bridge/ep/NET/CONTAINER   the endpoint (veth, interface, address, aliases, rule ids)
 //! docker-bridge/in/CONTAINER/NET   the container is on NET (to know its other networks)
+//! docker-bridge/made/CONTAINER     connect made (or named) its namespace: the last disconnect removes it
 //! ```
 
 use std::net::IpAddr;
 
-use netsh_guest::{Cidr, Error, Result, kv};
+use netsh_guest::{Cidr, Error, Result, dns, kv};
 
 use crate::meta::Meta;
 
@@ -234,6 +235,17 @@ pub fn reserve_subnet(subnet: &Cidr, network: &str) -> Result<Option<String>> {
     Ok(Some(kv::get(&k)?.map(|e| e.value).unwrap_or_default()))
 }
 
+/// Remember that connect made (or named, with --pid) the container's namespace.
+pub fn made_namespace(container: &str) -> Result<()> {
+    kv::put(&key(&["made", container]), "").map(drop)
+}
+
+/// Whether connect made the container's namespace, forgetting it (its last
+/// network is going, and the namespace with it).
+pub fn take_made_namespace(container: &str) -> Result<bool> {
+    kv::delete(&key(&["made", container]))
+}
+
 /// The networks `container` is on.
 pub fn memberships(container: &str) -> Result<Vec<String>> {
     let prefix = key(&["in", container, ""]);
@@ -241,14 +253,21 @@ pub fn memberships(container: &str) -> Result<Vec<String>> {
 }
 
 impl Endpoint {
-    /// Its line in the network's hosts file.
-    pub fn hosts_line(&self) -> String {
-        let mut names: Vec<&str> = Vec::new();
-        for name in std::iter::once(self.container.as_str()).chain(self.aliases.iter().map(String::as_str)) {
-            if !names.contains(&name) {
-                names.push(name);
+    /// The names the resolver gives the endpoint's address: its own, then its aliases.
+    pub fn dns_names(&self) -> Vec<(&str, dns::Kind)> {
+        let own = std::iter::once((self.container.as_str(), dns::Kind::Own));
+        let mut names: Vec<(&str, dns::Kind)> = Vec::new();
+        for (name, kind) in own.chain(self.aliases.iter().map(|a| (a.as_str(), dns::Kind::Alias))) {
+            if !names.iter().any(|(n, _)| *n == name) {
+                names.push((name, kind));
             }
         }
+        names
+    }
+
+    /// Its line in the network's hosts file.
+    pub fn hosts_line(&self) -> String {
+        let names: Vec<&str> = self.dns_names().into_iter().map(|(name, _)| name).collect();
         format!("{}\t{}", self.ip, names.join(" "))
     }
 

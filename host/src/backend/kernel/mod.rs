@@ -31,6 +31,8 @@ pub struct Kernel {
     firewall: Arc<dyn FirewallBackend>,
     kind: FirewallKind,
     store: Store,
+    /// A run wrote the resolver's records: wake it at the flush.
+    dns_changed: std::sync::atomic::AtomicBool,
 }
 
 /// The key-value store, opened on first use.
@@ -77,6 +79,7 @@ impl Kernel {
             firewall,
             kind,
             store: Store::default(),
+            dns_changed: Default::default(),
         }
     }
 
@@ -106,6 +109,7 @@ impl Backend for Kernel {
                 }
             }
             self.handles.release_named().await;
+            self.wake_resolver();
             first_error.map_or(Ok(()), Err)
         }
         .boxed()
@@ -113,6 +117,27 @@ impl Backend for Kernel {
 }
 
 impl Kernel {
+    /// After writes of the resolver's records: tell it (starting it if need
+    /// be). The records are stored either way, so a failure only warns.
+    fn wake_resolver(&self) {
+        if !self.dns_changed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let Some(state) = self.store.path.as_deref().and_then(|p| p.parent()) else { return };
+        if let Err(e) = crate::dns::lifecycle::wake(state) {
+            eprintln!(
+                "netsh: warning: the DNS resolver was not told about the change: {e}; `netsh dns status` shows it"
+            );
+        }
+    }
+
+    /// Note a key-value write; the resolver's records need a wake.
+    fn kv_written(&self, key: &str) {
+        if key.starts_with(crate::dns::PREFIX) {
+            self.dns_changed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     /// Run a firewall call inside `ns`.
     async fn in_fw_ns<T, F>(&self, ns: Ns, f: F) -> CapResult<T>
     where
@@ -193,10 +218,22 @@ impl Kernel {
             Op::HostsShare { name, group } => nsfs::hosts_share(&name, &group).map(done),
             Op::KvGet { key } => self.store.get()?.get(&key).map(Reply::Entry),
             Op::KvList { prefix } => self.store.get()?.list(&prefix).map(Reply::Entries),
-            Op::KvPut { key, value } => self.store.get()?.put(&key, &value).map(|v| Reply::Written(Some(v))),
-            Op::KvCreate { key, value } => self.store.get()?.create(&key, &value).map(Reply::Written),
-            Op::KvSwap { key, version, value } => self.store.get()?.swap(&key, version, &value).map(Reply::Written),
-            Op::KvDelete { key } => self.store.get()?.delete(&key).map(Reply::Edited),
+            Op::KvPut { key, value } => {
+                self.kv_written(&key);
+                self.store.get()?.put(&key, &value).map(|v| Reply::Written(Some(v)))
+            }
+            Op::KvCreate { key, value } => {
+                self.kv_written(&key);
+                self.store.get()?.create(&key, &value).map(Reply::Written)
+            }
+            Op::KvSwap { key, version, value } => {
+                self.kv_written(&key);
+                self.store.get()?.swap(&key, version, &value).map(Reply::Written)
+            }
+            Op::KvDelete { key } => {
+                self.kv_written(&key);
+                self.store.get()?.delete(&key).map(Reply::Edited)
+            }
         }
     }
 }

@@ -543,7 +543,9 @@ def dns_qps(ns, server, queries, seconds=3):
 def dns_latency(ns, server, queries, rate=2000, seconds=2):
     """p50 and p99 latency in ms under a bounded load of `rate` queries per second."""
     out = dnsperf(ns, server, queries, "-l", str(seconds), "-Q", str(rate), "-v")
-    samples = [float(line.split()[-1]) for line in out.splitlines() if line.startswith(">")]
+    # "> NOERROR name A 0.000123" per answered query (timeouts end without a latency).
+    samples = [float(w[-1]) for w in (line.split() for line in out.splitlines() if line.startswith(">"))
+               if w[-1].replace(".", "", 1).isdigit()]
     return percentiles(samples) if samples else (float("nan"), float("nan"))
 
 

@@ -142,7 +142,9 @@ impl Resolver {
         }
         let revision = self.store.revision()?;
         if !forced && self.revision == Some(revision) {
-            self.refresh_upstreams();
+            if self.refresh_upstreams() {
+                self.save_report();
+            }
             return Ok(true);
         }
         self.revision = Some(revision);
@@ -158,6 +160,7 @@ impl Resolver {
         self.report.damaged = table.damaged.clone();
         *self.shared.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
         self.refresh_upstreams();
+        self.save_report();
         Ok(true)
     }
 
@@ -205,16 +208,22 @@ impl Resolver {
         self.report.listening = listening;
     }
 
-    /// Reread /etc/resolv.conf (cheap) and save the report.
-    fn refresh_upstreams(&mut self) {
+    /// Reread /etc/resolv.conf (cheap); whether the upstreams changed.
+    fn refresh_upstreams(&mut self) -> bool {
         let own = &self.report.listening;
         let upstreams: Vec<SocketAddr> = std::fs::read_to_string("/etc/resolv.conf")
             .map(|text| nameservers(&text).into_iter().filter(|a| !own.contains(&a.ip())).collect())
             .unwrap_or_default();
-        if upstreams != self.report.upstreams {
-            self.report.upstreams = upstreams.clone();
-            *self.shared.upstreams.write().unwrap_or_else(|p| p.into_inner()) = upstreams;
+        if upstreams == self.report.upstreams {
+            return false;
         }
+        self.report.upstreams = upstreams.clone();
+        *self.shared.upstreams.write().unwrap_or_else(|p| p.into_inner()) = upstreams;
+        true
+    }
+
+    /// Write the report `netsh dns status` reads.
+    fn save_report(&self) {
         if let Err(e) = self.report.save(&self.state) {
             eprintln!("netsh dns: cannot write the status file: {e}");
         }

@@ -21,23 +21,38 @@ pub enum Takes {
 pub struct Opt {
     pub long: &'static str,
     pub short: Option<char>,
+    /// Other long names for it (`--network-alias` for `--alias`); values
+    /// are found under `long`.
+    pub synonyms: &'static [&'static str],
     pub takes: Takes,
 }
 
 impl Opt {
     /// `--name VALUE`, at most once.
     pub const fn value(long: &'static str) -> Opt {
-        Opt { long, short: None, takes: Takes::Value }
+        Opt { long, short: None, synonyms: &[], takes: Takes::Value }
     }
 
     /// `--name VALUE`, any number of times.
     pub const fn values(long: &'static str) -> Opt {
-        Opt { long, short: None, takes: Takes::Values }
+        Opt { long, short: None, synonyms: &[], takes: Takes::Values }
     }
 
     /// `--name`, no value.
     pub const fn switch(long: &'static str) -> Opt {
-        Opt { long, short: None, takes: Takes::Switch }
+        Opt { long, short: None, synonyms: &[], takes: Takes::Switch }
+    }
+
+    /// Also accept these long names.
+    pub const fn or(mut self, synonyms: &'static [&'static str]) -> Opt {
+        self.synonyms = synonyms;
+        self
+    }
+
+    fn named(&self, name: &str) -> bool {
+        self.long == name
+            || self.synonyms.contains(&name)
+            || (name.len() == 2 && self.short.is_some_and(|c| name == format!("-{c}")))
     }
 
     /// Also accept `-c`.
@@ -103,9 +118,7 @@ impl Args {
                 Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
                 _ => (arg.clone(), None),
             };
-            let opt = opts
-                .iter()
-                .find(|o| o.long == name || (name.len() == 2 && o.short.is_some_and(|c| name == format!("-{c}"))));
+            let opt = opts.iter().find(|o| o.named(&name));
             let Some(opt) = opt else { return Err(unknown(&arg, opts)) };
             match opt.takes {
                 Takes::Switch if inline.is_some() => {
@@ -175,7 +188,7 @@ mod tests {
 
     const OPTS: &[Opt] = &[
         Opt::value("--subnet"),
-        Opt::values("--alias"),
+        Opt::values("--alias").or(&["--network-alias", "--net-alias"]),
         Opt::switch("--internal"),
         Opt::values("--publish").short('p'),
         Opt::value("--hostname").short('h'),
@@ -210,6 +223,8 @@ mod tests {
         assert!(a.at_most(2).is_ok() && a.at_most(1).is_err());
         assert_eq!(parse(&["-h", "web"]).unwrap().value("--hostname"), Some("web"));
         assert_eq!(parse(&["--", "-x"]).unwrap().positional(), ["-x"]);
+        let synonyms = parse(&["--network-alias", "a", "--net-alias=b", "--alias", "c"]).unwrap();
+        assert_eq!(synonyms.values("--alias"), ["a", "b", "c"]);
     }
 
     #[test]

@@ -4,16 +4,23 @@
 
 use netsh_e2e::sandboxed;
 
-#[test]
-fn containers_resolve_peers_aliases_and_reverse_names_and_the_rest_is_forwarded() {
-    sandboxed(
-        r#"
+/// The outside namespace with a test nameserver on 10.200.0.2, which the
+/// sandbox's /etc/resolv.conf names.
+const UPSTREAM: &str = r#"
 make_outside
 timeout 60 ip netns exec outside python3 $TESTDIR/dns_upstream.py 10.200.0.2 100 &
 PIDS+=($!)
 for _ in $(seq 200); do ip netns exec outside ss -H -lun 'sport = :53' | grep -q . && break; sleep 0.05; done
 echo "nameserver 10.200.0.2" > resolv.conf
 mount --bind resolv.conf /etc/resolv.conf
+"#;
+
+#[test]
+fn containers_resolve_peers_aliases_and_reverse_names_and_the_rest_is_forwarded() {
+    sandboxed(
+        &format!(
+            "{UPSTREAM}{}",
+            r#"
 ip -n outside route add 10.31.0.0/24 via 10.200.0.1
 before=$(snapshot)
 $NETSH dns status | head -1
@@ -50,7 +57,8 @@ kill -0 "$pid" 2>/dev/null || echo "stopped with the last network"
 $NETSH dns status | head -1
 stop_servers
 settled_to "$before" && echo "teardown: clean"
-"#,
+"#
+        ),
         120,
     )
     .assert_ok()
@@ -75,6 +83,48 @@ settled_to "$before" && echo "teardown: clean"
         "one resolver, no restarts",
         "stopped with the last network",
         "resolver: not running",
+        "teardown: clean",
+    ]);
+}
+
+#[test]
+fn connect_shapes_hostname_resolv_conf_and_aliases_and_refuses_bad_options() {
+    sandboxed(
+        &format!(
+            "{UPSTREAM}{}",
+            r#"
+before=$(snapshot)
+$DB create opts --subnet 10.33.0.0/24 >/dev/null
+$DB connect opts c1 --hostname web1 --dns 10.200.0.2 --dns-search corp.test --dns-option ndots:2 \
+  --network-alias api --net-alias svc >/dev/null
+$DB connect opts c2 >/dev/null
+sed 's/^/resolv: /' /etc/netns/c1/resolv.conf
+echo "hostname: $(ip netns exec c1 cat /etc/hostname)"
+echo "through --dns: $(ip netns exec c1 getent hosts example.test | tr -s ' \t' ' ')"
+echo "aliases: $(nsenter --net=/run/netns/c2 dig +short +tries=2 @10.33.0.1 api) $(nsenter --net=/run/netns/c2 dig +short +tries=2 @10.33.0.1 svc)"
+expect_fail $DB connect opts c2 --hostname x
+expect_fail $DB connect opts c3 --dns nope
+expect_fail $DB connect opts c3 --dns-search 'a b'
+expect_fail $DB connect opts c3 --hostname -bad
+ip netns | grep -q '^c3' || echo "no c3"
+$DB rm opts --force
+stop_servers
+settled_to "$before" && echo "teardown: clean"
+"#
+        ),
+        120,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "resolv: nameserver 10.200.0.2\nresolv: search corp.test\nresolv: options ndots:2\n",
+        "hostname: web1",
+        "through --dns: 203.0.113.7 example.test",
+        "aliases: 10.33.0.2 10.33.0.2",
+        "shape the files of a namespace connect creates; c2 already has one",
+        "--dns \"nope\" is not an IP address",
+        "\"a b\" must be one word",
+        "host name \"-bad\"",
+        "no c3",
         "teardown: clean",
     ]);
 }

@@ -14,7 +14,8 @@ use crate::network::{check_name, remove_rule, repair_rules};
 use crate::ports;
 use crate::store::{self, Endpoint, Network, memberships};
 
-/// `connect NAME CONTAINER [--ip IP] [--alias A]... [--publish SPEC]... [--pid PID]`.
+/// `connect NAME CONTAINER [--ip IP] [--alias A]... [--publish SPEC]... [--pid PID]
+/// [--hostname H] [--dns IP]... [--dns-search D]... [--dns-option O]...`.
 pub fn connect(args: &Args) -> Result<()> {
     args.at_most(3)?;
     let net = Network::load(args.required(1, "network NAME")?)?;
@@ -29,6 +30,7 @@ pub fn connect(args: &Args) -> Result<()> {
         wanted_ip: args.value("--ip").map(String::from),
         aliases: args.values("--alias").iter().map(|a| a.to_string()).collect(),
         publishes: args.values("--publish").iter().map(|p| p.to_string()).collect(),
+        etc: EtcOptions::from_args(args)?,
     };
     let ep = join(&net, joining)?;
     println!("{} {} {}/{}", ep.container, ep.ifname, ep.ip, net.subnet.prefix());
@@ -52,6 +54,45 @@ pub struct Joining {
     pub aliases: Vec<String>,
     /// `[HOSTIP:]HOSTPORT[-END]:PORT[/PROTO]` specs.
     pub publishes: Vec<String>,
+    pub etc: EtcOptions,
+}
+
+/// What a namespace connect creates gets in its /etc files instead of the defaults.
+#[derive(Debug, Default)]
+pub struct EtcOptions {
+    pub hostname: Option<String>,
+    /// Nameservers replacing netsh's resolver.
+    pub dns: Vec<String>,
+    pub search: Vec<String>,
+    pub options: Vec<String>,
+}
+
+impl EtcOptions {
+    /// `--hostname`, `--dns`, `--dns-search`, `--dns-option`, checked.
+    fn from_args(args: &Args) -> Result<EtcOptions> {
+        let owned = |name: &str| args.values(name).iter().map(|v| v.to_string()).collect::<Vec<_>>();
+        let etc = EtcOptions {
+            hostname: args.value("--hostname").map(String::from),
+            dns: owned("--dns"),
+            search: owned("--dns-search"),
+            options: owned("--dns-option"),
+        };
+        if let Some(h) = &etc.hostname {
+            check_name("host", h)?;
+        }
+        if let Some(bad) = etc.dns.iter().find(|ip| ip.parse::<IpAddr>().is_err()) {
+            return Err(Error::Invalid(format!("--dns {bad:?} is not an IP address")));
+        }
+        let word = |v: &String| v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control());
+        if let Some(bad) = etc.search.iter().chain(&etc.options).find(|v| word(v)) {
+            return Err(Error::Invalid(format!("{bad:?} must be one word (a domain, or an option like ndots:2)")));
+        }
+        Ok(etc)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.hostname.is_none() && self.dns.is_empty() && self.search.is_empty() && self.options.is_empty()
+    }
 }
 
 /// Connect a container: everything is checked, then its address taken,
@@ -62,6 +103,14 @@ pub fn join(net: &Network, joining: Joining) -> Result<Endpoint> {
     joining.aliases.iter().try_for_each(|a| check_name("alias", a))?;
     if net.internal && !joining.publishes.is_empty() {
         return Err(Error::Invalid(format!("network {} is internal: ports cannot be published", net.name)));
+    }
+    if !joining.etc.is_empty() {
+        let fresh = matches!(joining.netns, Place::Named { pid: None }) && !netns::exists(&container)?;
+        if !fresh {
+            return Err(Error::Invalid(format!(
+                "--hostname and --dns* shape the files of a namespace connect creates; {container} already has one"
+            )));
+        }
     }
     let wanted = joining.wanted_ip.as_deref().map(|w| wanted_ip(net, w)).transpose()?;
     // Parse the publish specs against a placeholder before anything is taken.
@@ -103,7 +152,7 @@ pub fn join(net: &Network, joining: Joining) -> Result<Endpoint> {
     let owner = net.container_owner(&ep.container);
     ep.rules = publishes.iter().map(|p| firewall::publish(None, &owner, p)).collect::<Result<_>>()?;
     repair_rules(net)?;
-    write_files(net, &ep, others.is_empty())?;
+    write_files(net, &ep, others.is_empty(), &joining.etc)?;
     net.save_endpoint(&ep)?;
     Ok(ep)
 }
@@ -180,11 +229,12 @@ fn attach(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
 /// resolv.conf and hostname for a new container; its line in the network's
 /// hosts file, which a container's first network's file also becomes (a
 /// container runtime keeps its containers' files itself).
-fn write_files(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
+fn write_files(net: &Network, ep: &Endpoint, first_network: bool, etc: &EtcOptions) -> Result<()> {
     if ep.created && !ep.pid {
-        let resolv = resolv_conf(&net.gateway.addr().to_string())?;
+        let resolv = resolv_conf(&net.gateway.addr().to_string(), etc)?;
         netns::write_etc(&ep.container, EtcFile::ResolvConf, &resolv)?;
-        netns::write_etc(&ep.container, EtcFile::Hostname, &format!("{}\n", ep.container))?;
+        let hostname = etc.hostname.as_deref().unwrap_or(&ep.container);
+        netns::write_etc(&ep.container, EtcFile::Hostname, &format!("{hostname}\n"))?;
     }
     netns::hosts_add(&net.name, &ep.hosts_line())?;
     for (name, kind) in ep.dns_names() {
@@ -251,21 +301,28 @@ impl Doomed {
 
 /// A new container's resolv.conf: netsh's resolver on the network's
 /// gateway (which forwards what is not a container's name to the host's
-/// nameservers), with the host's search domains and options.
-fn resolv_conf(gateway: &str) -> Result<String> {
+/// nameservers) or the `--dns` servers, with the host's search domains and
+/// options unless `--dns-search` / `--dns-option` replace them.
+fn resolv_conf(gateway: &str, etc: &EtcOptions) -> Result<String> {
     let host = match netns::read_etc(None, EtcFile::ResolvConf) {
         Ok(text) => text,
         Err(e) if e.is_not_found() => String::new(),
         Err(e) => return Err(e),
     };
-    let kept = host.lines().filter(|l| {
-        let word = l.split_whitespace().next().unwrap_or("");
-        matches!(word, "search" | "domain" | "options")
-    });
-    let mut out = format!("nameserver {gateway}\n");
-    kept.for_each(|l| {
-        out.push_str(l);
-        out.push('\n');
-    });
-    Ok(out)
+    let host_lines = |words: &[&str]| -> Vec<String> {
+        host.lines().filter(|l| words.contains(&l.split_whitespace().next().unwrap_or(""))).map(String::from).collect()
+    };
+    let mut lines: Vec<String> = match etc.dns.is_empty() {
+        true => vec![format!("nameserver {gateway}")],
+        false => etc.dns.iter().map(|ip| format!("nameserver {ip}")).collect(),
+    };
+    match etc.search.is_empty() {
+        true => lines.extend(host_lines(&["search", "domain"])),
+        false => lines.push(format!("search {}", etc.search.join(" "))),
+    }
+    match etc.options.is_empty() {
+        true => lines.extend(host_lines(&["options"])),
+        false => lines.push(format!("options {}", etc.options.join(" "))),
+    }
+    Ok(lines.join("\n") + "\n")
 }

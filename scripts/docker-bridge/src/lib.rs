@@ -20,14 +20,18 @@ const USAGE: &str = "docker-bridge COMMAND ...
       a bridge (br-NAME) holding the gateway (first host address), ip_forward on,
       MASQUERADE unless --internal, isolated from every other network, and a
       DNS zone NAME served by netsh's resolver on the gateway (`netsh dns status`)
-  connect NAME CONTAINER [--ip IP] [--alias A]... [--pid PID]
+  connect NAME CONTAINER [--ip IP] [--alias|--network-alias A]... [--pid PID]
               [--publish|-p [HOSTIP:]HOSTPORT[-END]:PORT[/tcp|udp]]...
+              [--hostname H] [--dns IP]... [--dns-search DOMAIN]... [--dns-option OPT]...
       CONTAINER is a named namespace (created if missing) or, with --pid, a
       running process's; it gets eth0 (or the next free ethN), an address, a
       default route via the gateway, /etc/netns/CONTAINER/{resolv.conf,hostname}
       and a line in the network's hosts file (shared by its containers); its
       name and aliases resolve (also as NAME.NETWORK, and in reverse) for the
-      containers of its networks, through the resolver on the gateway
+      containers of its networks, through the resolver on the gateway.
+      --hostname, --dns (replaces the resolver: peers then resolve only through
+      the hosts file), --dns-search and --dns-option shape the files of a
+      namespace connect creates
   disconnect NAME CONTAINER
   rm NAME [--force]          refused while containers are attached, unless --force
   inspect NAME               JSON like `docker network inspect`
@@ -46,7 +50,11 @@ const OPTIONS: &[Opt] = &[
     Opt::switch("--internal"),
     Opt::switch("--force"),
     Opt::value("--ip"),
-    Opt::values("--alias"),
+    Opt::values("--alias").or(&["--network-alias", "--net-alias"]),
+    Opt::value("--hostname"),
+    Opt::values("--dns"),
+    Opt::values("--dns-search"),
+    Opt::values("--dns-option"),
     Opt::values("--publish").short('p'),
     Opt::value("--pid"),
 ];

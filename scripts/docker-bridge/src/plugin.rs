@@ -74,6 +74,7 @@ fn add(net: &Network, request: &Request) -> Result<Reply> {
         wanted_ip: request.ips.first().map(|ip| ip.split('/').next().unwrap_or(ip).to_string()),
         aliases: runtime_names(request),
         publishes,
+        etc: Default::default(),
     };
     let ep = container::join(net, joining)?;
     reply(net, &ep)

@@ -39,6 +39,7 @@ echo "reverse: $(short c2 @10.31.0.1 -x 10.31.0.2)"
 echo "other network: $(status c2 @10.31.0.1 c3)"
 echo "both networks: $(short c1 @10.31.0.1 c3)"
 echo "forwarded: $(short c2 @10.31.0.1 example.test)"
+echo "tcp: $(short c2 +tcp @10.31.0.1 web)/ $(short c2 +tcp @10.31.0.1 example.test)"
 echo "unknown in zone: $(status c2 @10.31.0.1 nobody.front)"
 echo "stranger: $(status outside @10.31.0.1 c1)"
 echo "glibc: $(ip netns exec c1 getent hosts c3 | tr -s ' \t' ' ')"
@@ -73,6 +74,7 @@ settled_to "$before" && echo "teardown: clean"
         "other network: status: NXDOMAIN",
         "both networks: 10.32.0.3",
         "forwarded: 203.0.113.7",
+        "tcp: 10.31.0.2 / 203.0.113.7",
         "unknown in zone: status: NXDOMAIN",
         "stranger: status: REFUSED",
         "glibc: 10.32.0.3 c3",

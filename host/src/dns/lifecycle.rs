@@ -137,7 +137,7 @@ pub fn stop(state: &Path, patience: Duration) -> CapResult<Option<i32>> {
 pub struct Report {
     /// The store revision it serves.
     pub revision: u64,
-    /// Addresses it answers on (UDP port 53).
+    /// Addresses it answers on (port 53, UDP and TCP).
     pub listening: Vec<IpAddr>,
     /// Addresses it could not listen on, and why.
     pub failed: Vec<(IpAddr, String)>,

@@ -1,5 +1,5 @@
-//! The resolver process (`netsh dns serve`): UDP port 53 on every zone's
-//! listen address, answers from the [`Table`], other queries forwarded to
+//! The resolver process (`netsh dns serve`): port 53, UDP and TCP (for
+//! answers too big for a datagram), on every zone's listen address, answers from the [`Table`], other queries forwarded to
 //! the nameservers of this machine's /etc/resolv.conf. It rereads the store
 //! on SIGHUP and whenever its revision changes (checked each second), binds
 //! and unbinds addresses as zones come and go, and exits after the last (or
@@ -15,7 +15,8 @@ use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6, bind, setsockopt, socket, sockopt};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -32,6 +33,10 @@ const TTL: u32 = 10;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// Forwarded queries in flight at once; more are answered SERVFAIL.
 const MAX_FORWARDS: usize = 512;
+/// TCP connections served at once; more are closed at once.
+const MAX_TCP: usize = 64;
+/// How long a TCP connection may stay open.
+const TCP_IDLE: Duration = Duration::from_secs(10);
 /// How often the store's revision is checked without a SIGHUP.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -93,7 +98,8 @@ struct Resolver {
     store: Sqlite,
     claim: Option<Claim>,
     shared: Shared,
-    listeners: HashMap<IpAddr, JoinHandle<()>>,
+    /// The UDP and TCP tasks of each address.
+    listeners: HashMap<IpAddr, [JoinHandle<()>; 2]>,
     report: Report,
     revision: Option<u64>,
 }
@@ -180,10 +186,10 @@ impl Resolver {
     /// Listen on the table's addresses and on no others.
     fn rebind(&mut self, table: &Table) {
         let wanted = table.listen_addrs();
-        self.listeners.retain(|addr, task| {
+        self.listeners.retain(|addr, tasks| {
             let keep = wanted.contains(addr);
             if !keep {
-                task.abort();
+                tasks.iter().for_each(JoinHandle::abort);
             }
             keep
         });
@@ -192,10 +198,11 @@ impl Resolver {
             if self.listeners.contains_key(&addr) {
                 continue;
             }
-            match bind_udp(addr) {
-                Ok(socket) => {
-                    let task = tokio::spawn(listen(Arc::new(socket), addr, self.shared.clone()));
-                    self.listeners.insert(addr, task);
+            match bind_udp(addr).and_then(|udp| Ok((udp, bind_tcp(addr)?))) {
+                Ok((udp, tcp)) => {
+                    let udp = tokio::spawn(listen(Arc::new(udp), addr, self.shared.clone()));
+                    let tcp = tokio::spawn(listen_tcp(tcp, addr, self.shared.clone()));
+                    self.listeners.insert(addr, [udp, tcp]);
                 }
                 Err(e) => {
                     eprintln!("netsh dns: cannot listen on {addr}:53: {e}");
@@ -240,12 +247,26 @@ fn nameservers(text: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// A UDP socket on `addr`:53, bound even before the address is up
-/// (IP_FREEBIND): a bridge may be recreated under a live zone.
+/// A UDP socket on `addr`:53.
 fn bind_udp(addr: IpAddr) -> std::io::Result<UdpSocket> {
+    let fd = bound(addr, SockType::Datagram)?;
+    UdpSocket::from_std(std::net::UdpSocket::from(fd))
+}
+
+/// A TCP listener on `addr`:53.
+fn bind_tcp(addr: IpAddr) -> std::io::Result<TcpListener> {
+    let fd = bound(addr, SockType::Stream)?;
+    nix::sys::socket::listen(&fd, nix::sys::socket::Backlog::new(128)?)?;
+    TcpListener::from_std(std::net::TcpListener::from(fd))
+}
+
+/// A socket of `kind` bound to `addr`:53, even before the address is up
+/// (IP_FREEBIND): a bridge may be recreated under a live zone.
+fn bound(addr: IpAddr, kind: SockType) -> std::io::Result<std::os::fd::OwnedFd> {
     let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
+    let fd = socket(family, kind, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
     setsockopt(&fd, sockopt::IpFreebind, &true)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     match addr {
         IpAddr::V4(ip) => {
             bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(std::net::SocketAddrV4::new(ip, 53)))?
@@ -256,7 +277,72 @@ fn bind_udp(addr: IpAddr) -> std::io::Result<UdpSocket> {
             bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &sa)?
         }
     }
-    UdpSocket::from_std(std::net::UdpSocket::from(fd))
+    Ok(fd)
+}
+
+/// Answer TCP connections arriving at `listen` until aborted, a bounded
+/// number at a time.
+async fn listen_tcp(listener: TcpListener, listen: IpAddr, shared: Shared) {
+    let connections = Arc::new(Semaphore::new(MAX_TCP));
+    loop {
+        let Ok((stream, client)) = listener.accept().await else { continue };
+        let Ok(permit) = connections.clone().try_acquire_owned() else { continue };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(TCP_IDLE, serve_tcp(stream, listen, client.ip(), &shared)).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Length-prefixed queries on one connection, each answered in turn.
+async fn serve_tcp(mut stream: TcpStream, listen: IpAddr, client: IpAddr, shared: &Shared) -> std::io::Result<()> {
+    loop {
+        let Some(query) = read_frame(&mut stream).await? else { return Ok(()) };
+        let answer = match respond(&shared.table(), listen, client, &query) {
+            Response::Now(bytes) => bytes,
+            Response::Forward => forward_tcp(&query, &shared.upstreams()).await.unwrap_or_else(|| servfail(&query)),
+            Response::Ignore => return Ok(()),
+        };
+        write_frame(&mut stream, &answer).await?;
+    }
+}
+
+/// One DNS-over-TCP message (RFC 1035 4.2.2: a two-byte length first); `None` at the end.
+async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 2];
+    match stream.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut message = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut message).await?;
+    Ok(Some(message))
+}
+
+async fn write_frame(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
+    let len = u16::try_from(message.len()).map_err(|_| std::io::Error::other("message too long"))?;
+    stream.write_all(&len.to_be_bytes()).await?;
+    stream.write_all(message).await
+}
+
+/// Ask each upstream in turn over TCP; the first answer with the query's id.
+async fn forward_tcp(query: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
+    let id = query.get(..2)?;
+    for upstream in upstreams {
+        let exchange = async {
+            let mut stream = TcpStream::connect(upstream).await?;
+            write_frame(&mut stream, query).await?;
+            read_frame(&mut stream).await
+        };
+        if let Ok(Ok(Some(answer))) = tokio::time::timeout(UPSTREAM_TIMEOUT, exchange).await
+            && answer.get(..2) == Some(id)
+        {
+            return Some(answer);
+        }
+    }
+    None
 }
 
 /// Answer queries arriving at `listen` until aborted.

@@ -68,6 +68,10 @@ echo "INSPECT $(tr -d '\n' < inspect.json)"
         let v: serde_json::Value = serde_json::from_str(json).expect("inspect is JSON");
         let net = &v[0];
         assert_eq!(net["Name"], "mynet");
+        assert_eq!(net["Id"].as_str().unwrap().len(), 64);
+        let created = net["Created"].as_str().unwrap();
+        assert!(created.len() == 20 && created.ends_with('Z') && created.as_bytes()[10] == b'T', "{created}");
+        assert_eq!(net["EnableIPv6"], false);
         assert_eq!(net["IPAM"]["Config"][0]["Subnet"], "172.25.0.0/16");
         assert_eq!(net["IPAM"]["Config"][0]["Gateway"], "172.25.0.1");
         assert_eq!(net["Options"]["com.docker.network.bridge.name"], "br-mynet");
@@ -76,6 +80,8 @@ echo "INSPECT $(tr -d '\n' < inspect.json)"
         assert_eq!(c1["Aliases"], serde_json::json!(["web", "www"]));
         assert_eq!(c1["Ports"], serde_json::json!(["0.0.0.0:8080->80/tcp"]));
         assert_eq!(c1["MacAddress"].as_str().unwrap().len(), 17);
+        assert_eq!(c1["EndpointID"].as_str().unwrap().len(), 64);
+        assert_eq!(c1["IPv6Address"], "");
     }
 }
 

@@ -2,6 +2,7 @@
 
 use netsh_guest::{Args, Result, firewall, link};
 
+use crate::meta::long_hash;
 use crate::store::Network;
 
 /// A JSON string literal.
@@ -47,9 +48,10 @@ fn containers(net: &Network) -> Result<String> {
         let ipv4 = format!("{}/{}", p.ip, net.subnet.prefix());
         let aliases: Vec<String> = p.aliases.iter().map(|a| s(a)).collect();
         entries.push(format!(
-            "      {}: {{\"Name\": {}, \"Interface\": {}, \"HostInterface\": {}, \"MacAddress\": {}, \"IPv4Address\": {}, \"Aliases\": {}, \"Ports\": {}}}",
+            "      {}: {{\"Name\": {}, \"EndpointID\": {}, \"Interface\": {}, \"HostInterface\": {}, \"MacAddress\": {}, \"IPv4Address\": {}, \"IPv6Address\": \"\", \"Aliases\": {}, \"Ports\": {}}}",
             s(&p.container),
             s(&p.container),
+            s(&long_hash(&[&net.id, &p.container])),
             s(&p.ifname),
             s(&p.veth),
             s(&mac),
@@ -69,7 +71,10 @@ pub fn inspect(args: &Args) -> Result<()> {
         r#"[
   {{
     "Name": {},
+    "Id": {},
+    "Created": {},
     "Driver": "bridge",
+    "EnableIPv6": false,
     "Scope": "local",
     "Internal": {},
     "IPAM": {{"Driver": "default", "Config": [{{"Subnet": {}, "Gateway": {}, "IPRange": {}}}]}},
@@ -83,6 +88,8 @@ pub fn inspect(args: &Args) -> Result<()> {
   }}
 ]"#,
         s(&net.name),
+        s(&net.id),
+        s(&net.created),
         net.internal,
         s(&net.subnet.to_string()),
         s(&net.gateway.addr().to_string()),

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 use netsh_guest::{Cidr, Error, Result, dns, kv};
 
-use crate::meta::Meta;
+use crate::meta::{Meta, long_hash};
 
 const ROOT: &str = "docker-bridge";
 
@@ -41,6 +41,10 @@ pub struct Network {
     pub mtu: u32,
     /// The network's own firewall rules.
     pub rules: Vec<String>,
+    /// 64 hex digits, like Docker's network ids.
+    pub id: String,
+    /// When it was created (RFC 3339, UTC); empty for records older than the field.
+    pub created: String,
 }
 
 /// One container on one network.
@@ -100,6 +104,8 @@ impl Network {
             .with("icc", u8::from(self.icc))
             .with("mtu", self.mtu)
             .with("rules", list(&self.rules))
+            .with("id", &self.id)
+            .with("created", &self.created)
             .render()
     }
 
@@ -117,6 +123,9 @@ impl Network {
             icc: m.flag("icc"),
             mtu: m.get("mtu").and_then(|v| v.parse().ok()).unwrap_or(1500),
             rules: unlist(m.get("rules")),
+            // Records older than these fields: an id from the name, no creation time.
+            id: m.get("id").map_or_else(|| long_hash(&[name]), String::from),
+            created: m.get("created").unwrap_or_default().into(),
         })
     }
 

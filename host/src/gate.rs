@@ -297,6 +297,8 @@ impl Gate {
             | Op::FwList { .. }
             | Op::KvGet { .. }
             | Op::KvList { .. } => Ok(None),
+            // A program's own effects are not netsh's to know or take back.
+            Op::NetnsExec { .. } => Ok(None),
             Op::NetnsCreate { name } | Op::NetnsAttach { name, .. } => undo(Op::NetnsDelete { name: name.clone() }),
             Op::NetnsDelete { .. } => lost("a deleted namespace cannot be brought back"),
             Op::NetnsWriteEtc { name, file, .. } | Op::NetnsRemoveEtc { name, file } => {

@@ -118,6 +118,8 @@ fn agent_can_run(cli: &Cli) -> bool {
     match &cli.command {
         None => cli.commands.is_some() || !std::io::stdin().is_terminal(),
         Some(Command::Run(RunArgs { sandbox, .. })) => !sandbox,
+        // The program's stdio is this terminal's, not the agent's.
+        Some(Command::Exec { .. }) => false,
         Some(Command::Audit(AuditArgs { follow, .. })) => !follow,
         Some(_) => true,
     }

@@ -169,6 +169,12 @@ pub enum Op {
         name: String,
         pid: u32,
     },
+    /// Run a program in a named namespace with its /etc/netns files, like
+    /// `ip netns exec`; the reply is its exit status.
+    NetnsExec {
+        name: String,
+        argv: Vec<String>,
+    },
     NetnsWriteEtc {
         name: String,
         file: EtcFile,
@@ -349,6 +355,8 @@ pub enum Reply {
     Entries(Vec<crate::kv::Entry>),
     /// A key-value write's new version, or `None` if a condition kept it from happening.
     Written(Option<u64>),
+    /// A program's exit status (128 + N when signal N ended it).
+    Exited(i32),
 }
 
 impl Reply {
@@ -383,6 +391,7 @@ impl Op {
             Op::NetnsCreate { .. }
             | Op::NetnsDelete { .. }
             | Op::NetnsAttach { .. }
+            | Op::NetnsExec { .. }
             | Op::NetnsWriteEtc { .. }
             | Op::NetnsRemoveEtc { .. }
             | Op::LinkAddBridge { .. }
@@ -449,6 +458,7 @@ impl fmt::Display for Op {
             Op::NetnsList => write!(f, "ip netns list"),
             Op::NetnsExists { name } => write!(f, "test -e /run/netns/{name}"),
             Op::NetnsAttach { name, pid } => write!(f, "ip netns attach {name} {pid}"),
+            Op::NetnsExec { name, argv } => write!(f, "ip netns exec {name} {}", shell_words(argv)),
             Op::NetnsWriteEtc { name, file, contents } => {
                 write!(f, "write /etc/netns/{name}/{} ({} bytes)", file.file_name(), contents.len())
             }
@@ -540,4 +550,12 @@ impl fmt::Display for Op {
 /// `ip netns exec NS ` prefix for commands that are not netlink-aware.
 fn netns_exec(ns: &Ns) -> String {
     ns.as_ref().map(|n| format!("ip netns exec {n} ")).unwrap_or_default()
+}
+
+/// Words as a shell would need them: quoted when they hold anything but
+/// plain characters.
+fn shell_words(words: &[String]) -> String {
+    let plain = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    let quote = |w: &String| if plain(w) { w.clone() } else { format!("'{}'", w.replace('\'', "'\\''")) };
+    words.iter().map(quote).collect::<Vec<_>>().join(" ")
 }

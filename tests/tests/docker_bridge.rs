@@ -297,3 +297,44 @@ settled_to "$before" && echo "teardown: clean"
         }
     }
 }
+
+#[test]
+fn netsh_exec_runs_a_program_in_a_container_namespace_with_its_files() {
+    sandboxed_on(
+        Firewall::Nftables,
+        r#"
+before=$(snapshot)
+$DB create ex --subnet 10.34.0.0/24 >/dev/null
+$DB connect ex c1 --alias web >/dev/null
+$DB connect ex c2 --hostname box >/dev/null
+expect_fail $NETSH exec c2 -- true
+E="--allow netns:c2 --allow exec:c2"
+$NETSH $E exec c2 -- ip -o -4 addr show eth0 | awk '{print "addr:", $4}'
+echo "hostname file: $($NETSH $E exec c2 -- cat /etc/hostname)"
+echo "hosts: $($NETSH $E exec c2 -- getent hosts web | tr -s ' \t' ' ')"
+echo "sysfs: $($NETSH $E exec c2 -- ls /sys/class/net | tr '\n' ' ')"
+$NETSH $E exec c2 -- sh -c 'exit 7' || echo "status: $?"
+expect_fail $NETSH $E exec c2 -- no-such-program
+expect_fail $NETSH --allow-all exec nope -- true
+expect_fail $NETSH --allow netns:c1 --allow exec:c2 exec c1 -- true
+echo "audited: $(grep -c 'ip netns exec c2' $NETSH_STATE_DIR/audit.jsonl)"
+$DB rm ex --force
+settled_to "$before" && echo "teardown: clean"
+"#,
+        60,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "needs grants it was not given: --allow 'netns:c2' --allow 'exec:c2'",
+        "addr: 10.34.0.3/24",
+        "hostname file: box",
+        "hosts: 10.34.0.2 c1 web",
+        "sysfs: eth0 lo ",
+        "status: 7",
+        "program no-such-program not found",
+        "namespace nope does not exist",
+        "needs exec:c1",
+        "audited: 7",
+        "teardown: clean",
+    ]);
+}

@@ -156,6 +156,7 @@ impl Model {
         | Op::NetnsExists { .. }
         | Op::NetnsCreate { .. }
         | Op::NetnsAttach { .. }
+        | Op::NetnsExec { .. }
         | Op::NetnsDelete { .. }
         | Op::NetnsWriteEtc { .. }
         | Op::NetnsRemoveEtc { .. } = op
@@ -291,6 +292,7 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::NetnsList
         | Op::NetnsExists { .. }
         | Op::NetnsAttach { .. }
+        | Op::NetnsExec { .. }
         | Op::NetnsWriteEtc { .. }
         | Op::NetnsReadEtc { .. }
         | Op::NetnsRemoveEtc { .. } => Vec::new(),
@@ -374,6 +376,11 @@ impl World {
         match op {
             Op::NetnsList => Ok((Reply::Names(self.names().iter().cloned().collect()), false)),
             Op::NetnsExists { name } => Ok((Reply::Bool(self.names().contains(name)), false)),
+            // What a program would do is unknown: a plan counts it as a change.
+            Op::NetnsExec { name, .. } => match self.names().contains(name) {
+                true => Ok((Reply::Exited(0), true)),
+                false => Err(CapError::NotFound(format!("namespace {name} does not exist"))),
+            },
             Op::NetnsCreate { name } | Op::NetnsAttach { name, .. } => {
                 if !self.names().insert(name.clone()) {
                     return Err(CapError::Exists(format!("namespace {name} already exists")));

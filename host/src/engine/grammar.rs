@@ -56,7 +56,7 @@ pub struct Spec {
 pub const COMMANDS: &[Spec] = &[
     Spec {
         name: "netns",
-        usage: "netns add|del NAME | netns attach NAME PID | netns ls",
+        usage: "netns add|del NAME | netns attach NAME PID | netns exec NAME CMD [ARGS...] | netns ls",
         summary: "named network namespaces",
     },
     Spec {
@@ -295,15 +295,23 @@ fn iproute2_spelling(mut words: Vec<String>) -> Result<Vec<String>> {
 fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
     let ops = |v: Vec<Op>| Ok(Line::Ops(v));
     match name {
-        "netns" => match w.next("add, del, attach or ls")? {
+        "netns" => match w.next("add, del, attach, exec or ls")? {
             "add" => ops(vec![Op::NetnsCreate { name: w.netns()? }]),
             "del" | "delete" => ops(vec![Op::NetnsDelete { name: w.netns()? }]),
             "attach" => {
                 let name = w.netns()?;
                 ops(vec![Op::NetnsAttach { name, pid: w.number("PID")? }])
             }
+            "exec" => {
+                let name = w.netns()?;
+                let argv: Vec<String> = w.rest().into_iter().skip_while(|a| a == "--").collect();
+                if argv.is_empty() {
+                    return Err(format!("missing CMD; usage: {}", w.usage));
+                }
+                ops(vec![Op::NetnsExec { name, argv }])
+            }
             "ls" | "list" => ops(vec![Op::NetnsList]),
-            other => Err(format!("netns {other:?}: use add, del, attach or ls")),
+            other => Err(format!("netns {other:?}: use add, del, attach, exec or ls")),
         },
         "link" => link(ns, w),
         "addr" => match w.next("add, del or ls")? {
@@ -666,7 +674,8 @@ mod tests {
     fn malformed_forms_explain_themselves() {
         for (line, expected) in [
             ("lnk add x type bridge", "did you mean \"link\""),
-            ("netns frob", "use add, del, attach or ls"),
+            ("netns frob", "use add, del, attach, exec or ls"),
+            ("netns exec c1", "missing CMD"),
             ("ip -br a", "ip option -br is not supported"),
             ("link add x type tun", "use bridge or veth"),
             ("link add a234567890123456 type bridge", "at most 15"),

@@ -143,6 +143,8 @@ pub fn reply(reply: &Reply) -> String {
     match reply {
         Reply::Done | Reply::Rule { .. } | Reply::Edited(_) | Reply::Written(Some(_)) => String::new(),
         Reply::Written(None) => "not written: the key exists or changed meanwhile\n".into(),
+        Reply::Exited(0) => String::new(),
+        Reply::Exited(code) => format!("(exit status {code})\n"),
         Reply::Entry(None) => "(absent)\n".into(),
         Reply::Entry(Some(e)) => format!("{}\n", e.value),
         Reply::Entries(entries) => entries.iter().map(|e| format!("{} {}\n", e.key, e.value)).collect(),

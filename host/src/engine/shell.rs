@@ -12,7 +12,7 @@ use super::{Engine, EngineError, EngineResult, GrantSpec, render};
 use crate::console::Console;
 use crate::gate::Gate;
 use crate::journal::RunLog;
-use crate::ops::Op;
+use crate::ops::{Op, Reply};
 use crate::policy::{self, Decision, Needs, Policy, prompt};
 use crate::stop::Stop;
 
@@ -108,6 +108,17 @@ impl<'a> Session<'a> {
         run.end(state)?;
         self.last_run = Some(run.id.clone());
         Ok(())
+    }
+
+    /// Run `argv` in namespace `name` through the gate (grants `netns:NAME`
+    /// and `exec:NAME`, audited); its exit status.
+    pub async fn exec(&mut self, name: String, argv: Vec<String>) -> EngineResult<i32> {
+        let op = Op::NetnsExec { name, argv };
+        self.missing(std::slice::from_ref(&op))?;
+        match self.gate.call(op).await? {
+            Reply::Exited(code) => Ok(code),
+            other => Err(other.mismatch().into()),
+        }
     }
 
     /// The grants in force.

@@ -11,7 +11,7 @@ use netsh::console::Console;
 use netsh::engine::render;
 use netsh::engine::run::RunSpec;
 use netsh::engine::runs::{RunFilter, parse_since};
-use netsh::engine::shell::{show_text, undo_text};
+use netsh::engine::shell::{Session, show_text, undo_text};
 use netsh::engine::{Engine, EngineError, EngineResult, GrantSpec};
 use netsh::plugins::Plugin;
 use netsh::stop::Stop;
@@ -113,6 +113,17 @@ pub enum Command {
     /// `netsh` commands hand their work to it, sparing each the start-up,
     /// and `--confirm` deadlines outlive the terminal that asked for them.
     Agent,
+    /// Run a program in a named namespace with its /etc/netns files, like
+    /// `ip netns exec` (needs the grants netns:NS and exec:NS); exits with
+    /// the program's status.
+    #[command(after_help = "Example:\n  netsh --allow netns:web --allow exec:web exec web -- ping -c1 db")]
+    Exec {
+        /// The namespace (a container's name).
+        netns: String,
+        /// The program and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
     /// The DNS resolver of container networks: `dns status`, `dns stop`, `dns serve`.
     #[command(subcommand)]
     Dns(DnsCommand),
@@ -402,6 +413,13 @@ pub async fn dispatch(
         }
         Command::Plugin(cmd) => plugin(engine, cmd, console).await.map(|()| 0),
         Command::External(words) => external(engine, &grants, words, console, stop).await,
+        Command::Exec { netns, command } => {
+            netsh::names::check_netns(&netns)?;
+            let interactive = netsh::policy::prompt::available();
+            let mut session = Session::new(engine, grants.spec(), console, stop, interactive)?;
+            let code = session.exec(netns, command).await?;
+            Ok(u8::try_from(code).unwrap_or(255))
+        }
         Command::Show { netns, json } => {
             console.out(&show_text(&engine.show(netns).await?, json));
             Ok(0)

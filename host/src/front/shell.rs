@@ -36,7 +36,7 @@ struct NetshHelper {
 /// Words that may follow a command's first word.
 fn subcommands(command: &str) -> &'static [&'static str] {
     match command {
-        "netns" => &["add", "del", "ls"],
+        "netns" => &["add", "del", "attach", "exec", "ls"],
         "link" => &["add", "set", "del", "ls"],
         "addr" | "route" => &["add", "del", "ls"],
         "nat" => &["masquerade"],

@@ -22,6 +22,7 @@ pub enum Kind {
     Publish,
     Sysctl,
     Kv,
+    Exec,
 }
 
 impl Kind {
@@ -35,6 +36,7 @@ impl Kind {
             Kind::Publish => "publish",
             Kind::Sysctl => "sysctl",
             Kind::Kv => "kv",
+            Kind::Exec => "exec",
         }
     }
 }
@@ -83,6 +85,8 @@ pub enum Need {
     Sysctl(String),
     /// A key-value store key.
     Kv(String),
+    /// Running programs in a named namespace.
+    Exec(String),
 }
 
 impl Need {
@@ -96,6 +100,7 @@ impl Need {
             Need::Publish { .. } => Kind::Publish,
             Need::Sysctl(_) => Kind::Sysctl,
             Need::Kv(_) => Kind::Kv,
+            Need::Exec(_) => Kind::Exec,
         }
     }
 }
@@ -113,6 +118,7 @@ impl fmt::Display for Need {
             Need::Publish { proto, first, last } => write!(f, "publish:{}/{first}-{last}", proto.as_str()),
             Need::Sysctl(k) => write!(f, "sysctl:{k}"),
             Need::Kv(k) => write!(f, "kv:{k}"),
+            Need::Exec(n) => write!(f, "exec:{n}"),
         }
     }
 }
@@ -147,12 +153,23 @@ impl FromStr for Grant {
         if scope.is_empty() {
             return Err(fail("empty scope"));
         }
-        let kind = [Kind::Netns, Kind::Link, Kind::Addr, Kind::Route, Kind::Nat, Kind::Publish, Kind::Sysctl, Kind::Kv]
+        let kinds = [
+            Kind::Netns,
+            Kind::Link,
+            Kind::Addr,
+            Kind::Route,
+            Kind::Nat,
+            Kind::Publish,
+            Kind::Sysctl,
+            Kind::Kv,
+            Kind::Exec,
+        ];
+        let kind = kinds
             .into_iter()
             .find(|k| k.name() == kind)
-            .ok_or_else(|| fail("unknown kind; use netns, link, addr, route, nat, publish, sysctl or kv"))?;
+            .ok_or_else(|| fail("unknown kind; use netns, link, addr, route, nat, publish, sysctl, kv or exec"))?;
         let scope = match kind {
-            Kind::Netns | Kind::Link => Scope::Glob { pattern: scope.into(), sep: '/' },
+            Kind::Netns | Kind::Link | Kind::Exec => Scope::Glob { pattern: scope.into(), sep: '/' },
             Kind::Sysctl => Scope::Glob { pattern: scope.into(), sep: '.' },
             // A key glob: `*` spans '/' (kv:docker-bridge/* is everything under it).
             Kind::Kv => Scope::Glob { pattern: scope.into(), sep: '\0' },
@@ -212,7 +229,7 @@ impl Grant {
         match (&self.scope, need) {
             (
                 Scope::Glob { pattern, sep },
-                Need::Netns(name) | Need::Link(name) | Need::Sysctl(name) | Need::Kv(name),
+                Need::Netns(name) | Need::Link(name) | Need::Sysctl(name) | Need::Kv(name) | Need::Exec(name),
             ) => glob(pattern, name, *sep),
             (Scope::Cidr(scope), Need::Addr(addr)) => same_family(scope.ip(), addr.ip()) && scope.contains(addr.ip()),
             (Scope::Cidr(scope), Need::Route(net) | Need::Nat(net)) => within(scope, net),
@@ -261,6 +278,8 @@ mod tests {
             assert_eq!(g(grant).allows(&link(name)), expected, "{grant} vs {name}");
         }
         assert!(g("netns:c-*").allows(&Need::Netns("c-1".into())));
+        assert!(g("exec:c-*").allows(&Need::Exec("c-1".into())));
+        assert!(!g("netns:*").allows(&Need::Exec("c-1".into())));
         assert!(!g("netns:c-*").allows(&link("c-1")));
         assert!(
             g("sysctl:net.ipv4.conf.*.route_localnet")

@@ -52,6 +52,8 @@ pub fn needs(op: &Op) -> Needs {
         | Op::NetnsAttach { name, .. }
         | Op::NetnsWriteEtc { name, .. }
         | Op::NetnsRemoveEtc { name, .. } => Needs::All(vec![Need::Netns(name.clone())]),
+        // Running a program is root in that namespace: a grant of its own.
+        Op::NetnsExec { name, .. } => Needs::All(vec![Need::Netns(name.clone()), Need::Exec(name.clone())]),
         Op::LinkAddBridge { ns, name, .. } => inside(ns, vec![link(ns, name)]),
         Op::LinkAddVeth { ns, spec } => {
             let mut needs = vec![link(ns, &spec.name)];

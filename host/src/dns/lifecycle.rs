@@ -69,7 +69,8 @@ pub fn claim(state: &Path) -> CapResult<Option<Claim>> {
     Ok(Some(Claim { _file: file }))
 }
 
-/// The PID of the resolver serving `state`, if one runs.
+/// The PID of the resolver serving `state`, if one runs (0 when it runs in
+/// a PID namespace this process cannot see).
 pub fn running(state: &Path) -> CapResult<Option<i32>> {
     if !state.join(LOCK).exists() {
         return Ok(None);
@@ -84,6 +85,8 @@ pub fn running(state: &Path) -> CapResult<Option<i32>> {
 /// Tell the resolver its records changed, starting it if none runs.
 pub fn wake(state: &Path) -> CapResult<()> {
     match running(state)? {
+        // Never kill(0): that is this process group. The resolver's own check each second catches up.
+        Some(pid) if pid <= 0 => Ok(()),
         Some(pid) => kill(Pid::from_raw(pid), Signal::SIGHUP).map_err(|e| CapError::os(e, "signalling the resolver")),
         None => spawn(state),
     }
@@ -121,6 +124,11 @@ fn spawn(state: &Path) -> CapResult<()> {
 /// to go; its PID if one ran.
 pub fn stop(state: &Path, patience: Duration) -> CapResult<Option<i32>> {
     let Some(pid) = running(state)? else { return Ok(None) };
+    if pid <= 0 {
+        return Err(CapError::Failed(
+            "the resolver runs in a PID namespace this process cannot see; stop it there".into(),
+        ));
+    }
     kill(Pid::from_raw(pid), Signal::SIGTERM).map_err(|e| CapError::os(e, format!("stopping resolver {pid}")))?;
     let started = Instant::now();
     while running(state)?.is_some() {

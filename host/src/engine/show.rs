@@ -34,10 +34,17 @@ pub async fn read_ns(gate: &Gate, ns: Ns) -> CapResult<NsView> {
         Reply::Links(l) => l,
         other => return Err(other.mismatch()),
     };
-    let routes = match gate.call(Op::RouteList { ns: ns.clone() }).await? {
+    let mut routes = match gate.call(Op::RouteList { ns: ns.clone() }).await? {
         Reply::Routes(r) => r,
         other => return Err(other.mismatch()),
     };
+    // The kernel lists routes of one prefix in the order they were added (for
+    // link-local ones, whichever device finished first): not state. IPv4
+    // first, default routes first, then by destination and device.
+    routes.sort_by(|a, b| {
+        let key = |r: &RouteSpec| (r.dest.is_ipv6(), r.dest.prefix() != 0, r.dest.ip(), r.dest.prefix(), r.dev.clone());
+        key(a).cmp(&key(b))
+    });
     let rules = match gate.call(Op::FwList { ns: ns.clone() }).await {
         Ok(Reply::Rules(r)) => r,
         _ => Vec::new(),

@@ -69,8 +69,6 @@ echo "INSPECT $(tr -d '\n' < inspect.json)"
         let net = &v[0];
         assert_eq!(net["Name"], "mynet");
         assert_eq!(net["Id"].as_str().unwrap().len(), 64);
-        let created = net["Created"].as_str().unwrap();
-        assert!(created.len() == 20 && created.ends_with('Z') && created.as_bytes()[10] == b'T', "{created}");
         assert_eq!(net["EnableIPv6"], false);
         assert_eq!(net["IPAM"]["Config"][0]["Subnet"], "172.25.0.0/16");
         assert_eq!(net["IPAM"]["Config"][0]["Gateway"], "172.25.0.1");

@@ -51,7 +51,7 @@ fn containers(net: &Network) -> Result<String> {
             "      {}: {{\"Name\": {}, \"EndpointID\": {}, \"Interface\": {}, \"HostInterface\": {}, \"MacAddress\": {}, \"IPv4Address\": {}, \"IPv6Address\": \"\", \"Aliases\": {}, \"Ports\": {}}}",
             s(&p.container),
             s(&p.container),
-            s(&long_hash(&[&net.id, &p.container])),
+            s(&long_hash(&[&net.id(), &p.container])),
             s(&p.ifname),
             s(&p.veth),
             s(&mac),
@@ -72,7 +72,6 @@ pub fn inspect(args: &Args) -> Result<()> {
   {{
     "Name": {},
     "Id": {},
-    "Created": {},
     "Driver": "bridge",
     "EnableIPv6": false,
     "Scope": "local",
@@ -88,8 +87,7 @@ pub fn inspect(args: &Args) -> Result<()> {
   }}
 ]"#,
         s(&net.name),
-        s(&net.id),
-        s(&net.created),
+        s(&net.id()),
         net.internal,
         s(&net.subnet.to_string()),
         s(&net.gateway.addr().to_string()),

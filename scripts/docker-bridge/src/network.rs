@@ -8,7 +8,6 @@ use netsh_guest::firewall::{self, Isolation};
 use netsh_guest::{Args, Cidr, Error, Result, addr, dns, link, log, sysctl};
 
 use crate::container;
-use crate::meta::long_hash;
 use crate::store::{self, Network};
 
 /// Check a network or container name (it ends up in namespace names, keys and rule owners).
@@ -149,10 +148,7 @@ pub fn create(args: &Args) -> Result<()> {
         icc,
         mtu: mtu.unwrap_or(1500),
         rules: Vec::new(),
-        id: String::new(),
-        created: crate::meta::now_rfc3339(),
     };
-    net.id = long_hash(&[&net.name, &net.subnet.to_string(), &net.created]);
     if !net.claim()? {
         return Err(Error::Exists(format!("network {name} already exists")));
     }

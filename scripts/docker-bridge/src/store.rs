@@ -41,10 +41,6 @@ pub struct Network {
     pub mtu: u32,
     /// The network's own firewall rules.
     pub rules: Vec<String>,
-    /// 64 hex digits, like Docker's network ids.
-    pub id: String,
-    /// When it was created (RFC 3339, UTC); empty for records older than the field.
-    pub created: String,
 }
 
 /// One container on one network.
@@ -84,6 +80,12 @@ fn damaged(what: &str) -> Error {
 }
 
 impl Network {
+    /// 64 hex digits like Docker's network ids, derived from the name and
+    /// subnet (a stored creation time would make a plan differ from its run).
+    pub fn id(&self) -> String {
+        long_hash(&[&self.name, &self.subnet.to_string()])
+    }
+
     /// Owner label of the network's own firewall rules.
     pub fn owner(&self) -> String {
         format!("docker-bridge/{}", self.name)
@@ -104,8 +106,6 @@ impl Network {
             .with("icc", u8::from(self.icc))
             .with("mtu", self.mtu)
             .with("rules", list(&self.rules))
-            .with("id", &self.id)
-            .with("created", &self.created)
             .render()
     }
 
@@ -123,9 +123,6 @@ impl Network {
             icc: m.flag("icc"),
             mtu: m.get("mtu").and_then(|v| v.parse().ok()).unwrap_or(1500),
             rules: unlist(m.get("rules")),
-            // Records older than these fields: an id from the name, no creation time.
-            id: m.get("id").map_or_else(|| long_hash(&[name]), String::from),
-            created: m.get("created").unwrap_or_default().into(),
         })
     }
 

@@ -51,10 +51,10 @@ pub struct Record {
 #[derive(Debug, Default)]
 pub struct Table {
     zones: Vec<Zone>,
-    /// (zone, lower-case name) → its addresses.
-    names: HashMap<(String, String), Vec<IpAddr>>,
-    /// (zone, address) → the container's own name there.
-    owners: HashMap<(String, IpAddr), String>,
+    /// zone → lower-case name → its addresses.
+    names: HashMap<String, HashMap<String, Vec<IpAddr>>>,
+    /// zone → address → the container's own name there.
+    owners: HashMap<String, HashMap<IpAddr, String>>,
     /// lower-case container name → the zones it is on.
     memberships: HashMap<String, Vec<String>>,
     /// Entries that did not parse (reported, otherwise ignored).
@@ -96,11 +96,16 @@ impl Table {
 
     fn insert(&mut self, record: Record) {
         let name = record.name.to_ascii_lowercase();
-        self.names.entry((record.zone.clone(), name.clone())).or_default().push(record.addr);
+        self.names.entry(record.zone.clone()).or_default().entry(name.clone()).or_default().push(record.addr);
         if record.ptr {
-            self.owners.insert((record.zone.clone(), record.addr), record.name.clone());
+            self.owners.entry(record.zone.clone()).or_default().insert(record.addr, record.name.clone());
             self.memberships.entry(name).or_default().push(record.zone);
         }
+    }
+
+    /// The container whose own address in `zone` is `addr`.
+    fn owner(&self, zone: &str, addr: IpAddr) -> Option<&String> {
+        self.owners.get(zone).and_then(|owners| owners.get(&addr))
     }
 
     /// The zones served.
@@ -110,7 +115,7 @@ impl Table {
 
     /// How many names a zone holds.
     pub fn names_in(&self, zone: &str) -> usize {
-        self.names.keys().filter(|(z, _)| z == zone).count()
+        self.names.get(zone).map_or(0, HashMap::len)
     }
 
     /// The addresses to listen on.
@@ -130,7 +135,7 @@ impl Table {
             .filter(|z| z.listen == listen && z.clients.contains(client))
             .map(|z| z.name.as_str())
             .collect();
-        let own_name = zones.iter().find_map(|z| self.owners.get(&(z.to_string(), client)));
+        let own_name = zones.iter().find_map(|z| self.owner(z, client));
         if let Some(name) = own_name {
             for zone in self.memberships.get(&name.to_ascii_lowercase()).into_iter().flatten() {
                 if !zones.contains(&zone.as_str()) {
@@ -148,13 +153,14 @@ impl Table {
             return Answer::Refused;
         }
         let name = name.to_ascii_lowercase();
-        let in_zone = |n: &str, z: &str| self.names.get(&(z.to_string(), n.to_string())).cloned();
+        let in_zone = |n: &str, z: &str| self.names.get(z).and_then(|names| names.get(n)).cloned();
         let found: Vec<IpAddr> = zones.iter().filter_map(|z| in_zone(&name, z)).flatten().collect();
         if !found.is_empty() {
             return Answer::Addrs(found);
         }
         for zone in &zones {
-            if let Some(short) = name.strip_suffix(&format!(".{}", zone.to_ascii_lowercase())) {
+            let short = name.strip_suffix(zone.to_ascii_lowercase().as_str()).and_then(|n| n.strip_suffix('.'));
+            if let Some(short) = short {
                 return match in_zone(short, zone) {
                     Some(addrs) => Answer::Addrs(addrs),
                     None => Answer::NxDomain,
@@ -170,7 +176,7 @@ impl Table {
         if zones.is_empty() {
             return Answer::Refused;
         }
-        if let Some((zone, name)) = zones.iter().find_map(|z| self.owners.get(&(z.to_string(), addr)).map(|n| (z, n))) {
+        if let Some((zone, name)) = zones.iter().find_map(|z| self.owner(z, addr).map(|n| (z, n))) {
             return Answer::Ptr(format!("{name}.{zone}"));
         }
         let ours = self.zones.iter().any(|z| zones.contains(&z.name.as_str()) && z.clients.contains(addr));

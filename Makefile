@@ -2,7 +2,7 @@
 CARGO   ?= cargo
 GUEST    = --target wasm32-wasip2 --profile guest
 WASM_DIR = target/wasm32-wasip2/guest
-RECIPES  = netns-pair netns-bridge docker-bridge port-forward
+RECIPES  = netns-pair netns-bridge docker-bridge port-forward overlay
 TEST_GUESTS = misbehave not-a-recipe
 NETSH    = target/release/netsh
 # Root runs commands itself; anyone else through sudo (packages, the demo, tests).

@@ -33,6 +33,8 @@ extern crate self as netsh_guest;
 mod args;
 mod cidr;
 mod error;
+pub mod json;
+pub mod meta;
 
 pub use args::{Args, Opt, Takes};
 pub use cidr::Cidr;
@@ -206,7 +208,7 @@ pub mod netns {
 /// Network interfaces (`ip link`).
 pub mod link {
     use super::{Result, host::link as raw};
-    pub use raw::{LinkInfo, Veth};
+    pub use raw::{LinkInfo, Veth, Vxlan};
 
     /// `ip link add NAME type bridge`, with an optional MTU.
     pub fn add_bridge(ns: Option<&str>, name: &str, mtu: Option<u32>) -> Result<()> {
@@ -215,6 +217,10 @@ pub mod link {
     /// A veth pair in one call; see [`Veth`].
     pub fn add_veth(ns: Option<&str>, spec: &Veth) -> Result<()> {
         Ok(raw::add_veth(ns, spec)?)
+    }
+    /// A VXLAN device in one call; see [`Vxlan`].
+    pub fn add_vxlan(ns: Option<&str>, spec: &Vxlan) -> Result<()> {
+        Ok(raw::add_vxlan(ns, spec)?)
     }
     /// `ip link set NAME up|down`.
     pub fn set_up(ns: Option<&str>, name: &str, up: bool) -> Result<()> {
@@ -293,6 +299,37 @@ pub mod route {
     /// `ip route show`.
     pub fn list(ns: Option<&str>) -> Result<Vec<RouteInfo>> {
         Ok(raw::list(ns)?)
+    }
+}
+
+/// Neighbour entries (`ip neigh`) and forwarding entries (`bridge fdb`).
+pub mod neigh {
+    use super::{Result, host::neigh as raw};
+    pub use raw::{FdbEntry, NeighInfo};
+
+    /// `ip neigh add IP lladdr MAC dev DEV nud permanent`.
+    pub fn add(ns: Option<&str>, dev: &str, ip: &str, mac: &str) -> Result<()> {
+        Ok(raw::add(ns, dev, ip, mac)?)
+    }
+    /// `ip neigh del IP dev DEV`.
+    pub fn delete(ns: Option<&str>, dev: &str, ip: &str) -> Result<()> {
+        Ok(raw::delete(ns, dev, ip)?)
+    }
+    /// `ip neigh show [dev DEV]`.
+    pub fn list(ns: Option<&str>, dev: Option<&str>) -> Result<Vec<NeighInfo>> {
+        Ok(raw::list(ns, dev)?)
+    }
+    /// `bridge fdb append MAC dev DEV dst IP self permanent`.
+    pub fn fdb_append(ns: Option<&str>, entry: &FdbEntry) -> Result<()> {
+        Ok(raw::fdb_append(ns, entry)?)
+    }
+    /// `bridge fdb del MAC dev DEV dst IP self`.
+    pub fn fdb_delete(ns: Option<&str>, entry: &FdbEntry) -> Result<()> {
+        Ok(raw::fdb_delete(ns, entry)?)
+    }
+    /// `bridge fdb show [dev DEV]` (the devices' own entries).
+    pub fn fdb_list(ns: Option<&str>, dev: Option<&str>) -> Result<Vec<FdbEntry>> {
+        Ok(raw::fdb_list(ns, dev)?)
     }
 }
 
@@ -466,6 +503,16 @@ pub mod dns {
     /// Forget that `name` is `addr` in `zone`.
     pub fn remove(zone: &str, name: &str, addr: &str) -> Result<()> {
         kv::delete(&name_key(zone, name, addr)).map(drop)
+    }
+
+    /// The names of `zone`, as `(name, addr)` pairs.
+    pub fn names(zone: &str) -> Result<Vec<(String, String)>> {
+        let prefix = format!("{ROOT}/name/{zone}/");
+        let pairs = kv::list(&prefix)?.into_iter().filter_map(|e| {
+            let (name, addr) = e.key.strip_prefix(&prefix)?.split_once('/')?;
+            Some((name.to_string(), addr.to_string()))
+        });
+        Ok(pairs.collect())
     }
 }
 

@@ -54,6 +54,9 @@ pub struct Request {
     /// The user policy file the caller would read (it follows $HOME).
     pub user_policy: Option<PathBuf>,
     pub firewall: FirewallKind,
+    /// The shared key-value store the caller names (`--kv`), if any.
+    #[serde(default)]
+    pub kv: Option<String>,
     pub place: Place,
     /// A CNI plugin call (`argv` is then only the program): its environment
     /// and the configuration (in `stdin`).

@@ -186,6 +186,7 @@ impl Gate {
             Op::NetnsCreate { name } => drop(created.insert(ns_key(name))),
             Op::NetnsDelete { name } => drop(created.remove(&ns_key(name))),
             Op::LinkAddBridge { ns, name, .. } => drop(created.insert(link_key(ns, name))),
+            Op::LinkAddVxlan { ns, spec } => drop(created.insert(link_key(ns, &spec.name))),
             Op::LinkAddVeth { ns, spec } => {
                 created.insert(link_key(ns, &spec.name));
                 created.insert(link_key(spec.peer_ns.as_ref().map_or(ns, |_| &spec.peer_ns), &spec.peer));
@@ -206,7 +207,11 @@ impl Gate {
             | Op::LinkSetAlias { ns, name, .. }
             | Op::LinkSetMaster { ns, name, .. }
             | Op::LinkDelete { ns, name } => link(ns, name),
-            Op::AddrAdd { ns, dev, .. } | Op::AddrDelete { ns, dev, .. } => link(ns, dev),
+            Op::AddrAdd { ns, dev, .. }
+            | Op::AddrDelete { ns, dev, .. }
+            | Op::NeighAdd { ns, dev, .. }
+            | Op::NeighDelete { ns, dev, .. } => link(ns, dev),
+            Op::FdbAdd { ns, entry } | Op::FdbDelete { ns, entry } => link(ns, &entry.dev),
             Op::RouteAdd { ns, .. } | Op::RouteDelete { ns, .. } | Op::SysctlSet { ns, .. } => in_created_ns(ns),
             Op::NetnsDelete { name }
             | Op::NetnsWriteEtc { name, .. }
@@ -292,6 +297,8 @@ impl Gate {
             | Op::LinkList { .. }
             | Op::AddrList { .. }
             | Op::RouteList { .. }
+            | Op::NeighList { .. }
+            | Op::FdbList { .. }
             | Op::SysctlGet { .. }
             | Op::FwGet { .. }
             | Op::FwList { .. }
@@ -316,6 +323,19 @@ impl Gate {
             }
             Op::LinkAddBridge { ns, name, .. } => undo(Op::LinkDelete { ns: ns.clone(), name: name.clone() }),
             Op::LinkAddVeth { ns, spec } => undo(Op::LinkDelete { ns: ns.clone(), name: spec.name.clone() }),
+            Op::LinkAddVxlan { ns, spec } => undo(Op::LinkDelete { ns: ns.clone(), name: spec.name.clone() }),
+            Op::NeighAdd { ns, dev, ip, .. } => undo(Op::NeighDelete { ns: ns.clone(), dev: dev.clone(), ip: *ip }),
+            Op::NeighDelete { ns, dev, ip } => match self.read(Op::NeighList { ns: ns.clone(), dev: Some(dev.clone()) }).await {
+                Ok(Reply::Neighs(found)) => match found.into_iter().find(|n| n.ip == *ip) {
+                    Some(n) => undo(Op::NeighAdd { ns: ns.clone(), dev: dev.clone(), ip: *ip, mac: n.mac }),
+                    None => Ok(None),
+                },
+                Ok(other) => Err(other.mismatch()),
+                Err(CapError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            Op::FdbAdd { ns, entry } => undo(Op::FdbDelete { ns: ns.clone(), entry: entry.clone() }),
+            Op::FdbDelete { ns, entry } => undo(Op::FdbAdd { ns: ns.clone(), entry: entry.clone() }),
             Op::LinkSetUp { ns, name, .. }
             | Op::LinkSetMaster { ns, name, .. }
             | Op::LinkSetMtu { ns, name, .. }

@@ -158,6 +158,7 @@ fn forward(argv: &[String], cli: &Cli) -> Route {
         state_dir: state_dir(cli.state_dir.clone()),
         user_policy: netsh::policy::user_file(),
         firewall: cli.firewall.unwrap_or_else(FirewallKind::detect),
+        kv: cli.kv.clone(),
         place,
         cni: None,
     };
@@ -214,7 +215,14 @@ fn run_here(cli: Cli, input: Input) -> u8 {
     // A sandbox's changes vanish with it: so do its journal and audit log.
     let state = if sandbox { netsh::sandbox::state_dir() } else { state_dir(cli.state_dir.clone()) };
     let firewall = cli.firewall.unwrap_or_else(FirewallKind::detect);
-    let engine = Engine::new(state, Kernel::new(firewall));
+    let kernel = match Kernel::configured(firewall, cli.kv.as_deref()) {
+        Ok(kernel) => kernel,
+        Err(e) => {
+            eprintln!("netsh: error: {e}");
+            return 2;
+        }
+    };
+    let engine = Engine::new(state, kernel);
     let console: Arc<dyn Console> = Arc::new(Terminal);
     let code = runtime.block_on(async {
         let stop = Stop::default();

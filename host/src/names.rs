@@ -8,6 +8,26 @@ pub fn short_digest(digest: &str) -> &str {
     digest.get(..12).unwrap_or(digest)
 }
 
+/// Parse a MAC address such as `02:42:ac:11:00:02` into its six bytes.
+pub fn parse_mac(text: &str) -> CapResult<[u8; 6]> {
+    let bad = || CapError::Invalid(format!("{text:?} is not a MAC address like 02:42:ac:11:00:02"));
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in mac.iter_mut() {
+        let part = parts.next().filter(|p| p.len() == 2).ok_or_else(bad)?;
+        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(mac)
+}
+
+/// A MAC address in the kernel's notation: lower-case, colon-separated.
+pub fn format_mac(mac: &[u8]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
 /// Longest interface name the kernel accepts (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
 

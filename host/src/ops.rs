@@ -53,6 +53,47 @@ pub struct VethSpec {
     pub hairpin: bool,
 }
 
+/// A VXLAN device created in one kernel call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VxlanSpec {
+    pub name: String,
+    /// The VXLAN network identifier (24 bits).
+    pub vni: u32,
+    /// UDP destination port (4789 is IANA's).
+    pub port: u16,
+    /// Source address of the encapsulated packets.
+    pub local: Option<IpAddr>,
+    /// Underlay interface the packets leave by.
+    pub dev: Option<String>,
+    /// Learn remote MACs from received packets (off: only static FDB entries).
+    pub learning: bool,
+    /// Answer ARP and neighbour solicitations from the device's static neighbour entries.
+    pub proxy: bool,
+    pub mtu: Option<u32>,
+    /// Bridge to attach the device to.
+    pub master: Option<String>,
+    pub up: bool,
+}
+
+/// A neighbour entry (`ip neigh`): `ip` is reached at `mac` on `dev`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Neigh {
+    pub dev: String,
+    pub ip: IpAddr,
+    pub mac: String,
+    /// `permanent`, `reachable`, `stale`, ... (entries netsh adds are permanent).
+    pub state: String,
+}
+
+/// A forwarding database entry (`bridge fdb`): frames for `mac` leave by
+/// `dev`, towards the remote VXLAN endpoint `dst` when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fdb {
+    pub dev: String,
+    pub mac: String,
+    pub dst: Option<IpAddr>,
+}
+
 /// One interface as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkInfo {
@@ -198,6 +239,10 @@ pub enum Op {
         ns: Ns,
         spec: VethSpec,
     },
+    LinkAddVxlan {
+        ns: Ns,
+        spec: VxlanSpec,
+    },
     LinkSetUp {
         ns: Ns,
         name: String,
@@ -263,6 +308,35 @@ pub enum Op {
     },
     RouteList {
         ns: Ns,
+    },
+    /// A permanent neighbour entry (fails if one exists for the address).
+    NeighAdd {
+        ns: Ns,
+        dev: String,
+        ip: IpAddr,
+        mac: String,
+    },
+    NeighDelete {
+        ns: Ns,
+        dev: String,
+        ip: IpAddr,
+    },
+    NeighList {
+        ns: Ns,
+        dev: Option<String>,
+    },
+    /// Append a permanent FDB entry on the device itself (`self`).
+    FdbAdd {
+        ns: Ns,
+        entry: Fdb,
+    },
+    FdbDelete {
+        ns: Ns,
+        entry: Fdb,
+    },
+    FdbList {
+        ns: Ns,
+        dev: Option<String>,
     },
     SysctlGet {
         ns: Ns,
@@ -343,6 +417,8 @@ pub enum Reply {
     Links(Vec<LinkInfo>),
     Addrs(Vec<AddrInfo>),
     Routes(Vec<RouteSpec>),
+    Neighs(Vec<Neigh>),
+    Fdb(Vec<Fdb>),
     Rules(Vec<RuleInfo>),
     /// A firewall rule's id, and whether the call added it (false: it existed).
     Rule {
@@ -383,6 +459,8 @@ impl Op {
             | Op::LinkList { .. }
             | Op::AddrList { .. }
             | Op::RouteList { .. }
+            | Op::NeighList { .. }
+            | Op::FdbList { .. }
             | Op::SysctlGet { .. }
             | Op::FwGet { .. }
             | Op::FwList { .. }
@@ -396,6 +474,7 @@ impl Op {
             | Op::NetnsRemoveEtc { .. }
             | Op::LinkAddBridge { .. }
             | Op::LinkAddVeth { .. }
+            | Op::LinkAddVxlan { .. }
             | Op::LinkSetUp { .. }
             | Op::LinkSetMaster { .. }
             | Op::LinkSetNetns { .. }
@@ -407,6 +486,10 @@ impl Op {
             | Op::AddrDelete { .. }
             | Op::RouteAdd { .. }
             | Op::RouteDelete { .. }
+            | Op::NeighAdd { .. }
+            | Op::NeighDelete { .. }
+            | Op::FdbAdd { .. }
+            | Op::FdbDelete { .. }
             | Op::SysctlSet { .. }
             | Op::FwAdd { .. }
             | Op::FwRemove { .. }
@@ -446,6 +529,47 @@ impl fmt::Display for RouteSpec {
             write!(f, " metric {metric}")?;
         }
         Ok(())
+    }
+}
+
+/// `NAME type vxlan id VNI dstport PORT ...`, as `ip link add` takes it.
+impl fmt::Display for VxlanSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name)?;
+        if let Some(mtu) = self.mtu {
+            write!(f, " mtu {mtu}")?;
+        }
+        if let Some(master) = &self.master {
+            write!(f, " master {master}")?;
+        }
+        if self.up {
+            write!(f, " up")?;
+        }
+        write!(f, " type vxlan id {} dstport {}", self.vni, self.port)?;
+        if let Some(local) = self.local {
+            write!(f, " local {local}")?;
+        }
+        if let Some(dev) = &self.dev {
+            write!(f, " dev {dev}")?;
+        }
+        if !self.learning {
+            write!(f, " nolearning")?;
+        }
+        if self.proxy {
+            write!(f, " proxy")?;
+        }
+        Ok(())
+    }
+}
+
+/// `MAC dev DEV [dst IP]`, as `bridge fdb` takes it.
+impl fmt::Display for Fdb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} dev {}", self.mac, self.dev)?;
+        match self.dst {
+            Some(dst) => write!(f, " dst {dst}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -494,6 +618,7 @@ impl fmt::Display for Op {
                 }
                 Ok(())
             }
+            Op::LinkAddVxlan { ns, spec } => write!(f, "ip {}link add {spec}", ip_ns(ns)),
             Op::LinkSetUp { ns, name, up } => {
                 write!(f, "ip {}link set {name} {}", ip_ns(ns), if *up { "up" } else { "down" })
             }
@@ -526,6 +651,20 @@ impl fmt::Display for Op {
             Op::RouteAdd { ns, route } => write!(f, "ip {}route add {route}", ip_ns(ns)),
             Op::RouteDelete { ns, route } => write!(f, "ip {}route del {route}", ip_ns(ns)),
             Op::RouteList { ns } => write!(f, "ip {}route show", ip_ns(ns)),
+            Op::NeighAdd { ns, dev, ip, mac } => {
+                write!(f, "ip {}neigh add {ip} lladdr {mac} dev {dev} nud permanent", ip_ns(ns))
+            }
+            Op::NeighDelete { ns, dev, ip } => write!(f, "ip {}neigh del {ip} dev {dev}", ip_ns(ns)),
+            Op::NeighList { ns, dev } => match dev {
+                Some(dev) => write!(f, "ip {}neigh show dev {dev}", ip_ns(ns)),
+                None => write!(f, "ip {}neigh show", ip_ns(ns)),
+            },
+            Op::FdbAdd { ns, entry } => write!(f, "bridge {}fdb append {entry} self permanent", ip_ns(ns)),
+            Op::FdbDelete { ns, entry } => write!(f, "bridge {}fdb del {entry} self", ip_ns(ns)),
+            Op::FdbList { ns, dev } => match dev {
+                Some(dev) => write!(f, "bridge {}fdb show dev {dev}", ip_ns(ns)),
+                None => write!(f, "bridge {}fdb show", ip_ns(ns)),
+            },
             Op::SysctlGet { ns, key } => write!(f, "{}sysctl -n {key}", netns_exec(ns)),
             Op::SysctlSet { ns, key, value } => {
                 write!(f, "{}sysctl -w {key}={value}", netns_exec(ns))

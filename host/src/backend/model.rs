@@ -12,7 +12,7 @@ use super::Backend;
 use crate::error::{CapError, CapResult};
 use crate::firewall::{self, FirewallKind};
 use crate::kv::Entry;
-use crate::ops::{AddrInfo, EtcFile, LinkInfo, Ns, Op, Reply, RouteSpec, RuleInfo};
+use crate::ops::{AddrInfo, EtcFile, Fdb, LinkInfo, Neigh, Ns, Op, Reply, RouteSpec, RuleInfo};
 
 /// One planned operation and whether it changes anything.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -30,6 +30,8 @@ struct Space {
     links: Vec<LinkInfo>,
     routes: Vec<RouteSpec>,
     rules: Vec<RuleInfo>,
+    neighs: Vec<Neigh>,
+    fdb: Vec<Fdb>,
     /// Families whose table (or chains) the plan already set up.
     setup: Vec<String>,
 }
@@ -132,7 +134,15 @@ impl Model {
             Ok(Reply::Rules(r)) => r,
             _ => Vec::new(),
         };
-        self.lock().spaces.insert(ns.clone(), Space { links, routes, rules, setup: Vec::new() });
+        let neighs = match self.real.apply(Op::NeighList { ns: ns.clone(), dev: None }).await? {
+            Reply::Neighs(n) => n,
+            _ => Vec::new(),
+        };
+        let fdb = match self.real.apply(Op::FdbList { ns: ns.clone(), dev: None }).await? {
+            Reply::Fdb(f) => f,
+            _ => Vec::new(),
+        };
+        self.lock().spaces.insert(ns.clone(), Space { links, routes, rules, neighs, fdb, setup: Vec::new() });
         Ok(())
     }
 
@@ -258,6 +268,13 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         }
         Op::LinkSetNetns { ns, target, .. } => vec![ns.clone(), target.clone()],
         Op::LinkAddBridge { ns, .. }
+        | Op::LinkAddVxlan { ns, .. }
+        | Op::NeighAdd { ns, .. }
+        | Op::NeighDelete { ns, .. }
+        | Op::NeighList { ns, .. }
+        | Op::FdbAdd { ns, .. }
+        | Op::FdbDelete { ns, .. }
+        | Op::FdbList { ns, .. }
         | Op::LinkSetUp { ns, .. }
         | Op::LinkSetMaster { ns, .. }
         | Op::LinkSetMtu { ns, .. }
@@ -431,6 +448,61 @@ impl World {
                 self.space(&peer_ns).links.push(peer);
                 done(true)
             }
+            Op::LinkAddVxlan { ns, spec } => {
+                for other in spec.dev.iter().chain(&spec.master) {
+                    self.link(ns, other)?;
+                }
+                let mut link = self.new_link(&spec.name, "vxlan", spec.mtu.unwrap_or(1450));
+                link.master = spec.master.clone();
+                link.up = spec.up;
+                self.add_link(ns, link).map(|()| (Reply::Done, true))
+            }
+            Op::NeighAdd { ns, dev, ip, mac } => {
+                self.link(ns, dev)?;
+                let space = self.space(ns);
+                if space.neighs.iter().any(|n| n.dev == *dev && n.ip == *ip) {
+                    return Err(CapError::Exists(format!("neighbour entry {ip} on {} already exists", label(ns, dev))));
+                }
+                space.neighs.push(Neigh { dev: dev.clone(), ip: *ip, mac: mac.clone(), state: "permanent".into() });
+                done(true)
+            }
+            Op::NeighDelete { ns, dev, ip } => {
+                self.link(ns, dev)?;
+                let space = self.space(ns);
+                let before = space.neighs.len();
+                space.neighs.retain(|n| !(n.dev == *dev && n.ip == *ip));
+                if space.neighs.len() == before {
+                    return Err(not_found(format!("neighbour entry {ip} on {}", label(ns, dev))));
+                }
+                done(true)
+            }
+            Op::NeighList { ns, dev } => {
+                let found = self.space(ns).neighs.iter().filter(|n| dev.as_ref().is_none_or(|d| *d == n.dev)).cloned();
+                Ok((Reply::Neighs(found.collect()), false))
+            }
+            Op::FdbAdd { ns, entry } => {
+                self.link(ns, &entry.dev)?;
+                let space = self.space(ns);
+                if space.fdb.contains(entry) {
+                    return Err(CapError::Exists(format!("FDB entry {entry} already exists")));
+                }
+                space.fdb.push(entry.clone());
+                done(true)
+            }
+            Op::FdbDelete { ns, entry } => {
+                self.link(ns, &entry.dev)?;
+                let space = self.space(ns);
+                let before = space.fdb.len();
+                space.fdb.retain(|f| f != entry);
+                if space.fdb.len() == before {
+                    return Err(not_found(format!("FDB entry {entry}")));
+                }
+                done(true)
+            }
+            Op::FdbList { ns, dev } => {
+                let found = self.space(ns).fdb.iter().filter(|f| dev.as_ref().is_none_or(|d| *d == f.dev)).cloned();
+                Ok((Reply::Fdb(found.collect()), false))
+            }
             Op::LinkSetUp { ns, name, up } => {
                 let link = self.link(ns, name)?;
                 let changed = link.up != *up;
@@ -476,6 +548,8 @@ impl World {
                 self.link(ns, name)?;
                 let space = self.space(ns);
                 space.links.retain(|l| l.name != *name);
+                space.neighs.retain(|n| n.dev != *name);
+                space.fdb.retain(|f| f.dev != *name);
                 for port in space.links.iter_mut().filter(|l| l.master.as_deref() == Some(name.as_str())) {
                     port.master = None;
                 }

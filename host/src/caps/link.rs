@@ -2,9 +2,9 @@
 
 use super::{done, ifname, ns};
 use crate::error::{CapError, CapResult};
-use crate::ops::{self, Op, Reply, VethSpec};
+use crate::ops::{self, Op, Reply, VethSpec, VxlanSpec};
 use crate::runtime::RecipeState;
-use crate::runtime::bindings::netsh::host::link::{Host, LinkInfo, Veth};
+use crate::runtime::bindings::netsh::host::link::{Host, LinkInfo, Veth, Vxlan};
 use crate::runtime::bindings::netsh::host::types::Error;
 
 fn to_wit(l: ops::LinkInfo) -> LinkInfo {
@@ -34,6 +34,30 @@ fn veth(spec: Veth) -> CapResult<VethSpec> {
     })
 }
 
+/// Largest VXLAN network identifier (24 bits).
+const VNI_MAX: u32 = (1 << 24) - 1;
+
+fn vxlan(spec: Vxlan) -> CapResult<VxlanSpec> {
+    if spec.vni == 0 || spec.vni > VNI_MAX {
+        return Err(CapError::Invalid(format!("VXLAN id {} must be 1-{VNI_MAX}", spec.vni)));
+    }
+    if spec.port == 0 {
+        return Err(CapError::Invalid("VXLAN port must not be 0 (4789 is the standard one)".into()));
+    }
+    Ok(VxlanSpec {
+        name: ifname(spec.name)?,
+        vni: spec.vni,
+        port: spec.port,
+        local: spec.local.as_deref().map(super::ip).transpose()?,
+        dev: spec.dev.map(ifname).transpose()?,
+        learning: spec.learning,
+        proxy: spec.proxy,
+        mtu: spec.mtu,
+        master: spec.master.map(ifname).transpose()?,
+        up: spec.up,
+    })
+}
+
 impl Host for RecipeState {
     async fn add_bridge(
         &mut self,
@@ -47,6 +71,11 @@ impl Host for RecipeState {
 
     async fn add_veth(&mut self, ns_: Option<String>, spec: Veth) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::LinkAddVeth { ns: ns(ns_)?, spec: veth(spec)? }))();
+        self.call(op, done).await
+    }
+
+    async fn add_vxlan(&mut self, ns_: Option<String>, spec: Vxlan) -> wasmtime::Result<Result<(), Error>> {
+        let op = (|| Ok(Op::LinkAddVxlan { ns: ns(ns_)?, spec: vxlan(spec)? }))();
         self.call(op, done).await
     }
 

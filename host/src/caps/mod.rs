@@ -7,6 +7,7 @@ mod firewall;
 mod kv;
 mod link;
 mod log;
+mod neigh;
 mod netns;
 mod route;
 mod sysctl;

@@ -155,6 +155,11 @@ pub fn reply(reply: &Reply) -> String {
         Reply::Links(l) => links(l),
         Reply::Addrs(addrs) => addrs.iter().map(|a| format!("{} {}\n", a.dev, a.cidr)).collect(),
         Reply::Routes(routes) => routes.iter().map(|r| format!("{r}\n")).collect(),
+        Reply::Neighs(neighs) => neighs
+            .iter()
+            .map(|n| format!("{} dev {} lladdr {} {}\n", n.ip, n.dev, n.mac, n.state.to_uppercase()))
+            .collect(),
+        Reply::Fdb(entries) => entries.iter().map(|f| format!("{f} self\n")).collect(),
         Reply::Rules(rules) => rules
             .iter()
             .map(|r| {

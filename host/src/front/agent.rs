@@ -34,6 +34,7 @@ struct Agent {
     engine: Engine,
     state_dir: PathBuf,
     firewall: FirewallKind,
+    kv: Option<String>,
     place: Place,
     /// One command at a time: a run's firewall changes are batched in the
     /// shared kernel backend until the run ends.
@@ -71,12 +72,13 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let state = state_dir(cli.state_dir.clone());
     let firewall = cli.firewall.unwrap_or_else(FirewallKind::detect);
-    let engine = Engine::new(state.clone(), Kernel::new(firewall)).keeping_deadlines();
+    let engine = Engine::new(state.clone(), Kernel::configured(firewall, cli.kv.as_deref())?).keeping_deadlines();
     engine.state_dir()?;
     let agent = Rc::new(Agent {
         engine,
         state_dir: canonical(&state),
         firewall,
+        kv: cli.kv.clone(),
         place: Place::current()?,
         busy: tokio::sync::Mutex::new(()),
         current: RefCell::new(None),
@@ -233,6 +235,10 @@ impl Agent {
         // A CNI call reads the system policy only, whoever's $HOME.
         if request.cni.is_none() && request.user_policy != netsh::policy::user_file() {
             return Some("the caller reads another user policy file ($HOME or $XDG_CONFIG_HOME differ)".into());
+        }
+        if request.kv != self.kv {
+            let name = |kv: &Option<String>| kv.clone().unwrap_or_else(|| "the embedded store".into());
+            return Some(format!("the caller uses key-value store {}, the agent {}", name(&request.kv), name(&self.kv)));
         }
         if request.firewall != self.firewall {
             return Some(format!(

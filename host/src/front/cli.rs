@@ -34,6 +34,11 @@ pub struct Cli {
     /// nf_tables) or iptables (iptables-restore).
     #[arg(long, global = true, value_name = "BACKEND", env = "NETSH_FIREWALL", value_parser = clap::value_parser!(FirewallKind))]
     pub firewall: Option<FirewallKind>,
+    /// Where recipes keep state shared between hosts: etcd://HOST:2379[,HOST:2379...]
+    /// [default: the embedded store in the state directory]. Keys under netsh/
+    /// (this host's resolver records) always stay in the embedded store.
+    #[arg(long, global = true, value_name = "URL", env = "NETSH_KV")]
+    pub kv: Option<String>,
     /// Run here even when an agent listens (see `netsh agent`).
     #[arg(long, global = true)]
     pub no_agent: bool,

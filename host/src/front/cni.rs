@@ -131,6 +131,7 @@ fn through_agent(call: &Call) -> Option<u8> {
         state_dir: crate::state_dir(settings.state_dir.clone()),
         user_policy: netsh::policy::user_file(),
         firewall: settings.firewall.unwrap_or_else(FirewallKind::detect),
+        kv: settings.kv.clone(),
         place: netsh::agent::Place::current().ok()?,
         cni: Some(call.env.clone()),
     };
@@ -157,16 +158,18 @@ async fn answer(call: &Call, engine: Option<&Engine>) -> Answer {
     let request = request(call, cmd, &conf, &settings, netns_path.as_deref()).map_err(at)?;
     let result = match engine {
         Some(engine) => run(engine, &settings, request).await,
-        None => run(&own_engine(&settings), &settings, request).await,
+        None => run(&own_engine(&settings).map_err(at)?, &settings, request).await,
     };
     let Some(result) = result.map_err(at)?.filter(|_| cmd == Cmd::Add) else { return Ok(None) };
     let rendered = render(result, netns_path.as_deref()).map_err(at)?;
     Ok(Some(serde_json::to_string(&CNIResultWithVersion::new(version, rendered)).unwrap_or_default()))
 }
 
-fn own_engine(settings: &Settings) -> Engine {
+fn own_engine(settings: &Settings) -> Result<Engine, Fault> {
     let firewall = settings.firewall.unwrap_or_else(FirewallKind::detect);
-    Engine::new(crate::state_dir(settings.state_dir.clone()), Kernel::new(firewall))
+    let kernel = Kernel::configured(firewall, settings.kv.as_deref())
+        .map_err(|e| Fault::InvalidNetworkConfig(format!("\"kv\": {e}")))?;
+    Ok(Engine::new(crate::state_dir(settings.state_dir.clone()), kernel))
 }
 
 /// What netsh's own keys in the configuration say.
@@ -179,6 +182,8 @@ struct Settings {
     options: Vec<(String, String)>,
     state_dir: Option<PathBuf>,
     firewall: Option<FirewallKind>,
+    /// `"kv"`: the shared key-value store, like `--kv`.
+    kv: Option<String>,
     agent_socket: Option<PathBuf>,
 }
 
@@ -218,6 +223,7 @@ impl Settings {
             options,
             state_dir: text("stateDir")?.map(PathBuf::from),
             firewall,
+            kv: text("kv")?,
             agent_socket: text("agentSocket")?.map(PathBuf::from),
         })
     }

@@ -3,8 +3,10 @@
 //! compare-and-swap, delete, list by prefix. Every write gets a new version
 //! from one counter, so a compare-and-swap knows whether anyone wrote in
 //! between. The embedded store ([`sqlite`]) lives in netsh's state directory
-//! and is safe under concurrent netsh processes.
+//! and is safe under concurrent netsh processes; [`etcd`] is the store
+//! several hosts share.
 
+pub mod etcd;
 pub mod sqlite;
 
 use serde::{Deserialize, Serialize};

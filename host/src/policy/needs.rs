@@ -42,6 +42,8 @@ pub fn needs(op: &Op) -> Needs {
         | Op::LinkList { .. }
         | Op::AddrList { .. }
         | Op::RouteList { .. }
+        | Op::NeighList { .. }
+        | Op::FdbList { .. }
         | Op::SysctlGet { .. }
         | Op::FwGet { .. }
         | Op::FwList { .. }
@@ -67,6 +69,13 @@ pub fn needs(op: &Op) -> Needs {
             }
             inside(ns, needs)
         }
+        Op::LinkAddVxlan { ns, spec } => {
+            let others = spec.dev.iter().chain(&spec.master).map(|l| link(ns, l));
+            inside(ns, std::iter::once(link(ns, &spec.name)).chain(others).collect())
+        }
+        // Neighbour and FDB entries belong to their device: its grant covers them.
+        Op::NeighAdd { ns, dev, .. } | Op::NeighDelete { ns, dev, .. } => inside(ns, vec![link(ns, dev)]),
+        Op::FdbAdd { ns, entry } | Op::FdbDelete { ns, entry } => inside(ns, vec![link(ns, &entry.dev)]),
         Op::LinkSetUp { ns, name, .. }
         | Op::LinkSetMtu { ns, name, .. }
         | Op::LinkSetAlias { ns, name, .. }

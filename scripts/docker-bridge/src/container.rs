@@ -9,7 +9,7 @@ use netsh_guest::firewall::PublishSpec;
 use netsh_guest::netns::EtcFile;
 use netsh_guest::{Args, Cidr, Error, Result, addr, firewall, link, netns, route};
 
-use crate::meta::short_hash;
+use netsh_guest::meta::short_hash;
 use crate::network::{check_name, remove_rule, repair_rules};
 use crate::ports;
 use crate::store::{self, Endpoint, Network, memberships};

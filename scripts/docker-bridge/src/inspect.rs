@@ -2,27 +2,9 @@
 
 use netsh_guest::{Args, Result, firewall, link};
 
-use crate::meta::long_hash;
+use netsh_guest::json::{list, string as s};
+use netsh_guest::meta::long_hash;
 use crate::store::Network;
-
-/// A JSON string literal.
-fn s(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn list(items: &[String]) -> String {
-    format!("[{}]", items.join(", "))
-}
 
 /// Published ports of a container as "HOSTIP:HOSTPORT->PORT/PROTO".
 fn published(rules: &[firewall::RuleInfo], owner: &str) -> Vec<String> {

@@ -4,7 +4,6 @@
 
 mod container;
 mod inspect;
-mod meta;
 mod network;
 mod plugin;
 mod ports;

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 use netsh_guest::{Cidr, Error, Result, dns, kv};
 
-use crate::meta::{Meta, long_hash};
+use netsh_guest::meta::{Meta, long_hash};
 
 const ROOT: &str = "docker-bridge";
 

@@ -8,13 +8,14 @@ use ipnetwork::IpNetwork;
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkLayerType, LinkMessage, State,
 };
-use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
 use super::addr;
 use super::netlink::nl_error;
 use super::nsfs;
 use crate::error::{CapError, CapResult};
-use crate::ops::{LinkInfo, Ns, VethSpec};
+use crate::names::format_mac;
+use crate::ops::{LinkInfo, Ns, VethSpec, VxlanSpec};
 
 /// "link NAME in namespace NS", for messages.
 pub fn describe(ns: &Ns, name: &str) -> String {
@@ -95,6 +96,30 @@ pub async fn add_veth(h: &Handle, ns: &Ns, spec: &VethSpec) -> CapResult<()> {
         h.link().set_port(port.build()).execute().await.map_err(|e| nl_error(e, &what, "set hairpin mode on"))?;
     }
     Ok(())
+}
+
+/// `ip link add NAME type vxlan id VNI dstport PORT [local IP] [dev IF]
+/// [nolearning] [proxy]`, with its MTU, master and state in the same message.
+pub async fn add_vxlan(h: &Handle, ns: &Ns, spec: &VxlanSpec) -> CapResult<()> {
+    let mut msg = LinkVxlan::new(&spec.name, spec.vni).port(spec.port).learning(spec.learning).proxy(spec.proxy);
+    match spec.local {
+        Some(std::net::IpAddr::V4(ip)) => msg = msg.local(ip),
+        Some(std::net::IpAddr::V6(ip)) => msg = msg.local6(ip),
+        None => {}
+    }
+    if let Some(dev) = &spec.dev {
+        msg = msg.dev(index_of(h, ns, dev).await?);
+    }
+    if let Some(mtu) = spec.mtu {
+        msg = msg.mtu(mtu);
+    }
+    if let Some(master) = &spec.master {
+        msg = msg.controller(index_of(h, ns, master).await?);
+    }
+    if spec.up {
+        msg = msg.up();
+    }
+    h.link().add(msg.build()).execute().await.map_err(|e| nl_error(e, &describe(ns, &spec.name), "create"))
 }
 
 /// How long a link being torn down by the kernel is waited for.
@@ -269,6 +294,4 @@ fn oper_state(state: State) -> &'static str {
     }
 }
 
-fn format_mac(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
+

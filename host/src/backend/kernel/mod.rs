@@ -5,6 +5,7 @@ mod addr;
 mod exec;
 mod iptables;
 mod link;
+mod neigh;
 pub mod netlink;
 mod nft;
 pub mod nsfs;
@@ -36,22 +37,51 @@ pub struct Kernel {
     dns_changed: std::sync::atomic::AtomicBool,
 }
 
-/// The key-value store, opened on first use.
+/// The key-value stores, opened on first use: the embedded one in the
+/// state directory, and the shared one (etcd) when `--kv` names it. Keys
+/// under `netsh/` describe this host (its resolver's records) and always
+/// stay in the embedded store; the rest go to the shared store if there is one.
 #[derive(Default)]
 struct Store {
     path: Option<std::path::PathBuf>,
-    open: std::sync::OnceLock<Result<Arc<dyn KvStore>, CapError>>,
+    local: std::sync::OnceLock<Result<Arc<dyn KvStore>, CapError>>,
+    shared: Option<Arc<dyn KvStore>>,
 }
 
+/// Keys that always stay in the embedded store.
+const HOST_KEYS: &str = "netsh/";
+
 impl Store {
-    fn get(&self) -> CapResult<Arc<dyn KvStore>> {
-        self.open
+    fn local(&self) -> CapResult<Arc<dyn KvStore>> {
+        self.local
             .get_or_init(|| {
                 let path =
                     self.path.as_ref().ok_or_else(|| CapError::Failed("no key-value store is configured".into()))?;
                 Ok(Arc::new(Sqlite::open(path)?) as Arc<dyn KvStore>)
             })
             .clone()
+    }
+
+    /// The store that holds `key`.
+    fn get(&self, key: &str) -> CapResult<Arc<dyn KvStore>> {
+        match &self.shared {
+            Some(shared) if !key.starts_with(HOST_KEYS) => Ok(shared.clone()),
+            _ => self.local(),
+        }
+    }
+
+    /// Entries under `prefix`, from whichever stores can hold such keys.
+    fn list(&self, prefix: &str) -> CapResult<Vec<crate::kv::Entry>> {
+        let Some(shared) = &self.shared else { return self.local()?.list(prefix) };
+        if prefix.starts_with(HOST_KEYS) {
+            return self.local()?.list(prefix);
+        }
+        let mut entries: Vec<_> = shared.list(prefix)?.into_iter().filter(|e| !e.key.starts_with(HOST_KEYS)).collect();
+        if HOST_KEYS.starts_with(prefix) {
+            entries.extend(self.local()?.list(HOST_KEYS)?);
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        Ok(entries)
     }
 }
 
@@ -84,10 +114,27 @@ impl Kernel {
         }
     }
 
+    /// The kernel backend with firewall backend `kind` and, when `kv` names
+    /// one (`etcd://HOST:PORT[,...]`), a shared key-value store.
+    pub fn configured(kind: FirewallKind, kv: Option<&str>) -> CapResult<Kernel> {
+        let kernel = Kernel::new(kind);
+        match kv {
+            Some(url) => kernel.with_shared_store(url),
+            None => Ok(kernel),
+        }
+    }
+
     /// Keep recipes' key-value state in the embedded store at `path`.
     pub fn with_store(mut self, path: std::path::PathBuf) -> Kernel {
-        self.store = Store { path: Some(path), open: std::sync::OnceLock::new() };
+        self.store.path = Some(path);
         self
+    }
+
+    /// Keep recipes' shared state (all but `netsh/` keys) in etcd at `url`
+    /// (`etcd://HOST:PORT[,...]`).
+    pub fn with_shared_store(mut self, url: &str) -> CapResult<Kernel> {
+        self.store.shared = Some(Arc::new(crate::kv::etcd::Etcd::new(url)?));
+        Ok(self)
     }
 
     /// The firewall backend in use.
@@ -171,6 +218,9 @@ impl Kernel {
                 link::add_bridge(&self.handles.get(&ns).await?, &ns, &name, mtu).await.map(done)
             }
             Op::LinkAddVeth { ns, spec } => link::add_veth(&self.handles.get(&ns).await?, &ns, &spec).await.map(done),
+            Op::LinkAddVxlan { ns, spec } => {
+                link::add_vxlan(&self.handles.get(&ns).await?, &ns, &spec).await.map(done)
+            }
             Op::LinkSetUp { ns, name, up } => {
                 link::set_up(&self.handles.get(&ns).await?, &ns, &name, up).await.map(done)
             }
@@ -204,6 +254,22 @@ impl Kernel {
             Op::RouteAdd { ns, route } => route::add(&self.handles.get(&ns).await?, &ns, &route).await.map(done),
             Op::RouteDelete { ns, route } => route::delete(&self.handles.get(&ns).await?, &ns, &route).await.map(done),
             Op::RouteList { ns } => route::list(&self.handles.get(&ns).await?, &ns).await.map(Reply::Routes),
+            Op::NeighAdd { ns, dev, ip, mac } => {
+                neigh::add(&self.handles.get(&ns).await?, &ns, &dev, ip, &mac).await.map(done)
+            }
+            Op::NeighDelete { ns, dev, ip } => {
+                neigh::delete(&self.handles.get(&ns).await?, &ns, &dev, ip).await.map(done)
+            }
+            Op::NeighList { ns, dev } => {
+                neigh::list(&self.handles.get(&ns).await?, &ns, dev.as_deref()).await.map(Reply::Neighs)
+            }
+            Op::FdbAdd { ns, entry } => neigh::fdb_add(&self.handles.get(&ns).await?, &ns, &entry).await.map(done),
+            Op::FdbDelete { ns, entry } => {
+                neigh::fdb_delete(&self.handles.get(&ns).await?, &ns, &entry).await.map(done)
+            }
+            Op::FdbList { ns, dev } => {
+                neigh::fdb_list(&self.handles.get(&ns).await?, &ns, dev.as_deref()).await.map(Reply::Fdb)
+            }
             Op::SysctlGet { ns, key } => sysctl::get(&ns, &key).await.map(Reply::Text),
             Op::SysctlSet { ns, key, value } => sysctl::set(&ns, &key, &value).await.map(done),
             Op::FwAdd { ns, owner, rule } => self
@@ -218,23 +284,23 @@ impl Kernel {
             Op::HostsAdd { group, line } => nsfs::hosts_add(&group, &line).map(Reply::Edited),
             Op::HostsRemove { group, line } => nsfs::hosts_remove(&group, &line).map(Reply::Edited),
             Op::HostsShare { name, group } => nsfs::hosts_share(&name, &group).map(done),
-            Op::KvGet { key } => self.store.get()?.get(&key).map(Reply::Entry),
-            Op::KvList { prefix } => self.store.get()?.list(&prefix).map(Reply::Entries),
+            Op::KvGet { key } => self.store.get(&key)?.get(&key).map(Reply::Entry),
+            Op::KvList { prefix } => self.store.list(&prefix).map(Reply::Entries),
             Op::KvPut { key, value } => {
                 self.kv_written(&key);
-                self.store.get()?.put(&key, &value).map(|v| Reply::Written(Some(v)))
+                self.store.get(&key)?.put(&key, &value).map(|v| Reply::Written(Some(v)))
             }
             Op::KvCreate { key, value } => {
                 self.kv_written(&key);
-                self.store.get()?.create(&key, &value).map(Reply::Written)
+                self.store.get(&key)?.create(&key, &value).map(Reply::Written)
             }
             Op::KvSwap { key, version, value } => {
                 self.kv_written(&key);
-                self.store.get()?.swap(&key, version, &value).map(Reply::Written)
+                self.store.get(&key)?.swap(&key, version, &value).map(Reply::Written)
             }
             Op::KvDelete { key } => {
                 self.kv_written(&key);
-                self.store.get()?.delete(&key).map(Reply::Edited)
+                self.store.get(&key)?.delete(&key).map(Reply::Edited)
             }
         }
     }

@@ -1,4 +1,5 @@
-//! `key=value` words: how docker-bridge writes its records in the store.
+//! `key=value` words, one line per record: how recipes write their records
+//! in the store; and stable short hashes for interface names and ids.
 
 /// Parsed `key=value` words.
 #[derive(Debug, Clone, Default)]

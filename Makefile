@@ -10,7 +10,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST    := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 # Test binaries run as root (namespaces, netlink); cargo itself builds as you.
 RUN_AS_ROOT = $(if $(SUDO),CARGO_TARGET_$(shell echo $(HOST) | tr a-z- A-Z_)_RUNNER="sudo -E")
-PACKAGES = gcc libc6-dev iproute2 iptables nftables iputils-ping util-linux procps python3 tmux podman containernetworking-plugins busybox-static bind9-dnsutils dnsmasq-base dnsperf
+PACKAGES = gcc libc6-dev iproute2 iptables nftables iputils-ping util-linux procps python3 tmux podman containernetworking-plugins busybox-static bind9-dnsutils dnsmasq-base dnsperf protobuf-compiler etcd-server etcd-client
 
 .PHONY: all setup host recipes demo test fuzz bench clean
 

@@ -10,7 +10,8 @@ use netsh_guest::firewall::{self, Isolation};
 use netsh_guest::neigh::{self, FdbEntry};
 use netsh_guest::{Args, Error, Result, addr, dns, link, log, route, sysctl};
 
-use crate::store::{Endpoint, MTU, Network, VXLAN_PORT, bridge_name, vxlan_name};
+use crate::member;
+use crate::store::{self, Endpoint, MTU, Network, VXLAN_PORT, bridge_name, vxlan_name};
 
 /// The alias marking a bridge as an overlay network's, so `sync` finds
 /// devices whose network was removed on another host.
@@ -147,16 +148,18 @@ impl std::fmt::Display for Report {
 /// error if it has the network's devices.
 pub fn sync(name: &str, me: &Result<IpAddr>) -> Result<Report> {
     let net = Network::find(name)?;
-    let endpoints = match &net {
-        Some(net) => net.endpoints()?,
-        None => Vec::new(),
-    };
+    let endpoints = store::endpoints(name)?;
     let me = match me {
         Ok(me) => *me,
         Err(e) if joined(name)? => return Err(e.clone()),
         Err(_) => return Ok(Report::default()),
     };
-    let members = endpoints.iter().filter(|e| e.host == me).count();
+    let mine: Vec<&Endpoint> = endpoints.iter().filter(|e| e.host == me).collect();
+    if net.is_none() {
+        // Removed with --force elsewhere: this host's members go too.
+        mine.iter().try_for_each(|ep| member::forget_local(name, ep))?;
+    }
+    let members = mine.len();
     let Some(net) = net.filter(|_| members > 0) else {
         let left = joined(name)?;
         if left {

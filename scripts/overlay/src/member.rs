@@ -7,7 +7,7 @@ use netsh_guest::{Args, Cidr, Error, Result, addr, dns, link, netns, route};
 
 use crate::host;
 use crate::network::check_name;
-use crate::store::{Endpoint, MTU, Network};
+use crate::store::{self, Endpoint, MTU, Network};
 
 /// `connect NAME CONTAINER [--ip IP] [--alias A]... [--underlay IP]`:
 /// everything checked, the endpoint and address taken in the store, the
@@ -94,7 +94,7 @@ fn attach(net: &Network, ep: &Endpoint) -> Result<()> {
         netns::create(ns)?;
     }
     let veth = link::Veth {
-        name: ep.veth(net),
+        name: ep.veth(&net.name),
         peer: ep.ifname.clone(),
         peer_ns: Some(ns.into()),
         master: Some(net.bridge()),
@@ -134,23 +134,28 @@ pub fn disconnect(args: &Args) -> Result<()> {
     release(&net, &ep, me)
 }
 
-/// Forget a local endpoint in the store and this host's resolver, leave
-/// the network if it was the last member here, then delete its veth (or
-/// the namespace connect made): deletions last, because they cannot be undone.
+/// Release a local endpoint, then leave the network if it was the last member here.
 pub fn release(net: &Network, ep: &Endpoint, me: IpAddr) -> Result<()> {
-    net.forget_endpoint(ep)?;
-    dns::remove(&net.name, &ep.container, &ep.ip.to_string())?;
+    forget_local(&net.name, ep)?;
+    host::sync(&net.name, &Ok(me)).map(drop)
+}
+
+/// Forget a local endpoint of `network` in the store and this host's
+/// resolver, then delete its veth (or the namespace connect made):
+/// deletions last, because they cannot be undone.
+pub fn forget_local(network: &str, ep: &Endpoint) -> Result<()> {
+    store::forget_endpoint(network, ep)?;
+    dns::remove(network, &ep.container, &ep.ip.to_string())?;
     for alias in &ep.aliases {
-        dns::remove(&net.name, alias, &ep.ip.to_string())?;
+        dns::remove(network, alias, &ep.ip.to_string())?;
     }
     let gone = |r: Result<()>| match r {
         Err(e) if e.is_not_found() => Ok(()),
         other => other,
     };
     match ep.created {
-        true => gone(netns::delete(&ep.container))?,
-        false => gone(link::delete(None, &ep.veth(net)))?,
+        true => gone(netns::delete(&ep.container)),
+        false => gone(link::delete(None, &ep.veth(network))),
     }
-    host::sync(&net.name, &Ok(me)).map(drop)
 }
 

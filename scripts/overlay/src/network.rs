@@ -8,7 +8,6 @@ use netsh_guest::meta::long_hash;
 use netsh_guest::{Args, Cidr, Error, Result, addr};
 
 use crate::host;
-use crate::member;
 use crate::store::{self, MTU, Network, VXLAN_PORT};
 
 /// Check a network, container or alias name (it ends up in namespace names and keys).
@@ -117,7 +116,8 @@ fn gateway(args: &Args, subnet: &Cidr) -> Result<Cidr> {
 }
 
 /// `rm NAME [--force]`: refused while any host has members, unless
-/// --force; then their records go too (their hosts leave on their next sync).
+/// --force; this host's members are released at once, other hosts release
+/// theirs (and leave) on their next sync.
 pub fn rm(args: &Args) -> Result<()> {
     args.at_most(2)?;
     let net = Network::load(args.required(1, "network NAME")?)?;
@@ -130,15 +130,8 @@ pub fn rm(args: &Args) -> Result<()> {
             names.join(", ")
         )));
     }
-    let me = host::underlay(args);
-    for ep in &endpoints {
-        match me.as_ref().is_ok_and(|me| *me == ep.host) {
-            true => member::release(&net, ep, ep.host)?,
-            false => net.forget_endpoint(ep)?,
-        }
-    }
     net.forget()?;
-    host::sync(&net.name, &me).map(drop)
+    host::sync(&net.name, &host::underlay(args)).map(drop)
 }
 
 /// `inspect NAME`: JSON shaped like `docker network inspect`.

@@ -129,8 +129,7 @@ impl Network {
 
     /// Every endpoint, on every host.
     pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
-        let prefix = format!("{ROOT}/ep/{}/", self.name);
-        kv::list(&prefix)?.into_iter().map(|e| Endpoint::parse(&prefix, &e)).collect()
+        endpoints(&self.name)
     }
 
     /// One endpoint.
@@ -149,18 +148,12 @@ impl Network {
         kv::put(&self.endpoint_key(&ep.container), &ep.render()).map(drop)
     }
 
-    /// Forget an endpoint and give back its address.
-    pub fn forget_endpoint(&self, ep: &Endpoint) -> Result<()> {
-        kv::delete(&self.ip_key(ep.ip))?;
-        kv::delete(&self.endpoint_key(&ep.container)).map(drop)
-    }
-
     fn endpoint_key(&self, container: &str) -> String {
-        format!("{ROOT}/ep/{}/{container}", self.name)
+        endpoint_key(&self.name, container)
     }
 
     fn ip_key(&self, ip: IpAddr) -> String {
-        format!("{ROOT}/ip/{}/{ip}", self.name)
+        ip_key(&self.name, ip)
     }
 
     /// Take `ip` for `container`; false if another holds it, on any host.
@@ -185,6 +178,27 @@ impl Network {
         }
         Err(Error::Invalid(format!("overlay network {} has no free address in {}", self.name, self.subnet)))
     }
+}
+
+fn endpoint_key(network: &str, container: &str) -> String {
+    format!("{ROOT}/ep/{network}/{container}")
+}
+
+fn ip_key(network: &str, ip: IpAddr) -> String {
+    format!("{ROOT}/ip/{network}/{ip}")
+}
+
+/// Every endpoint of `network`, on every host (also after the network's
+/// definition went: hosts release their members on their next sync).
+pub fn endpoints(network: &str) -> Result<Vec<Endpoint>> {
+    let prefix = format!("{ROOT}/ep/{network}/");
+    kv::list(&prefix)?.into_iter().map(|e| Endpoint::parse(&prefix, &e)).collect()
+}
+
+/// Forget an endpoint of `network` and give back its address.
+pub fn forget_endpoint(network: &str, ep: &Endpoint) -> Result<()> {
+    kv::delete(&ip_key(network, ep.ip))?;
+    kv::delete(&endpoint_key(network, &ep.container)).map(drop)
 }
 
 /// Reserve `subnet` for `network`: the network holding it, or `None` if it was free.
@@ -229,9 +243,9 @@ impl Endpoint {
         meta.with("created", u8::from(self.created)).render()
     }
 
-    /// The host end of the endpoint's veth pair.
-    pub fn veth(&self, net: &Network) -> String {
-        format!("veo{}", short_hash(&[&net.name, &self.container]))
+    /// The host end of the endpoint's veth pair on network `network`.
+    pub fn veth(&self, network: &str) -> String {
+        format!("veo{}", short_hash(&[network, &self.container]))
     }
 
     /// Whether the endpoint is set up (its MAC is known).

@@ -1,0 +1,173 @@
+//! The overlay recipe across simulated hosts: each host a network namespace
+//! with its own mount namespace, /run/netns and netsh state, all on one
+//! underlay bridge, with etcd in a namespace of its own as the shared store.
+
+use netsh_e2e::sandboxed;
+
+/// Three hosts, etcd, an outside namespace behind the underlay's router,
+/// and `OV HOST ARGS...` running the overlay recipe on a host.
+const HOSTS: &str = r#"
+source "$TESTDIR/hosts.sh"
+trap 'stop_servers; stop_hosts; "$NETSH" dns stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+make_hosts 3
+start_etcd
+ip netns add outside
+ip link add uplink type veth peer name eth0 netns outside
+ip addr add 10.200.0.1/24 dev uplink
+ip link set uplink up
+ip -n outside addr add 10.200.0.2/24 dev eth0
+ip -n outside link set eth0 up
+ip -n outside route add default via 10.200.0.1
+KV=etcd://192.168.50.100:2379
+OV_GRANTS=$(grants_of "$RECIPES/overlay.wasm")
+OV() { local h=$1; shift; on "$h" "$NETSH" --kv "$KV" run $OV_GRANTS "$RECIPES/overlay.wasm" -- "$@"; }
+store() { ETCDCTL_API=3 etcdctl --endpoints http://192.168.50.100:2379 get --prefix "" --keys-only | grep . || true; }
+host_state() { on "$1" bash -c 'ip -o link | sed -E "s/^[0-9]+: //; s/ state [A-Z]+//"; ip netns list; ip route; nft list ruleset'; }
+# Count VXLAN packets crossing the underlay switch.
+nft add table bridge underlay
+nft add chain bridge underlay count '{ type filter hook forward priority 0; }'
+nft add rule bridge underlay count udp dport 4789 counter
+vxlan_packets() { nft list chain bridge underlay count | grep -o 'packets [0-9]*' | cut -d' ' -f2; }
+"#;
+
+#[test]
+fn containers_on_three_hosts_share_one_network_over_vxlan() {
+    sandboxed(
+        &format!(
+            "{HOSTS}{}",
+            r#"
+clean_h2=$(host_state h2)
+OV h1 create multi --subnet 10.0.9.0/24
+# Three containers per host, all connecting at once.
+connects=()
+for h in h1 h2 h3; do for c in a b c; do OV $h connect multi $c-$h >"$work/$c-$h.out" 2>&1 & connects+=($!); done; done
+failed=0; for p in "${connects[@]}"; do wait "$p" || failed=1; done
+set +f  # the outputs' names
+[ $failed = 0 ] || { cat "$work"/*.out; exit 1; }
+addrs=$(cat "$work"/*-h?.out | grep -o '10\.0\.9\.[0-9]*/24' | sort)
+set -f
+echo "addresses: $(echo "$addrs" | wc -l) taken, $(echo "$addrs" | uniq | wc -l) distinct"
+OV h1 connect multi web --alias www
+for h in h1 h2 h3; do OV $h sync >/dev/null; done
+OV h1 ls | tail -1 | tr -s ' '
+before=$(vxlan_packets)
+on h2 ip netns exec a-h2 ping -c1 -W2 "$(grep -o '10\.0\.9\.[0-9]*' "$work/b-h3.out")" >/dev/null && echo "ping h2 -> h3 by address: ok"
+on h3 ip netns exec c-h3 ping -c1 -W2 web >/dev/null && echo "ping h3 -> h1 by name: ok"
+on h2 ip netns exec b-h2 ping -c1 -W2 www.multi >/dev/null && echo "ping h2 -> h1 by alias: ok"
+on h1 ip netns exec web ping -c1 -W2 a-h1 >/dev/null && echo "ping on one host: ok"
+[ "$(vxlan_packets)" -gt "$before" ] && echo "carried as VXLAN on UDP 4789"
+on h2 ip -d link show "$(on h2 ip -o link | grep -o 'vx-[0-9a-f]*' | head -1)" | grep -o 'mtu 1450\|vxlan id [0-9]* local 192.168.50.12\|dstport 4789 nolearning proxy' | tr '\n' ';'; echo
+on h3 ip netns exec a-h3 ip -o link show eth0 | grep -o 'mtu [0-9]*'
+serve outside 8080
+echo "outside: $(on h3 ip netns exec a-h3 python3 -c 'import socket; s=socket.create_connection(("10.200.0.2",8080),timeout=3); print(s.recv(100).decode().strip())')"
+# h2 leaves: the others drop its entries on their next sync.
+for c in a b c; do OV h2 disconnect multi $c-h2; done
+[ "$(host_state h2)" = "$clean_h2" ] && echo "h2: clean after its last member left"
+OV h1 sync multi
+echo "h1 fdb towards h2: $(on h1 bridge fdb show | grep -c 'dst 192.168.50.12' || true)"
+echo "h1 names of h2: $(on h1 nsenter --net=/run/netns/web dig +short @10.0.9.1 a-h2.multi | wc -l)"
+expect_fail OV h1 disconnect multi a-h3
+expect_fail OV h1 rm multi
+OV h1 rm multi --force
+for h in h1 h3; do OV $h sync >/dev/null; done
+echo "store after rm: [$(store)]"
+for h in h1 h3; do on $h ip -o link | grep -c 'ov-\|vx-\|veo' || true; on $h ip netns list | wc -l; done | tr '\n' ' '; echo "(devices and namespaces left on h1, h3)"
+"#
+        ),
+        240,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "addresses: 9 taken, 9 distinct",
+        "multi overlay 10.0.9.0/24",
+        " 10 3",
+        "ping h2 -> h3 by address: ok",
+        "ping h3 -> h1 by name: ok",
+        "ping h2 -> h1 by alias: ok",
+        "ping on one host: ok",
+        "carried as VXLAN on UDP 4789",
+        "mtu 1450;vxlan id",
+        "local 192.168.50.12;dstport 4789 nolearning proxy;",
+        "mtu 1450",
+        "outside: outside saw 192.168.50.13",
+        "h2: clean after its last member left",
+        "h1 fdb towards h2: 0",
+        "h1 names of h2: 0",
+        "container a-h3 is on host 192.168.50.13, not this one (192.168.50.11); disconnect it there",
+        "overlay network multi has members",
+        "store after rm: []",
+        "0 0 0 0 (devices and namespaces left on h1, h3)",
+    ]);
+}
+
+#[test]
+fn an_unreachable_store_changes_nothing_and_undo_takes_back_store_writes() {
+    sandboxed(
+        &format!(
+            "{HOSTS}{}",
+            r#"
+clean=$(host_state h1)
+OV h1 create net1 --subnet 10.0.7.0/24
+OV h1 connect net1 c1 >/dev/null
+on h1 "$NETSH" --kv "$KV" undo last >/dev/null
+echo "after undo: store [$(store | grep -v '^overlay/net/\|^overlay/subnet/\|^overlay/vni/' || true)]"
+[ "$(host_state h1)" = "$clean" ] && echo "after undo: h1 clean"
+kill "$ETCD_PID"; wait "$ETCD_PID" 2>/dev/null || true
+expect_fail OV h1 connect net1 c2
+[ "$(host_state h1)" = "$clean" ] && echo "etcd down: h1 unchanged"
+expect_fail on h1 "$NETSH" --kv http://x run $OV_GRANTS "$RECIPES/overlay.wasm" -- ls
+"#
+        ),
+        120,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "after undo: store []",
+        "after undo: h1 clean",
+        "key-value store etcd://192.168.50.100:2379",
+        "http://192.168.50.100:2379",
+        "etcd down: h1 unchanged",
+        "not an etcd:// URL",
+    ]);
+}
+
+#[test]
+fn without_etcd_an_overlay_serves_one_host_from_the_embedded_store() {
+    sandboxed(
+        r#"
+before=$(snapshot)
+ip link add uplink type veth peer name uplink-peer
+ip addr add 192.168.77.2/24 dev uplink
+ip link set uplink up
+ip link set uplink-peer up
+ip route add default via 192.168.77.1
+OV="$NETSH run $(grants_of "$RECIPES/overlay.wasm") $RECIPES/overlay.wasm --"
+$OV create solo --vni 42
+$OV connect solo c1
+$OV connect solo c2 --ip 10.0.0.9
+ip netns exec c1 ping -c1 -W2 c2 >/dev/null && echo "ping by name: ok"
+expect_fail $OV connect solo c3 --ip 10.0.0.9
+expect_fail $OV connect solo c3 --ip 10.0.0.1
+expect_fail $OV create bad --vni 0
+expect_fail $OV create solo
+$OV inspect solo | python3 -c 'import json,sys; n=json.load(sys.stdin)[0]; print(n["Driver"], n["Options"]["com.docker.network.driver.overlay.vxlanid_list"], sorted(c["IPv4Address"] for c in n["Containers"].values()))'
+$OV disconnect solo c1
+$OV disconnect solo c2
+$OV rm solo
+ip route del default; ip link del uplink
+settled_to "$before" && echo "teardown: clean"
+"#,
+        90,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "solo subnet 10.0.0.0/24 gateway 10.0.0.1 vni 42",
+        "ping by name: ok",
+        "address 10.0.0.9 is taken on overlay network solo",
+        "--ip 10.0.0.1 is the gateway of overlay network solo",
+        "--vni \"0\" must be a number from 1 to 16777215",
+        "overlay network solo already exists",
+        "overlay 42 ['10.0.0.2/24', '10.0.0.9/24']",
+        "teardown: clean",
+    ]);
+}

@@ -67,7 +67,7 @@ pub struct Request {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ToAgent {
-    Request(Request),
+    Request(Box<Request>),
     /// Ctrl-C, SIGTERM or SIGHUP reached the caller: stop the command.
     Interrupt,
 }
@@ -156,7 +156,7 @@ pub fn forward(
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(Forwarded::Local(None)),
         Err(e) => return Err(e),
     };
-    write_frame(&mut stream, &ToAgent::Request(request))?;
+    write_frame(&mut stream, &ToAgent::Request(Box::new(request)))?;
     let mut interrupts = Some(interrupts);
     loop {
         match read_frame::<FromAgent>(&mut stream)? {

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     if let Some(Command::Dns(dns)) = &cli.command {
         return ExitCode::from(front::dns::main(&state_dir(cli.state_dir.clone()), dns, &Terminal));
     }
-    if matches!(cli.command, Some(Command::Agent)) {
+    if matches!(cli.command, Some(Command::Agent { .. })) {
         init_tracing(cli.verbose);
         return front::agent::main(cli);
     }

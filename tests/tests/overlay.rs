@@ -171,3 +171,51 @@ settled_to "$before" && echo "teardown: clean"
         "teardown: clean",
     ]);
 }
+
+#[test]
+fn with_the_agent_watching_a_host_follows_the_others_without_anyone_running_anything_there() {
+    sandboxed(
+        &format!(
+            "{HOSTS}{}",
+            r#"
+clean_h2=$(host_state h2)
+OV h1 create fast --subnet 10.0.5.0/24
+OV h2 connect fast b1 >/dev/null
+for h in h1 h2; do
+  on $h "$NETSH" --kv "$KV" --agent-socket "$work/agent-$h.sock" agent \
+    --sync "overlay/=run $OV_GRANTS $RECIPES/overlay.wasm -- sync" >/dev/null 2>"$work/agent-$h.log" &
+  HOLDERS+=($!)
+  for _ in $(seq 100); do [ -S "$work/agent-$h.sock" ] && break; sleep 0.05; done
+done
+# h1's commands go through its agent, one at a time with its syncs.
+OVA() { local h=$1; shift; on "$h" "$NETSH" --kv "$KV" --agent-socket "$work/agent-$h.sock" run $OV_GRANTS "$RECIPES/overlay.wasm" -- "$@"; }
+OVA h1 connect fast a1 >/dev/null
+# h2 never runs a command: its agent sees the store change and syncs.
+reached=no
+for _ in $(seq 100); do
+  on h2 ip netns exec b1 ping -c1 -W0.1 10.0.5.3 >/dev/null 2>&1 && { reached=yes; break; }
+done
+echo "h2 reaches a1 through its agent: $reached"
+OVA h1 disconnect fast a1
+for _ in $(seq 100); do on h2 bridge fdb show | grep -q 'dst 192.168.50.11' || break; sleep 0.05; done
+echo "h2 fdb towards h1 after a1 left: $(on h2 bridge fdb show | grep -c 'dst 192.168.50.11' || true)"
+OVA h1 rm fast --force
+for _ in $(seq 100); do [ "$(host_state h2)" = "$clean_h2" ] && break; sleep 0.05; done
+[ "$(host_state h2)" = "$clean_h2" ] && echo "h2: left with the network, by itself"
+echo "store: [$(store)]"
+grep -c 'overlay/ changed' "$work/agent-h2.log" | sed 's/^[1-9][0-9]*$/syncs logged/'
+expect_fail on h1 "$NETSH" agent --agent-socket "$work/x.sock" --sync "overlay/=run x.wasm"
+"#
+        ),
+        120,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "h2 reaches a1 through its agent: yes",
+        "h2 fdb towards h1 after a1 left: 0",
+        "h2: left with the network, by itself",
+        "store: []",
+        "syncs logged",
+        "--sync watches the shared store: give it with --kv etcd://HOST:2379",
+    ]);
+}

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnetwork::IpNetwork;
 
 use crate::names;
-use crate::ops::{FwRule, Ns, Op, Proto, RouteSpec, VethSpec};
+use crate::ops::{Fdb, FwRule, Ns, Op, Proto, RouteSpec, VethSpec, VxlanSpec};
 
 /// One REPL command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +61,7 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "link",
-        usage: "link add NAME type bridge|veth [peer P [netns NS]] | link set NAME [up|down] [master BR|nomaster] [netns NS] [mtu N] | link del NAME | link ls",
+        usage: "link add NAME type bridge|veth [peer P [netns NS]]|vxlan id VNI [dstport P] [local IP] [dev IF] [nolearning] [proxy] | link set NAME [up|down] [master BR|nomaster] [netns NS] [mtu N] | link del NAME | link ls",
         summary: "interfaces",
     },
     Spec { name: "addr", usage: "addr add|del CIDR dev IF | addr ls [dev IF]", summary: "interface addresses" },
@@ -69,6 +69,16 @@ pub const COMMANDS: &[Spec] = &[
         name: "route",
         usage: "route add|del default|CIDR [via IP] [dev IF] [onlink] [metric N] | route ls",
         summary: "routes",
+    },
+    Spec {
+        name: "neigh",
+        usage: "neigh add IP lladdr MAC dev IF [nud permanent] | neigh del IP dev IF | neigh ls [dev IF]",
+        summary: "permanent neighbour (ARP/NDP) entries",
+    },
+    Spec {
+        name: "fdb",
+        usage: "fdb append MAC dev IF [dst IP] | fdb del MAC dev IF [dst IP] | fdb ls [dev IF]",
+        summary: "forwarding database entries (`bridge fdb`, VXLAN destinations)",
     },
     Spec {
         name: "nat",
@@ -260,7 +270,7 @@ pub fn parse(line: &str) -> Result<Option<Line>> {
 /// `-n NS`, objects by prefix (`a`, `l`, `r`, `address`), `show`/`list` for
 /// `ls`, and a bare object (`ip a`, `link`) lists.
 fn iproute2_spelling(mut words: Vec<String>) -> Result<Vec<String>> {
-    if words.len() > 1 && words[0] == "ip" {
+    if words.len() > 1 && (words[0] == "ip" || words[0] == "bridge" && words[1] == "fdb") {
         words.remove(0);
     }
     if let Some(flag) = words.first().filter(|w| w.starts_with('-') && !matches!(w.as_str(), "-n" | "-netns")) {
@@ -276,9 +286,11 @@ fn iproute2_spelling(mut words: Vec<String>) -> Result<Vec<String>> {
         _ => 0,
     };
     let Some(word) = words.get(object) else { return Ok(words) };
-    let full = ["link", "address", "route"].iter().find(|full| full.starts_with(word.as_str()));
+    let full = ["link", "address", "route", "neighbour"].iter().find(|full| full.starts_with(word.as_str()));
     let object_name = match (word.as_str(), full) {
         ("netns", _) => "netns",
+        ("fdb", _) => "fdb",
+        ("neighbor", _) | (_, Some(&"neighbour")) => "neigh",
         (_, Some(&"address")) => "addr",
         (_, Some(full)) => full,
         _ => return Ok(words),
@@ -337,6 +349,8 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
             other => Err(format!("addr {other:?}: use add, del or ls")),
         },
         "route" => route(ns, w),
+        "neigh" => neigh(ns, w),
+        "fdb" => fdb(ns, w),
         "nat" => {
             if w.next("masquerade")? != "masquerade" {
                 return Err(format!("usage: {}", w.usage));
@@ -438,7 +452,8 @@ fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
             if w.next("type")? != "type" {
                 return Err(format!("usage: {}", w.usage));
             }
-            match w.next("bridge or veth")? {
+            match w.next("bridge, veth or vxlan")? {
+                "vxlan" => vxlan(ns, name, w),
                 "bridge" => Ok(Line::Ops(vec![Op::LinkAddBridge { ns: ns.clone(), name, mtu: None }])),
                 "veth" => {
                     let mut peer = format!("{name}-peer");
@@ -459,7 +474,7 @@ fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
                     let spec = VethSpec { name, peer, peer_ns, master: None, up: false, mtu: None, hairpin: false };
                     Ok(Line::Ops(vec![Op::LinkAddVeth { ns: ns.clone(), spec }]))
                 }
-                other => Err(format!("link type {other:?}: use bridge or veth")),
+                other => Err(format!("link type {other:?}: use bridge, veth or vxlan")),
             }
         }
         "set" => {
@@ -493,6 +508,115 @@ fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
         "ls" | "show" => Ok(Line::Ops(vec![Op::LinkList { ns: ns.clone() }])),
         other => Err(format!("link {other:?}: use add, set, del or ls")),
     }
+}
+
+/// `... type vxlan id VNI [dstport P] [local IP] [dev IF] [nolearning] [proxy]`.
+fn vxlan(ns: &Ns, name: String, w: &mut Words) -> Result<Line> {
+    let mut spec = VxlanSpec {
+        name,
+        vni: 0,
+        port: 4789,
+        local: None,
+        dev: None,
+        learning: true,
+        proxy: false,
+        mtu: None,
+        master: None,
+        up: false,
+    };
+    while let Some(word) = w.peek() {
+        w.next("")?;
+        match word {
+            "id" | "vni" => spec.vni = w.number("VXLAN id")?,
+            "dstport" => spec.port = w.number("port")?,
+            "local" => spec.local = Some(w.ip()?),
+            "dev" => spec.dev = Some(w.ifname("interface")?),
+            "nolearning" => spec.learning = false,
+            "learning" => spec.learning = true,
+            "proxy" => spec.proxy = true,
+            other => return Err(format!("unexpected {other:?}; usage: {}", w.usage)),
+        }
+    }
+    if spec.vni == 0 || spec.vni >= 1 << 24 {
+        return Err("a vxlan link needs `id VNI` (1-16777215)".into());
+    }
+    Ok(Line::Ops(vec![Op::LinkAddVxlan { ns: ns.clone(), spec }]))
+}
+
+/// An optional trailing `dev IF`.
+fn optional_dev(w: &mut Words) -> Result<Option<String>> {
+    match w.peek() {
+        Some("dev") => {
+            w.next("dev")?;
+            Ok(Some(w.ifname("interface")?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A MAC address in the kernel's notation.
+fn mac(w: &mut Words) -> Result<String> {
+    let text = w.next("MAC address")?;
+    names::parse_mac(text).map(|m| names::format_mac(&m)).map_err(|e| e.to_string())
+}
+
+/// `neigh add IP lladdr MAC dev IF [nud permanent] | neigh del IP dev IF | neigh ls [dev IF]`.
+fn neigh(ns: &Ns, w: &mut Words) -> Result<Line> {
+    let ns = ns.clone();
+    match w.next("add, del or ls")? {
+        "ls" => Ok(Line::Ops(vec![Op::NeighList { ns, dev: optional_dev(w)? }])),
+        verb @ ("add" | "del" | "delete") => {
+            let ip = w.ip()?;
+            let (mut dev, mut lladdr) = (None, None);
+            while let Some(word) = w.peek() {
+                w.next("")?;
+                match word {
+                    "lladdr" if verb == "add" => lladdr = Some(mac(w)?),
+                    "dev" => dev = Some(w.ifname("interface")?),
+                    "nud" if verb == "add" && w.peek() == Some("permanent") => {
+                        w.next("")?;
+                    }
+                    other => return Err(format!("unexpected {other:?}; usage: {}", w.usage)),
+                }
+            }
+            let dev = dev.ok_or_else(|| format!("missing dev IF; usage: {}", w.usage))?;
+            match (verb, lladdr) {
+                ("add", Some(mac)) => Ok(Line::Ops(vec![Op::NeighAdd { ns, dev, ip, mac }])),
+                ("add", None) => Err(format!("missing lladdr MAC; usage: {}", w.usage)),
+                _ => Ok(Line::Ops(vec![Op::NeighDelete { ns, dev, ip }])),
+            }
+        }
+        other => Err(format!("neigh {other:?}: use add, del or ls")),
+    }
+}
+
+/// `fdb append|add MAC dev IF [dst IP] [self] [permanent] | fdb del ... | fdb ls [dev IF]`.
+fn fdb(ns: &Ns, w: &mut Words) -> Result<Line> {
+    let ns = ns.clone();
+    let verb = w.next("append, del or ls")?;
+    if verb == "ls" {
+        return Ok(Line::Ops(vec![Op::FdbList { ns, dev: optional_dev(w)? }]));
+    }
+    if !matches!(verb, "append" | "add" | "del" | "delete") {
+        return Err(format!("fdb {verb:?}: use append, del or ls"));
+    }
+    let mac = mac(w)?;
+    let (mut dev, mut dst) = (None, None);
+    while let Some(word) = w.peek() {
+        w.next("")?;
+        match word {
+            "dev" => dev = Some(w.ifname("interface")?),
+            "dst" => dst = Some(w.ip()?),
+            "self" | "permanent" => {}
+            other => return Err(format!("unexpected {other:?}; usage: {}", w.usage)),
+        }
+    }
+    let dev = dev.ok_or_else(|| format!("missing dev IF; usage: {}", w.usage))?;
+    let entry = Fdb { dev, mac, dst };
+    Ok(Line::Ops(vec![match verb {
+        "append" | "add" => Op::FdbAdd { ns, entry },
+        _ => Op::FdbDelete { ns, entry },
+    }]))
 }
 
 fn route(ns: &Ns, w: &mut Words) -> Result<Line> {
@@ -593,6 +717,21 @@ mod tests {
 
     fn err(line: &str) -> String {
         parse(line).expect_err(line)
+    }
+
+    #[test]
+    fn overlay_lines_from_iproute2() {
+        assert!(matches!(&ops("ip link add vx0 type vxlan id 42 dstport 4789 local 10.0.0.1 nolearning proxy")[..],
+            [Op::LinkAddVxlan { spec, .. }] if spec.vni == 42 && !spec.learning && spec.proxy && spec.local.is_some()));
+        assert!(matches!(&ops("ip neigh add 10.0.9.3 lladdr 02:AA:00:00:00:01 dev vx0 nud permanent")[..],
+            [Op::NeighAdd { mac, dev, .. }] if mac == "02:aa:00:00:00:01" && dev == "vx0"));
+        assert!(matches!(&ops("ip n")[..], [Op::NeighList { dev: None, .. }]));
+        assert!(matches!(&ops("bridge fdb append 02:aa:00:00:00:01 dev vx0 dst 192.168.50.12 self permanent")[..],
+            [Op::FdbAdd { entry, .. }] if entry.dst.is_some()));
+        assert!(matches!(&ops("fdb ls dev vx0")[..], [Op::FdbList { dev: Some(_), .. }]));
+        for bad in ["link add vx0 type vxlan", "neigh add 10.0.0.1 dev vx0", "fdb append 02:aa dev vx0", "neigh del 10.0.0.1"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -84,6 +84,19 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         current: RefCell::new(None),
         stopping: Cell::new(false),
     });
+    let syncs = sync_specs(&cli)?;
+    let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = match (&cli.kv, syncs.is_empty()) {
+        (_, true) => None,
+        (Some(url), false) => Some(netsh::kv::etcd::Etcd::new(url)?),
+        (None, false) => anyhow::bail!("--sync watches the shared store: give it with --kv etcd://HOST:2379"),
+    };
+    if let Some(store) = &watcher {
+        for (i, sync) in syncs.iter().enumerate() {
+            let changed = changed.clone();
+            store.watch(&sync.prefix, move || changed.send(i).is_ok());
+        }
+    }
     let (listener, made) = listen(&cli.agent_socket)?;
     let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
     eprintln!(
@@ -102,6 +115,17 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = tick.tick() => keep_deadlines(&agent).await,
+            Some(first) = changes.recv() => {
+                let mut due = vec![first];
+                while let Ok(more) = changes.try_recv() {
+                    due.push(more);
+                }
+                due.sort_unstable();
+                due.dedup();
+                for i in due {
+                    run_sync(&agent, &syncs[i]).await;
+                }
+            }
         }
     }
     eprintln!("netsh agent: stopping; the command in flight (if any) is stopped and rolled back");
@@ -156,6 +180,46 @@ fn activated() -> anyhow::Result<Option<UnixListener>> {
     Ok(Some(UnixListener::from_std(listener)?))
 }
 
+/// A `--sync PREFIX=COMMAND`: what to watch, what to run.
+struct Sync {
+    prefix: String,
+    argv: Vec<String>,
+}
+
+fn sync_specs(cli: &Cli) -> anyhow::Result<Vec<Sync>> {
+    let Some(super::cli::Command::Agent { sync }) = &cli.command else { return Ok(Vec::new()) };
+    sync.iter()
+        .map(|spec| {
+            let (prefix, command) = spec
+                .split_once('=')
+                .filter(|(p, c)| !p.is_empty() && !c.trim().is_empty())
+                .ok_or_else(|| anyhow::anyhow!("--sync {spec:?}: use PREFIX=COMMAND, e.g. overlay/=run ... -- sync"))?;
+            let argv = std::iter::once("netsh".to_string()).chain(netsh::engine::grammar::words(command)).collect();
+            Ok(Sync { prefix: prefix.to_string(), argv })
+        })
+        .collect()
+}
+
+/// Run a `--sync` command after a change under its prefix.
+async fn run_sync(agent: &Agent, sync: &Sync) {
+    let _turn = agent.busy.lock().await;
+    if agent.stopping.get() {
+        return;
+    }
+    let console: Arc<dyn Console> = Arc::new(netsh::console::Terminal);
+    let started = std::time::Instant::now();
+    let code = match parse(&sync.argv, &*console) {
+        Ok(cli) => execute(&agent.engine, cli, console, Stop::default(), Input::Text(String::new()), false).await,
+        Err(code) => code,
+    };
+    eprintln!(
+        "netsh agent: {} changed: `{}` exited {code} after {} ms",
+        sync.prefix,
+        sync.argv[1..].join(" "),
+        started.elapsed().as_millis()
+    );
+}
+
 /// Settle `--confirm` deadlines between commands.
 async fn keep_deadlines(agent: &Agent) {
     let Ok(_turn) = agent.busy.try_lock() else { return };
@@ -174,7 +238,7 @@ async fn serve_one(agent: Rc<Agent>, stream: UnixStream) {
     if let Ok(Ok(Some(ToAgent::Request(request)))) =
         tokio::time::timeout(Duration::from_secs(10), read_message(&mut from)).await
     {
-        handle(&agent, request, caller, &console, from).await;
+        handle(&agent, *request, caller, &console, from).await;
     }
     console.close();
     let _ = writer.await;

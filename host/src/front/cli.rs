@@ -117,7 +117,17 @@ pub enum Command {
     /// Serve netsh commands from a long-lived process (root only): other
     /// `netsh` commands hand their work to it, sparing each the start-up,
     /// and `--confirm` deadlines outlive the terminal that asked for them.
-    Agent,
+    #[command(after_help = "Example: an overlay host that follows the other hosts' changes, GRANTS being the\n\
+        --allow flags `netsh inspect recipes/overlay.wasm` prints:\n  \
+        netsh --kv etcd://10.0.0.5:2379 agent --sync \"overlay/=run GRANTS recipes/overlay.wasm -- sync\"")]
+    Agent {
+        /// Watch the shared store (--kv etcd://...) under PREFIX and run the
+        /// netsh COMMAND (words, double quotes group) at start and after every
+        /// change there, one run at a time; changes that arrive during a run
+        /// are folded into one more run.
+        #[arg(long, value_name = "PREFIX=COMMAND")]
+        sync: Vec<String>,
+    },
     /// Run a program in a named namespace with its /etc/netns files, like
     /// `ip netns exec` (needs the grants netns:NS and exec:NS); exits with
     /// the program's status.
@@ -429,7 +439,7 @@ pub async fn dispatch(
             console.out(&show_text(&engine.show(netns).await?, json));
             Ok(0)
         }
-        Command::Agent | Command::Dns(_) => {
+        Command::Agent { .. } | Command::Dns(_) => {
             Err(EngineError::Usage("`netsh agent` and `netsh dns` run only as commands of their own".into()))
         }
     }

@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, Txn, TxnOp, WatchOptions};
 
 use super::{Entry, KvStore, check_value};
 use crate::error::{CapError, CapResult};
@@ -23,8 +23,19 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Etcd {
     url: String,
     endpoints: Vec<String>,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
     client: OnceLock<KvClient>,
+}
+
+/// The client's runtime may be dropped from inside netsh's own (the agent
+/// ends): shut it down without blocking there.
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for Etcd {
@@ -54,7 +65,11 @@ impl Etcd {
             .enable_all()
             .build()
             .map_err(|e| CapError::Failed(format!("key-value store {url}: cannot start its client: {e}")))?;
-        Ok(Etcd { url: url.to_string(), endpoints, runtime, client: OnceLock::new() })
+        Ok(Etcd { url: url.to_string(), endpoints, runtime: Some(runtime), client: OnceLock::new() })
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("the runtime lives until the store is dropped")
     }
 
     fn error(&self, e: etcd_client::Error) -> CapError {
@@ -74,7 +89,7 @@ impl Etcd {
     ) -> CapResult<T> {
         std::thread::scope(|scope| {
             let worker = scope.spawn(|| {
-                self.runtime.block_on(async {
+                self.runtime().block_on(async {
                     let client = match self.client.get() {
                         Some(c) => c.clone(),
                         None => {
@@ -97,6 +112,39 @@ impl Etcd {
             });
             worker.join().unwrap_or_else(|_| Err(CapError::Failed(format!("key-value store {}: client panicked", self.url))))
         })
+    }
+
+    /// Watch the keys under `prefix`: every batch of changes calls
+    /// `notify`, and so does every (re)connection, since changes may have
+    /// been missed meanwhile. Runs on the store's runtime until `notify`
+    /// returns false; connection errors are reported on stderr and retried
+    /// every second.
+    pub fn watch(&self, prefix: &str, notify: impl Fn() -> bool + Send + Sync + 'static) {
+        let (url, endpoints, prefix) = (self.url.clone(), self.endpoints.clone(), prefix.to_string());
+        self.runtime().spawn(async move {
+            loop {
+                let watched = async {
+                    let options = ConnectOptions::new().with_connect_timeout(CONNECT_TIMEOUT);
+                    let mut client = Client::connect(&endpoints, Some(options)).await?;
+                    let mut stream = client.watch(prefix.as_str(), Some(WatchOptions::new().with_prefix())).await?;
+                    if !notify() {
+                        return Ok(false);
+                    }
+                    while let Some(reply) = stream.message().await? {
+                        if !reply.events().is_empty() && !notify() {
+                            return Ok(false);
+                        }
+                    }
+                    Ok::<bool, etcd_client::Error>(true)
+                };
+                match watched.await {
+                    Ok(false) => return,
+                    Ok(true) => eprintln!("netsh: watching {url}: the stream ended; watching again"),
+                    Err(e) => eprintln!("netsh: watching {url} ({}): {e}; retrying in 1 s", endpoints.join(", ")),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
     }
 
     fn unreachable(&self) -> CapError {

@@ -605,11 +605,18 @@ def bench_dns(n=1000):
     wait_no_veth()
 
 
+def bench_overlay():
+    """The overlay recipe on two simulated hosts with etcd: bench/overlay.sh."""
+    print("\n## Overlay: two simulated hosts, etcd, agents watching")
+    print(sh(["bash", os.path.join(ROOT, "bench/overlay.sh")], timeout=900), end="")
+
+
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     steps = {"calls": bench_calls, "guard": bench_guard, "shell": bench_shell, "startup": bench_startup, "netns-bridge": bench_netns_bridge,
              "docker-bridge": bench_docker_bridge, "curve": bench_curve, "firewall": bench_firewall_change, "cni": bench_cni,
-             "agent": bench_agent, "podman": bench_podman, "dns": bench_dns}
+             "agent": bench_agent, "podman": bench_podman, "dns": bench_dns,
+             "overlay": bench_overlay}
     for name, step in steps.items():
         if which in ("all", name):
             step()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks, in a throwaway network + mount namespace. Numbers, not assertions.
-# Usage: bench/run.sh [all|calls|guard|shell|startup|netns-bridge|docker-bridge|curve|firewall|cni|agent|podman|dns]
+# Usage: bench/run.sh [all|calls|guard|shell|startup|netns-bridge|docker-bridge|curve|firewall|cni|agent|podman|dns|overlay]
 set -euo pipefail
 self=$(realpath "$0")
 cd "$(dirname "$self")/.."

@@ -41,6 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             name: format!("vf{i}"),
             peer: "eth0".into(),
             peer_ns: ns.clone(),
+            peer_mac: None,
             master: Some("br-floor".into()),
             up: true,
             mtu: None,

@@ -42,6 +42,9 @@ pub struct VethSpec {
     pub peer: String,
     /// Namespace for the peer (`None`: same as `name`).
     pub peer_ns: Ns,
+    /// The peer's MAC address (`None`: random).
+    #[serde(default)]
+    pub peer_mac: Option<String>,
     /// Bridge to attach `name` to.
     pub master: Option<String>,
     /// Bring `name` up.

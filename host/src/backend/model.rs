@@ -440,7 +440,10 @@ impl World {
                 let mut end = self.new_link(&spec.name, "veth", mtu);
                 end.master = spec.master.clone();
                 end.up = spec.up;
-                let peer = self.new_link(&spec.peer, "veth", mtu);
+                let mut peer = self.new_link(&spec.peer, "veth", mtu);
+                if let Some(mac) = &spec.peer_mac {
+                    peer.mac = mac.clone();
+                }
                 if self.space(&peer_ns).links.iter().any(|l| l.name == spec.peer) {
                     return Err(CapError::Exists(format!("{} already exists", label(&peer_ns, &spec.peer))));
                 }

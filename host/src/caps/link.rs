@@ -27,6 +27,7 @@ fn veth(spec: Veth) -> CapResult<VethSpec> {
         name: ifname(spec.name)?,
         peer: ifname(spec.peer)?,
         peer_ns: ns(spec.peer_ns)?,
+        peer_mac: spec.peer_mac.as_deref().map(super::mac).transpose()?,
         master: spec.master.map(ifname).transpose()?,
         up: spec.up,
         mtu: spec.mtu,

@@ -59,6 +59,11 @@ pub fn ip(text: &str) -> CapResult<std::net::IpAddr> {
     text.parse().map_err(|_| CapError::Invalid(format!("{text:?} is not an IP address")))
 }
 
+/// A MAC address, checked, in the kernel's notation.
+pub fn mac(text: &str) -> CapResult<String> {
+    Ok(names::format_mac(&names::parse_mac(text)?))
+}
+
 /// Expect [`Reply::Done`].
 pub fn done(reply: Reply) -> CapResult<()> {
     match reply {

@@ -1,17 +1,11 @@
 //! `netsh:host/neigh`.
 
-use super::{done, ifname, ip, ns};
+use super::{done, ifname, ip, mac, ns};
 use crate::error::CapResult;
-use crate::names::{format_mac, parse_mac};
 use crate::ops::{self, Op, Reply};
 use crate::runtime::RecipeState;
 use crate::runtime::bindings::netsh::host::neigh::{FdbEntry, Host, NeighInfo};
 use crate::runtime::bindings::netsh::host::types::Error;
-
-/// A MAC address in the kernel's notation.
-fn mac(text: &str) -> CapResult<String> {
-    Ok(format_mac(&parse_mac(text)?))
-}
 
 fn fdb(entry: FdbEntry) -> CapResult<ops::Fdb> {
     Ok(ops::Fdb { dev: ifname(entry.dev)?, mac: mac(&entry.mac)?, dst: entry.dst.as_deref().map(ip).transpose()? })

@@ -471,7 +471,7 @@ fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
                             other => return Err(format!("unexpected {other:?}; usage: {}", w.usage)),
                         }
                     }
-                    let spec = VethSpec { name, peer, peer_ns, master: None, up: false, mtu: None, hairpin: false };
+                    let spec = VethSpec { name, peer, peer_ns, peer_mac: None, master: None, up: false, mtu: None, hairpin: false };
                     Ok(Line::Ops(vec![Op::LinkAddVeth { ns: ns.clone(), spec }]))
                 }
                 other => Err(format!("link type {other:?}: use bridge, veth or vxlan")),
@@ -816,7 +816,7 @@ mod tests {
             ("netns frob", "use add, del, attach, exec or ls"),
             ("netns exec c1", "missing CMD"),
             ("ip -br a", "ip option -br is not supported"),
-            ("link add x type tun", "use bridge or veth"),
+            ("link add x type tun", "use bridge, veth or vxlan"),
             ("link add a234567890123456 type bridge", "at most 15"),
             ("addr add 10.0.0.300/24 dev x", "is not a CIDR"),
             ("addr add 10.0.0.1/24 x", "usage: addr"),

@@ -205,6 +205,7 @@ fn attach(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
         name: ep.veth.clone(),
         peer: ep.ifname.clone(),
         peer_ns: Some(ns.into()),
+        peer_mac: None,
         master: Some(net.bridge.clone()),
         up: true,
         mtu: Some(net.mtu),

@@ -57,6 +57,7 @@ fn attach(p: &Plan, i: u32, gateway: &Cidr) -> Result<()> {
         name: format!("veth-{ns}"),
         peer: "eth0".into(),
         peer_ns: Some(ns.clone()),
+        peer_mac: None,
         master: Some(p.bridge.clone()),
         up: true,
         mtu: None,

@@ -50,6 +50,7 @@ fn up(p: &Plan) -> Result<()> {
             name: "veth0".into(),
             peer: "veth1".into(),
             peer_ns: Some(p.right.clone()),
+            peer_mac: None,
             master: None,
             up: true,
             mtu: None,

@@ -81,6 +81,17 @@ fn wanted_ip(net: &Network, text: &str) -> Result<IpAddr> {
     Ok(ip)
 }
 
+/// A container's MAC address from its IPv4 address, as Docker makes them
+/// (02:42 and the address): an address reused on another container keeps
+/// its MAC, so no neighbour anywhere holds a stale one.
+fn mac_of(ip: IpAddr) -> String {
+    let octets = match ip {
+        IpAddr::V4(v4) => v4.octets(),
+        IpAddr::V6(v6) => [v6.octets()[12], v6.octets()[13], v6.octets()[14], v6.octets()[15]],
+    };
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", octets[0], octets[1], octets[2], octets[3])
+}
+
 /// The first free ethN in an existing namespace.
 fn free_ifname(container: &str) -> Result<String> {
     let names: Vec<String> = link::list(Some(container))?.into_iter().map(|l| l.name).collect();
@@ -97,6 +108,7 @@ fn attach(net: &Network, ep: &Endpoint) -> Result<()> {
         name: ep.veth(&net.name),
         peer: ep.ifname.clone(),
         peer_ns: Some(ns.into()),
+        peer_mac: Some(mac_of(ep.ip)),
         master: Some(net.bridge()),
         up: true,
         mtu: Some(MTU),

@@ -69,6 +69,9 @@ pub async fn add_veth(h: &Handle, ns: &Ns, spec: &VethSpec) -> CapResult<()> {
     if let Some(mtu) = spec.mtu {
         peer = peer.mtu(mtu);
     }
+    if let Some(mac) = &spec.peer_mac {
+        peer = peer.address(crate::names::parse_mac(mac)?.to_vec());
+    }
     let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name(spec.name.clone())
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())));

@@ -15,6 +15,7 @@ fn some_changes() -> Result<()> {
         name: "veth-half".into(),
         peer: "eth0".into(),
         peer_ns: Some("half-ns".into()),
+        peer_mac: None,
         master: Some("br-half".into()),
         up: true,
         mtu: None,

@@ -613,6 +613,9 @@ impl fmt::Display for Op {
                     write!(f, " up")?;
                 }
                 write!(f, " type veth peer {}", spec.peer)?;
+                if let Some(mac) = &spec.peer_mac {
+                    write!(f, " address {mac}")?;
+                }
                 if let Some(peer_ns) = &spec.peer_ns {
                     write!(f, " netns {peer_ns}")?;
                 }

@@ -150,6 +150,7 @@ expect_fail $OV connect solo c3 --ip 10.0.0.9
 expect_fail $OV connect solo c3 --ip 10.0.0.1
 expect_fail $OV create bad --vni 0
 expect_fail $OV create solo
+expect_fail $DB create multi -d overlay
 $OV inspect solo | python3 -c 'import json,sys; n=json.load(sys.stdin)[0]; print(n["Driver"], n["Options"]["com.docker.network.driver.overlay.vxlanid_list"], sorted(c["IPv4Address"] for c in n["Containers"].values()))'
 $OV disconnect solo c1
 $OV disconnect solo c2
@@ -167,6 +168,7 @@ settled_to "$before" && echo "teardown: clean"
         "--ip 10.0.0.1 is the gateway of overlay network solo",
         "--vni \"0\" must be a number from 1 to 16777215",
         "overlay network solo already exists",
+        "docker-bridge makes bridge networks; for -d overlay (several hosts, VXLAN) run recipes/overlay.wasm",
         "overlay 42 ['10.0.0.2/24', '10.0.0.9/24']",
         "teardown: clean",
     ]);

@@ -15,7 +15,7 @@ struct DockerBridge;
 
 const USAGE: &str = "docker-bridge COMMAND ...
   create NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal]
-              [--icc=false] [--mtu N] [--bridge IFNAME]
+              [--icc=false] [--mtu N] [--bridge IFNAME] [-d|--driver bridge]
       a bridge (br-NAME) holding the gateway (first host address), ip_forward on,
       MASQUERADE unless --internal, isolated from every other network, and a
       DNS zone NAME served by netsh's resolver on the gateway (`netsh dns status`)
@@ -41,6 +41,7 @@ Several commands can run in one invocation, separated by a lone ';' argument
 
 const OPTIONS: &[Opt] = &[
     Opt::value("--subnet"),
+    Opt::value("--driver").short('d'),
     Opt::value("--gateway"),
     Opt::value("--ip-range"),
     Opt::value("--icc"),

@@ -107,6 +107,15 @@ fn spec(args: &Args) -> Result<(String, String, bool, Option<u32>)> {
     args.at_most(2)?;
     let name = args.required(1, "network NAME")?.to_string();
     check_name("network", &name)?;
+    match args.value("--driver") {
+        None | Some("bridge") => {}
+        Some("overlay") => {
+            return Err(Error::Invalid(
+                "docker-bridge makes bridge networks; for -d overlay (several hosts, VXLAN) run recipes/overlay.wasm".into(),
+            ));
+        }
+        Some(other) => return Err(Error::Invalid(format!("driver {other:?} is not supported; docker-bridge is the bridge driver"))),
+    }
     let bridge = args.value("--bridge").map(String::from).unwrap_or_else(|| format!("br-{name}"));
     if bridge.len() > 15 {
         return Err(Error::Invalid(format!(

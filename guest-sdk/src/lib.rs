@@ -435,6 +435,10 @@ pub mod kv {
     pub fn put(key: &str, value: &str) -> Result<u64> {
         Ok(raw::put(key, value)?)
     }
+    /// Set `key` to expire `ttl_seconds` from now unless written again; its new version.
+    pub fn put_lease(key: &str, value: &str, ttl_seconds: u32) -> Result<u64> {
+        Ok(raw::put_lease(key, value, ttl_seconds)?)
+    }
     /// Set `key` only if absent; `None` if it exists.
     pub fn create(key: &str, value: &str) -> Result<Option<u64>> {
         Ok(raw::create(key, value)?)

@@ -314,7 +314,11 @@ impl Gate {
             Op::HostsShare { name, .. } => self.etc_inverse(name, EtcFile::Hosts).await,
             Op::HostsAdd { group, line } => undo(Op::HostsRemove { group: group.clone(), line: line.clone() }),
             Op::HostsRemove { group, line } => undo(Op::HostsAdd { group: group.clone(), line: line.clone() }),
-            Op::KvPut { key, .. } | Op::KvCreate { key, .. } | Op::KvSwap { key, .. } | Op::KvDelete { key } => {
+            Op::KvPut { key, .. }
+            | Op::KvPutLease { key, .. }
+            | Op::KvCreate { key, .. }
+            | Op::KvSwap { key, .. }
+            | Op::KvDelete { key } => {
                 match self.read(Op::KvGet { key: key.clone() }).await? {
                     Reply::Entry(Some(old)) => undo(Op::KvPut { key: key.clone(), value: old.value }),
                     Reply::Entry(None) => undo(Op::KvDelete { key: key.clone() }),

@@ -392,6 +392,12 @@ pub enum Op {
         key: String,
         value: String,
     },
+    /// Write a key that expires `ttl_secs` seconds from now unless written again.
+    KvPutLease {
+        key: String,
+        value: String,
+        ttl_secs: u32,
+    },
     /// Write only if absent.
     KvCreate {
         key: String,
@@ -500,6 +506,7 @@ impl Op {
             | Op::HostsRemove { .. }
             | Op::HostsShare { .. }
             | Op::KvPut { .. }
+            | Op::KvPutLease { .. }
             | Op::KvCreate { .. }
             | Op::KvSwap { .. }
             | Op::KvDelete { .. } => true,
@@ -685,6 +692,7 @@ impl fmt::Display for Op {
             Op::KvGet { key } => write!(f, "netsh kv get {key}"),
             Op::KvList { prefix } => write!(f, "netsh kv ls {prefix}"),
             Op::KvPut { key, value } => write!(f, "netsh kv put {key} {value:?}"),
+            Op::KvPutLease { key, value, ttl_secs } => write!(f, "netsh kv put {key} {value:?} ttl {ttl_secs}"),
             Op::KvCreate { key, value } => write!(f, "netsh kv create {key} {value:?}"),
             Op::KvSwap { key, version, value } => write!(f, "netsh kv swap {key} {version} {value:?}"),
             Op::KvDelete { key } => write!(f, "netsh kv del {key}"),

@@ -112,6 +112,10 @@ OV h1 connect net1 c1 >/dev/null
 on h1 "$NETSH" --kv "$KV" undo last >/dev/null
 echo "after undo: store [$(store | grep -v '^overlay/net/\|^overlay/subnet/\|^overlay/vni/' || true)]"
 [ "$(host_state h1)" = "$clean" ] && echo "after undo: h1 clean"
+on h1 "$NETSH" --kv "$KV" --allow 'kv:lease/*' -c 'kv put lease/h1 up ttl 1'
+echo "lease: [$(store | grep lease || true)]"
+for _ in $(seq 50); do [ -z "$(store | grep lease || true)" ] && break; sleep 0.1; done
+echo "lease after its ttl: [$(store | grep lease || true)]"
 kill "$ETCD_PID"; wait "$ETCD_PID" 2>/dev/null || true
 expect_fail OV h1 connect net1 c2
 [ "$(host_state h1)" = "$clean" ] && echo "etcd down: h1 unchanged"
@@ -124,6 +128,8 @@ expect_fail on h1 "$NETSH" --kv http://x run $OV_GRANTS "$RECIPES/overlay.wasm" 
     .assert_has(&[
         "after undo: store []",
         "after undo: h1 clean",
+        "lease: [lease/h1]",
+        "lease after its ttl: []",
         "key-value store etcd://192.168.50.100:2379",
         "http://192.168.50.100:2379",
         "etcd down: h1 unchanged",

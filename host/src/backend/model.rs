@@ -192,6 +192,7 @@ impl Model {
         let kv_before = match &op {
             Op::KvGet { key }
             | Op::KvPut { key, .. }
+            | Op::KvPutLease { key, .. }
             | Op::KvCreate { key, .. }
             | Op::KvSwap { key, .. }
             | Op::KvDelete { key } => Some(self.kv_entry(key).await?),
@@ -299,6 +300,7 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::KvGet { .. }
         | Op::KvList { .. }
         | Op::KvPut { .. }
+        | Op::KvPutLease { .. }
         | Op::KvCreate { .. }
         | Op::KvSwap { .. }
         | Op::KvDelete { .. } => Vec::new(),
@@ -645,7 +647,7 @@ impl World {
             }
             Op::KvList { .. } => Err(CapError::Failed("internal error: the model lists keys before applying".into())),
             Op::KvGet { .. } => Ok((Reply::Entry(kv_before.flatten()), false)),
-            Op::KvPut { key, value } => Ok((self.kv_write(key, value), true)),
+            Op::KvPut { key, value } | Op::KvPutLease { key, value, .. } => Ok((self.kv_write(key, value), true)),
             Op::KvCreate { key, value } | Op::KvSwap { key, value, .. } => {
                 let current = kv_before.flatten();
                 let expected = match op {

@@ -47,6 +47,15 @@ impl Host for RecipeState {
         .await
     }
 
+    async fn put_lease(&mut self, k: String, value: String, ttl: u32) -> wasmtime::Result<Result<u64, Error>> {
+        let op = key(k).and_then(|key| match ttl {
+            0 => Err(CapError::Invalid(format!("a lease on {key} needs a time to live of at least 1 second"))),
+            ttl_secs => Ok(Op::KvPutLease { key, value, ttl_secs }),
+        });
+        self.call(op, |r| written(r)?.ok_or_else(|| CapError::Failed("internal error: a put wrote nothing".into())))
+            .await
+    }
+
     async fn create(&mut self, k: String, value: String) -> wasmtime::Result<Result<Option<u64>, Error>> {
         self.call(key(k).map(|key| Op::KvCreate { key, value }), written).await
     }

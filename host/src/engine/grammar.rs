@@ -94,7 +94,7 @@ pub const COMMANDS: &[Spec] = &[
     Spec { name: "sysctl", usage: "sysctl get KEY | sysctl set KEY VALUE", summary: "kernel parameters under net.*" },
     Spec {
         name: "kv",
-        usage: "kv get KEY | kv ls [PREFIX] | kv put KEY VALUE | kv rm KEY",
+        usage: "kv get KEY | kv ls [PREFIX] | kv put KEY VALUE [ttl SECONDS] | kv rm KEY",
         summary: "netsh's key-value store",
     },
     Spec { name: "show", usage: "show [NS] [--json]", summary: "topology of this namespace and the named ones" },
@@ -387,7 +387,18 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
             }
             "put" => {
                 let key = w.next("key")?.to_string();
-                ops(vec![Op::KvPut { key, value: w.next("value")?.into() }])
+                let value = w.next("value")?.to_string();
+                match w.peek() {
+                    Some("ttl") => {
+                        w.next("ttl")?;
+                        let ttl_secs: u32 = w.number("seconds")?;
+                        if ttl_secs == 0 {
+                            return Err("ttl must be at least 1 second".into());
+                        }
+                        ops(vec![Op::KvPutLease { key, value, ttl_secs }])
+                    }
+                    _ => ops(vec![Op::KvPut { key, value }]),
+                }
             }
             "rm" | "del" | "delete" => ops(vec![Op::KvDelete { key: w.next("key")?.into() }]),
             other => Err(format!("kv {other:?}: use get, ls, put or rm")),

@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, Txn, TxnOp, WatchOptions};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
 
 use super::{Entry, KvStore, check_value};
 use crate::error::{CapError, CapResult};
@@ -25,7 +25,7 @@ pub struct Etcd {
     endpoints: Vec<String>,
     /// Always `Some` until dropped.
     runtime: Option<tokio::runtime::Runtime>,
-    client: OnceLock<KvClient>,
+    client: OnceLock<Client>,
 }
 
 /// The client's runtime may be dropped from inside netsh's own (the agent
@@ -85,7 +85,7 @@ impl Etcd {
     /// Run `call` with a connected client, on the store's runtime.
     fn with<T: Send>(
         &self,
-        call: impl AsyncFnOnce(KvClient) -> Result<T, etcd_client::Error> + Send,
+        call: impl AsyncFnOnce(Client) -> Result<T, etcd_client::Error> + Send,
     ) -> CapResult<T> {
         std::thread::scope(|scope| {
             let worker = scope.spawn(|| {
@@ -101,7 +101,7 @@ impl Etcd {
                                 .await
                                 .map_err(|_| self.unreachable())?
                                 .map_err(|e| self.error(e))?;
-                            self.client.get_or_init(|| client.kv_client()).clone()
+                            self.client.get_or_init(|| client).clone()
                         }
                     };
                     tokio::time::timeout(REQUEST_TIMEOUT, call(client))
@@ -188,6 +188,16 @@ impl KvStore for Etcd {
     fn put(&self, key: &str, value: &str) -> CapResult<u64> {
         check_value(key, value)?;
         self.with(async |mut kv| Ok(revision(kv.put(key, value, None).await?.header())))
+    }
+
+    fn put_lease(&self, key: &str, value: &str, ttl: Duration) -> CapResult<u64> {
+        check_value(key, value)?;
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        self.with(async |mut client| {
+            let lease = client.lease_grant(ttl, None).await?;
+            let options = PutOptions::new().with_lease(lease.id());
+            Ok(revision(client.put(key, value, Some(options)).await?.header()))
+        })
     }
 
     fn create(&self, key: &str, value: &str) -> CapResult<Option<u64>> {

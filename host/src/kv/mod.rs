@@ -30,6 +30,8 @@ pub trait KvStore: Send + Sync {
     fn list(&self, prefix: &str) -> CapResult<Vec<Entry>>;
     /// Set `key`; returns the new version.
     fn put(&self, key: &str, value: &str) -> CapResult<u64>;
+    /// Set `key` to expire `ttl` from now unless written again; the new version.
+    fn put_lease(&self, key: &str, value: &str, ttl: std::time::Duration) -> CapResult<u64>;
     /// Set `key` only if it is absent; the new version, or `None` if it exists.
     fn create(&self, key: &str, value: &str) -> CapResult<Option<u64>>;
     /// Set `key` only if its version is `version` (0: only if absent); the

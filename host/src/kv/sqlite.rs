@@ -13,8 +13,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{Entry, KvStore, check_key, check_value};
 use crate::error::{CapError, CapResult};
 
-/// The schema's version, kept in SQLite's `user_version`.
-const SCHEMA: u32 = 1;
+/// The schema's version, kept in SQLite's `user_version` (2 added leases).
+const SCHEMA: u32 = 2;
 
 /// How long a writer waits for another process's transaction.
 const BUSY: Duration = Duration::from_secs(10);
@@ -55,15 +55,26 @@ impl Sqlite {
         .map_err(err)?;
         let schema: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
         if schema != SCHEMA {
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE;
-                 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL);
-                 CREATE TABLE IF NOT EXISTS revision (id INTEGER PRIMARY KEY CHECK (id = 0), value INTEGER NOT NULL);
-                 INSERT OR IGNORE INTO revision VALUES (0, 0);
-                 PRAGMA user_version = {SCHEMA};
-                 COMMIT;"
-            ))
-            .map_err(err)?;
+            // `expires`: a lease's end in Unix seconds (NULL: never). A store of
+            // schema 1 gains the column; another process may have done it first.
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+            let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
+            let add_expires = match current {
+                1 => "ALTER TABLE kv ADD COLUMN expires INTEGER;",
+                _ => "",
+            };
+            let upgrade = match current {
+                SCHEMA => String::new(),
+                _ => format!(
+                    "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL, expires INTEGER);
+                     {add_expires}
+                     CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires) WHERE expires IS NOT NULL;
+                     CREATE TABLE IF NOT EXISTS revision (id INTEGER PRIMARY KEY CHECK (id = 0), value INTEGER NOT NULL);
+                     INSERT OR IGNORE INTO revision VALUES (0, 0);
+                     PRAGMA user_version = {SCHEMA};"
+                ),
+            };
+            conn.execute_batch(&format!("{upgrade} COMMIT;")).map_err(err)?;
         }
         Ok(Sqlite { path: path.to_path_buf(), conn: Mutex::new(conn) })
     }
@@ -86,12 +97,31 @@ impl Sqlite {
         let run = || -> rusqlite::Result<Option<T>> {
             let version: u64 =
                 conn.query_row("UPDATE revision SET value = value + 1 WHERE id = 0 RETURNING value", [], |r| r.get(0))?;
+            // Expired leases go before any write, so creates and swaps see them absent.
+            conn.execute("DELETE FROM kv WHERE expires IS NOT NULL AND expires <= ?1", [now()])?;
             write(&conn, version)
         };
         let result = run();
         let end = if matches!(result, Ok(Some(_))) { "COMMIT" } else { "ROLLBACK" };
         conn.execute_batch(end).map_err(|e| self.err(e))?;
         result.map_err(|e| self.err(e))
+    }
+}
+
+impl Sqlite {
+    /// Set `key`, expiring at `expires` (Unix seconds) or never.
+    fn put_until(&self, key: &str, value: &str, expires: Option<i64>) -> CapResult<u64> {
+        check_key(key)?;
+        check_value(key, value)?;
+        let done = self.write(|tx, v| {
+            tx.execute(
+                "INSERT INTO kv VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(key) DO UPDATE SET value = ?2, version = ?3, expires = ?4",
+                params![key, value, v, expires],
+            )?;
+            Ok(Some(v))
+        })?;
+        Ok(done.unwrap_or_default())
     }
 }
 
@@ -116,6 +146,11 @@ fn begin(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// Unix seconds now.
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 fn entry(row: &rusqlite::Row) -> rusqlite::Result<Entry> {
     Ok(Entry { key: row.get(0)?, value: row.get(1)?, version: row.get(2)? })
 }
@@ -124,7 +159,8 @@ impl KvStore for Sqlite {
     fn get(&self, key: &str) -> CapResult<Option<Entry>> {
         check_key(key)?;
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        conn.query_row("SELECT key, value, version FROM kv WHERE key = ?1", [key], entry)
+        let live = "SELECT key, value, version FROM kv WHERE key = ?1 AND (expires IS NULL OR expires > ?2)";
+        conn.query_row(live, params![key, now()], entry)
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -134,30 +170,28 @@ impl KvStore for Sqlite {
         // Keys in [prefix, prefix + U+10FFFF): a range scan of the primary key.
         let end = format!("{prefix}\u{10FFFF}");
         let mut stmt = conn
-            .prepare_cached("SELECT key, value, version FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key")
+            .prepare_cached(
+                "SELECT key, value, version FROM kv WHERE key >= ?1 AND key < ?2 AND (expires IS NULL OR expires > ?3)
+                 ORDER BY key",
+            )
             .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map(params![prefix, end], entry).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params![prefix, end, now()], entry).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
     }
 
     fn put(&self, key: &str, value: &str) -> CapResult<u64> {
-        check_key(key)?;
-        check_value(key, value)?;
-        let done = self.write(|tx, v| {
-            tx.execute(
-                "INSERT INTO kv VALUES (?1, ?2, ?3) ON CONFLICT(key) DO UPDATE SET value = ?2, version = ?3",
-                params![key, value, v],
-            )?;
-            Ok(Some(v))
-        })?;
-        Ok(done.unwrap_or_default())
+        self.put_until(key, value, None)
+    }
+
+    fn put_lease(&self, key: &str, value: &str, ttl: Duration) -> CapResult<u64> {
+        self.put_until(key, value, Some(now().saturating_add(ttl.as_secs() as i64)))
     }
 
     fn create(&self, key: &str, value: &str) -> CapResult<Option<u64>> {
         check_key(key)?;
         check_value(key, value)?;
         self.write(|tx, v| {
-            let n = tx.execute("INSERT OR IGNORE INTO kv VALUES (?1, ?2, ?3)", params![key, value, v])?;
+            let n = tx.execute("INSERT OR IGNORE INTO kv VALUES (?1, ?2, ?3, NULL)", params![key, value, v])?;
             Ok((n == 1).then_some(v))
         })
     }
@@ -170,7 +204,7 @@ impl KvStore for Sqlite {
         check_value(key, value)?;
         self.write(|tx, v| {
             let n = tx.execute(
-                "UPDATE kv SET value = ?2, version = ?3 WHERE key = ?1 AND version = ?4",
+                "UPDATE kv SET value = ?2, version = ?3, expires = NULL WHERE key = ?1 AND version = ?4",
                 params![key, value, v, version],
             )?;
             Ok((n == 1).then_some(v))
@@ -211,6 +245,20 @@ mod tests {
         assert!(kv.delete("a/x").unwrap());
         assert!(!kv.delete("a/x").unwrap());
         assert_eq!(kv.swap("a/x", 0, "6").unwrap().is_some(), true);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn leases_expire_and_free_their_key() {
+        let (kv, dir) = store("lease");
+        kv.put_lease("host/a", "up", Duration::from_secs(1)).unwrap();
+        kv.put_lease("host/b", "up", Duration::from_secs(60)).unwrap();
+        assert!(kv.get("host/a").unwrap().is_some());
+        std::thread::sleep(Duration::from_millis(2100));
+        assert!(kv.get("host/a").unwrap().is_none());
+        let keys: Vec<String> = kv.list("host/").unwrap().into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["host/b"]);
+        assert!(kv.create("host/a", "again").unwrap().is_some());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -290,6 +290,11 @@ impl Kernel {
                 self.kv_written(&key);
                 self.store.get(&key)?.put(&key, &value).map(|v| Reply::Written(Some(v)))
             }
+            Op::KvPutLease { key, value, ttl_secs } => {
+                self.kv_written(&key);
+                let ttl = std::time::Duration::from_secs(ttl_secs.into());
+                self.store.get(&key)?.put_lease(&key, &value, ttl).map(|v| Reply::Written(Some(v)))
+            }
             Op::KvCreate { key, value } => {
                 self.kv_written(&key);
                 self.store.get(&key)?.create(&key, &value).map(Reply::Written)

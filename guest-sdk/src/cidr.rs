@@ -96,6 +96,21 @@ impl Cidr {
     pub fn is_host(&self, ip: IpAddr) -> bool {
         self.contains(ip) && ip != self.network().addr && self.broadcast().map(IpAddr::V4) != Some(ip)
     }
+
+    /// A network's gateway (`--gateway`): `wanted` if it is a host address
+    /// of this subnet, else, when none is wanted, the first host address.
+    pub fn gateway(&self, wanted: Option<&str>) -> Result<Cidr, Error> {
+        let Some(g) = wanted else {
+            return self.nth(1).ok_or_else(|| Error::Invalid(format!("subnet {self} is too small")));
+        };
+        let ip: IpAddr = g.parse().map_err(|_| Error::Invalid(format!("gateway {g:?} is not an IP address")))?;
+        if !self.is_host(ip) {
+            return Err(Error::Invalid(format!(
+                "gateway {g} is outside subnet {self} (or is its network or broadcast address)"
+            )));
+        }
+        Cidr::new(ip, self.prefix)
+    }
 }
 
 impl FromStr for Cidr {

@@ -1,5 +1,8 @@
 //! `key=value` words, one line per record: how recipes write their records
-//! in the store; and stable short hashes for interface names and ids.
+//! in the store; the names they take; and stable short hashes for
+//! interface names and ids.
+
+use crate::{Error, Result};
 
 /// Parsed `key=value` words.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +37,18 @@ impl Meta {
     pub fn render(&self) -> String {
         self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
     }
+}
+
+/// Check a network, container or alias name: it ends up in namespace
+/// names, store keys and firewall rule owners.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.is_empty() || name.len() > 64 || name.starts_with(['.', '-']) || !name.chars().all(ok) {
+        return Err(Error::Invalid(format!(
+            "{what} name {name:?} must be 1-64 letters, digits, '-', '_' or '.', not starting with '.' or '-'"
+        )));
+    }
+    Ok(())
 }
 
 /// FNV-1a over `parts`, from `seed`.

@@ -318,26 +318,26 @@ impl Gate {
             | Op::KvPutLease { key, .. }
             | Op::KvCreate { key, .. }
             | Op::KvSwap { key, .. }
-            | Op::KvDelete { key } => {
-                match self.read(Op::KvGet { key: key.clone() }).await? {
-                    Reply::Entry(Some(old)) => undo(Op::KvPut { key: key.clone(), value: old.value }),
-                    Reply::Entry(None) => undo(Op::KvDelete { key: key.clone() }),
-                    other => Err(other.mismatch()),
-                }
-            }
+            | Op::KvDelete { key } => match self.read(Op::KvGet { key: key.clone() }).await? {
+                Reply::Entry(Some(old)) => undo(Op::KvPut { key: key.clone(), value: old.value }),
+                Reply::Entry(None) => undo(Op::KvDelete { key: key.clone() }),
+                other => Err(other.mismatch()),
+            },
             Op::LinkAddBridge { ns, name, .. } => undo(Op::LinkDelete { ns: ns.clone(), name: name.clone() }),
             Op::LinkAddVeth { ns, spec } => undo(Op::LinkDelete { ns: ns.clone(), name: spec.name.clone() }),
             Op::LinkAddVxlan { ns, spec } => undo(Op::LinkDelete { ns: ns.clone(), name: spec.name.clone() }),
             Op::NeighAdd { ns, dev, ip, .. } => undo(Op::NeighDelete { ns: ns.clone(), dev: dev.clone(), ip: *ip }),
-            Op::NeighDelete { ns, dev, ip } => match self.read(Op::NeighList { ns: ns.clone(), dev: Some(dev.clone()) }).await {
-                Ok(Reply::Neighs(found)) => match found.into_iter().find(|n| n.ip == *ip) {
-                    Some(n) => undo(Op::NeighAdd { ns: ns.clone(), dev: dev.clone(), ip: *ip, mac: n.mac }),
-                    None => Ok(None),
-                },
-                Ok(other) => Err(other.mismatch()),
-                Err(CapError::NotFound(_)) => Ok(None),
-                Err(e) => Err(e),
-            },
+            Op::NeighDelete { ns, dev, ip } => {
+                match self.read(Op::NeighList { ns: ns.clone(), dev: Some(dev.clone()) }).await {
+                    Ok(Reply::Neighs(found)) => match found.into_iter().find(|n| n.ip == *ip) {
+                        Some(n) => undo(Op::NeighAdd { ns: ns.clone(), dev: dev.clone(), ip: *ip, mac: n.mac }),
+                        None => Ok(None),
+                    },
+                    Ok(other) => Err(other.mismatch()),
+                    Err(CapError::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
             Op::FdbAdd { ns, entry } => undo(Op::FdbDelete { ns: ns.clone(), entry: entry.clone() }),
             Op::FdbDelete { ns, entry } => undo(Op::FdbAdd { ns: ns.clone(), entry: entry.clone() }),
             Op::LinkSetUp { ns, name, .. }

@@ -2,7 +2,7 @@
 //! with its own mount namespace, /run/netns and netsh state, all on one
 //! underlay bridge, with etcd in a namespace of its own as the shared store.
 
-use netsh_e2e::sandboxed;
+use netsh_e2e::{Outcome, sandboxed};
 
 /// Three hosts, etcd, an outside namespace behind the underlay's router,
 /// and `OV HOST ARGS...` running the overlay recipe on a host.
@@ -11,13 +11,8 @@ source "$TESTDIR/hosts.sh"
 trap 'stop_servers; stop_hosts; "$NETSH" dns stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 make_hosts 3
 start_etcd
-ip netns add outside
-ip link add uplink type veth peer name eth0 netns outside
-ip addr add 10.200.0.1/24 dev uplink
-ip link set uplink up
-ip -n outside addr add 10.200.0.2/24 dev eth0
-ip -n outside link set eth0 up
-ip -n outside route add default via 10.200.0.1
+make_outside
+ip -n outside route add 192.168.50.0/24 via 10.200.0.1
 KV=etcd://192.168.50.100:2379
 OV_GRANTS=$(grants_of "$RECIPES/overlay.wasm")
 OV() { local h=$1; shift; on "$h" "$NETSH" --kv "$KV" run $OV_GRANTS "$RECIPES/overlay.wasm" -- "$@"; }
@@ -30,12 +25,15 @@ nft add rule bridge underlay count udp dport 4789 counter
 vxlan_packets() { nft list chain bridge underlay count | grep -o 'packets [0-9]*' | cut -d' ' -f2; }
 "#;
 
+/// Run `script` after [`HOSTS`] in a sandbox, bounded to `limit_secs`.
+fn on_hosts(script: &str, limit_secs: u32) -> Outcome {
+    sandboxed(&format!("{HOSTS}{script}"), limit_secs)
+}
+
 #[test]
 fn containers_on_three_hosts_share_one_network_over_vxlan() {
-    sandboxed(
-        &format!(
-            "{HOSTS}{}",
-            r#"
+    on_hosts(
+        r#"
 clean_h2=$(host_state h2)
 OV h1 create multi --subnet 10.0.9.0/24
 # Three containers per host, all connecting at once.
@@ -72,8 +70,7 @@ OV h1 rm multi --force
 for h in h1 h3; do OV $h sync >/dev/null; done
 echo "store after rm: [$(store)]"
 for h in h1 h3; do on $h ip -o link | grep -c 'ov-\|vx-\|veo' || true; on $h ip netns list | wc -l; done | tr '\n' ' '; echo "(devices and namespaces left on h1, h3)"
-"#
-        ),
+"#,
         240,
     )
     .assert_ok()
@@ -102,10 +99,8 @@ for h in h1 h3; do on $h ip -o link | grep -c 'ov-\|vx-\|veo' || true; on $h ip 
 
 #[test]
 fn an_unreachable_store_changes_nothing_and_undo_takes_back_store_writes() {
-    sandboxed(
-        &format!(
-            "{HOSTS}{}",
-            r#"
+    on_hosts(
+        r#"
 clean=$(host_state h1)
 OV h1 create net1 --subnet 10.0.7.0/24
 OV h1 connect net1 c1 >/dev/null
@@ -120,8 +115,7 @@ kill "$ETCD_PID"; wait "$ETCD_PID" 2>/dev/null || true
 expect_fail OV h1 connect net1 c2
 [ "$(host_state h1)" = "$clean" ] && echo "etcd down: h1 unchanged"
 expect_fail on h1 "$NETSH" --kv http://x run $OV_GRANTS "$RECIPES/overlay.wasm" -- ls
-"#
-        ),
+"#,
         120,
     )
     .assert_ok()
@@ -182,10 +176,8 @@ settled_to "$before" && echo "teardown: clean"
 
 #[test]
 fn with_the_agent_watching_a_host_follows_the_others_without_anyone_running_anything_there() {
-    sandboxed(
-        &format!(
-            "{HOSTS}{}",
-            r#"
+    on_hosts(
+        r#"
 clean_h2=$(host_state h2)
 OV h1 create fast --subnet 10.0.5.0/24
 OV h2 connect fast b1 >/dev/null
@@ -213,8 +205,7 @@ for _ in $(seq 100); do [ "$(host_state h2)" = "$clean_h2" ] && break; sleep 0.0
 echo "store: [$(store)]"
 grep -c 'overlay/ changed' "$work/agent-h2.log" | sed 's/^[1-9][0-9]*$/syncs logged/'
 expect_fail on h1 "$NETSH" agent --agent-socket "$work/x.sock" --sync "overlay/=run x.wasm"
-"#
-        ),
+"#,
         120,
     )
     .assert_ok()

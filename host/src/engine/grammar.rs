@@ -482,7 +482,16 @@ fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
                             other => return Err(format!("unexpected {other:?}; usage: {}", w.usage)),
                         }
                     }
-                    let spec = VethSpec { name, peer, peer_ns, peer_mac: None, master: None, up: false, mtu: None, hairpin: false };
+                    let spec = VethSpec {
+                        name,
+                        peer,
+                        peer_ns,
+                        peer_mac: None,
+                        master: None,
+                        up: false,
+                        mtu: None,
+                        hairpin: false,
+                    };
                     Ok(Line::Ops(vec![Op::LinkAddVeth { ns: ns.clone(), spec }]))
                 }
                 other => Err(format!("link type {other:?}: use bridge, veth or vxlan")),
@@ -740,7 +749,9 @@ mod tests {
         assert!(matches!(&ops("bridge fdb append 02:aa:00:00:00:01 dev vx0 dst 192.168.50.12 self permanent")[..],
             [Op::FdbAdd { entry, .. }] if entry.dst.is_some()));
         assert!(matches!(&ops("fdb ls dev vx0")[..], [Op::FdbList { dev: Some(_), .. }]));
-        for bad in ["link add vx0 type vxlan", "neigh add 10.0.0.1 dev vx0", "fdb append 02:aa dev vx0", "neigh del 10.0.0.1"] {
+        for bad in
+            ["link add vx0 type vxlan", "neigh add 10.0.0.1 dev vx0", "fdb append 02:aa dev vx0", "neigh del 10.0.0.1"]
+        {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

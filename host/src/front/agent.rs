@@ -302,7 +302,11 @@ impl Agent {
         }
         if request.kv != self.kv {
             let name = |kv: &Option<String>| kv.clone().unwrap_or_else(|| "the embedded store".into());
-            return Some(format!("the caller uses key-value store {}, the agent {}", name(&request.kv), name(&self.kv)));
+            return Some(format!(
+                "the caller uses key-value store {}, the agent {}",
+                name(&request.kv),
+                name(&self.kv)
+            ));
         }
         if request.firewall != self.firewall {
             return Some(format!(

@@ -46,13 +46,17 @@ impl std::fmt::Debug for Etcd {
 
 /// The endpoints of an `etcd://HOST:PORT[,HOST:PORT...]` URL, as `http://` addresses.
 pub fn endpoints(url: &str) -> CapResult<Vec<String>> {
-    let bad = |why: &str| CapError::Invalid(format!("key-value store {url:?}: {why}; use etcd://HOST:2379[,HOST:2379...]"));
+    let bad =
+        |why: &str| CapError::Invalid(format!("key-value store {url:?}: {why}; use etcd://HOST:2379[,HOST:2379...]"));
     let rest = url.strip_prefix("etcd://").ok_or_else(|| bad("not an etcd:// URL"))?;
     let hosts: Vec<&str> = rest.trim_end_matches('/').split(',').collect();
     if hosts.iter().any(|h| h.is_empty() || h.contains('/') || h.contains('@')) {
         return Err(bad("each endpoint must be HOST or HOST:PORT"));
     }
-    Ok(hosts.iter().map(|h| if h.contains(':') && !h.ends_with(']') { format!("http://{h}") } else { format!("http://{h}:2379") }).collect())
+    Ok(hosts
+        .iter()
+        .map(|h| if h.contains(':') && !h.ends_with(']') { format!("http://{h}") } else { format!("http://{h}:2379") })
+        .collect())
 }
 
 impl Etcd {
@@ -83,10 +87,7 @@ impl Etcd {
     }
 
     /// Run `call` with a connected client, on the store's runtime.
-    fn with<T: Send>(
-        &self,
-        call: impl AsyncFnOnce(Client) -> Result<T, etcd_client::Error> + Send,
-    ) -> CapResult<T> {
+    fn with<T: Send>(&self, call: impl AsyncFnOnce(Client) -> Result<T, etcd_client::Error> + Send) -> CapResult<T> {
         std::thread::scope(|scope| {
             let worker = scope.spawn(|| {
                 self.runtime().block_on(async {
@@ -110,7 +111,9 @@ impl Etcd {
                         .map_err(|e| self.error(e))
                 })
             });
-            worker.join().unwrap_or_else(|_| Err(CapError::Failed(format!("key-value store {}: client panicked", self.url))))
+            worker
+                .join()
+                .unwrap_or_else(|_| Err(CapError::Failed(format!("key-value store {}: client panicked", self.url))))
         })
     }
 
@@ -206,7 +209,8 @@ impl KvStore for Etcd {
 
     fn swap(&self, key: &str, version: u64, value: &str) -> CapResult<Option<u64>> {
         check_value(key, value)?;
-        let version = i64::try_from(version).map_err(|_| CapError::Invalid(format!("version {version} is too large")))?;
+        let version =
+            i64::try_from(version).map_err(|_| CapError::Invalid(format!("version {version} is too large")))?;
         let condition = match version {
             0 => Compare::create_revision(key, CompareOp::Equal, 0),
             v => Compare::mod_revision(key, CompareOp::Equal, v),

@@ -160,9 +160,7 @@ impl KvStore for Sqlite {
         check_key(key)?;
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let live = "SELECT key, value, version FROM kv WHERE key = ?1 AND (expires IS NULL OR expires > ?2)";
-        conn.query_row(live, params![key, now()], entry)
-            .optional()
-            .map_err(|e| self.err(e))
+        conn.query_row(live, params![key, now()], entry).optional().map_err(|e| self.err(e))
     }
 
     fn list(&self, prefix: &str) -> CapResult<Vec<Entry>> {

@@ -103,9 +103,11 @@ pub fn needs(op: &Op) -> Needs {
             Needs::All(vec![Need::Netns(format!("@{group}"))])
         }
         Op::HostsShare { name, group } => Needs::All(vec![Need::Netns(name.clone()), Need::Netns(format!("@{group}"))]),
-        Op::KvPut { key, .. } | Op::KvPutLease { key, .. } | Op::KvCreate { key, .. } | Op::KvSwap { key, .. } | Op::KvDelete { key } => {
-            Needs::All(vec![Need::Kv(key.clone())])
-        }
+        Op::KvPut { key, .. }
+        | Op::KvPutLease { key, .. }
+        | Op::KvCreate { key, .. }
+        | Op::KvSwap { key, .. }
+        | Op::KvDelete { key } => Needs::All(vec![Need::Kv(key.clone())]),
     }
 }
 

@@ -9,10 +9,11 @@ use netsh_guest::firewall::PublishSpec;
 use netsh_guest::netns::EtcFile;
 use netsh_guest::{Args, Cidr, Error, Result, addr, firewall, link, netns, route};
 
-use netsh_guest::meta::short_hash;
-use crate::network::{check_name, remove_rule, repair_rules};
+use crate::network::{remove_rule, repair_rules};
 use crate::ports;
 use crate::store::{self, Endpoint, Network, memberships};
+use netsh_guest::meta::check_name;
+use netsh_guest::meta::short_hash;
 
 /// `connect NAME CONTAINER [--ip IP] [--alias A]... [--publish SPEC]... [--pid PID]
 /// [--hostname H] [--dns IP]... [--dns-search D]... [--dns-option O]...`.

@@ -2,9 +2,9 @@
 
 use netsh_guest::{Args, Result, firewall, link};
 
+use crate::store::Network;
 use netsh_guest::json::{list, string as s};
 use netsh_guest::meta::long_hash;
-use crate::store::Network;
 
 /// Published ports of a container as "HOSTIP:HOSTPORT->PORT/PROTO".
 fn published(rules: &[firewall::RuleInfo], owner: &str) -> Vec<String> {

@@ -2,24 +2,12 @@
 //! network's record in the store. `create` reserves the name and the subnet
 //! in the store first, so concurrent creates never share a subnet.
 
-use std::net::IpAddr;
-
 use netsh_guest::firewall::{self, Isolation};
+use netsh_guest::meta::check_name;
 use netsh_guest::{Args, Cidr, Error, Result, addr, dns, link, log, sysctl};
 
 use crate::container;
 use crate::store::{self, Network};
-
-/// Check a network or container name (it ends up in namespace names, keys and rule owners).
-pub fn check_name(what: &str, name: &str) -> Result<()> {
-    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    if name.is_empty() || name.len() > 64 || name.starts_with(['.', '-']) || !name.chars().all(ok) {
-        return Err(Error::Invalid(format!(
-            "{what} name {name:?} must be 1-64 letters, digits, '-', '_' or '.', not starting with '.' or '-'"
-        )));
-    }
-    Ok(())
-}
 
 /// Docker's default pools: 172.17-31.0.0/16, then 192.168.X.0/20.
 fn default_subnets() -> impl Iterator<Item = Cidr> {
@@ -74,21 +62,6 @@ fn reserve_subnet(args: &Args, name: &str) -> Result<Cidr> {
     Err(Error::Invalid("no free default subnet; give one with --subnet".into()))
 }
 
-fn gateway(args: &Args, subnet: &Cidr) -> Result<Cidr> {
-    match args.value("--gateway") {
-        Some(g) => {
-            let ip: IpAddr = g.parse().map_err(|_| Error::Invalid(format!("gateway {g:?} is not an IP address")))?;
-            if !subnet.is_host(ip) {
-                return Err(Error::Invalid(format!(
-                    "gateway {g} is outside subnet {subnet} (or is its network or broadcast address)"
-                )));
-            }
-            Cidr::new(ip, subnet.prefix())
-        }
-        None => subnet.nth(1).ok_or_else(|| Error::Invalid(format!("subnet {subnet} is too small"))),
-    }
-}
-
 fn ip_range(args: &Args, subnet: &Cidr) -> Result<Cidr> {
     match args.value("--ip-range") {
         Some(r) => {
@@ -111,10 +84,15 @@ fn spec(args: &Args) -> Result<(String, String, bool, Option<u32>)> {
         None | Some("bridge") => {}
         Some("overlay") => {
             return Err(Error::Invalid(
-                "docker-bridge makes bridge networks; for -d overlay (several hosts, VXLAN) run recipes/overlay.wasm".into(),
+                "docker-bridge makes bridge networks; for -d overlay (several hosts, VXLAN) run recipes/overlay.wasm"
+                    .into(),
             ));
         }
-        Some(other) => return Err(Error::Invalid(format!("driver {other:?} is not supported; docker-bridge is the bridge driver"))),
+        Some(other) => {
+            return Err(Error::Invalid(format!(
+                "driver {other:?} is not supported; docker-bridge is the bridge driver"
+            )));
+        }
     }
     let bridge = args.value("--bridge").map(String::from).unwrap_or_else(|| format!("br-{name}"));
     if bridge.len() > 15 {
@@ -146,7 +124,7 @@ pub fn create(args: &Args) -> Result<()> {
         Err(e) => return Err(e),
     }
     let subnet = reserve_subnet(args, &name)?;
-    let gateway = gateway(args, &subnet)?;
+    let gateway = subnet.gateway(args.value("--gateway"))?;
     let mut net = Network {
         name: name.clone(),
         bridge,

@@ -8,8 +8,8 @@ use netsh_guest::cni::{self, Command, Interface, Ip, Reply, Request, Route};
 use netsh_guest::{Error, Result, link};
 
 use crate::container::{self, Joining, Place};
-use crate::network::check_name;
 use crate::store::{Endpoint, Network};
+use netsh_guest::meta::check_name;
 
 /// Answer one CNI call.
 pub fn answer(request: Request) -> Result<Reply> {

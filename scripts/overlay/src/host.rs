@@ -23,7 +23,8 @@ pub fn underlay(args: &Args) -> Result<IpAddr> {
     if let Some(text) = args.value("--underlay") {
         return text.parse().map_err(|_| Error::Invalid(format!("--underlay {text:?} is not an IP address")));
     }
-    let missing = |why: &str| Error::Invalid(format!("cannot tell this host's underlay address: {why}; give --underlay IP"));
+    let missing =
+        |why: &str| Error::Invalid(format!("cannot tell this host's underlay address: {why}; give --underlay IP"));
     let routes = route::list(None)?;
     let default = routes.iter().find(|r| r.dest == "default").ok_or_else(|| missing("no default route"))?;
     let dev = default.dev.as_deref().ok_or_else(|| missing("the default route names no device"))?;
@@ -119,10 +120,7 @@ pub fn sync_command(args: &Args) -> Result<()> {
 
 /// Networks whose bridge is on this host (by the bridge's alias).
 fn local_networks() -> Result<Vec<String>> {
-    Ok(link::list(None)?
-        .into_iter()
-        .filter_map(|l| l.alias?.strip_prefix(ALIAS_PREFIX).map(String::from))
-        .collect())
+    Ok(link::list(None)?.into_iter().filter_map(|l| l.alias?.strip_prefix(ALIAS_PREFIX).map(String::from)).collect())
 }
 
 /// What one sync changed.
@@ -198,11 +196,8 @@ fn sync_fdb(net: &Network, remote: &[&Endpoint], report: &mut Report) -> Result<
 fn sync_neighbours(net: &Network, remote: &[&Endpoint], report: &mut Report) -> Result<()> {
     let dev = net.vxlan();
     let want: Vec<(String, String)> = remote.iter().map(|e| (e.ip.to_string(), e.mac.clone())).collect();
-    let have: Vec<(String, String)> = neigh::list(None, Some(&dev))?
-        .into_iter()
-        .filter(|n| n.state == "permanent")
-        .map(|n| (n.ip, n.mac))
-        .collect();
+    let have: Vec<(String, String)> =
+        neigh::list(None, Some(&dev))?.into_iter().filter(|n| n.state == "permanent").map(|n| (n.ip, n.mac)).collect();
     for (ip, _) in have.iter().filter(|h| !want.contains(h)) {
         neigh::delete(None, &dev, ip)?;
         report.removed += 1;

@@ -2,11 +2,11 @@
 
 use std::net::IpAddr;
 
+use netsh_guest::meta::check_name;
 use netsh_guest::netns::EtcFile;
 use netsh_guest::{Args, Cidr, Error, Result, addr, dns, link, netns, route};
 
 use crate::host;
-use crate::network::check_name;
 use crate::store::{self, Endpoint, MTU, Network};
 
 /// `connect NAME CONTAINER [--ip IP] [--alias A]... [--underlay IP]`:
@@ -44,7 +44,10 @@ pub fn connect(args: &Args) -> Result<()> {
         None => net.allocate(&container)?,
     };
     if !net.reserve_endpoint(&ep)? {
-        return Err(Error::Exists(format!("container {container} is already connected to overlay network {}", net.name)));
+        return Err(Error::Exists(format!(
+            "container {container} is already connected to overlay network {}",
+            net.name
+        )));
     }
     let first_member = !host::joined(&net.name)?;
     if first_member {
@@ -170,4 +173,3 @@ pub fn forget_local(network: &str, ep: &Endpoint) -> Result<()> {
         false => gone(link::delete(None, &ep.veth(network))),
     }
 }
-

@@ -4,22 +4,11 @@
 use std::net::IpAddr;
 
 use netsh_guest::json::{list, string as s};
-use netsh_guest::meta::long_hash;
+use netsh_guest::meta::{check_name, long_hash};
 use netsh_guest::{Args, Cidr, Error, Result, addr};
 
 use crate::host;
 use crate::store::{self, MTU, Network, VXLAN_PORT};
-
-/// Check a network, container or alias name (it ends up in namespace names and keys).
-pub fn check_name(what: &str, name: &str) -> Result<()> {
-    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    if name.is_empty() || name.len() > 64 || name.starts_with(['.', '-']) || !name.chars().all(ok) {
-        return Err(Error::Invalid(format!(
-            "{what} name {name:?} must be 1-64 letters, digits, '-', '_' or '.', not starting with '.' or '-'"
-        )));
-    }
-    Ok(())
-}
 
 /// Largest VXLAN id.
 const VNI_MAX: u32 = (1 << 24) - 1;
@@ -43,7 +32,7 @@ pub fn create(args: &Args) -> Result<()> {
         },
         None => free_subnet(&name)?,
     };
-    let gateway = gateway(args, &subnet)?;
+    let gateway = subnet.gateway(args.value("--gateway"))?;
     let vni = match wanted_vni {
         Some(vni) if store::reserve_vni(vni, &name)? => vni,
         Some(vni) => return Err(Error::Exists(format!("VXLAN id {vni} is taken by another overlay network"))),
@@ -98,21 +87,6 @@ fn free_vni(name: &str) -> Result<u32> {
         }
     }
     Err(Error::Invalid("no free VXLAN id found; give one with --vni".into()))
-}
-
-fn gateway(args: &Args, subnet: &Cidr) -> Result<Cidr> {
-    match args.value("--gateway") {
-        Some(g) => {
-            let ip: IpAddr = g.parse().map_err(|_| Error::Invalid(format!("gateway {g:?} is not an IP address")))?;
-            if !subnet.is_host(ip) {
-                return Err(Error::Invalid(format!(
-                    "gateway {g} is not a host address of subnet {subnet} (outside it, or its network or broadcast address)"
-                )));
-            }
-            Cidr::new(ip, subnet.prefix())
-        }
-        None => subnet.nth(1).ok_or_else(|| Error::Invalid(format!("subnet {subnet} is too small"))),
-    }
 }
 
 /// `rm NAME [--force]`: refused while any host has members, unless

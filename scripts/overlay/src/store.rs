@@ -226,7 +226,13 @@ impl Endpoint {
             ip: ip("ip")?,
             mac: meta.get("mac").unwrap_or_default().to_string(),
             host: ip("host")?,
-            aliases: meta.get("aliases").unwrap_or_default().split(',').filter(|a| !a.is_empty()).map(String::from).collect(),
+            aliases: meta
+                .get("aliases")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|a| !a.is_empty())
+                .map(String::from)
+                .collect(),
             ifname: meta.get("ifname").unwrap_or("eth0").to_string(),
             created: meta.flag("created"),
         })

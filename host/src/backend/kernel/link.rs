@@ -296,5 +296,3 @@ fn oper_state(state: State) -> &'static str {
         _ => "unknown",
     }
 }
-
-

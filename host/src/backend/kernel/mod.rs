@@ -218,9 +218,7 @@ impl Kernel {
                 link::add_bridge(&self.handles.get(&ns).await?, &ns, &name, mtu).await.map(done)
             }
             Op::LinkAddVeth { ns, spec } => link::add_veth(&self.handles.get(&ns).await?, &ns, &spec).await.map(done),
-            Op::LinkAddVxlan { ns, spec } => {
-                link::add_vxlan(&self.handles.get(&ns).await?, &ns, &spec).await.map(done)
-            }
+            Op::LinkAddVxlan { ns, spec } => link::add_vxlan(&self.handles.get(&ns).await?, &ns, &spec).await.map(done),
             Op::LinkSetUp { ns, name, up } => {
                 link::set_up(&self.handles.get(&ns).await?, &ns, &name, up).await.map(done)
             }

@@ -241,6 +241,13 @@ pub async fn list(h: &Handle, ns: &Ns) -> CapResult<Vec<LinkInfo>> {
     Ok(links)
 }
 
+/// Every link's name, by index (no addresses).
+pub async fn names(h: &Handle) -> CapResult<HashMap<u32, String>> {
+    let msgs: Vec<LinkMessage> =
+        h.link().get().execute().try_collect().await.map_err(|e| nl_error(e, "links", "list"))?;
+    Ok(msgs.iter().map(|m| (m.header.index, link_name(m))).collect())
+}
+
 fn link_name(msg: &LinkMessage) -> String {
     msg.attributes
         .iter()

@@ -1,6 +1,7 @@
 //! `ip neigh` and `bridge fdb` over rtnetlink: both are neighbour messages,
 //! IPv4/IPv6 for the first, the bridge family for the second.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::{StreamExt, TryStreamExt};
@@ -65,18 +66,15 @@ pub async fn delete(h: &Handle, ns: &Ns, dev: &str, ip: IpAddr) -> CapResult<()>
 
 /// `ip neigh show [dev DEV]`: entries with a link-layer address, IPv4 and IPv6.
 pub async fn list(h: &Handle, ns: &Ns, dev: Option<&str>) -> CapResult<Vec<Neigh>> {
-    let names = link_names(h, ns).await?;
-    let only = match dev {
-        Some(dev) => Some(index_of(h, ns, dev).await?),
-        None => None,
-    };
+    let devices = devices(h, ns, dev).await?;
     let mut found = Vec::new();
     for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-        let msgs = dump(h, family, "neighbour entries").await?;
-        for msg in msgs.iter().filter(|m| only.is_none_or(|i| m.header.ifindex == i)) {
-            let (Some(ip), Some(mac)) = (destination(msg), lladdr(msg)) else { continue };
-            let dev = names.iter().find(|(i, _)| *i == msg.header.ifindex).map(|(_, n)| n.clone());
-            found.push(Neigh { dev: dev.unwrap_or_default(), ip, mac, state: state(msg.header.state).into() });
+        for msg in dump(h, family, "neighbour entries").await? {
+            let (Some(dev), Some(ip), Some(mac)) = (devices.get(&msg.header.ifindex), destination(&msg), lladdr(&msg))
+            else {
+                continue;
+            };
+            found.push(Neigh { dev: dev.clone(), ip, mac, state: state(msg.header.state).into() });
         }
     }
     Ok(found)
@@ -108,18 +106,13 @@ pub async fn fdb_delete(h: &Handle, ns: &Ns, entry: &Fdb) -> CapResult<()> {
 
 /// `bridge fdb show [dev DEV]`: the device's own entries (`self`), by MAC and destination.
 pub async fn fdb_list(h: &Handle, ns: &Ns, dev: Option<&str>) -> CapResult<Vec<Fdb>> {
-    let names = link_names(h, ns).await?;
-    let only = match dev {
-        Some(dev) => Some(index_of(h, ns, dev).await?),
-        None => None,
-    };
+    let devices = devices(h, ns, dev).await?;
     let msgs = dump(h, AddressFamily::Bridge, "FDB entries").await?;
     let entries = msgs
         .iter()
-        .filter(|m| only.is_none_or(|i| m.header.ifindex == i) && m.header.flags.contains(NeighbourFlags::Own))
+        .filter(|m| m.header.flags.contains(NeighbourFlags::Own))
         .filter_map(|m| {
-            let dev = names.iter().find(|(i, _)| *i == m.header.ifindex)?.1.clone();
-            Some(Fdb { dev, mac: lladdr(m)?, dst: destination(m) })
+            Some(Fdb { dev: devices.get(&m.header.ifindex)?.clone(), mac: lladdr(m)?, dst: destination(m) })
         })
         .collect();
     Ok(entries)
@@ -142,8 +135,12 @@ async fn dump(h: &Handle, family: AddressFamily, what: &str) -> CapResult<Vec<Ne
     h.neighbours().get().set_address_family(family).execute().try_collect().await.map_err(|e| nl_error(e, what, "list"))
 }
 
-async fn link_names(h: &Handle, ns: &Ns) -> CapResult<Vec<(u32, String)>> {
-    Ok(super::link::list(h, ns).await?.into_iter().map(|l| (l.index, l.name)).collect())
+/// The devices a listing covers, by index: `dev` alone, or every link.
+async fn devices(h: &Handle, ns: &Ns, dev: Option<&str>) -> CapResult<HashMap<u32, String>> {
+    match dev {
+        Some(dev) => Ok(HashMap::from([(index_of(h, ns, dev).await?, dev.to_string())])),
+        None => super::link::names(h).await,
+    }
 }
 
 fn family(ip: IpAddr) -> AddressFamily {

@@ -314,15 +314,13 @@ impl Gate {
             Op::HostsShare { name, .. } => self.etc_inverse(name, EtcFile::Hosts).await,
             Op::HostsAdd { group, line } => undo(Op::HostsRemove { group: group.clone(), line: line.clone() }),
             Op::HostsRemove { group, line } => undo(Op::HostsAdd { group: group.clone(), line: line.clone() }),
-            Op::KvPut { key, .. }
-            | Op::KvPutLease { key, .. }
-            | Op::KvCreate { key, .. }
-            | Op::KvSwap { key, .. }
-            | Op::KvDelete { key } => match self.read(Op::KvGet { key: key.clone() }).await? {
-                Reply::Entry(Some(old)) => undo(Op::KvPut { key: key.clone(), value: old.value }),
-                Reply::Entry(None) => undo(Op::KvDelete { key: key.clone() }),
-                other => Err(other.mismatch()),
-            },
+            // Undo takes a write back only while the key still holds what it wrote.
+            Op::KvPut { key, value }
+            | Op::KvPutLease { key, value, .. }
+            | Op::KvCreate { key, value }
+            | Op::KvSwap { key, value, .. } => self.kv_inverse(key, Some(value)).await,
+            Op::KvDelete { key } => self.kv_inverse(key, None).await,
+            Op::KvRevert { key, restore, .. } => self.kv_inverse(key, restore.as_ref()).await,
             Op::LinkAddBridge { ns, name, .. } => undo(Op::LinkDelete { ns: ns.clone(), name: name.clone() }),
             Op::LinkAddVeth { ns, spec } => undo(Op::LinkDelete { ns: ns.clone(), name: spec.name.clone() }),
             Op::LinkAddVxlan { ns, spec } => undo(Op::LinkDelete { ns: ns.clone(), name: spec.name.clone() }),
@@ -393,6 +391,18 @@ impl Gate {
             Err(CapError::NotFound(_)) => Ok(Some(Inverse::Undo(Op::NetnsRemoveEtc { name: name.into(), file }))),
             Err(e) => Err(e),
             Ok(other) => Err(other.mismatch()),
+        }
+    }
+
+    /// How to take back a write that leaves `key` holding `written` (`None`: absent).
+    async fn kv_inverse(&self, key: &str, written: Option<&String>) -> CapResult<Option<Inverse>> {
+        match self.read(Op::KvGet { key: key.into() }).await? {
+            Reply::Entry(old) => Ok(Some(Inverse::Undo(Op::KvRevert {
+                key: key.into(),
+                expect: written.cloned(),
+                restore: old.map(|e| e.value),
+            }))),
+            other => Err(other.mismatch()),
         }
     }
 

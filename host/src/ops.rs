@@ -412,6 +412,13 @@ pub enum Op {
     KvDelete {
         key: String,
     },
+    /// Undo's form of a write: only if `key` still holds `expect` (`None`:
+    /// absent), set it to `restore` (`None`: remove it).
+    KvRevert {
+        key: String,
+        expect: Option<String>,
+        restore: Option<String>,
+    },
 }
 
 /// What a backend answers to an [`Op`].
@@ -509,7 +516,8 @@ impl Op {
             | Op::KvPutLease { .. }
             | Op::KvCreate { .. }
             | Op::KvSwap { .. }
-            | Op::KvDelete { .. } => true,
+            | Op::KvDelete { .. }
+            | Op::KvRevert { .. } => true,
         }
     }
 }
@@ -696,6 +704,16 @@ impl fmt::Display for Op {
             Op::KvCreate { key, value } => write!(f, "netsh kv create {key} {value:?}"),
             Op::KvSwap { key, version, value } => write!(f, "netsh kv swap {key} {version} {value:?}"),
             Op::KvDelete { key } => write!(f, "netsh kv del {key}"),
+            Op::KvRevert { key, expect, restore } => {
+                match restore {
+                    Some(old) => write!(f, "netsh kv put {key} {old:?}")?,
+                    None => write!(f, "netsh kv del {key}")?,
+                }
+                match expect {
+                    Some(value) => write!(f, " (if it still holds {value:?})"),
+                    None => write!(f, " (if it is still absent)"),
+                }
+            }
         }
     }
 }

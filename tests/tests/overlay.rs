@@ -132,6 +132,76 @@ expect_fail on h1 "$NETSH" --kv http://x run $OV_GRANTS "$RECIPES/overlay.wasm" 
 }
 
 #[test]
+fn etcd_freezing_mid_connect_and_a_connect_killed_midway_are_both_taken_back_by_undo() {
+    on_hosts(
+        r#"
+OV h1 create mid --subnet 10.0.4.0/24
+OV h1 connect mid first >/dev/null
+clean=$(host_state h1); before=$(store)
+etcd_pid=$(pgrep -P "$ETCD_PID" etcd)
+NS1() { on h1 "$NETSH" --kv "$KV" "$@"; }
+# The ids of h1's runs in state $1.
+runs_in() { NS1 runs --state "$1" --json | python3 -c 'import json,sys; print(" ".join(r["id"] for r in json.load(sys.stdin)))'; }
+# Stop etcd (SIGSTOP: it takes connections but never answers) once the
+# next connect has reserved its endpoint, the connect's second store write.
+freeze_after_endpoint() {
+  timeout 60 python3 "$TESTDIR/freeze_etcd.py" http://192.168.50.100:2379 overlay/ep/mid/ "$etcd_pid" >"$work/watch.out" &
+  watcher=$!; HOLDERS+=($watcher)
+  for _ in $(seq 100); do grep -q watching "$work/watch.out" && break; sleep 0.05; done
+}
+frozen() { [ "$(ps -o stat= -p "$etcd_pid" | cut -c1)" = T ]; }
+thaw() {
+  kill -CONT "$etcd_pid"
+  kill "$watcher" 2>/dev/null || true; wait "$watcher" 2>/dev/null || true
+  for _ in $(seq 50); do ETCDCTL_API=3 etcdctl --endpoints http://192.168.50.100:2379 endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
+# 1. etcd freezes mid-run: netsh waits, says who did not answer, rolls the
+#    host back, and names the store writes it could not take back yet.
+freeze_after_endpoint
+expect_fail OV h1 connect mid c2
+frozen && echo "etcd was frozen mid-connect"
+[ "$(host_state h1)" = "$clean" ] && echo "frozen store: h1 rolled back"
+thaw
+echo "runs left to finish: $(runs_in rollback-incomplete | wc -w)"
+NS1 undo last
+[ "$(store)" = "$before" ] && echo "undo after etcd came back: store as before"
+
+# 2. netsh killed mid-connect (etcd frozen to hold it there): undo of the
+#    interrupted run takes back its kernel and store changes.
+freeze_after_endpoint
+OV h1 connect mid c3 >/dev/null 2>&1 & conn=$!
+for _ in $(seq 100); do frozen && break; sleep 0.05; done
+sleep 0.2
+# The netsh process: the job itself once nsenter exec'd it, or its child.
+victim=$conn; [ "$(cat /proc/$conn/comm)" = netsh ] || victim=$(pgrep -x netsh -P "$conn")
+kill -KILL "$victim" && echo "connect killed"
+wait "$conn" || true
+thaw
+echo "interrupted runs: $(runs_in interrupted | wc -w)"
+NS1 undo "$(runs_in interrupted)"
+[ "$(host_state h1)" = "$clean" ] && echo "killed connect undone: h1 as before"
+[ "$(store)" = "$before" ] && echo "killed connect undone: store as before"
+OV h1 connect mid c4 | grep -o '10\.0\.4\.[0-9]*/24'
+"#,
+        150,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "etcd was frozen mid-connect",
+        "no answer from http://192.168.50.100:2379 within",
+        "frozen store: h1 rolled back",
+        "runs left to finish: 1",
+        "undo after etcd came back: store as before",
+        "connect killed",
+        "interrupted runs: 1",
+        "killed connect undone: h1 as before",
+        "killed connect undone: store as before",
+        "10.0.4.3/24",
+    ]);
+}
+
+#[test]
 fn without_etcd_an_overlay_serves_one_host_from_the_embedded_store() {
     sandboxed(
         r#"

@@ -195,7 +195,8 @@ impl Model {
             | Op::KvPutLease { key, .. }
             | Op::KvCreate { key, .. }
             | Op::KvSwap { key, .. }
-            | Op::KvDelete { key } => Some(self.kv_entry(key).await?),
+            | Op::KvDelete { key }
+            | Op::KvRevert { key, .. } => Some(self.kv_entry(key).await?),
             _ => None,
         };
         let mut world = self.lock();
@@ -303,7 +304,8 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::KvPutLease { .. }
         | Op::KvCreate { .. }
         | Op::KvSwap { .. }
-        | Op::KvDelete { .. } => Vec::new(),
+        | Op::KvDelete { .. }
+        | Op::KvRevert { .. } => Vec::new(),
         Op::SysctlGet { .. }
         | Op::SysctlSet { .. }
         | Op::NetnsCreate { .. }
@@ -663,6 +665,18 @@ impl World {
                 let existed = kv_before.flatten().is_some();
                 self.kv.insert(key.clone(), None);
                 Ok((Reply::Edited(existed), existed))
+            }
+            Op::KvRevert { key, expect, restore } => {
+                let current = kv_before.flatten();
+                let holds = current.as_ref().map(|e| &e.value) == expect.as_ref();
+                if !holds || (current.is_none() && restore.is_none()) {
+                    return Ok((Reply::Edited(false), false));
+                }
+                match restore {
+                    Some(old) => drop(self.kv_write(key, old)),
+                    None => drop(self.kv.insert(key.clone(), None)),
+                }
+                Ok((Reply::Edited(true), true))
             }
         }
     }

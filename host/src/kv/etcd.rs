@@ -7,8 +7,8 @@
 //! runtime, so the client lives on a private runtime and each call is
 //! driven from a scoped thread.
 
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
 
@@ -18,6 +18,9 @@ use crate::error::{CapError, CapResult};
 /// How long connecting to an endpoint, and then each request, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// After etcd failed to answer, how long later calls fail at once instead
+/// of waiting again (a run rolling back, say).
+const QUIET: Duration = Duration::from_secs(30);
 
 /// etcd at `etcd://HOST:PORT[,HOST:PORT...]`.
 pub struct Etcd {
@@ -26,6 +29,8 @@ pub struct Etcd {
     /// Always `Some` until dropped.
     runtime: Option<tokio::runtime::Runtime>,
     client: OnceLock<Client>,
+    /// When etcd last failed to answer in time.
+    silent_since: Mutex<Option<Instant>>,
 }
 
 /// The client's runtime may be dropped from inside netsh's own (the agent
@@ -69,7 +74,13 @@ impl Etcd {
             .enable_all()
             .build()
             .map_err(|e| CapError::Failed(format!("key-value store {url}: cannot start its client: {e}")))?;
-        Ok(Etcd { url: url.to_string(), endpoints, runtime: Some(runtime), client: OnceLock::new() })
+        Ok(Etcd {
+            url: url.to_string(),
+            endpoints,
+            runtime: Some(runtime),
+            client: OnceLock::new(),
+            silent_since: Mutex::new(None),
+        })
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
@@ -79,6 +90,7 @@ impl Etcd {
     fn error(&self, e: etcd_client::Error) -> CapError {
         let detail = match &e {
             etcd_client::Error::TransportError(_) | etcd_client::Error::GRpcStatus(_) => {
+                self.fell_silent();
                 format!("{e}; is etcd running and reachable at {}?", self.endpoints.join(", "))
             }
             _ => e.to_string(),
@@ -88,6 +100,15 @@ impl Etcd {
 
     /// Run `call` with a connected client, on the store's runtime.
     fn with<T: Send>(&self, call: impl AsyncFnOnce(Client) -> Result<T, etcd_client::Error> + Send) -> CapResult<T> {
+        let silent = self.silent_since.lock().unwrap_or_else(|p| p.into_inner()).filter(|t| t.elapsed() < QUIET);
+        if let Some(since) = silent {
+            return Err(CapError::Failed(format!(
+                "key-value store {}: {} did not answer {}s ago; not waiting again",
+                self.url,
+                self.endpoints.join(", "),
+                since.elapsed().as_secs()
+            )));
+        }
         std::thread::scope(|scope| {
             let worker = scope.spawn(|| {
                 self.runtime().block_on(async {
@@ -96,18 +117,19 @@ impl Etcd {
                         None => {
                             let options = ConnectOptions::new()
                                 .with_connect_timeout(CONNECT_TIMEOUT)
-                                .with_timeout(REQUEST_TIMEOUT);
+                                // Past ours, so a request that hangs is reported by `unreachable`.
+                                .with_timeout(REQUEST_TIMEOUT + Duration::from_secs(1));
                             let connect = Client::connect(&self.endpoints, Some(options));
                             let client = tokio::time::timeout(CONNECT_TIMEOUT, connect)
                                 .await
-                                .map_err(|_| self.unreachable())?
+                                .map_err(|_| self.unreachable(CONNECT_TIMEOUT))?
                                 .map_err(|e| self.error(e))?;
                             self.client.get_or_init(|| client).clone()
                         }
                     };
                     tokio::time::timeout(REQUEST_TIMEOUT, call(client))
                         .await
-                        .map_err(|_| self.unreachable())?
+                        .map_err(|_| self.unreachable(REQUEST_TIMEOUT))?
                         .map_err(|e| self.error(e))
                 })
             });
@@ -150,12 +172,19 @@ impl Etcd {
         });
     }
 
-    fn unreachable(&self) -> CapError {
+    /// Remember for [`QUIET`] that etcd did not answer.
+    fn fell_silent(&self) {
+        *self.silent_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// etcd gave no answer within `waited`.
+    fn unreachable(&self, waited: Duration) -> CapError {
+        self.fell_silent();
         CapError::Failed(format!(
             "key-value store {}: no answer from {} within {}s; is etcd running there?",
             self.url,
             self.endpoints.join(", "),
-            REQUEST_TIMEOUT.as_secs()
+            waited.as_secs()
         ))
     }
 }
@@ -166,6 +195,11 @@ fn entry(kv: &etcd_client::KeyValue) -> Option<Entry> {
         value: kv.value_str().ok()?.to_string(),
         version: u64::try_from(kv.mod_revision()).ok()?,
     })
+}
+
+/// A version as etcd's signed revision.
+fn etcd_revision(version: u64) -> CapResult<i64> {
+    i64::try_from(version).map_err(|_| CapError::Invalid(format!("version {version} is too large")))
 }
 
 fn revision(header: Option<&etcd_client::ResponseHeader>) -> u64 {
@@ -209,8 +243,7 @@ impl KvStore for Etcd {
 
     fn swap(&self, key: &str, version: u64, value: &str) -> CapResult<Option<u64>> {
         check_value(key, value)?;
-        let version =
-            i64::try_from(version).map_err(|_| CapError::Invalid(format!("version {version} is too large")))?;
+        let version = etcd_revision(version)?;
         let condition = match version {
             0 => Compare::create_revision(key, CompareOp::Equal, 0),
             v => Compare::mod_revision(key, CompareOp::Equal, v),
@@ -224,6 +257,13 @@ impl KvStore for Etcd {
 
     fn delete(&self, key: &str) -> CapResult<bool> {
         self.with(async |mut kv| Ok(kv.delete(key, None).await?.deleted() > 0))
+    }
+
+    fn delete_at(&self, key: &str, version: u64) -> CapResult<bool> {
+        let version = etcd_revision(version)?;
+        let condition = Compare::mod_revision(key, CompareOp::Equal, version);
+        let txn = Txn::new().when([condition]).and_then([TxnOp::delete(key, None)]);
+        self.with(async |mut kv| Ok(kv.txn(txn).await?.succeeded()))
     }
 }
 

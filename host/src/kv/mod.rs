@@ -39,6 +39,25 @@ pub trait KvStore: Send + Sync {
     fn swap(&self, key: &str, version: u64, value: &str) -> CapResult<Option<u64>>;
     /// Remove `key`; whether it existed.
     fn delete(&self, key: &str) -> CapResult<bool>;
+    /// Remove `key` only if its version is `version`; whether it was removed.
+    fn delete_at(&self, key: &str, version: u64) -> CapResult<bool>;
+
+    /// Take one write back without clobbering anyone else's: only if `key`
+    /// still holds `expect` (`None`: absent), set it to `restore` (`None`:
+    /// remove it). Whether anything changed; a key someone has written
+    /// since is left alone, as are concurrent writes during the revert.
+    fn revert(&self, key: &str, expect: Option<&str>, restore: Option<&str>) -> CapResult<bool> {
+        let current = self.get(key)?;
+        if current.as_ref().map(|e| e.value.as_str()) != expect {
+            return Ok(false);
+        }
+        match (current, restore) {
+            (Some(e), Some(old)) => Ok(self.swap(key, e.version, old)?.is_some()),
+            (Some(e), None) => self.delete_at(key, e.version),
+            (None, Some(old)) => Ok(self.create(key, old)?.is_some()),
+            (None, None) => Ok(false),
+        }
+    }
 }
 
 /// Longest key and value the store takes.

@@ -215,6 +215,13 @@ impl KvStore for Sqlite {
             self.write(|tx, _| Ok((tx.execute("DELETE FROM kv WHERE key = ?1", [key])? == 1).then_some(())))?;
         Ok(deleted.is_some())
     }
+
+    fn delete_at(&self, key: &str, version: u64) -> CapResult<bool> {
+        check_key(key)?;
+        let delete = "DELETE FROM kv WHERE key = ?1 AND version = ?2";
+        let deleted = self.write(|tx, _| Ok((tx.execute(delete, params![key, version])? == 1).then_some(())))?;
+        Ok(deleted.is_some())
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +250,24 @@ mod tests {
         assert!(kv.delete("a/x").unwrap());
         assert!(!kv.delete("a/x").unwrap());
         assert_eq!(kv.swap("a/x", 0, "6").unwrap().is_some(), true);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn reverts_leave_later_writes_alone() {
+        let (kv, dir) = store("revert");
+        kv.put("k", "mine").unwrap();
+        assert!(kv.revert("k", Some("mine"), Some("old")).unwrap());
+        assert_eq!(kv.get("k").unwrap().unwrap().value, "old");
+        assert!(!kv.revert("k", Some("mine"), None).unwrap(), "someone else's value stays");
+        assert_eq!(kv.get("k").unwrap().unwrap().value, "old");
+        assert!(kv.revert("k", Some("old"), None).unwrap());
+        assert!(kv.get("k").unwrap().is_none());
+        assert!(kv.revert("k", None, Some("back")).unwrap());
+        assert!(!kv.revert("k", None, Some("twice")).unwrap());
+        let v = kv.get("k").unwrap().unwrap().version;
+        assert!(!kv.delete_at("k", v + 1).unwrap());
+        assert!(kv.delete_at("k", v).unwrap());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

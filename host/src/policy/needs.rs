@@ -107,7 +107,8 @@ pub fn needs(op: &Op) -> Needs {
         | Op::KvPutLease { key, .. }
         | Op::KvCreate { key, .. }
         | Op::KvSwap { key, .. }
-        | Op::KvDelete { key } => Needs::All(vec![Need::Kv(key.clone())]),
+        | Op::KvDelete { key }
+        | Op::KvRevert { key, .. } => Needs::All(vec![Need::Kv(key.clone())]),
     }
 }
 

@@ -305,6 +305,10 @@ impl Kernel {
                 self.kv_written(&key);
                 self.store.get(&key)?.delete(&key).map(Reply::Edited)
             }
+            Op::KvRevert { key, expect, restore } => {
+                self.kv_written(&key);
+                self.store.get(&key)?.revert(&key, expect.as_deref(), restore.as_deref()).map(Reply::Edited)
+            }
         }
     }
 }

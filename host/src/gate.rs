@@ -3,7 +3,7 @@
 //! writes the change's intent and inverse before it reaches the backend and
 //! its outcome after, and the audit log records the decision and result.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -30,6 +30,8 @@ pub struct Gate {
     /// Namespaces and links this run created: undoing their creation undoes
     /// every later change to them, so those changes need no inverse of their own.
     created: Arc<Mutex<HashSet<String>>>,
+    /// Journal entries of this run's queued rule removals, by namespace and rule id.
+    removals: Arc<Mutex<HashMap<(Ns, String), u32>>>,
     stop: Stop,
     /// Set once a call was denied: the engine then looks for every missing grant.
     denied: Arc<AtomicBool>,
@@ -75,6 +77,7 @@ impl Gate {
             run: None,
             plan: None,
             created: Arc::default(),
+            removals: Arc::default(),
             stop: Stop::default(),
             denied: Arc::default(),
         }
@@ -171,6 +174,9 @@ impl Gate {
         let made = matches!(&result, Ok(reply) if reply.changed());
         if let Some((run, seq)) = intent {
             run.outcome(seq, made).map_err(journal_error)?;
+            if let (true, Op::FwRemove { ns, id }) = (made, &op) {
+                self.removals.lock().unwrap_or_else(|p| p.into_inner()).insert((ns.clone(), id.clone()), seq);
+            }
         }
         if made {
             self.note(&op);
@@ -406,9 +412,18 @@ impl Gate {
         }
     }
 
-    /// Apply what the backend queued during the run (firewall batches).
+    /// Apply what the backend queued during the run (firewall batches). A
+    /// queued removal another run carried out first is no change of this
+    /// run's: its journal says so, and its undo will not bring the rule back.
     pub async fn flush(&self) -> CapResult<()> {
-        self.backend.flush().await
+        let gone = self.backend.flush().await?;
+        let mut removals = self.removals.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(run) = &self.run {
+            for seq in gone.iter().filter_map(|key| removals.remove(key)) {
+                run.outcome(seq, false).map_err(journal_error)?;
+            }
+        }
+        Ok(())
     }
 
     /// Revert a run: its inverses in reverse order, each marked in `log` once
@@ -466,8 +481,8 @@ mod tests {
             futures::future::pending().boxed()
         }
 
-        fn flush(&self) -> BoxFuture<'_, CapResult<()>> {
-            async { Ok(()) }.boxed()
+        fn flush(&self) -> BoxFuture<'_, CapResult<Vec<(Ns, String)>>> {
+            async { Ok(Vec::new()) }.boxed()
         }
     }
 

@@ -185,3 +185,29 @@ echo "cycles: $ok"
     out.assert_ok();
     assert!(out.stdout.contains("cycles: 5"), "{}\n{}", out.stdout, out.stderr);
 }
+
+#[test]
+fn two_runs_removing_the_same_rules_at_once_leave_none_and_bring_none_back() {
+    // 150 host ports published to one container port, then two batches
+    // removing all of them at once: whichever commits second finds rules
+    // gone; they count as removed, and its rollback (if it stops) must not
+    // bring back what the other removed.
+    let out = sandboxed(
+        r#"
+for i in $(seq 1 150); do echo "publish tcp $((8000 + i)) to 10.0.0.2:80"; done > adds.nsh
+for round in 1 2 3; do
+  $NETSH --allow publish:8000-9000 batch adds.nsh >/dev/null
+  $NETSH -c 'fw ls' | grep -o '^[0-9a-f]\{12\}' | sed 's/^/fw rm /' > rms.nsh
+  $NETSH --allow publish:8000-9000 batch rms.nsh >r1 2>&1 & a=$!
+  $NETSH --allow publish:8000-9000 batch rms.nsh >r2 2>&1 & b=$!
+  wait $a || true; wait $b || true
+  echo "round $round: $($NETSH -c 'fw ls' | grep -c '^[0-9a-f]\{12\}' || true) left"
+  grep -hv 'does not exist\|rolled back\|stopped at line' r1 r2 | sed 's/^/unexpected: /' || true
+done
+nft list table ip netsh >/dev/null 2>&1 || echo "table ip netsh: gone"
+"#,
+        120,
+    );
+    out.assert_ok().assert_has(&["round 1: 0 left", "round 2: 0 left", "round 3: 0 left", "table ip netsh: gone"]);
+    assert!(!out.stdout.contains("unexpected: "), "{}", out.stdout);
+}

@@ -14,8 +14,10 @@ use crate::ops::{FwRule, Ns, Op, Reply, RuleInfo};
 pub trait Backend: Send + Sync {
     /// Perform one operation.
     fn apply(&self, op: Op) -> BoxFuture<'_, CapResult<Reply>>;
-    /// Apply whatever the backend queued (firewall batches); called when a run ends.
-    fn flush(&self) -> BoxFuture<'_, CapResult<()>>;
+    /// Apply whatever the backend queued (firewall batches); called when a
+    /// run ends. Returns the ids of rules it was to remove that another run
+    /// removed first: this run took nothing of them away.
+    fn flush(&self) -> BoxFuture<'_, CapResult<Vec<(Ns, String)>>>;
 }
 
 /// How firewall rules reach the kernel (iptables today; nftables could
@@ -31,8 +33,9 @@ pub trait FirewallBackend: Send + Sync {
     fn list(&self, ns: &Ns) -> CapResult<Vec<RuleInfo>>;
     /// One rule by id, including queued changes.
     fn get(&self, ns: &Ns, id: &str) -> CapResult<Option<RuleInfo>>;
-    /// Apply the queued changes of `ns` as one batch.
-    fn flush(&self, ns: &Ns) -> CapResult<()>;
+    /// Apply the queued changes of `ns` as one batch; the ids of queued
+    /// removals whose rules were gone already.
+    fn flush(&self, ns: &Ns) -> CapResult<Vec<String>>;
     /// Namespaces with queued changes.
     fn pending(&self) -> Vec<Ns>;
 }

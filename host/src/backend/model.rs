@@ -687,7 +687,7 @@ impl Backend for Model {
         self.run(op).boxed()
     }
 
-    fn flush(&self) -> BoxFuture<'_, CapResult<()>> {
-        async { Ok(()) }.boxed()
+    fn flush(&self) -> BoxFuture<'_, CapResult<Vec<(Ns, String)>>> {
+        async { Ok(Vec::new()) }.boxed()
     }
 }

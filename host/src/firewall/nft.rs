@@ -156,19 +156,21 @@ pub const SETS: &[SetDef] = &[
         interval: false,
         decl: "type ADDR . inet_proto . inet_service : ADDR . inet_service;",
     },
+    // Keyed by the destination and the host port too (conntrack's original
+    // destination port): several host ports may publish one container port.
     SetDef {
         name: "published",
-        key: &[Addr, P, Port],
+        key: &[Addr, P, Port, Port],
         data: &[],
         interval: false,
-        decl: "type ADDR . inet_proto . inet_service;",
+        decl: "type ADDR . inet_proto . inet_service . inet_service;",
     },
     SetDef {
         name: "hairpin",
-        key: &[Addr, Addr, P, Port],
+        key: &[Addr, Addr, P, Port, Port],
         data: &[],
         interval: false,
-        decl: "type ADDR . ADDR . inet_proto . inet_service;",
+        decl: "type ADDR . ADDR . inet_proto . inet_service . inet_service;",
     },
 ];
 
@@ -297,13 +299,13 @@ pub fn elements(rule: &FwRule) -> Vec<Element> {
                         format!("{p} . {port} : {to}"),
                     ),
                 });
-                let dest = vec![addr_bytes(*to_ip), proto_bytes(*proto), port_bytes(target)];
-                out.push(element("published", dest.clone(), None, format!("{to_ip} . {p} . {target}")));
+                let dest = vec![addr_bytes(*to_ip), proto_bytes(*proto), port_bytes(target), port_bytes(port)];
+                out.push(element("published", dest.clone(), None, format!("{to_ip} . {p} . {target} . {port}")));
                 out.push(element(
                     "hairpin",
                     std::iter::once(addr_bytes(*to_ip)).chain(dest).collect(),
                     None,
-                    format!("{to_ip} . {to_ip} . {p} . {target}"),
+                    format!("{to_ip} . {to_ip} . {p} . {target} . {port}"),
                 ));
             }
             out
@@ -425,6 +427,10 @@ pub enum Expr {
     /// Conntrack state (0) or status (2) into a register.
     Ct {
         key: u32,
+        dreg: u32,
+    },
+    /// The original direction's destination port (`ct original proto-dst`).
+    CtOriginalPort {
         dreg: u32,
     },
     /// `fib saddr|daddr type` into a register (`daddr` when `dest`).
@@ -577,8 +583,15 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
     };
     let est = || ct(0, CT_EST_REL);
     let to_accepted = Expr::Verdict(Verdict::Goto("accepted"));
-    let published =
-        |n: u32| vec![family.addr(false, n), meta(MetaKey::L4proto, n + a), port(n + a + 1), lookup("published")];
+    let published = |n: u32| {
+        vec![
+            family.addr(false, n),
+            meta(MetaKey::L4proto, n + a),
+            port(n + a + 1),
+            Expr::CtOriginalPort { dreg: reg32(n + a + 2) },
+            lookup("published"),
+        ]
+    };
     let forward = ChainDef {
         name: "forward",
         hook: Some((FORWARD, -10, "filter")),
@@ -610,7 +623,9 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
                 vec![meta(MetaKey::Oifname, 0), lookup("fwd_out"), to_accepted.clone()],
             ),
             rule(
-                format!("ct status dnat {f} daddr . meta l4proto . th dport @published goto accepted"),
+                format!(
+                    "ct status dnat {f} daddr . meta l4proto . th dport . ct original proto-dst @published goto accepted"
+                ),
                 [ct(2, CT_DNAT), published(0), vec![to_accepted.clone()]].concat(),
             ),
         ],
@@ -647,12 +662,14 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
         rules: vec![
             rule(
                 format!(
-                    "ct status dnat fib saddr type local {f} daddr . meta l4proto . th dport @published masquerade"
+                    "ct status dnat fib saddr type local {f} daddr . meta l4proto . th dport . ct original proto-dst @published masquerade"
                 ),
                 [ct(2, CT_DNAT), local(false).to_vec(), published(0), vec![Expr::Masquerade]].concat(),
             ),
             rule(
-                format!("ct status dnat {f} saddr . {f} daddr . meta l4proto . th dport @hairpin masquerade"),
+                format!(
+                    "ct status dnat {f} saddr . {f} daddr . meta l4proto . th dport . ct original proto-dst @hairpin masquerade"
+                ),
                 [
                     ct(2, CT_DNAT),
                     vec![
@@ -660,6 +677,7 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
                         family.addr(false, a),
                         meta(MetaKey::L4proto, 2 * a),
                         port(2 * a + 1),
+                        Expr::CtOriginalPort { dreg: reg32(2 * a + 2) },
                         lookup("hairpin"),
                         Expr::Masquerade,
                     ],

@@ -362,11 +362,12 @@ impl FirewallBackend for Iptables {
         Ok(self.list(ns)?.into_iter().find(|r| r.id == id))
     }
 
-    fn flush(&self, ns: &Ns) -> CapResult<()> {
+    /// Runs hold the lock from their first change, so no rule is removed under them.
+    fn flush(&self, ns: &Ns) -> CapResult<Vec<String>> {
         let pending = self.lock().remove(ns);
         match pending {
-            Some(p) => restore(p.batch),
-            None => Ok(()),
+            Some(p) => restore(p.batch).map(|()| Vec::new()),
+            None => Ok(Vec::new()),
         }
     }
 

@@ -148,17 +148,21 @@ impl Backend for Kernel {
         self.run(op).boxed()
     }
 
-    fn flush(&self) -> BoxFuture<'_, CapResult<()>> {
+    fn flush(&self) -> BoxFuture<'_, CapResult<Vec<(Ns, String)>>> {
         async move {
             let mut first_error = None;
+            let mut gone = Vec::new();
             for ns in self.firewall.pending() {
-                if let Err(e) = self.in_fw_ns(ns, |fw, ns| fw.flush(ns)).await {
-                    first_error.get_or_insert(e);
+                match self.in_fw_ns(ns.clone(), |fw, ns| fw.flush(ns)).await {
+                    Ok(ids) => gone.extend(ids.into_iter().map(|id| (ns.clone(), id))),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
             self.handles.release_named().await;
             self.wake_resolver();
-            first_error.map_or(Ok(()), Err)
+            first_error.map_or(Ok(gone), Err)
         }
         .boxed()
     }

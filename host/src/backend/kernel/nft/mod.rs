@@ -172,6 +172,21 @@ impl Space {
         Ok(None)
     }
 
+    /// Drop queued removals of rules no longer in the kernel (asking afresh);
+    /// returns their ids.
+    fn forget_removed(&mut self) -> CapResult<Vec<String>> {
+        self.tables.clear();
+        let ids: Vec<String> = self.removes.iter().map(|q| q.id.clone()).collect();
+        let mut forgot = Vec::new();
+        for id in ids {
+            if self.indexed(&id)?.is_none() {
+                self.removes.take(&id);
+                forgot.push(id);
+            }
+        }
+        Ok(forgot)
+    }
+
     /// Every rule in the kernel's index.
     fn all(&mut self) -> CapResult<Vec<Queued>> {
         let mut out = Vec::new();
@@ -293,8 +308,10 @@ impl Nftables {
     }
 
     /// Build and commit the batch; a table another run created meanwhile is
-    /// not created again.
-    fn commit(space: &mut Space) -> CapResult<()> {
+    /// not created again, a rule another run removed meanwhile is not removed
+    /// again. Returns the ids of those rules.
+    fn commit(space: &mut Space) -> CapResult<Vec<String>> {
+        let mut gone = Vec::new();
         let mut create: HashSet<Family> = HashSet::new();
         let families: HashSet<Family> = space.adds.iter().map(Queued::family).collect();
         for family in families {
@@ -302,7 +319,7 @@ impl Nftables {
                 create.insert(family);
             }
         }
-        for _ in 0..2 {
+        for _ in 0..3 {
             let mut batch = Batch::new(space.next_seq());
             for family in [Family::V4, Family::V6] {
                 if create.contains(&family) {
@@ -312,16 +329,25 @@ impl Nftables {
             space.adds.iter().for_each(|q| push_rule(&mut batch, q, true));
             space.removes.iter().for_each(|q| push_rule(&mut batch, q, false));
             if batch.is_empty() {
-                return Ok(());
+                return Ok(gone);
             }
             space.seq += batch.what.len() as u32 + 2;
             match batch.commit(&space.socket) {
                 Ok(()) => {
                     create.iter().for_each(|f| compat::install(*f));
-                    return Ok(());
+                    return Ok(gone);
                 }
                 Err((e, what)) if e.raw_os_error() == Some(nix::libc::EEXIST) && what.starts_with("create table") => {
                     create.clear();
+                }
+                // Another run removed a rule this one removes (two teardowns
+                // of one container): what is gone counts as removed.
+                Err((e, what)) if e.raw_os_error() == Some(nix::libc::ENOENT) && what.starts_with("delete element") => {
+                    let forgot = space.forget_removed()?;
+                    if forgot.is_empty() {
+                        return Err(os(e, format!("nf_tables refused to {what}; nothing of this batch was applied")));
+                    }
+                    gone.extend(forgot);
                 }
                 Err((e, what)) if e.raw_os_error() == Some(nix::libc::EEXIST) => {
                     return Err(CapError::Exists(format!(
@@ -333,7 +359,7 @@ impl Nftables {
                 }
             }
         }
-        Err(CapError::Failed("table netsh appeared and vanished while this batch was built; run again".into()))
+        Err(CapError::Failed("table netsh or its rules changed under this batch three times; run again".into()))
     }
 
     /// Remove a family's table once it holds no rule, leaving nothing behind.
@@ -424,15 +450,15 @@ impl FirewallBackend for Nftables {
         })
     }
 
-    fn flush(&self, ns: &Ns) -> CapResult<()> {
+    fn flush(&self, ns: &Ns) -> CapResult<Vec<String>> {
         let mut spaces = self.lock();
-        let Some(space) = spaces.get_mut(ns) else { return Ok(()) };
+        let Some(space) = spaces.get_mut(ns) else { return Ok(Vec::new()) };
         let result = Self::commit(space);
         let emptied: HashSet<Family> = space.removes.iter().map(Queued::family).collect();
         space.adds.clear();
         space.removes.clear();
         let dropped = match &result {
-            Ok(()) => emptied.into_iter().try_for_each(|f| Self::drop_if_empty(space, f)),
+            Ok(_) => emptied.into_iter().try_for_each(|f| Self::drop_if_empty(space, f)),
             Err(_) => Ok(()),
         };
         space.tables.clear();
@@ -440,7 +466,7 @@ impl FirewallBackend for Nftables {
         if ns.is_some() {
             spaces.remove(ns);
         }
-        result.and(dropped)
+        dropped.and(result)
     }
 
     fn pending(&self) -> Vec<Ns> {

@@ -582,6 +582,13 @@ fn expr(x: &mut Attrs, e: &Expr) {
                 d.u32(1, *dreg).u32(2, *key);
             }),
         ),
+        // NFT_CT_PROTO_DST (12) in IP_CT_DIR_ORIGINAL (0).
+        Expr::CtOriginalPort { dreg } => (
+            "ct",
+            Box::new(move |d| {
+                d.u32(1, *dreg).u32(2, 12).bytes(3, &[0]);
+            }),
+        ),
         Expr::FibAddrType { dest, dreg } => (
             "fib",
             Box::new(move |d| {

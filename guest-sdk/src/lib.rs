@@ -362,6 +362,27 @@ pub mod firewall {
     pub fn publish(ns: Option<&str>, owner: &str, spec: &PublishSpec) -> Result<String> {
         Ok(raw::publish(ns, owner, spec)?)
     }
+    /// A host port no socket holds for `host_ip`, from the ephemeral range.
+    pub fn free_port(ns: Option<&str>, proto: Proto, host_ip: Option<&str>) -> Result<u16> {
+        Ok(raw::free_port(ns, proto, host_ip)?)
+    }
+    /// Publish `spec` on one host port netsh picks (`docker run -p PORT`;
+    /// `spec.host_ports` is ignored): another port is tried when a rule
+    /// already holds the one picked. The rule's id and its host port.
+    pub fn publish_ephemeral(ns: Option<&str>, owner: &str, spec: &PublishSpec) -> Result<(String, u16)> {
+        const TRIES: usize = 8;
+        let mut taken = None;
+        for _ in 0..TRIES {
+            let port = free_port(ns, spec.proto, spec.host_ip.as_deref())?;
+            let one = PublishSpec { host_ports: PortRange { first: port, last: port }, ..spec.clone() };
+            match publish(ns, owner, &one) {
+                Ok(id) => return Ok((id, port)),
+                Err(e) if e.is_exists() => taken = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(taken.unwrap_or_else(|| Error::msg("no free host port")))
+    }
     /// Accept forwarding from `input` to `output`, and the return traffic.
     pub fn forward_accept(ns: Option<&str>, owner: &str, input: Option<&str>, output: Option<&str>) -> Result<String> {
         Ok(raw::forward_accept(ns, owner, input, output)?)

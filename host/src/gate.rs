@@ -308,6 +308,7 @@ impl Gate {
             | Op::SysctlGet { .. }
             | Op::FwGet { .. }
             | Op::FwList { .. }
+            | Op::FwFreePort { .. }
             | Op::KvGet { .. }
             | Op::KvList { .. } => Ok(None),
             // A program's own effects are not netsh's to know or take back.

@@ -367,6 +367,12 @@ pub enum Op {
     FwList {
         ns: Ns,
     },
+    /// A host port no socket holds for `host_ip`, from the ephemeral range.
+    FwFreePort {
+        ns: Ns,
+        proto: Proto,
+        host_ip: Option<IpAddr>,
+    },
     /// Append a line to the shared hosts file of `group` (unless it is there).
     HostsAdd {
         group: String,
@@ -449,6 +455,7 @@ pub enum Reply {
     Written(Option<u64>),
     /// A program's exit status (128 + N when signal N ended it).
     Exited(i32),
+    Port(u16),
 }
 
 impl Reply {
@@ -480,6 +487,7 @@ impl Op {
             | Op::SysctlGet { .. }
             | Op::FwGet { .. }
             | Op::FwList { .. }
+            | Op::FwFreePort { .. }
             | Op::KvGet { .. }
             | Op::KvList { .. } => false,
             Op::NetnsCreate { .. }
@@ -694,6 +702,10 @@ impl fmt::Display for Op {
             Op::FwRemove { ns, id } => write!(f, "{}netsh fw rm {id}", netns_exec(ns)),
             Op::FwGet { ns, id } => write!(f, "{}netsh fw get {id}", netns_exec(ns)),
             Op::FwList { ns } => write!(f, "{}netsh fw ls", netns_exec(ns)),
+            Op::FwFreePort { ns, proto, host_ip } => {
+                write!(f, "{}netsh fw free-port {}", netns_exec(ns), proto.as_str())?;
+                host_ip.map_or(Ok(()), |ip| write!(f, " {ip}"))
+            }
             Op::HostsAdd { group, line } => write!(f, "echo {line:?} >> /etc/netns/.hosts/{group}"),
             Op::HostsRemove { group, line } => write!(f, "sed -i '/^{line}$/d' /etc/netns/.hosts/{group}"),
             Op::HostsShare { name, group } => write!(f, "ln -sf ../.hosts/{group} /etc/netns/{name}/hosts"),

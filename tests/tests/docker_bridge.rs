@@ -247,6 +247,75 @@ kill $pid
 }
 
 #[test]
+fn ephemeral_host_ports_publish_all_and_ports_already_in_use() {
+    sandboxed_on(
+        Firewall::Nftables,
+        r#"
+make_outside
+before=$(snapshot)
+$DB create pub --subnet 172.26.0.0/24
+out=$($DB connect pub c1 -p 80 -p 127.0.0.1::81 -p 8088:88 -p 8089:80); echo "$out"
+port=$(echo "$out" | sed -n 's#^80/tcp -> 0.0.0.0:##p' | head -1)
+lport=$(echo "$out" | sed -n 's#^81/tcp -> 127.0.0.1:##p')
+read -r low high < /proc/sys/net/ipv4/ip_local_port_range
+[ "$port" -ge "$low" ] && [ "$port" -le "$high" ] && [ "$lport" -ge "$low" ] && echo "ephemeral ports: in $low-$high"
+serve c1 80; serve c1 81
+echo "outside->ephemeral: $(fetch outside 10.200.0.1 "$port")"
+echo "outside->second host port: $(fetch outside 10.200.0.1 8089)"
+echo "hairpin->second host port: $(fetch c1 10.200.0.1 8089)"
+echo "localhost->127.0.0.1::81: $(fetch - 127.0.0.1 "$lport")"
+fetch outside 10.200.0.1 "$lport" >/dev/null 2>&1 || echo "127.0.0.1-only port: closed to the outside"
+all=$($DB connect pub c2 -P --expose 8080 --expose 5353/udp); echo "$all"
+serve c2 5353 udp
+echo "outside->-P udp: $(fetch outside 10.200.0.1 "$(echo "$all" | sed -n 's#^5353/udp -> 0.0.0.0:##p')" udp)"
+$DB inspect pub | python3 -c 'import json,sys; c=json.load(sys.stdin)[0]["Containers"]; print("inspect ports:", len(c["c1"]["Ports"]), len(c["c2"]["Ports"]))'
+stop_servers
+# A process on this host holds 7777: publishing over it is refused, naming it.
+timeout 60 python3 -c 'import socket,time; s=socket.socket(); s.bind(("0.0.0.0",7777)); s.listen(); time.sleep(60)' &
+PIDS+=($!)
+for _ in $(seq 50); do ss -Hltn 'sport = :7777' | grep -q . && break; sleep 0.1; done
+state=$(snapshot)
+expect_fail $DB connect pub c3 -p 7777:80
+expect_fail $DB connect pub c3 -p 10.9.9.9:8080:80
+expect_fail $DB connect pub c3 -p 8088:80
+[ "$(snapshot)" = "$state" ] && ! ip netns list | grep -q c3 && echo "refused: nothing changed"
+expect_fail $DB connect pub c3 -P
+expect_fail $DB connect pub c3 --expose 80
+expect_fail $DB connect pub c3 -p 80-82
+echo "shell: $($NETSH -c 'fw free-port udp 127.0.0.1' | grep -cE '^[0-9]+$')"
+stop_servers
+$DB rm pub --force
+settled_to "$before" && echo "teardown: clean"
+"#,
+        90,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "88/tcp -> 0.0.0.0:8088",
+        "ephemeral ports: in",
+        "outside->ephemeral: c1 saw 10.200.0.2",
+        "outside->second host port: c1 saw 10.200.0.2",
+        "hairpin->second host port: c1 saw 172.26.0.1",
+        "localhost->127.0.0.1::81: c1 saw",
+        "127.0.0.1-only port: closed to the outside",
+        "8080/tcp -> 0.0.0.0:",
+        "5353/udp -> 0.0.0.0:",
+        "outside->-P udp: c2 saw 10.200.0.2",
+        "inspect ports: 4 2",
+        "host port tcp/7777 is in use: tcp is bound to 0.0.0.0:7777 by pid",
+        "(python3); stop it or publish another port",
+        "host address 10.9.9.9 is not on this machine",
+        "host port tcp/8088 is already published by",
+        "refused: nothing changed",
+        "--publish-all (-P) publishes the ports given with --expose",
+        "--expose names ports for --publish-all (-P) to publish",
+        "netsh picks one host port per container port",
+        "shell: 1",
+        "teardown: clean",
+    ]);
+}
+
+#[test]
 fn port_forward_reaches_any_destination_and_cleans_up() {
     for fw in Firewall::BOTH {
         let out = sandboxed_on(

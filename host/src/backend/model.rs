@@ -189,6 +189,9 @@ impl Model {
         if let Op::KvList { prefix } = &op {
             return self.kv_list(prefix).await;
         }
+        if let Op::FwFreePort { .. } = &op {
+            return self.real.apply(op).await;
+        }
         let kv_before = match &op {
             Op::KvGet { key }
             | Op::KvPut { key, .. }
@@ -295,6 +298,7 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::FwRemove { ns, .. }
         | Op::FwGet { ns, .. }
         | Op::FwList { ns } => vec![ns.clone()],
+        Op::FwFreePort { .. } => Vec::new(),
         Op::HostsAdd { .. }
         | Op::HostsRemove { .. }
         | Op::HostsShare { .. }
@@ -648,6 +652,9 @@ impl World {
                 done(true)
             }
             Op::KvList { .. } => Err(CapError::Failed("internal error: the model lists keys before applying".into())),
+            Op::FwFreePort { .. } => {
+                Err(CapError::Failed("internal error: the model asks the kernel for free ports".into()))
+            }
             Op::KvGet { .. } => Ok((Reply::Entry(kv_before.flatten()), false)),
             Op::KvPut { key, value } | Op::KvPutLease { key, value, .. } => Ok((self.kv_write(key, value), true)),
             Op::KvCreate { key, value } | Op::KvSwap { key, value, .. } => {

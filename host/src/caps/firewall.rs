@@ -24,12 +24,16 @@ fn rule_id(reply: Reply) -> CapResult<String> {
     }
 }
 
+fn proto_of(proto: WitProto) -> Proto {
+    match proto {
+        WitProto::Tcp => Proto::Tcp,
+        WitProto::Udp => Proto::Udp,
+    }
+}
+
 fn publish(spec: PublishSpec) -> CapResult<FwRule> {
     Ok(FwRule::Publish {
-        proto: match spec.proto {
-            WitProto::Tcp => Proto::Tcp,
-            WitProto::Udp => Proto::Udp,
-        },
+        proto: proto_of(spec.proto),
         host_ip: spec.host_ip.as_deref().map(ip).transpose()?,
         first: spec.host_ports.first,
         last: spec.host_ports.last,
@@ -128,6 +132,26 @@ impl Host for RecipeState {
     ) -> wasmtime::Result<Result<String, Error>> {
         let rule = ifname(bridge).map(|bridge| FwRule::Isolate { bridge, mode: isolation(mode) });
         self.call(add(ns_, owner, rule), rule_id).await
+    }
+
+    async fn free_port(
+        &mut self,
+        ns_: Option<String>,
+        proto: WitProto,
+        host_ip: Option<String>,
+    ) -> wasmtime::Result<Result<u16, Error>> {
+        let op = (|| {
+            Ok(Op::FwFreePort {
+                ns: ns(ns_)?,
+                proto: proto_of(proto),
+                host_ip: host_ip.as_deref().map(ip).transpose()?,
+            })
+        })();
+        self.call(op, |r| match r {
+            Reply::Port(port) => Ok(port),
+            other => Err(other.mismatch()),
+        })
+        .await
     }
 
     async fn remove(&mut self, ns_: Option<String>, id: String) -> wasmtime::Result<Result<(), Error>> {

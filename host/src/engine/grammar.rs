@@ -90,7 +90,11 @@ pub const COMMANDS: &[Spec] = &[
         usage: "publish tcp|udp [HOSTIP:]PORT[-END] to IP:PORT",
         summary: "DNAT host ports (owner repl)",
     },
-    Spec { name: "fw", usage: "fw ls | fw rm ID", summary: "netsh's firewall rules" },
+    Spec {
+        name: "fw",
+        usage: "fw ls | fw rm ID | fw free-port tcp|udp [HOSTIP]",
+        summary: "netsh's firewall rules; a host port free to publish",
+    },
     Spec { name: "sysctl", usage: "sysctl get KEY | sysctl set KEY VALUE", summary: "kernel parameters under net.*" },
     Spec {
         name: "kv",
@@ -366,10 +370,19 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
             ops(vec![Op::FwAdd { ns: ns.clone(), owner: OWNER.into(), rule: FwRule::Masquerade { source, out_not } }])
         }
         "publish" => publish(ns, w),
-        "fw" => match w.next("ls or rm")? {
+        "fw" => match w.next("ls, rm or free-port")? {
             "ls" => ops(vec![Op::FwList { ns: ns.clone() }]),
             "rm" => ops(vec![Op::FwRemove { ns: ns.clone(), id: w.next("rule id")?.into() }]),
-            other => Err(format!("fw {other:?}: use ls or rm")),
+            "free-port" => {
+                let proto = proto(w)?;
+                let host_ip = match w.peek() {
+                    Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| format!("{ip:?} is not an IP address"))?),
+                    None => None,
+                };
+                host_ip.map(|_| w.next("host IP")).transpose()?;
+                ops(vec![Op::FwFreePort { ns: ns.clone(), proto, host_ip }])
+            }
+            other => Err(format!("fw {other:?}: use ls, rm or free-port")),
         },
         "sysctl" => match w.next("get or set")? {
             "get" => ops(vec![Op::SysctlGet { ns: ns.clone(), key: key(w)? }]),
@@ -689,12 +702,16 @@ fn route(ns: &Ns, w: &mut Words) -> Result<Line> {
     Ok(Line::Ops(vec![if verb == "add" { Op::RouteAdd { ns, route } } else { Op::RouteDelete { ns, route } }]))
 }
 
+fn proto(w: &mut Words) -> Result<Proto> {
+    match w.next("tcp or udp")? {
+        "tcp" => Ok(Proto::Tcp),
+        "udp" => Ok(Proto::Udp),
+        other => Err(format!("protocol {other:?}: use tcp or udp")),
+    }
+}
+
 fn publish(ns: &Ns, w: &mut Words) -> Result<Line> {
-    let proto = match w.next("tcp or udp")? {
-        "tcp" => Proto::Tcp,
-        "udp" => Proto::Udp,
-        other => return Err(format!("protocol {other:?}: use tcp or udp")),
-    };
+    let proto = proto(w)?;
     let host = w.next("[HOSTIP:]PORT[-END]")?;
     let (host_ip, ports) = match host.rsplit_once(':') {
         Some((ip, ports)) => (Some(ip.parse::<IpAddr>().map_err(|_| format!("{ip:?} is not an IP address"))?), ports),
@@ -759,6 +776,9 @@ mod tests {
     #[test]
     fn every_form() {
         assert_eq!(ops("netns add c1"), [Op::NetnsCreate { name: "c1".into() }]);
+        assert_eq!(ops("fw free-port udp"), [Op::FwFreePort { ns: None, proto: Proto::Udp, host_ip: None }]);
+        assert!(matches!(&ops("fw free-port tcp 127.0.0.1")[..], [Op::FwFreePort { host_ip: Some(_), .. }]));
+        assert!(parse("fw free-port sctp").is_err() && parse("fw free-port tcp nowhere").is_err());
         assert_eq!(ops("kv ls"), [Op::KvList { prefix: String::new() }]);
         assert_eq!(ops("kv ls docker-bridge/"), [Op::KvList { prefix: "docker-bridge/".into() }]);
         assert_eq!(ops("kv put a b"), [Op::KvPut { key: "a".into(), value: "b".into() }]);

@@ -145,6 +145,7 @@ pub fn reply(reply: &Reply) -> String {
         Reply::Written(None) => "not written: the key exists or changed meanwhile\n".into(),
         Reply::Exited(0) => String::new(),
         Reply::Exited(code) => format!("(exit status {code})\n"),
+        Reply::Port(port) => format!("{port}\n"),
         Reply::Entry(None) => "(absent)\n".into(),
         Reply::Entry(Some(e)) => format!("{}\n", e.value),
         Reply::Entries(entries) => entries.iter().map(|e| format!("{} {}\n", e.key, e.value)).collect(),

@@ -41,7 +41,7 @@ fn subcommands(command: &str) -> &'static [&'static str] {
         "addr" | "route" => &["add", "del", "ls"],
         "nat" => &["masquerade"],
         "publish" => &["tcp", "udp"],
-        "fw" => &["ls", "rm"],
+        "fw" => &["ls", "rm", "free-port"],
         "sysctl" => &["get", "set"],
         "record" => &["start", "stop"],
         "audit" => &["verify", "--run", "--since", "--json"],

@@ -47,6 +47,7 @@ pub fn needs(op: &Op) -> Needs {
         | Op::SysctlGet { .. }
         | Op::FwGet { .. }
         | Op::FwList { .. }
+        | Op::FwFreePort { .. }
         | Op::KvGet { .. }
         | Op::KvList { .. } => Needs::Nothing,
         Op::NetnsCreate { name }

@@ -5,18 +5,19 @@
 use std::net::IpAddr;
 
 use netsh_guest::dns;
-use netsh_guest::firewall::PublishSpec;
 use netsh_guest::netns::EtcFile;
-use netsh_guest::{Args, Cidr, Error, Result, addr, firewall, link, netns, route};
+use netsh_guest::{Args, Cidr, Error, Result, addr, link, netns, route};
 
 use crate::network::{remove_rule, repair_rules};
-use crate::ports;
+use crate::ports::{self, Publish};
 use crate::store::{self, Endpoint, Network, memberships};
 use netsh_guest::meta::check_name;
 use netsh_guest::meta::short_hash;
 
-/// `connect NAME CONTAINER [--ip IP] [--alias A]... [--publish SPEC]... [--pid PID]
-/// [--hostname H] [--dns IP]... [--dns-search D]... [--dns-option O]...`.
+/// `connect NAME CONTAINER [--ip IP] [--alias A]... [--publish SPEC]...
+/// [--publish-all --expose PORT...] [--pid PID] [--hostname H] [--dns IP]...
+/// [--dns-search D]... [--dns-option O]...`; prints the endpoint, then each
+/// published port as `docker port` does.
 pub fn connect(args: &Args) -> Result<()> {
     args.at_most(3)?;
     let net = Network::load(args.required(1, "network NAME")?)?;
@@ -30,12 +31,36 @@ pub fn connect(args: &Args) -> Result<()> {
         container,
         wanted_ip: args.value("--ip").map(String::from),
         aliases: args.values("--alias").iter().map(|a| a.to_string()).collect(),
-        publishes: args.values("--publish").iter().map(|p| p.to_string()).collect(),
+        publishes: publishes(args)?,
         etc: EtcOptions::from_args(args)?,
     };
-    let ep = join(&net, joining)?;
+    let (ep, published) = join(&net, joining)?;
     println!("{} {} {}/{}", ep.container, ep.ifname, ep.ip, net.subnet.prefix());
+    published.iter().for_each(|p| println!("{p}"));
     Ok(())
+}
+
+/// `--publish` specs, and with `--publish-all` the `--expose`d ports, each on
+/// a host port netsh picks (there is no image whose ports -P could take).
+fn publishes(args: &Args) -> Result<Vec<String>> {
+    let mut specs: Vec<String> = args.values("--publish").iter().map(|p| p.to_string()).collect();
+    let exposed = args.values("--expose");
+    match (args.has("--publish-all"), exposed.is_empty()) {
+        (true, true) => {
+            return Err(Error::Usage("--publish-all (-P) publishes the ports given with --expose; name some".into()));
+        }
+        (false, false) => {
+            return Err(Error::Usage(
+                "--expose names ports for --publish-all (-P) to publish; add -P, or publish with -p".into(),
+            ));
+        }
+        _ => {}
+    }
+    for port in exposed {
+        ports::exposed(port, "0.0.0.0")?;
+        specs.push(port.to_string());
+    }
+    Ok(specs)
 }
 
 /// Where a joining container's namespace comes from.
@@ -97,8 +122,9 @@ impl EtcOptions {
 }
 
 /// Connect a container: everything is checked, then its address taken,
-/// then the kernel changed, then its endpoint stored.
-pub fn join(net: &Network, joining: Joining) -> Result<Endpoint> {
+/// then the kernel changed, then its endpoint stored. The endpoint, and its
+/// published ports as `docker port` shows them.
+pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> {
     let container = joining.container;
     check_name("container", &container)?;
     joining.aliases.iter().try_for_each(|a| check_name("alias", a))?;
@@ -123,7 +149,7 @@ pub fn join(net: &Network, joining: Joining) -> Result<Endpoint> {
         Some(ip) => net.take_ip(ip, &container).map(|()| ip)?,
         None => net.allocate(&container)?,
     };
-    let publishes: Vec<PublishSpec> =
+    let publishes: Vec<Publish> =
         joining.publishes.iter().map(|p| ports::parse(p, &ip.to_string())).collect::<Result<_>>()?;
     let others = memberships(&container)?;
     let (netns, ifname, created, pid, runtime) = match joining.netns {
@@ -151,11 +177,16 @@ pub fn join(net: &Network, joining: Joining) -> Result<Endpoint> {
     }
     attach(net, &ep, others.is_empty())?;
     let owner = net.container_owner(&ep.container);
-    ep.rules = publishes.iter().map(|p| firewall::publish(None, &owner, p)).collect::<Result<_>>()?;
+    let mut published = Vec::new();
+    for p in &publishes {
+        let (id, host_port) = ports::publish(&owner, p)?;
+        ep.rules.push(id);
+        published.push(ports::describe(p, host_port));
+    }
     repair_rules(net)?;
     write_files(net, &ep, others.is_empty(), &joining.etc)?;
     net.save_endpoint(&ep)?;
-    Ok(ep)
+    Ok((ep, published))
 }
 
 /// `--ip`: inside the subnet, not its network, broadcast or gateway address.

@@ -20,7 +20,8 @@ const USAGE: &str = "docker-bridge COMMAND ...
       MASQUERADE unless --internal, isolated from every other network, and a
       DNS zone NAME served by netsh's resolver on the gateway (`netsh dns status`)
   connect NAME CONTAINER [--ip IP] [--alias|--network-alias A]... [--pid PID]
-              [--publish|-p [HOSTIP:]HOSTPORT[-END]:PORT[/tcp|udp]]...
+              [--publish|-p [[HOSTIP:]HOSTPORT[-END]:]PORT[-END][/tcp|udp]]...
+              [--publish-all|-P --expose PORT[/tcp|udp]...]
               [--hostname H] [--dns IP]... [--dns-search DOMAIN]... [--dns-option OPT]...
       CONTAINER is a named namespace (created if missing) or, with --pid, a
       running process's; it gets eth0 (or the next free ethN), an address, a
@@ -30,7 +31,11 @@ const USAGE: &str = "docker-bridge COMMAND ...
       containers of its networks, through the resolver on the gateway.
       --hostname, --dns (replaces the resolver: peers then resolve only through
       the hosts file), --dns-search and --dns-option shape the files of a
-      namespace connect creates
+      namespace connect creates.
+      -p PORT, -p HOSTIP::PORT and -P (each --expose'd port) publish on a free
+      host port netsh picks from the ephemeral range; connect prints every
+      mapping as `docker port` does (80/tcp -> 0.0.0.0:49153). A host port a
+      process listens on is refused, naming the process
   disconnect NAME CONTAINER
   rm NAME [--force]          refused while containers are attached, unless --force
   inspect NAME               JSON like `docker network inspect`
@@ -56,6 +61,8 @@ const OPTIONS: &[Opt] = &[
     Opt::values("--dns-search"),
     Opt::values("--dns-option"),
     Opt::values("--publish").short('p'),
+    Opt::switch("--publish-all").short('P'),
+    Opt::values("--expose"),
     Opt::value("--pid"),
 ];
 

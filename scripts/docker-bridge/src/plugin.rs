@@ -76,7 +76,7 @@ fn add(net: &Network, request: &Request) -> Result<Reply> {
         publishes,
         etc: Default::default(),
     };
-    let ep = container::join(net, joining)?;
+    let (ep, _) = container::join(net, joining)?;
     reply(net, &ep)
 }
 

@@ -10,6 +10,7 @@ pub mod netlink;
 mod nft;
 pub mod nsfs;
 mod route;
+mod sockets;
 mod sysctl;
 
 use std::sync::Arc;
@@ -275,9 +276,15 @@ impl Kernel {
             Op::SysctlGet { ns, key } => sysctl::get(&ns, &key).await.map(Reply::Text),
             Op::SysctlSet { ns, key, value } => sysctl::set(&ns, &key, &value).await.map(done),
             Op::FwAdd { ns, owner, rule } => self
-                .in_fw_ns(ns, move |fw, ns| fw.add(ns, &owner, &rule))
+                .in_fw_ns(ns, move |fw, ns| {
+                    sockets::refuse_held(&rule)?;
+                    fw.add(ns, &owner, &rule)
+                })
                 .await
                 .map(|(id, added)| Reply::Rule { id, added }),
+            Op::FwFreePort { ns, proto, host_ip } => {
+                nsfs::in_netns(&ns, move || sockets::free_port(proto, host_ip)).await.map(Reply::Port)
+            }
             Op::FwRemove { ns, id } => self.in_fw_ns(ns, move |fw, ns| fw.remove(ns, &id)).await.map(done),
             Op::FwGet { ns, id } => {
                 self.in_fw_ns(ns, move |fw, ns| fw.get(ns, &id)).await.map(|r| Reply::Rules(r.into_iter().collect()))

@@ -1,7 +1,7 @@
 //! docker-bridge: Docker's bridge networking proven with real packets, with
 //! an "outside" host simulated by a namespace behind the test's uplink.
 
-use netsh_e2e::{Firewall, sandboxed_on};
+use netsh_e2e::{Firewall, sandboxed, sandboxed_on};
 
 #[test]
 fn containers_reach_each_other_the_outside_and_published_ports() {
@@ -311,6 +311,39 @@ settled_to "$before" && echo "teardown: clean"
         "--expose names ports for --publish-all (-P) to publish",
         "netsh picks one host port per container port",
         "shell: 1",
+        "teardown: clean",
+    ]);
+}
+
+#[test]
+fn ls_prints_names_or_json_lines_and_prune_removes_unused_networks() {
+    sandboxed(
+        r#"
+before=$(snapshot)
+$DB create a1 --subnet 172.27.0.0/24 >/dev/null
+$DB create a2 --subnet 172.27.1.0/24 >/dev/null
+$DB connect a2 c1 >/dev/null
+echo "quiet: $($DB ls -q | tr '\n' ' ')"
+$DB ls --format json | python3 -c 'import json,sys; print("json:", [(j["Name"], j["Driver"], len(j["ID"])) for j in map(json.loads, sys.stdin)])'
+expect_fail $DB ls --format '{{.Name}}'
+$DB prune
+echo "after prune: $($DB ls -q | tr '\n' ' ')"
+ip link show br-a1 >/dev/null 2>&1 || echo "br-a1 gone"
+$DB prune
+$DB rm a2 --force
+settled_to "$before" && echo "teardown: clean"
+"#,
+        60,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "quiet: a1 a2 ",
+        "json: [('a1', 'bridge', 12), ('a2', 'bridge', 12)]",
+        "use json or table (Docker's Go templates are not supported)",
+        "Deleted Networks:\na1\n",
+        "after prune: a2 ",
+        "br-a1 gone",
+        "no unused networks",
         "teardown: clean",
     ]);
 }

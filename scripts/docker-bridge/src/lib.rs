@@ -39,7 +39,9 @@ const USAGE: &str = "docker-bridge COMMAND ...
   disconnect NAME CONTAINER
   rm NAME [--force]          refused while containers are attached, unless --force
   inspect NAME               JSON like `docker network inspect`
-  ls
+  ls [-q|--quiet] [--format json|table]
+                             a table; names only; or JSON lines like `docker network ls`
+  prune                      remove every network without containers
 Several commands can run in one invocation, separated by a lone ';' argument
 (one run, one firewall batch), e.g.
   connect net c1 --publish 8001:80 ';' connect net c2 --publish 8002:80";
@@ -64,6 +66,8 @@ const OPTIONS: &[Opt] = &[
     Opt::switch("--publish-all").short('P'),
     Opt::values("--expose"),
     Opt::value("--pid"),
+    Opt::switch("--quiet").short('q'),
+    Opt::value("--format"),
 ];
 
 impl Recipe for DockerBridge {
@@ -107,6 +111,7 @@ fn command(args: &Args) -> Result<()> {
         Some("rm") => network::rm(args),
         Some("inspect") => inspect::inspect(args),
         Some("ls") => network::ls(args),
+        Some("prune") => network::prune(args),
         Some(other) => Err(Error::Usage(format!("unknown command {other:?}\n{USAGE}"))),
         None => Err(Error::Usage(USAGE.into())),
     }

@@ -4,10 +4,10 @@
 
 use netsh_guest::firewall::{self, Isolation};
 use netsh_guest::meta::check_name;
-use netsh_guest::{Args, Cidr, Error, Result, addr, dns, link, log, sysctl};
+use netsh_guest::{Args, Cidr, Error, Result, addr, dns, json, link, log, sysctl};
 
 use crate::container;
-use crate::store::{self, Network};
+use crate::store::{self, Endpoint, Network};
 
 /// Docker's default pools: 172.17-31.0.0/16, then 192.168.X.0/20.
 fn default_subnets() -> impl Iterator<Item = Cidr> {
@@ -205,10 +205,15 @@ pub fn rm(args: &Args) -> Result<()> {
             names.join(", ")
         )));
     }
+    remove(&net, &endpoints)
+}
+
+/// Release the network's `endpoints`, then take the network down.
+fn remove(net: &Network, endpoints: &[Endpoint]) -> Result<()> {
     // Everything that can be taken back first; deleting namespaces and the bridge last.
     let mut doomed = Vec::new();
-    for ep in &endpoints {
-        doomed.push(container::release(&net, ep)?);
+    for ep in endpoints {
+        doomed.push(container::release(net, ep)?);
     }
     net.rules.iter().try_for_each(|id| remove_rule(id))?;
     dns::unserve(&net.name)?;
@@ -220,11 +225,30 @@ pub fn rm(args: &Args) -> Result<()> {
     }
 }
 
-/// `ls`: one line per network.
+/// `ls [-q|--quiet] [--format json]`: a table, names only, or one JSON
+/// object per network and line, like `docker network ls`.
 pub fn ls(args: &Args) -> Result<()> {
     args.at_most(1)?;
+    let json = match args.value("--format") {
+        None | Some("table") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err(Error::Invalid(format!(
+                "--format {other:?}: use json or table (Docker's Go templates are not supported)"
+            )));
+        }
+    };
+    let networks = Network::all()?;
+    if args.has("--quiet") {
+        networks.iter().for_each(|n| println!("{}", n.name));
+        return Ok(());
+    }
+    if json {
+        networks.iter().for_each(|n| println!("{}", ls_json(n)));
+        return Ok(());
+    }
     println!("{:<20} {:<15} {:<18} {:<15} CONTAINERS", "NAME", "BRIDGE", "SUBNET", "GATEWAY");
-    for n in Network::all()? {
+    for n in networks {
         let mut flags = Vec::new();
         if n.internal {
             flags.push("internal");
@@ -241,6 +265,34 @@ pub fn ls(args: &Args) -> Result<()> {
             n.endpoints()?.len(),
             if flags.is_empty() { String::new() } else { format!(" ({})", flags.join(", ")) }
         );
+    }
+    Ok(())
+}
+
+/// One network as `docker network ls --format json` prints it.
+fn ls_json(n: &Network) -> String {
+    format!(
+        r#"{{"Driver":"bridge","ID":{},"IPv6":"false","Internal":{},"Labels":"","Name":{},"Scope":"local"}}"#,
+        json::string(&n.id()[..12]),
+        json::string(&n.internal.to_string()),
+        json::string(&n.name)
+    )
+}
+
+/// `prune`: remove every network without containers (connected or
+/// connecting), like `docker network prune -f`.
+pub fn prune(args: &Args) -> Result<()> {
+    args.at_most(1)?;
+    let mut deleted = Vec::new();
+    for net in Network::all()? {
+        if !net.in_use()? {
+            remove(&net, &[])?;
+            deleted.push(net.name);
+        }
+    }
+    match deleted.is_empty() {
+        true => println!("no unused networks"),
+        false => println!("Deleted Networks:\n{}", deleted.join("\n")),
     }
     Ok(())
 }

@@ -168,6 +168,11 @@ impl Network {
             .collect()
     }
 
+    /// Whether any container is connected or connecting.
+    pub fn in_use(&self) -> Result<bool> {
+        Ok(!kv::list(&key(&["ep", &self.name, ""]))?.is_empty())
+    }
+
     /// The endpoint of `container`, if connected.
     pub fn endpoint(&self, container: &str) -> Result<Option<Endpoint>> {
         match kv::get(&key(&["ep", &self.name, container]))? {

@@ -501,6 +501,15 @@ fn local(dest: bool) -> [Expr; 2] {
     [Expr::FibAddrType { dest, dreg: 1 }, Expr::Cmp { sreg: 1, eq: true, data: RTN_LOCAL.to_ne_bytes().to_vec() }]
 }
 
+/// Both protocols a port is published for: nft types `ct original
+/// proto-dst` only once the protocol is known, so those rules come in pairs.
+const PROTOS: [Proto; 2] = [Proto::Tcp, Proto::Udp];
+
+/// `meta l4proto P`.
+fn is_proto(p: Proto) -> [Expr; 2] {
+    [meta(MetaKey::L4proto, 0), Expr::Cmp { sreg: reg32(0), eq: true, data: vec![proto_bytes(p)[0]] }]
+}
+
 fn ct(key: u32, mask: u32) -> Vec<Expr> {
     let mut v = vec![Expr::Ct { key, dreg: 1 }];
     v.extend(any_bits(1, mask));
@@ -622,13 +631,18 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
                 "oifname @fwd_out goto accepted",
                 vec![meta(MetaKey::Oifname, 0), lookup("fwd_out"), to_accepted.clone()],
             ),
+        ]
+        .into_iter()
+        .chain(PROTOS.map(|p| {
             rule(
                 format!(
-                    "ct status dnat {f} daddr . meta l4proto . th dport . ct original proto-dst @published goto accepted"
+                    "ct status dnat meta l4proto {} {f} daddr . meta l4proto . th dport . ct original proto-dst @published goto accepted",
+                    p.as_str()
                 ),
-                [ct(2, CT_DNAT), published(0), vec![to_accepted.clone()]].concat(),
-            ),
-        ],
+                [ct(2, CT_DNAT), is_proto(p).to_vec(), published(0), vec![to_accepted.clone()]].concat(),
+            )
+        }))
+        .collect(),
     };
     let portmap = ChainDef {
         name: "portmap",
@@ -659,20 +673,26 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
     let postrouting = ChainDef {
         name: "postrouting",
         hook: Some((POSTROUTING, 100, "nat")),
-        rules: vec![
-            rule(
-                format!(
-                    "ct status dnat fib saddr type local {f} daddr . meta l4proto . th dport . ct original proto-dst @published masquerade"
-                ),
-                [ct(2, CT_DNAT), local(false).to_vec(), published(0), vec![Expr::Masquerade]].concat(),
-            ),
-            rule(
-                format!(
-                    "ct status dnat {f} saddr . {f} daddr . meta l4proto . th dport . ct original proto-dst @hairpin masquerade"
-                ),
+        rules: PROTOS
+            .into_iter()
+            .flat_map(|p| {
+                let proto = p.as_str();
                 [
-                    ct(2, CT_DNAT),
-                    vec![
+                    rule(
+                        format!(
+                            "ct status dnat meta l4proto {proto} fib saddr type local {f} daddr . meta l4proto . th dport . ct original proto-dst @published masquerade"
+                        ),
+                        [ct(2, CT_DNAT), is_proto(p).to_vec(), local(false).to_vec(), published(0), vec![Expr::Masquerade]]
+                            .concat(),
+                    ),
+                    rule(
+                        format!(
+                            "ct status dnat meta l4proto {proto} {f} saddr . {f} daddr . meta l4proto . th dport . ct original proto-dst @hairpin masquerade"
+                        ),
+                        [
+                            ct(2, CT_DNAT),
+                            is_proto(p).to_vec(),
+                            vec![
                         family.addr(true, 0),
                         family.addr(false, a),
                         meta(MetaKey::L4proto, 2 * a),
@@ -683,7 +703,10 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
                     ],
                 ]
                 .concat(),
-            ),
+                    ),
+                ]
+            })
+            .chain([
             rule(
                 format!("{f} saddr . oifname @masq_skip return"),
                 vec![
@@ -697,7 +720,8 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
                 format!("{f} saddr @masq_nets masquerade"),
                 vec![family.addr(true, 0), lookup("masq_nets"), Expr::Masquerade],
             ),
-        ],
+            ])
+            .collect(),
     };
     vec![
         accepted,

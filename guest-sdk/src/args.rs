@@ -163,6 +163,11 @@ impl Args {
         self.switches.contains(&name)
     }
 
+    /// Whether an option was given at all (a switch, or with a value).
+    pub fn given(&self, name: &str) -> bool {
+        self.has(name) || self.value(name).is_some()
+    }
+
     /// Positional arguments.
     pub fn positional(&self) -> &[String] {
         &self.positional

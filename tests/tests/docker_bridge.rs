@@ -349,6 +349,51 @@ settled_to "$before" && echo "teardown: clean"
 }
 
 #[test]
+fn net_none_gives_only_a_loopback_and_net_host_makes_nothing() {
+    sandboxed(
+        r#"
+before=$(snapshot)
+$DB create n1 --subnet 172.28.0.0/24 >/dev/null
+$DB connect none iso --hostname box
+echo "links: $(ip -n iso -o link | awk -F': ' '{print $2}' | tr '\n' ' ')"
+ip -n iso link show lo | grep -q 'state UNKNOWN\|,UP' && echo "lo: up"
+ip netns exec iso ping -c1 -W1 127.0.0.1 >/dev/null && echo "loopback answers"
+echo "hostname file: $(cat /etc/netns/iso/hostname)"
+state=$(snapshot)
+expect_fail $DB connect n1 iso
+expect_fail $DB connect none iso
+expect_fail $DB connect none other --publish 8080:80
+expect_fail $DB create none
+$DB connect host web
+expect_fail $DB connect host web --hostname h
+[ "$(snapshot)" = "$state" ] && echo "refusals and --net host: nothing changed"
+$DB disconnect none iso
+expect_fail $DB disconnect none iso
+$DB rm n1
+settled_to "$before" && echo "teardown: clean"
+"#,
+        60,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "iso lo (network none: loopback only)",
+        "links: lo ",
+        "lo: up",
+        "loopback answers",
+        "hostname file: box",
+        "container iso is on network none (Docker's --net none); `disconnect none iso` first",
+        "namespace iso already exists",
+        "--publish does not apply to network none",
+        "network name none is reserved",
+        "web uses the host's network namespace (Docker's --net host): nothing to create",
+        "--hostname does not apply to network host",
+        "refusals and --net host: nothing changed",
+        "container iso is not on network none",
+        "teardown: clean",
+    ]);
+}
+
+#[test]
 fn port_forward_reaches_any_destination_and_cleans_up() {
     for fw in Firewall::BOTH {
         let out = sandboxed_on(

@@ -127,6 +127,11 @@ impl EtcOptions {
 pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> {
     let container = joining.container;
     check_name("container", &container)?;
+    if crate::modes::on_none(&container)? {
+        return Err(Error::Invalid(format!(
+            "container {container} is on network none (Docker's --net none); `disconnect none {container}` first"
+        )));
+    }
     joining.aliases.iter().try_for_each(|a| check_name("alias", a))?;
     if net.internal && !joining.publishes.is_empty() {
         return Err(Error::Invalid(format!("network {} is internal: ports cannot be published", net.name)));

@@ -4,6 +4,7 @@
 
 mod container;
 mod inspect;
+mod modes;
 mod network;
 mod plugin;
 mod ports;
@@ -36,6 +37,10 @@ const USAGE: &str = "docker-bridge COMMAND ...
       host port netsh picks from the ephemeral range; connect prints every
       mapping as `docker port` does (80/tcp -> 0.0.0.0:49153). A host port a
       process listens on is refused, naming the process
+  connect none CONTAINER [--hostname H]
+      Docker's --net none: a new namespace with only its loopback, up; it joins
+      no network until `disconnect none CONTAINER` removes it
+  connect host CONTAINER     Docker's --net host: the host's namespace, nothing to make
   disconnect NAME CONTAINER
   rm NAME [--force]          refused while containers are attached, unless --force
   inspect NAME               JSON like `docker network inspect`
@@ -104,17 +109,24 @@ impl Recipe for DockerBridge {
 }
 
 fn command(args: &Args) -> Result<()> {
-    match args.positional().first().map(String::as_str) {
-        Some("create") => network::create(args),
-        Some("connect") => container::connect(args),
-        Some("disconnect") => container::disconnect(args),
-        Some("rm") => network::rm(args),
-        Some("inspect") => inspect::inspect(args),
-        Some("ls") => network::ls(args),
-        Some("prune") => network::prune(args),
-        Some(other) => Err(Error::Usage(format!("unknown command {other:?}\n{USAGE}"))),
-        None => Err(Error::Usage(USAGE.into())),
+    match (positional(args, 0), positional(args, 1)) {
+        ("create", _) => network::create(args),
+        ("connect", mode @ ("none" | "host")) => modes::connect(mode, args),
+        ("disconnect", mode @ ("none" | "host")) => modes::disconnect(mode, args),
+        ("connect", _) => container::connect(args),
+        ("disconnect", _) => container::disconnect(args),
+        ("rm", _) => network::rm(args),
+        ("inspect", _) => inspect::inspect(args),
+        ("ls", _) => network::ls(args),
+        ("prune", _) => network::prune(args),
+        ("", _) => Err(Error::Usage(USAGE.into())),
+        (other, _) => Err(Error::Usage(format!("unknown command {other:?}\n{USAGE}"))),
     }
+}
+
+/// The `i`th positional word, or "".
+fn positional(args: &Args, i: usize) -> &str {
+    args.positional().get(i).map_or("", String::as_str)
 }
 
 netsh_guest::export_recipe!(DockerBridge);

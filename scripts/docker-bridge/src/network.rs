@@ -80,6 +80,11 @@ fn spec(args: &Args) -> Result<(String, String, bool, Option<u32>)> {
     args.at_most(2)?;
     let name = args.required(1, "network NAME")?.to_string();
     check_name("network", &name)?;
+    if crate::modes::RESERVED.contains(&name.as_str()) {
+        return Err(Error::Invalid(format!(
+            "network name {name} is reserved: `connect {name} CONTAINER` is Docker's --net {name}"
+        )));
+    }
     match args.value("--driver") {
         None | Some("bridge") => {}
         Some("overlay") => {

@@ -394,6 +394,57 @@ settled_to "$before" && echo "teardown: clean"
 }
 
 #[test]
+fn docker_bridge_driver_options_shape_the_bridge_nat_and_publishing() {
+    sandboxed(
+        r#"
+make_outside
+ip -n outside route add 172.29.0.0/24 via 10.200.0.1
+before=$(snapshot)
+$DB create raw --subnet 172.29.0.0/24 -o com.docker.network.bridge.name=br-raw0 -o com.docker.network.driver.mtu=1400 \
+  -o com.docker.network.bridge.enable_ip_masquerade=false -o com.docker.network.bridge.host_binding_ipv4=127.0.0.1
+ip -o link show br-raw0 | grep -o 'mtu [0-9]*'
+$DB connect raw c1 -p 8080:80
+serve outside 7000
+echo "no masquerade: $(fetch c1 10.200.0.2 7000)"
+serve c1 80
+echo "published on 127.0.0.1: $(fetch - 127.0.0.1 8080)"
+fetch outside 10.200.0.1 8080 >/dev/null 2>&1 || echo "not on the uplink address"
+stop_servers
+$DB ls | grep raw | tr -s ' '
+$DB inspect raw | python3 -c 'import json,sys; o=json.load(sys.stdin)[0]["Options"]; print("inspect:", o["com.docker.network.bridge.name"], o["com.docker.network.bridge.enable_ip_masquerade"], o["com.docker.network.bridge.host_binding_ipv4"], o["com.docker.network.driver.mtu"])'
+state=$(snapshot)
+expect_fail $DB create bad -o com.docker.network.bridge.enable_ip_masquerade=maybe
+expect_fail $DB create bad -o com.example.unknown=1
+expect_fail $DB create bad -o nokeyvalue
+expect_fail $DB create bad -o com.docker.network.driver.mtu=1400 --mtu 1500
+expect_fail $DB create bad -o com.docker.network.bridge.host_binding_ipv4=::1
+[ "$(snapshot)" = "$state" ] && echo "bad options: nothing changed"
+$DB rm raw --force
+settled_to "$before" && echo "teardown: clean"
+"#,
+        60,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "raw br-raw0 subnet 172.29.0.0/24",
+        "mtu 1400",
+        "80/tcp -> 127.0.0.1:8080",
+        "no masquerade: outside saw 172.29.0.2",
+        "published on 127.0.0.1: c1 saw",
+        "not on the uplink address",
+        "(no masquerade)",
+        "inspect: br-raw0 false 127.0.0.1 1400",
+        "com.docker.network.bridge.enable_ip_masquerade must be true or false, not \"maybe\"",
+        "driver option \"com.example.unknown\" is not supported",
+        "-o \"nokeyvalue\" is not KEY=VALUE",
+        "--mtu and its -o driver option both given; give one",
+        "is not an IPv4 address",
+        "bad options: nothing changed",
+        "teardown: clean",
+    ]);
+}
+
+#[test]
 fn port_forward_reaches_any_destination_and_cleans_up() {
     for fw in Firewall::BOTH {
         let out = sandboxed_on(

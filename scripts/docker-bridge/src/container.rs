@@ -154,8 +154,11 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
         Some(ip) => net.take_ip(ip, &container).map(|()| ip)?,
         None => net.allocate(&container)?,
     };
-    let publishes: Vec<Publish> =
+    let mut publishes: Vec<Publish> =
         joining.publishes.iter().map(|p| ports::parse(p, &ip.to_string())).collect::<Result<_>>()?;
+    for p in publishes.iter_mut().filter(|p| p.spec.host_ip.is_none()) {
+        p.spec.host_ip = net.host_binding.clone();
+    }
     let others = memberships(&container)?;
     let (netns, ifname, created, pid, runtime) = match joining.netns {
         Place::Named { pid } => {

@@ -63,6 +63,7 @@ pub fn inspect(args: &Args) -> Result<()> {
       "com.docker.network.bridge.name": {},
       "com.docker.network.bridge.enable_icc": {},
       "com.docker.network.bridge.enable_ip_masquerade": {},
+      "com.docker.network.bridge.host_binding_ipv4": {},
       "com.docker.network.driver.mtu": {}
     }},
     "Containers": {}
@@ -76,7 +77,8 @@ pub fn inspect(args: &Args) -> Result<()> {
         s(&net.ip_range.to_string()),
         s(&net.bridge),
         s(&net.icc.to_string()),
-        s(&(!net.internal).to_string()),
+        s(&(net.masquerade && !net.internal).to_string()),
+        s(net.host_binding.as_deref().unwrap_or("0.0.0.0")),
         s(&net.mtu.to_string()),
         containers(&net)?
     );

@@ -76,7 +76,17 @@ fn ip_range(args: &Args, subnet: &Cidr) -> Result<Cidr> {
 }
 
 /// What `create` was asked for, checked before anything is reserved.
-fn spec(args: &Args) -> Result<(String, String, bool, Option<u32>)> {
+struct Spec {
+    name: String,
+    bridge: String,
+    icc: bool,
+    mtu: Option<u32>,
+    masquerade: bool,
+    host_binding: Option<String>,
+}
+
+/// The options of `create`, with Docker's bridge driver options (`-o KEY=VALUE`).
+fn spec(args: &Args) -> Result<Spec> {
     args.at_most(2)?;
     let name = args.required(1, "network NAME")?.to_string();
     check_name("network", &name)?;
@@ -99,27 +109,86 @@ fn spec(args: &Args) -> Result<(String, String, bool, Option<u32>)> {
             )));
         }
     }
-    let bridge = args.value("--bridge").map(String::from).unwrap_or_else(|| format!("br-{name}"));
+    let opts = DriverOptions::parse(args)?;
+    let pick = |flag: &str, opt: Option<String>| match (args.value(flag), opt) {
+        (Some(_), Some(_)) => Err(Error::Usage(format!("{flag} and its -o driver option both given; give one"))),
+        (flag, opt) => Ok(flag.map(String::from).or(opt)),
+    };
+    let bridge = pick("--bridge", opts.bridge)?.unwrap_or_else(|| format!("br-{name}"));
     if bridge.len() > 15 {
         return Err(Error::Invalid(format!(
             "bridge name {bridge:?} is longer than 15 bytes; choose a shorter one with --bridge"
         )));
     }
-    let icc = match args.value("--icc") {
-        None | Some("true") => true,
-        Some("false") => false,
-        Some(other) => return Err(Error::Invalid(format!("--icc must be true or false, not {other:?}"))),
-    };
-    let mtu = match args.value("--mtu") {
+    let icc = pick("--icc", opts.icc)?.map_or(Ok(true), |v| boolean("--icc", &v))?;
+    let mtu = match pick("--mtu", opts.mtu)? {
         Some(m) => Some(m.parse().map_err(|_| Error::Invalid(format!("--mtu {m:?} is not a number")))?),
         None => None,
     };
-    Ok((name, bridge, icc, mtu))
+    Ok(Spec { name, bridge, icc, mtu, masquerade: opts.masquerade, host_binding: opts.host_binding })
+}
+
+/// `true` or `false`.
+fn boolean(what: &str, value: &str) -> Result<bool> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(Error::Invalid(format!("{what} must be true or false, not {other:?}"))),
+    }
+}
+
+/// Docker's bridge driver options, as `docker network create -o` takes them.
+#[derive(Default)]
+struct DriverOptions {
+    bridge: Option<String>,
+    icc: Option<String>,
+    mtu: Option<String>,
+    masquerade: bool,
+    host_binding: Option<String>,
+}
+
+const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+const ENABLE_ICC: &str = "com.docker.network.bridge.enable_icc";
+const ENABLE_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+const HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
+const DRIVER_MTU: &str = "com.docker.network.driver.mtu";
+
+impl DriverOptions {
+    fn parse(args: &Args) -> Result<DriverOptions> {
+        let mut opts = DriverOptions { masquerade: true, ..Default::default() };
+        let mut seen = Vec::new();
+        for given in args.values("--opt") {
+            let (key, value) =
+                given.split_once('=').ok_or_else(|| Error::Usage(format!("-o {given:?} is not KEY=VALUE")))?;
+            if seen.contains(&key) {
+                return Err(Error::Usage(format!("-o {key} given twice; give it once")));
+            }
+            seen.push(key);
+            match key {
+                BRIDGE_NAME => opts.bridge = Some(value.into()),
+                ENABLE_ICC => opts.icc = Some(value.into()),
+                DRIVER_MTU => opts.mtu = Some(value.into()),
+                ENABLE_MASQUERADE => opts.masquerade = boolean(ENABLE_MASQUERADE, value)?,
+                HOST_BINDING => {
+                    let ip: std::net::Ipv4Addr = value
+                        .parse()
+                        .map_err(|_| Error::Invalid(format!("{HOST_BINDING} {value:?} is not an IPv4 address")))?;
+                    opts.host_binding = Some(ip.to_string());
+                }
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "driver option {other:?} is not supported; the bridge driver takes {BRIDGE_NAME}, {ENABLE_ICC}, {ENABLE_MASQUERADE}, {HOST_BINDING} and {DRIVER_MTU}"
+                    )));
+                }
+            }
+        }
+        Ok(opts)
+    }
 }
 
 /// `create NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal] [--icc=false] [--mtu N] [--bridge IFNAME]`.
 pub fn create(args: &Args) -> Result<()> {
-    let (name, bridge, icc, mtu) = spec(args)?;
+    let Spec { name, bridge, icc, mtu, masquerade, host_binding } = spec(args)?;
     if store::Network::load(&name).is_ok() {
         return Err(Error::Exists(format!("network {name} already exists")));
     }
@@ -139,6 +208,8 @@ pub fn create(args: &Args) -> Result<()> {
         internal: args.has("--internal"),
         icc,
         mtu: mtu.unwrap_or(1500),
+        masquerade,
+        host_binding,
         rules: Vec::new(),
     };
     if !net.claim()? {
@@ -165,7 +236,9 @@ pub fn add_rules(net: &Network) -> Result<Vec<String>> {
         ids.push(firewall::forward_accept(None, &owner, Some(&net.bridge), Some(&net.bridge))?);
         ids.push(firewall::isolate(None, &owner, &net.bridge, Isolation::External)?);
     } else {
-        ids.push(firewall::masquerade(None, &owner, &net.subnet.to_string(), Some(&net.bridge))?);
+        if net.masquerade {
+            ids.push(firewall::masquerade(None, &owner, &net.subnet.to_string(), Some(&net.bridge))?);
+        }
         ids.push(firewall::forward_accept(None, &owner, Some(&net.bridge), None)?);
     }
     ids.push(firewall::isolate(None, &owner, &net.bridge, Isolation::Networks)?);
@@ -260,6 +333,9 @@ pub fn ls(args: &Args) -> Result<()> {
         }
         if !n.icc {
             flags.push("icc=false");
+        }
+        if !n.masquerade && !n.internal {
+            flags.push("no masquerade");
         }
         println!(
             "{:<20} {:<15} {:<18} {:<15} {}{}",

@@ -39,6 +39,10 @@ pub struct Network {
     pub internal: bool,
     pub icc: bool,
     pub mtu: u32,
+    /// Outbound traffic is masqueraded (`enable_ip_masquerade`, unless internal).
+    pub masquerade: bool,
+    /// The host address ports are published on when a spec names none.
+    pub host_binding: Option<String>,
     /// The network's own firewall rules.
     pub rules: Vec<String>,
 }
@@ -105,6 +109,8 @@ impl Network {
             .with("internal", u8::from(self.internal))
             .with("icc", u8::from(self.icc))
             .with("mtu", self.mtu)
+            .with("masquerade", u8::from(self.masquerade))
+            .with("host-binding", self.host_binding.as_deref().unwrap_or("-"))
             .with("rules", list(&self.rules))
             .render()
     }
@@ -122,6 +128,9 @@ impl Network {
             internal: m.flag("internal"),
             icc: m.flag("icc"),
             mtu: m.get("mtu").and_then(|v| v.parse().ok()).unwrap_or(1500),
+            // Records from before these options: masquerading, every address.
+            masquerade: m.get("masquerade") != Some("0"),
+            host_binding: m.get("host-binding").filter(|v| *v != "-").map(String::from),
             rules: unlist(m.get("rules")),
         })
     }

@@ -445,6 +445,45 @@ settled_to "$before" && echo "teardown: clean"
 }
 
 #[test]
+fn iptables_false_and_ip_forward_false_leave_the_firewall_and_forwarding_alone() {
+    sandboxed(
+        r#"
+make_outside
+sysctl -qw net.ipv4.ip_forward=0
+before=$(snapshot)
+$DB create plain --subnet 172.30.0.0/24 --iptables=false --ip-forward=false >/dev/null
+$DB connect plain a >/dev/null
+$DB connect plain b >/dev/null
+echo "ip_forward: $(sysctl -n net.ipv4.ip_forward)"
+nft list table ip netsh >/dev/null 2>&1 || echo "no netsh table"
+ip netns exec a ping -c1 -W2 172.30.0.3 >/dev/null && echo "peers: ok"
+serve outside 7000
+fetch a 10.200.0.2 7000 >/dev/null 2>&1 || echo "no way out"
+stop_servers
+$DB ls | grep plain | grep -o '(iptables=false)'
+expect_fail $DB connect plain c -p 8080:80
+expect_fail $DB create x --iptables=false --internal
+expect_fail $DB create x --iptables=maybe
+$DB rm plain --force
+settled_to "$before" && echo "teardown: clean"
+"#,
+        60,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "ip_forward: 0",
+        "no netsh table",
+        "peers: ok",
+        "no way out",
+        "(iptables=false)",
+        "was created with --iptables=false: netsh makes no firewall rules for it, so it publishes no ports",
+        "--iptables=false makes no firewall rules: --internal",
+        "--iptables must be true or false, not \"maybe\"",
+        "teardown: clean",
+    ]);
+}
+
+#[test]
 fn port_forward_reaches_any_destination_and_cleans_up() {
     for fw in Firewall::BOTH {
         let out = sandboxed_on(

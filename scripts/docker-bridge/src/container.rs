@@ -136,6 +136,12 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
     if net.internal && !joining.publishes.is_empty() {
         return Err(Error::Invalid(format!("network {} is internal: ports cannot be published", net.name)));
     }
+    if !net.firewall && !joining.publishes.is_empty() {
+        return Err(Error::Invalid(format!(
+            "network {} was created with --iptables=false: netsh makes no firewall rules for it, so it publishes no ports",
+            net.name
+        )));
+    }
     if !joining.etc.is_empty() {
         let fresh = matches!(joining.netns, Place::Named { pid: None }) && !netns::exists(&container)?;
         if !fresh {

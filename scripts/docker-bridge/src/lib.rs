@@ -17,14 +17,16 @@ struct DockerBridge;
 const USAGE: &str = "docker-bridge COMMAND ...
   create NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal]
               [--icc=false] [--mtu N] [--bridge IFNAME] [-d|--driver bridge]
-              [-o|--opt KEY=VALUE]...
+              [-o|--opt KEY=VALUE]... [--iptables=false] [--ip-forward=false]
       a bridge (br-NAME) holding the gateway (first host address), ip_forward on,
       MASQUERADE unless --internal, isolated from every other network, and a
       DNS zone NAME served by netsh's resolver on the gateway (`netsh dns status`).
       -o takes Docker's bridge driver options: com.docker.network.bridge.name,
       .bridge.enable_icc, .bridge.enable_ip_masquerade (false: no MASQUERADE),
       .bridge.host_binding_ipv4 (the address ports are published on by default)
-      and com.docker.network.driver.mtu
+      and com.docker.network.driver.mtu. dockerd's --iptables=false (no firewall
+      rules: no NAT, no isolation, no publishing) and --ip-forward=false (leave
+      net.ipv4.ip_forward as it is) apply per network here
   connect NAME CONTAINER [--ip IP] [--alias|--network-alias A]... [--pid PID]
               [--publish|-p [[HOSTIP:]HOSTPORT[-END]:]PORT[-END][/tcp|udp]]...
               [--publish-all|-P --expose PORT[/tcp|udp]...]
@@ -65,6 +67,8 @@ const OPTIONS: &[Opt] = &[
     Opt::value("--mtu"),
     Opt::value("--bridge"),
     Opt::values("--opt").short('o'),
+    Opt::value("--iptables"),
+    Opt::value("--ip-forward"),
     Opt::switch("--internal"),
     Opt::switch("--force"),
     Opt::value("--ip"),

@@ -83,6 +83,8 @@ struct Spec {
     mtu: Option<u32>,
     masquerade: bool,
     host_binding: Option<String>,
+    firewall: bool,
+    ip_forward: bool,
 }
 
 /// The options of `create`, with Docker's bridge driver options (`-o KEY=VALUE`).
@@ -125,7 +127,24 @@ fn spec(args: &Args) -> Result<Spec> {
         Some(m) => Some(m.parse().map_err(|_| Error::Invalid(format!("--mtu {m:?} is not a number")))?),
         None => None,
     };
-    Ok(Spec { name, bridge, icc, mtu, masquerade: opts.masquerade, host_binding: opts.host_binding })
+    let flag = |name: &str| args.value(name).map_or(Ok(true), |v| boolean(name, v));
+    let (firewall, ip_forward) = (flag("--iptables")?, flag("--ip-forward")?);
+    if !firewall && (!icc || !opts.masquerade || args.has("--internal")) {
+        return Err(Error::Usage(
+            "--iptables=false makes no firewall rules: --internal, --icc=false and enable_ip_masquerade need them"
+                .into(),
+        ));
+    }
+    Ok(Spec {
+        name,
+        bridge,
+        icc,
+        mtu,
+        masquerade: opts.masquerade,
+        host_binding: opts.host_binding,
+        firewall,
+        ip_forward,
+    })
 }
 
 /// `true` or `false`.
@@ -188,7 +207,7 @@ impl DriverOptions {
 
 /// `create NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal] [--icc=false] [--mtu N] [--bridge IFNAME]`.
 pub fn create(args: &Args) -> Result<()> {
-    let Spec { name, bridge, icc, mtu, masquerade, host_binding } = spec(args)?;
+    let Spec { name, bridge, icc, mtu, masquerade, host_binding, firewall, ip_forward } = spec(args)?;
     if store::Network::load(&name).is_ok() {
         return Err(Error::Exists(format!("network {name} already exists")));
     }
@@ -210,6 +229,7 @@ pub fn create(args: &Args) -> Result<()> {
         mtu: mtu.unwrap_or(1500),
         masquerade,
         host_binding,
+        firewall,
         rules: Vec::new(),
     };
     if !net.claim()? {
@@ -219,10 +239,14 @@ pub fn create(args: &Args) -> Result<()> {
     addr::add(None, &net.bridge, &net.gateway)?;
     link::set_up(None, &net.bridge, true)?;
     dns::serve(&net.name, &net.gateway.addr().to_string(), &net.subnet)?;
-    sysctl::set(None, "net.ipv4.ip_forward", "1")?;
-    // Lets 127.0.0.1:PORT be DNATed to containers on this bridge.
-    sysctl::set(None, &format!("net/ipv4/conf/{}/route_localnet", net.bridge), "1")?;
-    net.rules = add_rules(&net)?;
+    if ip_forward {
+        sysctl::set(None, "net.ipv4.ip_forward", "1")?;
+    }
+    if firewall {
+        // Lets 127.0.0.1:PORT be DNATed to containers on this bridge.
+        sysctl::set(None, &format!("net/ipv4/conf/{}/route_localnet", net.bridge), "1")?;
+        net.rules = add_rules(&net)?;
+    }
     net.save()?;
     println!("{} {} subnet {} gateway {}", net.name, net.bridge, net.subnet, net.gateway.addr());
     Ok(())
@@ -336,6 +360,9 @@ pub fn ls(args: &Args) -> Result<()> {
         }
         if !n.masquerade && !n.internal {
             flags.push("no masquerade");
+        }
+        if !n.firewall {
+            flags.push("iptables=false");
         }
         println!(
             "{:<20} {:<15} {:<18} {:<15} {}{}",

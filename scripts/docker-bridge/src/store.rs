@@ -43,6 +43,8 @@ pub struct Network {
     pub masquerade: bool,
     /// The host address ports are published on when a spec names none.
     pub host_binding: Option<String>,
+    /// netsh keeps firewall rules for it (`--iptables=false`: none at all).
+    pub firewall: bool,
     /// The network's own firewall rules.
     pub rules: Vec<String>,
 }
@@ -111,6 +113,7 @@ impl Network {
             .with("mtu", self.mtu)
             .with("masquerade", u8::from(self.masquerade))
             .with("host-binding", self.host_binding.as_deref().unwrap_or("-"))
+            .with("firewall", u8::from(self.firewall))
             .with("rules", list(&self.rules))
             .render()
     }
@@ -131,6 +134,7 @@ impl Network {
             // Records from before these options: masquerading, every address.
             masquerade: m.get("masquerade") != Some("0"),
             host_binding: m.get("host-binding").filter(|v| *v != "-").map(String::from),
+            firewall: m.get("firewall") != Some("0"),
             rules: unlist(m.get("rules")),
         })
     }

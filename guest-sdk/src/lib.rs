@@ -503,9 +503,12 @@ pub mod dns {
         Alias,
     }
 
-    /// Serve `zone` on `listen` (UDP port 53) to clients in `clients`.
-    pub fn serve(zone: &str, listen: &str, clients: &Cidr) -> Result<()> {
-        kv::put(&zone_key(zone), &format!("listen={listen} clients={clients}")).map(drop)
+    /// Serve `zone` on `listen` (UDP port 53) to clients in `clients`;
+    /// other names are asked upstream when `forward` (false: an internal
+    /// network, whose containers reach nothing outside).
+    pub fn serve(zone: &str, listen: &str, clients: &Cidr, forward: bool) -> Result<()> {
+        let internal = if forward { "" } else { " forward=no" };
+        kv::put(&zone_key(zone), &format!("listen={listen} clients={clients}{internal}")).map(drop)
     }
 
     /// Stop serving `zone` and forget its names.

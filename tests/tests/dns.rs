@@ -39,6 +39,12 @@ echo "reverse: $(short c2 @10.31.0.1 -x 10.31.0.2)"
 echo "other network: $(status c2 @10.31.0.1 c3)"
 echo "both networks: $(short c1 @10.31.0.1 c3)"
 echo "forwarded: $(short c2 @10.31.0.1 example.test)"
+$DB create vault --subnet 10.33.0.0/24 --internal >/dev/null
+$DB connect vault v1 ';' connect vault v2 >/dev/null
+$NETSH dns status | grep 'zone vault'
+echo "internal peer: $(short v1 @10.33.0.1 v2)"
+echo "internal, outside name: $(status v1 @10.33.0.1 example.test)"
+$DB rm vault --force
 echo "tcp: $(short c2 +tcp @10.31.0.1 web)/ $(short c2 +tcp @10.31.0.1 example.test)"
 echo "unknown in zone: $(status c2 @10.31.0.1 nobody.front)"
 echo "stranger: $(status outside @10.31.0.1 c1)"
@@ -74,6 +80,9 @@ settled_to "$before" && echo "teardown: clean"
         "other network: status: NXDOMAIN",
         "both networks: 10.32.0.3",
         "forwarded: 203.0.113.7",
+        "zone vault on 10.33.0.1:53 for 10.33.0.0/24: 2 names (internal: nothing forwarded), listening",
+        "internal peer: 10.33.0.3",
+        "internal, outside name: status: REFUSED",
         "tcp: 10.31.0.2 / 203.0.113.7",
         "unknown in zone: status: NXDOMAIN",
         "stranger: status: REFUSED",

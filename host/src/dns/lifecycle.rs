@@ -171,6 +171,8 @@ pub struct ZoneStatus {
     pub listen: IpAddr,
     pub clients: String,
     pub names: usize,
+    /// Other names are asked upstream (false: an internal network's zone).
+    pub forward: bool,
 }
 
 /// `netsh dns status`: whether the resolver runs, what it reported, and the
@@ -198,6 +200,7 @@ pub fn status(state: &Path) -> CapResult<Status> {
                 listen: z.listen,
                 clients: z.clients.to_string(),
                 names: table.names_in(&z.name),
+                forward: z.forward,
             };
             table.zones().iter().map(zone).collect()
         }
@@ -227,8 +230,9 @@ impl Status {
                 },
                 None => "not served".to_string(),
             };
+            let internal = if z.forward { "" } else { " (internal: nothing forwarded)" };
             out.push_str(&format!(
-                "  zone {} on {}:53 for {}: {} names, {state}\n",
+                "  zone {} on {}:53 for {}: {} names{internal}, {state}\n",
                 z.zone, z.listen, z.clients, z.names
             ));
         }

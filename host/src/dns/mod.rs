@@ -8,7 +8,9 @@
 //! planned, audited, journaled and rolled back like any other write:
 //!
 //! ```text
-//! netsh/dns/zone/ZONE               listen=IP clients=CIDR   serve ZONE on IP:53 to CIDR
+//! netsh/dns/zone/ZONE               listen=IP clients=CIDR [forward=no]
+//!                                   serve ZONE on IP:53 to CIDR (forward=no: an
+//!                                   internal network's, other names are refused)
 //! netsh/dns/name/ZONE/NAME/ADDR     ptr | alias              NAME (and NAME.ZONE) is ADDR
 //! ```
 //!
@@ -35,6 +37,8 @@ pub struct Zone {
     pub name: String,
     pub listen: IpAddr,
     pub clients: IpNetwork,
+    /// Names it does not hold are asked upstream (not for internal networks).
+    pub forward: bool,
 }
 
 /// A name's address in a zone.
@@ -153,6 +157,7 @@ impl Table {
             return Answer::Refused;
         }
         let name = name.to_ascii_lowercase();
+        let outward = self.forwards(&zones);
         let in_zone = |n: &str, z: &str| self.names.get(z).and_then(|names| names.get(n)).cloned();
         let found: Vec<IpAddr> = zones.iter().filter_map(|z| in_zone(&name, z)).flatten().collect();
         if !found.is_empty() {
@@ -167,7 +172,14 @@ impl Table {
                 };
             }
         }
-        Answer::Forward
+        outward
+    }
+
+    /// What to do with a name none of `zones` holds: ask upstream, unless
+    /// every one is an internal network's (Docker forwards nothing for those).
+    fn forwards(&self, zones: &[&str]) -> Answer {
+        let forwarding = |name: &&str| self.zones.iter().any(|z| z.name == *name && z.forward);
+        if zones.iter().any(forwarding) { Answer::Forward } else { Answer::Refused }
     }
 
     /// The reverse lookup of `addr` for `client`, asking at `listen`.
@@ -180,23 +192,26 @@ impl Table {
             return Answer::Ptr(format!("{name}.{zone}"));
         }
         let ours = self.zones.iter().any(|z| zones.contains(&z.name.as_str()) && z.clients.contains(addr));
-        if ours { Answer::NxDomain } else { Answer::Forward }
+        if ours { Answer::NxDomain } else { self.forwards(&zones) }
     }
 }
 
-/// `listen=IP clients=CIDR`.
+/// `listen=IP clients=CIDR [forward=yes|no]`.
 fn parse_zone(name: &str, value: &str) -> Option<Zone> {
     let mut listen = None;
     let mut clients = None;
+    let mut forward = Some(true);
     for word in value.split_whitespace() {
         match word.split_once('=')? {
             ("listen", ip) => listen = ip.parse().ok(),
             ("clients", cidr) => clients = cidr.parse().ok(),
+            ("forward", "yes") => forward = Some(true),
+            ("forward", "no") => forward = Some(false),
             _ => return None,
         }
     }
     (!name.contains('/')).then_some(())?;
-    Some(Zone { name: name.to_string(), listen: listen?, clients: clients? })
+    Some(Zone { name: name.to_string(), listen: listen?, clients: clients?, forward: forward? })
 }
 
 /// `ZONE/NAME/ADDR` = `ptr` | `alias`.
@@ -212,8 +227,9 @@ fn parse_record(path: &str, value: &str) -> Option<Record> {
 }
 
 /// The store value of a zone.
-pub fn zone_value(listen: IpAddr, clients: IpNetwork) -> String {
-    format!("listen={listen} clients={clients}")
+pub fn zone_value(listen: IpAddr, clients: IpNetwork, forward: bool) -> String {
+    let internal = if forward { "" } else { " forward=no" };
+    format!("listen={listen} clients={clients}{internal}")
 }
 
 #[cfg(test)]
@@ -263,6 +279,23 @@ mod tests {
     }
 
     #[test]
+    fn internal_networks_forward_nothing_unless_a_container_is_also_elsewhere() {
+        let t = Table::load(&[
+            entry("zone/front", "listen=10.1.0.1 clients=10.1.0.0/24"),
+            entry("zone/vault", "listen=10.3.0.1 clients=10.3.0.0/24 forward=no"),
+            entry("name/vault/db/10.3.0.2", "ptr"),
+            entry("name/vault/app/10.3.0.3", "ptr"),
+            entry("name/front/app/10.1.0.3", "ptr"),
+        ]);
+        let at_vault = |client: &str, name: &str| t.lookup(ip("10.3.0.1"), ip(client), name);
+        assert_eq!(at_vault("10.3.0.2", "app"), Answer::Addrs(vec![ip("10.3.0.3")]));
+        assert_eq!(at_vault("10.3.0.2", "example.org"), Answer::Refused);
+        assert_eq!(t.reverse(ip("10.3.0.1"), ip("10.3.0.2"), ip("192.0.2.1")), Answer::Refused);
+        // app is on front too: it may ask for the outside.
+        assert_eq!(at_vault("10.3.0.3", "example.org"), Answer::Forward);
+    }
+
+    #[test]
     fn reverse_lookups() {
         let t = table();
         let rev = |client: &str, addr: &str| t.reverse(ip("10.1.0.1"), ip(client), ip(addr));
@@ -274,8 +307,12 @@ mod tests {
 
     #[test]
     fn zone_values_round_trip() {
-        let value = zone_value(ip("fd00::1"), "fd00::/64".parse().unwrap());
+        let value = zone_value(ip("fd00::1"), "fd00::/64".parse().unwrap(), true);
         let zone = parse_zone("v6", &value).unwrap();
+        assert!(zone.forward);
+        let internal = parse_zone("v6", &zone_value(ip("fd00::1"), "fd00::/64".parse().unwrap(), false)).unwrap();
+        assert!(!internal.forward);
+        assert!(parse_zone("x", "listen=10.0.0.1 clients=10.0.0.0/24 forward=maybe").is_none());
         assert_eq!((zone.listen, zone.clients.to_string()), (ip("fd00::1"), "fd00::/64".into()));
         assert!(parse_zone("x", "listen=10.0.0.1").is_none());
         assert!(parse_zone("x", "listen=10.0.0.1 clients=10.0.0.0/24 extra=1").is_none());

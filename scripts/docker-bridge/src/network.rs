@@ -238,7 +238,7 @@ pub fn create(args: &Args) -> Result<()> {
     link::add_bridge(None, &net.bridge, mtu)?;
     addr::add(None, &net.bridge, &net.gateway)?;
     link::set_up(None, &net.bridge, true)?;
-    dns::serve(&net.name, &net.gateway.addr().to_string(), &net.subnet)?;
+    dns::serve(&net.name, &net.gateway.addr().to_string(), &net.subnet, !net.internal)?;
     if ip_forward {
         sysctl::set(None, "net.ipv4.ip_forward", "1")?;
     }

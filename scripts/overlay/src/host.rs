@@ -74,7 +74,7 @@ pub fn join(net: &Network, underlay: IpAddr) -> Result<()> {
         firewall::forward_accept(None, &owner, Some(&bridge), None)?;
     }
     firewall::isolate(None, &owner, &bridge, Isolation::Networks)?;
-    dns::serve(&net.name, &net.gateway.addr().to_string(), &net.subnet)
+    dns::serve(&net.name, &net.gateway.addr().to_string(), &net.subnet, !net.internal)
 }
 
 /// Take this host out of the network `name`: zone, rules, then the devices

@@ -112,6 +112,7 @@ impl Gate {
     pub fn with_run(mut self, run: Arc<RunLog>) -> Self {
         self.run = Some(run);
         self.created = Arc::default();
+        self.removals = Arc::default();
         self.denied = Arc::default();
         self
     }
@@ -417,11 +418,11 @@ impl Gate {
     /// queued removal another run carried out first is no change of this
     /// run's: its journal says so, and its undo will not bring the rule back.
     pub async fn flush(&self) -> CapResult<()> {
+        let removals = std::mem::take(&mut *self.removals.lock().unwrap_or_else(|p| p.into_inner()));
         let gone = self.backend.flush().await?;
-        let mut removals = self.removals.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(run) = &self.run {
-            for seq in gone.iter().filter_map(|key| removals.remove(key)) {
-                run.outcome(seq, false).map_err(journal_error)?;
+            for seq in gone.iter().filter_map(|key| removals.get(key)) {
+                run.outcome(*seq, false).map_err(journal_error)?;
             }
         }
         Ok(())

@@ -69,7 +69,11 @@ start_etcd() {
 stop_hosts() {
   for h in "${!HOST_PID[@]}"; do on "$h" "$NETSH" dns stop >/dev/null 2>&1 || true; done
   # A stopped process (a frozen etcd) takes SIGTERM only once continued.
-  for p in "${HOLDERS[@]}"; do pkill -CONT -P "$p" 2>/dev/null || true; kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+  # Children too: a holder may be a subshell whose command (an agent) runs under it.
+  for p in "${HOLDERS[@]}"; do
+    pkill -CONT -P "$p" 2>/dev/null || true; kill -CONT "$p" 2>/dev/null || true
+    pkill -TERM -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true
+  done
   for p in "${HOLDERS[@]}"; do wait "$p" 2>/dev/null || true; done
   HOLDERS=()
 }

@@ -90,7 +90,9 @@ impl Etcd {
     fn error(&self, e: etcd_client::Error) -> CapError {
         let detail = match &e {
             etcd_client::Error::TransportError(_) | etcd_client::Error::GRpcStatus(_) => {
-                self.fell_silent();
+                if unreachable(&e) {
+                    self.fell_silent();
+                }
                 format!("{e}; is etcd running and reachable at {}?", self.endpoints.join(", "))
             }
             _ => e.to_string(),
@@ -186,6 +188,17 @@ impl Etcd {
             self.endpoints.join(", "),
             waited.as_secs()
         ))
+    }
+}
+
+/// Whether an error says etcd could not be reached (not that it refused one
+/// request): the transport failed, or gRPC's Cancelled (1),
+/// DeadlineExceeded (4) or Unavailable (14).
+fn unreachable(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(status) => matches!(status.code() as i32, 1 | 4 | 14),
+        _ => false,
     }
 }
 

@@ -204,7 +204,7 @@ for round in 1 2 3; do
   echo "round $round: $($NETSH -c 'fw ls' | grep -c '^[0-9a-f]\{12\}' || true) left"
   grep -hv 'does not exist\|rolled back\|stopped at line' r1 r2 | sed 's/^/unexpected: /' || true
 done
-nft list table ip netsh >/dev/null 2>&1 || echo "table ip netsh: gone"
+nft list table ip netsh >/dev/null 2>&1 || nft list table ip6 netsh >/dev/null 2>&1 || echo "table ip netsh: gone"
 "#,
         120,
     );

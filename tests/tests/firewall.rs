@@ -10,7 +10,7 @@ fn plan_prints_firewall_commands_that_paste_to_what_the_run_makes() {
             fw,
             r#"
 ARGS="create mynet --subnet 172.25.0.0/16 ; connect mynet c1 --publish 8080:80 ; connect mynet c2 --publish 127.0.0.1:9000-9001:90/udp"
-listing() { if [ "$FW" = iptables ]; then iptables-save | grep -v '^[#:]'; else nft list table ip netsh; fi; }
+listing() { if [ "$FW" = iptables ]; then iptables-save | grep -v '^[#:]'; else nft list table ip netsh && nft list table ip6 netsh; fi; }
 before=$(listing 2>/dev/null || true)
 set +e; $NETSH plan $DB_GRANTS $RECIPES/docker-bridge.wasm -- $ARGS > plan.txt; set -e
 grep -E "^(nft|iptables) " plan.txt > paste.sh
@@ -26,7 +26,7 @@ if [ "$FW" = iptables ]; then
   for c in NETSH-PREROUTING NETSH-OUTPUT NETSH-POSTROUTING; do iptables -t nat -X $c; done
   for c in NETSH-ISOLATION NETSH-ISOLATION-2 NETSH-FORWARD; do iptables -X $c; done
 else
-  nft delete table ip netsh
+  nft delete table ip netsh; nft delete table ip6 netsh
 fi
 $DB $ARGS >/dev/null
 listing > real.txt

@@ -33,7 +33,7 @@ struct Space {
     neighs: Vec<Neigh>,
     fdb: Vec<Fdb>,
     /// Families whose table (or chains) the plan already set up.
-    setup: Vec<String>,
+    setup: Vec<crate::firewall::nft::Family>,
 }
 
 #[derive(Debug)]
@@ -335,11 +335,15 @@ impl World {
         match (op, removed) {
             (Op::FwAdd { ns, owner, rule }, _) => {
                 let mut out = Vec::new();
-                let family = format!("{:?}", crate::firewall::nft::Family::of(rule));
                 let space = self.space(ns);
-                if space.rules.len() == 1 && !space.setup.contains(&family) {
-                    space.setup.push(family);
-                    out.extend(firewall::setup_commands(kind, rule));
+                for family in crate::firewall::nft::Family::of(rule) {
+                    // The family's first rule (this one) brings its table.
+                    let first =
+                        space.rules.iter().filter(|r| crate::firewall::nft::Family::of(&r.rule).contains(family));
+                    if first.count() == 1 && !space.setup.contains(family) {
+                        space.setup.push(*family);
+                        out.extend(firewall::setup_commands(kind, *family));
+                    }
                 }
                 out.extend(firewall::add_commands(kind, owner, rule));
                 out.into_iter().map(|c| exec(ns, c)).collect()
@@ -568,7 +572,7 @@ impl World {
             }
             Op::LinkGet { ns, name } => Ok((Reply::Link(Box::new(self.link(ns, name)?.clone())), false)),
             Op::LinkList { ns } => Ok((Reply::Links(self.space(ns).links.clone()), false)),
-            Op::AddrAdd { ns, dev, cidr } => {
+            Op::AddrAdd { ns, dev, cidr, .. } => {
                 let link = self.link(ns, dev)?;
                 if link.addresses.contains(cidr) {
                     return Err(CapError::Exists(format!("address {cidr} on {} already exists", label(ns, dev))));

@@ -60,9 +60,10 @@ impl std::str::FromStr for FirewallKind {
 pub fn add_commands(kind: FirewallKind, owner: &str, rule: &FwRule) -> Vec<String> {
     let id = rule_id(owner, rule);
     match kind {
-        FirewallKind::Nftables => {
-            nft::element_commands(nft::Family::of(rule), &nft::rule_elements(&id, rule), &tag(owner, &id, rule))
-        }
+        FirewallKind::Nftables => nft::Family::of(rule)
+            .iter()
+            .flat_map(|f| nft::element_commands(*f, &nft::rule_elements(&id, rule), &tag(owner, &id, rule)))
+            .collect(),
         FirewallKind::Iptables => {
             iptables::render(owner, rule).map(|(_, lines)| iptables::commands(&lines)).unwrap_or_default()
         }
@@ -78,11 +79,13 @@ pub fn remove_commands(kind: FirewallKind, owner: &str, rule: &FwRule) -> Vec<St
     }
 }
 
-/// The commands that make netsh's tables or chains (before its first rule).
-pub fn setup_commands(kind: FirewallKind, rule: &FwRule) -> Vec<String> {
+/// The commands that make netsh's table of `family` (nftables) or its
+/// chains (iptables, one set for every family) before their first rule.
+pub fn setup_commands(kind: FirewallKind, family: nft::Family) -> Vec<String> {
     match kind {
-        FirewallKind::Nftables => nft::setup_commands(nft::Family::of(rule)),
-        FirewallKind::Iptables => iptables::setup_commands(),
+        FirewallKind::Nftables => nft::setup_commands(family),
+        FirewallKind::Iptables if family == nft::Family::V4 => iptables::setup_commands(),
+        FirewallKind::Iptables => Vec::new(),
     }
 }
 

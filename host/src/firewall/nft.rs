@@ -37,14 +37,16 @@ pub enum Family {
 }
 
 impl Family {
-    /// The family a rule belongs in.
-    pub fn of(rule: &FwRule) -> Family {
+    /// The families a rule belongs in: its addresses' family, or both for a
+    /// rule that names only interfaces (forwarding and isolation hold for
+    /// IPv6 as much as for IPv4).
+    pub fn of(rule: &FwRule) -> &'static [Family] {
         let v6 = match rule {
             FwRule::Masquerade { source, .. } => source.is_ipv6(),
             FwRule::Publish { to_ip, .. } => to_ip.is_ipv6(),
-            FwRule::ForwardAccept { .. } | FwRule::Isolate { .. } => false,
+            FwRule::ForwardAccept { .. } | FwRule::Isolate { .. } => return &[Family::V4, Family::V6],
         };
-        if v6 { Family::V6 } else { Family::V4 }
+        if v6 { &[Family::V6] } else { &[Family::V4] }
     }
 
     /// NFPROTO_IPV4 or NFPROTO_IPV6.

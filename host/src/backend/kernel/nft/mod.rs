@@ -41,13 +41,13 @@ struct Space {
 struct Queue {
     items: Vec<Option<Queued>>,
     by_id: HashMap<String, usize>,
-    ports: HashMap<(&'static str, Vec<u8>), String>,
+    ports: HashMap<(Family, &'static str, Vec<u8>), String>,
 }
 
 impl Queue {
     fn push(&mut self, q: Queued) {
         for el in nft::elements(&q.rule).into_iter().filter(|e| e.set.starts_with("dnat_")) {
-            self.ports.insert((el.set, el.key), q.owner.clone());
+            self.ports.insert((q.family(), el.set, el.key), q.owner.clone());
         }
         self.by_id.insert(q.id.clone(), self.items.len());
         self.items.push(Some(q));
@@ -60,14 +60,14 @@ impl Queue {
     fn take(&mut self, id: &str) -> Option<Queued> {
         let q = self.items[self.by_id.remove(id)?].take()?;
         for el in nft::elements(&q.rule) {
-            self.ports.remove(&(el.set, el.key));
+            self.ports.remove(&(q.family(), el.set, el.key));
         }
         Some(q)
     }
 
-    /// Who holds a DNAT key among the queued rules.
-    fn port_holder(&self, set: &'static str, key: &[u8]) -> Option<&str> {
-        self.ports.get(&(set, key.to_vec())).map(String::as_str)
+    /// Who holds a DNAT key of `family` among the queued rules.
+    fn port_holder(&self, family: Family, set: &'static str, key: &[u8]) -> Option<&str> {
+        self.ports.get(&(family, set, key.to_vec())).map(String::as_str)
     }
 
     fn iter(&self) -> impl Iterator<Item = &Queued> {
@@ -101,18 +101,23 @@ struct Queued {
 }
 
 impl Queued {
-    fn family(&self) -> Family {
+    fn families(&self) -> &'static [Family] {
         Family::of(&self.rule)
     }
 
+    /// The family whose table is asked about the rule (the first it is in).
+    fn family(&self) -> Family {
+        self.families()[0]
+    }
+
     fn info(&self) -> RuleInfo {
-        let family = self.family();
         let tag = tag(&self.owner, &self.id, &self.rule);
+        let elements = nft::rule_elements(&self.id, &self.rule);
         RuleInfo {
             id: self.id.clone(),
             owner: self.owner.clone(),
             rule: self.rule.clone(),
-            commands: nft::element_commands(family, &nft::rule_elements(&self.id, &self.rule), &tag),
+            commands: self.families().iter().flat_map(|f| nft::element_commands(*f, &elements, &tag)).collect(),
         }
     }
 }
@@ -198,7 +203,9 @@ impl Space {
             let found = wire::get_elements(&self.socket, seq, family, "rules", None)
                 .map_err(|e| os(e, format!("list {} netsh rules", family.name())))?;
             for (_, user) in found {
-                if let Some((owner, id, rule)) = wire::comment_of(&user).as_deref().and_then(parse_tag) {
+                let Some((owner, id, rule)) = wire::comment_of(&user).as_deref().and_then(parse_tag) else { continue };
+                // A rule of both families is listed once, from its first table.
+                if Family::of(&rule)[0] == family {
                     out.push(Queued { id, owner, rule });
                 }
             }
@@ -212,7 +219,7 @@ impl Space {
         let family = new.family();
         let dnats: Vec<Element> = nft::elements(&new.rule).into_iter().filter(|e| e.set.starts_with("dnat_")).collect();
         for (port, el) in (*first..).zip(&dnats) {
-            let holder = match self.adds.port_holder(el.set, &el.key) {
+            let holder = match self.adds.port_holder(family, el.set, &el.key) {
                 Some(owner) => Some(owner.to_string()),
                 None => self.lookup(family, el.set, &el.key)?.map(|user| {
                     wire::comment_of(&user)
@@ -233,9 +240,12 @@ impl Space {
     }
 }
 
-/// Queue the messages that make (or unmake) one rule's elements.
+/// Queue the messages that make (or unmake) one rule's elements, in each of its families.
 fn push_rule(batch: &mut Batch, q: &Queued, add: bool) {
-    let family = q.family();
+    q.families().iter().for_each(|family| push_family_rule(batch, *family, q, add));
+}
+
+fn push_family_rule(batch: &mut Batch, family: Family, q: &Queued, add: bool) {
     let tag = tag(&q.owner, &q.id, &q.rule);
     for el in nft::rule_elements(&q.id, &q.rule) {
         let comment = nft::commented(&el).then_some(tag.as_str());
@@ -313,7 +323,7 @@ impl Nftables {
     fn commit(space: &mut Space) -> CapResult<Vec<String>> {
         let mut gone = Vec::new();
         let mut create: HashSet<Family> = HashSet::new();
-        let families: HashSet<Family> = space.adds.iter().map(Queued::family).collect();
+        let families: HashSet<Family> = space.adds.iter().flat_map(|q| q.families().iter().copied()).collect();
         for family in families {
             if !space.table(family)? {
                 create.insert(family);
@@ -454,7 +464,7 @@ impl FirewallBackend for Nftables {
         let mut spaces = self.lock();
         let Some(space) = spaces.get_mut(ns) else { return Ok(Vec::new()) };
         let result = Self::commit(space);
-        let emptied: HashSet<Family> = space.removes.iter().map(Queued::family).collect();
+        let emptied: HashSet<Family> = space.removes.iter().flat_map(|q| q.families().iter().copied()).collect();
         space.adds.clear();
         space.removes.clear();
         let dropped = match &result {

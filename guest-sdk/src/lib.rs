@@ -267,7 +267,12 @@ pub mod addr {
 
     /// `ip addr add CIDR dev DEV`.
     pub fn add(ns: Option<&str>, dev: &str, cidr: &Cidr) -> Result<()> {
-        Ok(raw::add(ns, dev, &cidr.to_string())?)
+        Ok(raw::add(ns, dev, &cidr.to_string(), raw::AddFlags::empty())?)
+    }
+    /// `ip addr add CIDR dev DEV nodad`: an IPv6 address usable at once,
+    /// without duplicate address detection (as Docker adds its own).
+    pub fn add_nodad(ns: Option<&str>, dev: &str, cidr: &Cidr) -> Result<()> {
+        Ok(raw::add(ns, dev, &cidr.to_string(), raw::AddFlags::NODAD)?)
     }
     /// `ip addr del CIDR dev DEV`.
     pub fn delete(ns: Option<&str>, dev: &str, cidr: &Cidr) -> Result<()> {

@@ -371,8 +371,10 @@ impl Gate {
                 undo(Op::LinkRename { ns: ns.clone(), name: new_name.clone(), new_name: name.clone() })
             }
             Op::LinkDelete { .. } => lost("a deleted link cannot be brought back"),
-            Op::AddrAdd { ns, dev, cidr } => undo(Op::AddrDelete { ns: ns.clone(), dev: dev.clone(), cidr: *cidr }),
-            Op::AddrDelete { ns, dev, cidr } => undo(Op::AddrAdd { ns: ns.clone(), dev: dev.clone(), cidr: *cidr }),
+            Op::AddrAdd { ns, dev, cidr, .. } => undo(Op::AddrDelete { ns: ns.clone(), dev: dev.clone(), cidr: *cidr }),
+            Op::AddrDelete { ns, dev, cidr } => {
+                undo(Op::AddrAdd { ns: ns.clone(), dev: dev.clone(), cidr: *cidr, nodad: cidr.is_ipv6() })
+            }
             Op::RouteAdd { ns, route } => undo(Op::RouteDelete { ns: ns.clone(), route: route.clone() }),
             Op::RouteDelete { ns, route } => undo(Op::RouteAdd { ns: ns.clone(), route: route.clone() }),
             Op::SysctlSet { ns, key, .. } => match self.read(Op::SysctlGet { ns: ns.clone(), key: key.clone() }).await?

@@ -291,6 +291,9 @@ pub enum Op {
         ns: Ns,
         dev: String,
         cidr: IpNetwork,
+        /// IPv6 without duplicate address detection: usable at once (`nodad`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        nodad: bool,
     },
     AddrDelete {
         ns: Ns,
@@ -669,7 +672,9 @@ impl fmt::Display for Op {
             Op::LinkDelete { ns, name } => write!(f, "ip {}link del {name}", ip_ns(ns)),
             Op::LinkGet { ns, name } => write!(f, "ip {}addr show {name}", ip_ns(ns)),
             Op::LinkList { ns } => write!(f, "ip {}addr show", ip_ns(ns)),
-            Op::AddrAdd { ns, dev, cidr } => write!(f, "ip {}addr add {cidr} dev {dev}", ip_ns(ns)),
+            Op::AddrAdd { ns, dev, cidr, nodad } => {
+                write!(f, "ip {}addr add {cidr} dev {dev}{}", ip_ns(ns), if *nodad { " nodad" } else { "" })
+            }
             Op::AddrDelete { ns, dev, cidr } => {
                 write!(f, "ip {}addr del {cidr} dev {dev}", ip_ns(ns))
             }

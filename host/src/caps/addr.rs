@@ -3,12 +3,19 @@
 use super::{cidr, done, ifname, ns};
 use crate::ops::{Op, Reply};
 use crate::runtime::RecipeState;
-use crate::runtime::bindings::netsh::host::addr::{AddrInfo, Host};
+use crate::runtime::bindings::netsh::host::addr::{AddFlags, AddrInfo, Host};
 use crate::runtime::bindings::netsh::host::types::Error;
 
 impl Host for RecipeState {
-    async fn add(&mut self, ns_: Option<String>, dev: String, cidr_: String) -> wasmtime::Result<Result<(), Error>> {
-        let op = (|| Ok(Op::AddrAdd { ns: ns(ns_)?, dev: ifname(dev)?, cidr: cidr(&cidr_)? }))();
+    async fn add(
+        &mut self,
+        ns_: Option<String>,
+        dev: String,
+        cidr_: String,
+        opts: AddFlags,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let nodad = opts.contains(AddFlags::NODAD);
+        let op = (|| Ok(Op::AddrAdd { ns: ns(ns_)?, dev: ifname(dev)?, cidr: cidr(&cidr_)?, nodad }))();
         self.call(op, done).await
     }
 

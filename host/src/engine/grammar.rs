@@ -64,7 +64,11 @@ pub const COMMANDS: &[Spec] = &[
         usage: "link add NAME type bridge|veth [peer P [netns NS]]|vxlan id VNI [dstport P] [local IP] [dev IF] [nolearning] [proxy] | link set NAME [up|down] [master BR|nomaster] [netns NS] [mtu N] | link del NAME | link ls",
         summary: "interfaces",
     },
-    Spec { name: "addr", usage: "addr add|del CIDR dev IF | addr ls [dev IF]", summary: "interface addresses" },
+    Spec {
+        name: "addr",
+        usage: "addr add CIDR dev IF [nodad] | addr del CIDR dev IF | addr ls [dev IF]",
+        summary: "interface addresses",
+    },
     Spec {
         name: "route",
         usage: "route add|del default|CIDR [via IP] [dev IF] [onlink] [metric N] | route ls",
@@ -338,7 +342,14 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
                 }
                 let dev = w.ifname("interface")?;
                 let ns = ns.clone();
-                ops(vec![if verb == "add" { Op::AddrAdd { ns, dev, cidr } } else { Op::AddrDelete { ns, dev, cidr } }])
+                if verb == "del" {
+                    return ops(vec![Op::AddrDelete { ns, dev, cidr }]);
+                }
+                let nodad = w.peek() == Some("nodad");
+                if nodad {
+                    w.next("nodad")?;
+                }
+                ops(vec![Op::AddrAdd { ns, dev, cidr, nodad }])
             }
             "ls" | "show" => {
                 let dev = match w.peek() {
@@ -797,7 +808,8 @@ mod tests {
         assert!(matches!(&ops("link set eth0 netns c1 up")[..], [Op::LinkSetUp { .. }, Op::LinkSetNetns { .. }]));
         assert!(matches!(&ops("link set x nomaster")[..], [Op::LinkSetMaster { master: None, .. }]));
         assert!(matches!(&ops("link del br0")[..], [Op::LinkDelete { .. }]));
-        assert!(matches!(&ops("addr add 172.17.0.1/16 dev br0")[..], [Op::AddrAdd { .. }]));
+        assert!(matches!(&ops("addr add 172.17.0.1/16 dev br0")[..], [Op::AddrAdd { nodad: false, .. }]));
+        assert!(matches!(&ops("addr add fd00::1/64 dev br0 nodad")[..], [Op::AddrAdd { nodad: true, .. }]));
         assert!(matches!(&ops("-n c1 addr del 172.17.0.2/16 dev eth0")[..], [Op::AddrDelete { ns: Some(_), .. }]));
         let r = ops("-n c1 route add default via 172.17.0.1");
         assert!(matches!(&r[..], [Op::RouteAdd { ns: Some(n), route }] if n == "c1" && route.dest.prefix() == 0));

@@ -90,7 +90,7 @@ pub fn needs(op: &Op) -> Needs {
             inside(ns, needs)
         }
         Op::LinkRename { ns, name, new_name } => inside(ns, vec![link(ns, name), link(ns, new_name)]),
-        Op::AddrAdd { ns, dev, cidr } | Op::AddrDelete { ns, dev, cidr } => {
+        Op::AddrAdd { ns, dev, cidr, .. } | Op::AddrDelete { ns, dev, cidr } => {
             inside(ns, vec![Need::Addr(*cidr), link(ns, dev)])
         }
         Op::RouteAdd { ns, route } | Op::RouteDelete { ns, route } => {

@@ -2,7 +2,7 @@
 
 use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use rtnetlink::Handle;
 
 use super::link::{self, describe};
@@ -36,11 +36,17 @@ fn cidr_of(msg: &AddressMessage) -> Option<IpNetwork> {
     IpNetwork::new(local.or(address)?, msg.header.prefix_len).ok()
 }
 
-/// `ip addr add CIDR dev DEV`.
-pub async fn add(h: &Handle, ns: &Ns, dev: &str, cidr: IpNetwork) -> CapResult<()> {
+/// `ip addr add CIDR dev DEV [nodad]`.
+pub async fn add(h: &Handle, ns: &Ns, dev: &str, cidr: IpNetwork, nodad: bool) -> CapResult<()> {
     let index = link::index_of(h, ns, dev).await?;
     let what = format!("address {cidr} on {}", describe(ns, dev));
-    h.address().add(index, cidr.ip(), cidr.prefix()).execute().await.map_err(|e| nl_error(e, &what, "add"))
+    let mut request = h.address().add(index, cidr.ip(), cidr.prefix());
+    if nodad {
+        let msg = request.message_mut();
+        msg.header.flags |= AddressHeaderFlags::Nodad;
+        msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    request.execute().await.map_err(|e| nl_error(e, &what, "add"))
 }
 
 /// `ip addr del CIDR dev DEV`.

@@ -247,7 +247,9 @@ impl Kernel {
                 link::get(&self.handles.get(&ns).await?, &ns, &name).await.map(|l| Reply::Link(Box::new(l)))
             }
             Op::LinkList { ns } => link::list(&self.handles.get(&ns).await?, &ns).await.map(Reply::Links),
-            Op::AddrAdd { ns, dev, cidr } => addr::add(&self.handles.get(&ns).await?, &ns, &dev, cidr).await.map(done),
+            Op::AddrAdd { ns, dev, cidr, nodad } => {
+                addr::add(&self.handles.get(&ns).await?, &ns, &dev, cidr, nodad).await.map(done)
+            }
             Op::AddrDelete { ns, dev, cidr } => {
                 addr::delete(&self.handles.get(&ns).await?, &ns, &dev, cidr).await.map(done)
             }

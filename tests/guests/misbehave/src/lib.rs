@@ -93,7 +93,13 @@ fn mode(mode: &str) -> Result<()> {
         }
         "long-name" => link::add_bridge(None, "a234567890123456", None),
         // The raw binding, to send a malformed CIDR past the SDK's typed API.
-        "bad-cidr" => netsh_guest::bindings::netsh::host::addr::add(None, "lo", "10.0.0.300/24").map_err(Error::from),
+        "bad-cidr" => netsh_guest::bindings::netsh::host::addr::add(
+            None,
+            "lo",
+            "10.0.0.300/24",
+            netsh_guest::bindings::netsh::host::addr::AddFlags::empty(),
+        )
+        .map_err(Error::from),
         "missing-ns" => link::set_up(Some("no-such-ns"), "lo", true),
         "exists" => link::add_bridge(None, "lo", None),
         "addr" => addr::add(None, "lo", &"10.9.9.9/32".parse()?),

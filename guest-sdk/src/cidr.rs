@@ -73,22 +73,30 @@ impl Cidr {
     }
 
     /// The `n`-th address of the network (0 is the network address), as a
-    /// CIDR with this prefix; IPv4 only. `None` past the end.
+    /// CIDR with this prefix. `None` past the end.
     pub fn nth(&self, n: u32) -> Option<Cidr> {
-        let (a, mask) = self.v4_bits()?;
-        let size = (!mask as u64) + 1;
-        if u64::from(n) >= size {
+        let Cidr { addr, prefix } = self.network();
+        let host_bits = u32::from(self.max_prefix() - prefix);
+        if host_bits < 32 && n >> host_bits != 0 {
             return None;
         }
-        Some(Cidr { addr: IpAddr::V4(Ipv4Addr::from((a & mask) + n)), prefix: self.prefix })
+        let addr = match addr {
+            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) + n)),
+            IpAddr::V6(a) => IpAddr::V6((u128::from(a) + u128::from(n)).into()),
+        };
+        Some(Cidr { addr, prefix })
     }
 
-    /// Number of usable IPv4 host addresses (excluding network and broadcast).
+    /// Number of usable host addresses: all but the network address, and
+    /// for IPv4 the broadcast address; at most `u32::MAX`.
     pub fn host_count(&self) -> u32 {
-        match self.v4_bits() {
-            Some((_, mask)) => (!mask).saturating_sub(1),
-            None => u32::MAX,
-        }
+        let host_bits = u32::from(self.max_prefix() - self.prefix);
+        let reserved = if self.addr.is_ipv4() { 2 } else { 1 };
+        if host_bits >= 32 { u32::MAX } else { ((1u64 << host_bits).saturating_sub(reserved)) as u32 }
+    }
+
+    fn max_prefix(&self) -> u8 {
+        if self.addr.is_ipv4() { 32 } else { 128 }
     }
 
     /// Whether `ip` is a usable host address here: inside, and neither the
@@ -151,6 +159,21 @@ mod tests {
         assert!(!net.is_host("172.17.0.0".parse().unwrap()));
         assert!(!net.is_host("172.17.255.255".parse().unwrap()));
         assert_eq!(c("10.0.0.0/30").nth(4), None);
+        assert_eq!(c("10.0.0.0/30").host_count(), 2);
+        assert_eq!(c("0.0.0.0/0").nth(u32::MAX), Some(c("255.255.255.255/0")));
+    }
+
+    #[test]
+    fn ipv6_arithmetic() {
+        let net = c("fd00:1:2:3::9/64");
+        assert_eq!(net.nth(1), Some(c("fd00:1:2:3::1/64")));
+        assert_eq!(net.nth(0x1_0000), Some(c("fd00:1:2:3::1:0/64")));
+        assert_eq!(net.host_count(), u32::MAX);
+        assert_eq!(c("fd00::/126").nth(3), Some(c("fd00::3/126")));
+        assert_eq!(c("fd00::/126").nth(4), None);
+        assert_eq!(c("fd00::/126").host_count(), 3);
+        assert!(net.is_host("fd00:1:2:3:ffff:ffff:ffff:ffff".parse().unwrap()));
+        assert!(!net.is_host("fd00:1:2:3::".parse().unwrap()));
     }
 
     #[test]
@@ -193,6 +216,17 @@ mod properties {
             let _ = c.is_host(ip);
             if let Some(x) = c.nth(n) {
                 prop_assert!(c.contains(x.addr()));
+            }
+        }
+
+        #[test]
+        fn ipv6_nth_stays_inside(a in any::<u128>(), prefix in 0u8..=128, n in any::<u32>()) {
+            let c = Cidr::new(IpAddr::V6(a.into()), prefix).unwrap();
+            if let Some(x) = c.nth(n) {
+                prop_assert!(c.contains(x.addr()));
+                prop_assert!(n == 0 || c.is_host(x.addr()));
+            } else {
+                prop_assert!(prefix > 96);
             }
         }
     }

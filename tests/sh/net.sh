@@ -1,38 +1,45 @@
 # Helpers for end-to-end tests (sourced inside a throwaway namespace).
 
-# A simulated outside host: namespace `outside` behind veth `uplink`,
-# the test namespace's default route pointing into it.
+# A simulated outside host: namespace `outside` behind veth `uplink`
+# (10.200.0.2 and fd00:200::2), the test namespace's default routes
+# pointing into it.
 make_outside() {
   ip netns add outside
   ip link add uplink type veth peer name eth0 netns outside
   ip addr add 10.200.0.1/24 dev uplink
+  ip addr add fd00:200::1/64 dev uplink nodad
   ip link set uplink up
   ip -n outside addr add 10.200.0.2/24 dev eth0
+  ip -n outside addr add fd00:200::2/64 dev eth0 nodad
   ip -n outside link set eth0 up
   ip -n outside link set lo up
   ip route add default via 10.200.0.2
+  ip -6 route add default via fd00:200::2
 }
 
 PIDS=()
-# serve NS PORT [udp]: a server in NS answering "NS saw PEER-IP" (bounded to 60 s).
+# serve NS PORT [udp]: a server in NS answering "NS saw PEER-IP", on
+# IPv4 and IPv6 (bounded to 60 s).
 serve() {
   local ns=$1 port=$2 proto=${3:-tcp}
   timeout 60 ip netns exec "$ns" python3 - "$ns" "$port" "$proto" <<'PY' &
 import socket, sys
 ns, port, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-s = socket.socket(socket.AF_INET, kind)
+s = socket.socket(socket.AF_INET6, kind)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", port))
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", port))
+seen = lambda peer: peer[0].removeprefix("::ffff:")
 if proto == "udp":
     for _ in range(100):
         data, peer = s.recvfrom(100)
-        s.sendto(f"{ns} saw {peer[0]}\n".encode(), peer)
+        s.sendto(f"{ns} saw {seen(peer)}\n".encode(), peer)
 else:
     s.listen(16)
     for _ in range(100):
         c, peer = s.accept()
-        c.sendall(f"{ns} saw {peer[0]}\n".encode())
+        c.sendall(f"{ns} saw {seen(peer)}\n".encode())
         c.close()
 PY
   PIDS+=($!)
@@ -52,9 +59,10 @@ fetch() {
 import socket, sys
 host, port, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if proto == "udp":
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    s = socket.socket(family, socket.SOCK_DGRAM)
     s.settimeout(3)
-    s.sendto(b"hi", (host, port))
+    s.sendto(b"hi", address)
     print(s.recv(100).decode().strip())
 else:
     s = socket.create_connection((host, port), timeout=3)

@@ -96,6 +96,41 @@ settled_to "$before" && echo "clean after teardown"
 }
 
 #[test]
+fn dual_stack_adds_return_both_families_and_check_both() {
+    let out = cni_script(
+        Firewall::Nftables,
+        r#"
+make_outside
+before=$(snapshot)
+$DB create podnet --ipv6 --subnet 10.89.0.0/24 --subnet fd00:89::/64 >/dev/null
+conf '"runtimeConfig": {"ips": ["fd00:89::9/64"]}'
+ip netns add netns-a
+cni ADD $(ID 1) /run/netns/netns-a >add.json
+field '[(i["address"], i["gateway"]) for i in d["ips"]]' <add.json
+field 'd["routes"]' <add.json
+ip netns exec netns-a ping -6 -c1 -W2 fd00:200::2 >/dev/null && echo "reaches the outside over IPv6"
+cni CHECK $(ID 1) /run/netns/netns-a && echo "check: ok"
+ip -n netns-a addr del fd00:89::9/64 dev eth0
+cni CHECK $(ID 1) /run/netns/netns-a >check.json && echo "UNEXPECTED: check passed" || field '"check:", d["msg"]' <check.json
+cni DEL $(ID 1) /run/netns/netns-a && echo "del: ok"
+ip netns del netns-a
+$DB rm podnet >/dev/null
+settled_to "$before" && echo "clean after teardown"
+"#,
+        60,
+    );
+    out.assert_ok().assert_has(&[
+        "[('10.89.0.2/24', '10.89.0.1'), ('fd00:89::9/64', 'fd00:89::1')]",
+        "[{'dst': '0.0.0.0/0', 'gw': '10.89.0.1'}, {'dst': '::/0', 'gw': 'fd00:89::1'}]",
+        "reaches the outside over IPv6",
+        "check: ok",
+        "lost its address fd00:89::9/64",
+        "del: ok",
+        "clean after teardown",
+    ]);
+}
+
+#[test]
 fn concurrent_adds_status_and_gc() {
     let out = cni_script(
         Firewall::Nftables,

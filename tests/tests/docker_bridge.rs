@@ -455,7 +455,7 @@ $DB create plain --subnet 172.30.0.0/24 --iptables=false --ip-forward=false >/de
 $DB connect plain a >/dev/null
 $DB connect plain b >/dev/null
 echo "ip_forward: $(sysctl -n net.ipv4.ip_forward)"
-nft list table ip netsh >/dev/null 2>&1 || echo "no netsh table"
+nft list table ip netsh >/dev/null 2>&1 || nft list table ip6 netsh >/dev/null 2>&1 || echo "no netsh table"
 ip netns exec a ping -c1 -W2 172.30.0.3 >/dev/null && echo "peers: ok"
 serve outside 7000
 fetch a 10.200.0.2 7000 >/dev/null 2>&1 || echo "no way out"
@@ -572,4 +572,109 @@ settled_to "$before" && echo "teardown: clean"
         "audited: 7",
         "teardown: clean",
     ]);
+}
+
+#[test]
+fn dual_stack_networks_carry_ipv6_between_containers_to_the_outside_and_to_published_ports() {
+    let out = sandboxed(
+        r#"
+make_outside
+before=$(snapshot)
+$DB create dual --ipv6 --subnet 172.27.0.0/24 --subnet fd00:27::/64
+$DB connect dual c1 -p 8080:80 -p 81
+$DB connect dual c2 --ip6 fd00:27::99 > c2.txt; cat c2.txt
+$DB create other --ipv6 | sed 's/^/other: /'
+o1=$($DB connect other o1 | awk '{print $4}' | cut -d/ -f1)
+echo "v6 forwarding: $(sysctl -n net.ipv6.conf.all.forwarding)"
+ip -n c1 -6 addr show dev eth0 | grep -q 'fd00:27::2/64 .*nodad' && ip -6 addr show dev br-dual | grep -q 'fd00:27::1/64 .*nodad' && echo "nodad: ok"
+ip netns exec c1 ping -6 -c1 -W2 fd00:27::1 >/dev/null && echo "v6 gateway: ok"
+ip netns exec c1 ping -6 -c1 -W2 fd00:27::99 >/dev/null && echo "v6 peer: ok"
+ip netns exec c1 ping -c1 -W2 172.27.0.3 >/dev/null && echo "v4 peer: ok"
+ping -6 -c1 -W2 "$o1" >/dev/null && echo "o1 answers the host over IPv6"
+ip netns exec c1 ping -6 -c1 -W1 "$o1" >/dev/null 2>&1 && echo "LEAK to $o1" || echo "v6 isolation: ok"
+serve outside 7000
+echo "v6 masquerade: $(fetch c1 fd00:200::2 7000)"
+echo "v4 masquerade: $(fetch c1 10.200.0.2 7000)"
+serve c1 80; serve c1 81
+echo "outside->published v6: $(fetch outside fd00:200::1 8080)"
+echo "outside->published v4: $(fetch outside 10.200.0.1 8080)"
+eport=$($DB inspect dual | python3 -c 'import json,sys; print([p for p in json.load(sys.stdin)[0]["Containers"]["c1"]["Ports"] if p.startswith("[::]") and p.endswith("->81/tcp")][0].split(":")[-1].split("-")[0])')
+echo "outside->ephemeral v6: $(fetch outside fd00:200::1 "$eport")"
+echo "aaaa: $(ip netns exec c2 dig +short +time=2 +tries=1 @172.27.0.1 AAAA c1)"
+stop_servers
+$DB ls --format json | grep '"Name":"dual"' | grep -o '"IPv6":"true"'
+$DB inspect dual > inspect.json
+state=$(snapshot)
+expect_fail $DB create bad --subnet fd00:28::/64
+expect_fail $DB create bad --subnet 172.28.0.0/24 --subnet 172.29.0.0/24
+expect_fail $DB create bad --ipv6 --subnet fd00:27:0:0:1::/80
+expect_fail $DB connect dual c3 --ip6 fd00:99::5
+expect_fail $DB connect dual c3 --ip6 fd00:27::99
+$DB create v4only --subnet 172.28.0.0/24 >/dev/null
+expect_fail $DB connect v4only c3 -p '[::1]:8080:80'
+$DB rm v4only
+[ "$(snapshot)" = "$state" ] && echo "refused: nothing changed"
+$DB rm dual --force
+$DB rm other --force
+settled_to "$before" && echo "teardown: clean"
+echo "INSPECT $(tr -d '\n' < inspect.json)"
+"#,
+        120,
+    );
+    out.assert_ok().assert_has(&[
+        "dual br-dual subnet 172.27.0.0/24 gateway 172.27.0.1 subnet fd00:27::/64 gateway fd00:27::1",
+        "c2 eth0 172.27.0.3/24 fd00:27::99/64",
+        "80/tcp -> 0.0.0.0:8080",
+        "80/tcp -> [::]:8080",
+        "81/tcp -> [::]:",
+        "v6 forwarding: 1",
+        "nodad: ok",
+        "v6 gateway: ok",
+        "v6 peer: ok",
+        "v4 peer: ok",
+        "o1 answers the host over IPv6",
+        "v6 isolation: ok",
+        "v6 masquerade: outside saw fd00:200::1",
+        "v4 masquerade: outside saw 10.200.0.1",
+        "outside->published v6: c1 saw fd00:200::2",
+        "outside->published v4: c1 saw 10.200.0.2",
+        "outside->ephemeral v6: c1 saw fd00:200::2",
+        "aaaa: fd00:27::2",
+        "\"IPv6\":\"true\"",
+        "fd00:28::/64 is IPv6: add --ipv6",
+        "--subnet given twice for IPv4",
+        "overlaps fd00:27::/64",
+        "--ip6 fd00:99::5 is outside subnet fd00:27::/64",
+        "--ip6 fd00:27::99 is already in use by c2",
+        "needs IPv6, and network v4only has none",
+        "refused: nothing changed",
+        "teardown: clean",
+    ]);
+    let other = out.stdout.lines().find(|l| l.starts_with("other: ")).expect("other's create line");
+    assert!(other.contains(" subnet fd") && other.ends_with("::1"), "a unique local /64 by default: {other}");
+    let json = out.stdout.split("INSPECT ").nth(1).expect("inspect output");
+    let v: serde_json::Value = serde_json::from_str(json).expect("inspect is JSON");
+    let net = &v[0];
+    assert_eq!(net["EnableIPv6"], true);
+    assert_eq!(net["IPAM"]["Config"][1]["Subnet"], "fd00:27::/64");
+    assert_eq!(net["IPAM"]["Config"][1]["Gateway"], "fd00:27::1");
+    let c1 = &net["Containers"]["c1"];
+    assert_eq!(c1["IPv6Address"], "fd00:27::2/64");
+    let ports = c1["Ports"].as_array().expect("ports");
+    assert!(ports.contains(&serde_json::json!("[::]:8080->80/tcp")), "{ports:?}");
+}
+
+#[test]
+fn the_iptables_backend_refuses_dual_stack_networks_and_changes_nothing() {
+    sandboxed_on(
+        Firewall::Iptables,
+        r#"
+before=$(snapshot)
+expect_fail $DB create dual --ipv6
+[ "$(snapshot)" = "$before" ] && [ -z "$($DB ls -q)" ] && echo "nothing changed"
+"#,
+        30,
+    )
+    .assert_ok()
+    .assert_has(&["the iptables backend handles IPv4 only", "--firewall nftables", "nothing changed"]);
 }

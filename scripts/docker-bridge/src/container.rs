@@ -10,11 +10,11 @@ use netsh_guest::{Args, Cidr, Error, Result, addr, link, netns, route};
 
 use crate::network::{remove_rule, repair_rules};
 use crate::ports::{self, Publish};
-use crate::store::{self, Endpoint, Network, memberships};
+use crate::store::{self, Endpoint, Network, Pool, memberships};
 use netsh_guest::meta::check_name;
 use netsh_guest::meta::short_hash;
 
-/// `connect NAME CONTAINER [--ip IP] [--alias A]... [--publish SPEC]...
+/// `connect NAME CONTAINER [--ip IP] [--ip6 IP] [--alias A]... [--publish SPEC]...
 /// [--publish-all --expose PORT...] [--pid PID] [--hostname H] [--dns IP]...
 /// [--dns-search D]... [--dns-option O]...`; prints the endpoint, then each
 /// published port as `docker port` does.
@@ -30,12 +30,14 @@ pub fn connect(args: &Args) -> Result<()> {
         netns: Place::Named { pid },
         container,
         wanted_ip: args.value("--ip").map(String::from),
+        wanted_ip6: args.value("--ip6").map(String::from),
         aliases: args.values("--alias").iter().map(|a| a.to_string()).collect(),
         publishes: publishes(args)?,
         etc: EtcOptions::from_args(args)?,
     };
     let (ep, published) = join(&net, joining)?;
-    println!("{} {} {}/{}", ep.container, ep.ifname, ep.ip, net.subnet.prefix());
+    let v6 = ep.ip6.zip(net.ipv6).map(|(ip, p)| format!(" {ip}/{}", p.subnet.prefix())).unwrap_or_default();
+    println!("{} {} {}/{}{v6}", ep.container, ep.ifname, ep.ip, net.subnet.prefix());
     published.iter().for_each(|p| println!("{p}"));
     Ok(())
 }
@@ -57,7 +59,7 @@ fn publishes(args: &Args) -> Result<Vec<String>> {
         _ => {}
     }
     for port in exposed {
-        ports::exposed(port, "0.0.0.0")?;
+        ports::exposed(port)?;
         specs.push(port.to_string());
     }
     Ok(specs)
@@ -77,6 +79,8 @@ pub struct Joining {
     pub container: String,
     pub netns: Place,
     pub wanted_ip: Option<String>,
+    /// `--ip6`, on a dual-stack network.
+    pub wanted_ip6: Option<String>,
     pub aliases: Vec<String>,
     /// `[HOSTIP:]HOSTPORT[-END]:PORT[/PROTO]` specs.
     pub publishes: Vec<String>,
@@ -150,21 +154,24 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
             )));
         }
     }
-    let wanted = joining.wanted_ip.as_deref().map(|w| wanted_ip(net, w)).transpose()?;
-    // Parse the publish specs against a placeholder before anything is taken.
-    joining.publishes.iter().try_for_each(|p| ports::parse(p, "0.0.0.0").map(drop))?;
-    if !net.reserve_endpoint(&container)? {
-        return Err(Error::Exists(format!("container {container} is already connected to network {}", net.name)));
-    }
-    let ip = match wanted {
-        Some(ip) => net.take_ip(ip, &container).map(|()| ip)?,
-        None => net.allocate(&container)?,
+    let wanted = joining.wanted_ip.as_deref().map(|w| wanted_ip(net, &net.v4(), w, "--ip")).transpose()?;
+    let wanted6 = match (joining.wanted_ip6.as_deref(), &net.ipv6) {
+        (Some(w), Some(v6)) => Some(wanted_ip(net, v6, w, "--ip6")?),
+        (Some(_), None) => return Err(no_ipv6(net, "--ip6")),
+        (None, _) => None,
     };
-    let mut publishes: Vec<Publish> =
-        joining.publishes.iter().map(|p| ports::parse(p, &ip.to_string())).collect::<Result<_>>()?;
+    let mut publishes: Vec<Publish> = joining.publishes.iter().map(|p| ports::parse(p)).collect::<Result<_>>()?;
+    if net.ipv6.is_none() && publishes.iter().any(Publish::on_ipv6) {
+        return Err(no_ipv6(net, "publishing on an IPv6 host address"));
+    }
     for p in publishes.iter_mut().filter(|p| p.spec.host_ip.is_none()) {
         p.spec.host_ip = net.host_binding.clone();
     }
+    if !net.reserve_endpoint(&container)? {
+        return Err(Error::Exists(format!("container {container} is already connected to network {}", net.name)));
+    }
+    let ip = take_or_allocate(net, &net.v4(), wanted, &container)?;
+    let ip6 = net.ipv6.map(|v6| take_or_allocate(net, &v6, wanted6, &container)).transpose()?;
     let others = memberships(&container)?;
     let (netns, ifname, created, pid, runtime) = match joining.netns {
         Place::Named { pid } => {
@@ -181,6 +188,7 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
         runtime,
         ifname,
         ip,
+        ip6,
         created,
         pid,
         aliases: joining.aliases,
@@ -193,9 +201,10 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
     let owner = net.container_owner(&ep.container);
     let mut published = Vec::new();
     for p in &publishes {
-        let (id, host_port) = ports::publish(&owner, p)?;
-        ep.rules.push(id);
-        published.push(ports::describe(p, host_port));
+        for (id, shown) in ports::publish(&owner, p, ep.ip, ep.ip6)? {
+            ep.rules.push(id);
+            published.push(shown);
+        }
     }
     repair_rules(net)?;
     write_files(net, &ep, others.is_empty(), &joining.etc)?;
@@ -203,23 +212,33 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
     Ok((ep, published))
 }
 
-/// `--ip`: inside the subnet, not its network, broadcast or gateway address.
-fn wanted_ip(net: &Network, text: &str) -> Result<IpAddr> {
-    let ip: IpAddr = text.parse().map_err(|_| Error::Invalid(format!("--ip {text:?} is not an IP address")))?;
-    if !net.subnet.contains(ip) {
-        return Err(Error::Invalid(format!("--ip {ip} is outside subnet {} of network {}", net.subnet, net.name)));
+fn no_ipv6(net: &Network, what: &str) -> Error {
+    Error::Invalid(format!("{what} needs IPv6, and network {} has none (create it with --ipv6)", net.name))
+}
+
+/// The address asked for, if free, else the next free one of `pool`.
+fn take_or_allocate(net: &Network, pool: &Pool, wanted: Option<IpAddr>, container: &str) -> Result<IpAddr> {
+    match wanted {
+        Some(ip) => net.take_ip(ip, container).map(|()| ip),
+        None => net.allocate(pool, container),
     }
-    if ip == net.subnet.network().addr() {
-        return Err(Error::Invalid(format!("--ip {ip} is the network address of {}; pick a host address", net.subnet)));
+}
+
+/// `--ip` / `--ip6`: inside the subnet, not its network, broadcast or gateway address.
+fn wanted_ip(net: &Network, pool: &Pool, text: &str, flag: &str) -> Result<IpAddr> {
+    let ip: IpAddr = text.parse().map_err(|_| Error::Invalid(format!("{flag} {text:?} is not an IP address")))?;
+    let subnet = pool.subnet;
+    if !subnet.contains(ip) {
+        return Err(Error::Invalid(format!("{flag} {ip} is outside subnet {subnet} of network {}", net.name)));
     }
-    if net.subnet.broadcast().map(IpAddr::V4) == Some(ip) {
-        return Err(Error::Invalid(format!(
-            "--ip {ip} is the broadcast address of {}; pick a host address",
-            net.subnet
-        )));
+    if ip == subnet.network().addr() {
+        return Err(Error::Invalid(format!("{flag} {ip} is the network address of {subnet}; pick a host address")));
     }
-    if ip == net.gateway.addr() {
-        return Err(Error::Exists(format!("--ip {ip} is the gateway of network {}", net.name)));
+    if subnet.broadcast().map(IpAddr::V4) == Some(ip) {
+        return Err(Error::Invalid(format!("{flag} {ip} is the broadcast address of {subnet}; pick a host address")));
+    }
+    if ip == pool.gateway.addr() {
+        return Err(Error::Exists(format!("{flag} {ip} is the gateway of network {}", net.name)));
     }
     Ok(ip)
 }
@@ -266,11 +285,30 @@ fn attach(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
     })?;
     link::set_up(Some(ns), "lo", true)?;
     addr::add(Some(ns), &ep.ifname, &Cidr::new(ep.ip, net.subnet.prefix())?)?;
+    let v6 = ep.ip6.zip(net.ipv6);
+    if let Some((ip6, pool)) = v6 {
+        addr::add_nodad(Some(ns), &ep.ifname, &Cidr::new(ip6, pool.subnet.prefix())?)?;
+    }
     link::set_up(Some(ns), &ep.ifname, true)?;
-    if first_network && (ep.created && !ep.pid || !route::list(Some(ns))?.iter().any(|r| r.dest == "default")) {
-        route::add(Some(ns), &route::default_via(&net.gateway.addr().to_string()))?;
+    if !first_network {
+        return Ok(());
+    }
+    let fresh = ep.created && !ep.pid;
+    let routes = if fresh { Vec::new() } else { route::list(Some(ns))? };
+    let gateways = std::iter::once(net.gateway).chain(v6.map(|(_, pool)| pool.gateway));
+    for gateway in gateways.map(|g| g.addr()) {
+        // A default route of the gateway's family the namespace already has stays.
+        if !has_default(&routes, gateway) {
+            route::add(Some(ns), &route::default_via(&gateway.to_string()))?;
+        }
     }
     Ok(())
+}
+
+/// Whether `routes` hold a default route of `gateway`'s family.
+fn has_default(routes: &[route::RouteInfo], gateway: IpAddr) -> bool {
+    let v6 = |r: &route::RouteInfo| r.via.as_deref().and_then(|v| v.parse::<IpAddr>().ok()).map(|v| v.is_ipv6());
+    routes.iter().any(|r| r.dest == "default" && v6(r) == Some(gateway.is_ipv6()))
 }
 
 /// resolv.conf and hostname for a new container; its line in the network's
@@ -283,9 +321,11 @@ fn write_files(net: &Network, ep: &Endpoint, first_network: bool, etc: &EtcOptio
         let hostname = etc.hostname.as_deref().unwrap_or(&ep.container);
         netns::write_etc(&ep.container, EtcFile::Hostname, &format!("{hostname}\n"))?;
     }
-    netns::hosts_add(&net.name, &ep.hosts_line())?;
+    for line in ep.hosts_lines() {
+        netns::hosts_add(&net.name, &line)?;
+    }
     for (name, kind) in ep.dns_names() {
-        dns::add(&net.name, name, &ep.ip.to_string(), kind)?;
+        ep.ips().try_for_each(|ip| dns::add(&net.name, name, &ip.to_string(), kind))?;
     }
     if first_network && !ep.runtime {
         netns::hosts_share(&ep.container, &net.name)?;
@@ -315,9 +355,11 @@ pub struct Doomed {
 /// Take back an endpoint's rules, hosts line and records; returns the deletions still to do.
 pub fn release(net: &Network, ep: &Endpoint) -> Result<Doomed> {
     ep.rules.iter().try_for_each(|id| remove_rule(id))?;
-    netns::hosts_remove(&net.name, &ep.hosts_line())?;
+    for line in ep.hosts_lines() {
+        netns::hosts_remove(&net.name, &line)?;
+    }
     for (name, _) in ep.dns_names() {
-        dns::remove(&net.name, name, &ep.ip.to_string())?;
+        ep.ips().try_for_each(|ip| dns::remove(&net.name, name, &ip.to_string()))?;
     }
     net.forget_endpoint(ep)?;
     // The namespace goes with the last network if connect made it, on whichever network that was.

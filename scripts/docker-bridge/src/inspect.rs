@@ -11,7 +11,7 @@ fn published(rules: &[firewall::RuleInfo], owner: &str) -> Vec<String> {
     let mut out = Vec::new();
     for rule in rules.iter().filter(|r| r.owner == owner) {
         if let firewall::RuleSpec::Publish(p) = &rule.spec {
-            let host_ip = p.host_ip.as_deref().unwrap_or("0.0.0.0");
+            let host_ip = crate::ports::host_label(p.host_ip.as_deref(), &p.to_ip);
             for (i, port) in (p.host_ports.first..=p.host_ports.last).enumerate() {
                 let to = u32::from(p.to_port) + i as u32;
                 out.push(s(&format!("{host_ip}:{port}->{to}/{}", firewall::proto_name(p.proto))));
@@ -28,9 +28,10 @@ fn containers(net: &Network) -> Result<String> {
             p.rules.iter().filter_map(|id| firewall::get(None, id).transpose()).collect::<Result<_>>()?;
         let mac = link::get(Some(&p.netns), &p.ifname).map(|l| l.mac).unwrap_or_default();
         let ipv4 = format!("{}/{}", p.ip, net.subnet.prefix());
+        let ipv6 = p.ip6.zip(net.ipv6).map(|(ip, v6)| format!("{ip}/{}", v6.subnet.prefix())).unwrap_or_default();
         let aliases: Vec<String> = p.aliases.iter().map(|a| s(a)).collect();
         entries.push(format!(
-            "      {}: {{\"Name\": {}, \"EndpointID\": {}, \"Interface\": {}, \"HostInterface\": {}, \"MacAddress\": {}, \"IPv4Address\": {}, \"IPv6Address\": \"\", \"Aliases\": {}, \"Ports\": {}}}",
+            "      {}: {{\"Name\": {}, \"EndpointID\": {}, \"Interface\": {}, \"HostInterface\": {}, \"MacAddress\": {}, \"IPv4Address\": {}, \"IPv6Address\": {}, \"Aliases\": {}, \"Ports\": {}}}",
             s(&p.container),
             s(&p.container),
             s(&long_hash(&[&net.id(), &p.container])),
@@ -38,11 +39,28 @@ fn containers(net: &Network) -> Result<String> {
             s(&p.veth),
             s(&mac),
             s(&ipv4),
+            s(&ipv6),
             list(&aliases),
             list(&published(&rules, &net.container_owner(&p.container)))
         ));
     }
     Ok(if entries.is_empty() { "{}".into() } else { format!("{{\n{}\n    }}", entries.join(",\n")) })
+}
+
+/// IPAM's configuration: the IPv4 pool, then the IPv6 one.
+fn ipam_config(net: &Network) -> String {
+    let pools = std::iter::once(net.v4()).chain(net.ipv6);
+    let entries: Vec<String> = pools
+        .map(|p| {
+            format!(
+                r#"{{"Subnet": {}, "Gateway": {}, "IPRange": {}}}"#,
+                s(&p.subnet.to_string()),
+                s(&p.gateway.addr().to_string()),
+                s(&p.ip_range.to_string())
+            )
+        })
+        .collect();
+    list(&entries)
 }
 
 /// `inspect NAME`: the network as JSON.
@@ -55,10 +73,10 @@ pub fn inspect(args: &Args) -> Result<()> {
     "Name": {},
     "Id": {},
     "Driver": "bridge",
-    "EnableIPv6": false,
+    "EnableIPv6": {},
     "Scope": "local",
     "Internal": {},
-    "IPAM": {{"Driver": "default", "Config": [{{"Subnet": {}, "Gateway": {}, "IPRange": {}}}]}},
+    "IPAM": {{"Driver": "default", "Config": {}}},
     "Options": {{
       "com.docker.network.bridge.name": {},
       "com.docker.network.bridge.enable_icc": {},
@@ -71,10 +89,9 @@ pub fn inspect(args: &Args) -> Result<()> {
 ]"#,
         s(&net.name),
         s(&net.id()),
+        net.ipv6.is_some(),
         net.internal,
-        s(&net.subnet.to_string()),
-        s(&net.gateway.addr().to_string()),
-        s(&net.ip_range.to_string()),
+        ipam_config(&net),
         s(&net.bridge),
         s(&net.icc.to_string()),
         s(&(net.masquerade && !net.internal).to_string()),

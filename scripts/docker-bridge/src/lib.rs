@@ -16,18 +16,23 @@ struct DockerBridge;
 
 const USAGE: &str = "docker-bridge COMMAND ...
   create NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal]
+              [--ipv6 [--subnet CIDR6] [--gateway IP6] [--ip-range CIDR6]]
               [--icc=false] [--mtu N] [--bridge IFNAME] [-d|--driver bridge]
               [-o|--opt KEY=VALUE]... [--iptables=false] [--ip-forward=false]
       a bridge (br-NAME) holding the gateway (first host address), ip_forward on,
       MASQUERADE unless --internal, isolated from every other network, and a
       DNS zone NAME served by netsh's resolver on the gateway (`netsh dns status`).
+      --ipv6 makes it dual-stack: an IPv6 subnet too (the --subnet given in IPv6,
+      else a unique local fdXX:XXXX:XXXX::/64 derived from NAME), IPv6 forwarding
+      on, MASQUERADE for it as well; containers get an address and a default
+      route of each family. IPv6 rules need the nftables firewall backend.
       -o takes Docker's bridge driver options: com.docker.network.bridge.name,
       .bridge.enable_icc, .bridge.enable_ip_masquerade (false: no MASQUERADE),
       .bridge.host_binding_ipv4 (the address ports are published on by default)
       and com.docker.network.driver.mtu. dockerd's --iptables=false (no firewall
       rules: no NAT, no isolation, no publishing) and --ip-forward=false (leave
       net.ipv4.ip_forward as it is) apply per network here
-  connect NAME CONTAINER [--ip IP] [--alias|--network-alias A]... [--pid PID]
+  connect NAME CONTAINER [--ip IP] [--ip6 IP6] [--alias|--network-alias A]... [--pid PID]
               [--publish|-p [[HOSTIP:]HOSTPORT[-END]:]PORT[-END][/tcp|udp]]...
               [--publish-all|-P --expose PORT[/tcp|udp]...]
               [--hostname H] [--dns IP]... [--dns-search DOMAIN]... [--dns-option OPT]...
@@ -43,7 +48,9 @@ const USAGE: &str = "docker-bridge COMMAND ...
       -p PORT, -p HOSTIP::PORT and -P (each --expose'd port) publish on a free
       host port netsh picks from the ephemeral range; connect prints every
       mapping as `docker port` does (80/tcp -> 0.0.0.0:49153). A host port a
-      process listens on is refused, naming the process
+      process listens on is refused, naming the process. On a dual-stack
+      network a port published on no host address answers on IPv6 too (the
+      same host port); [IP6]:HOSTPORT:PORT publishes on one IPv6 address
   connect none CONTAINER [--hostname H]
       Docker's --net none: a new namespace with only its loopback, up; it joins
       no network until `disconnect none CONTAINER` removes it
@@ -59,10 +66,11 @@ Several commands can run in one invocation, separated by a lone ';' argument
   connect net c1 --publish 8001:80 ';' connect net c2 --publish 8002:80";
 
 const OPTIONS: &[Opt] = &[
-    Opt::value("--subnet"),
+    Opt::values("--subnet"),
     Opt::value("--driver").short('d'),
-    Opt::value("--gateway"),
-    Opt::value("--ip-range"),
+    Opt::values("--gateway"),
+    Opt::values("--ip-range"),
+    Opt::switch("--ipv6"),
     Opt::value("--icc"),
     Opt::value("--mtu"),
     Opt::value("--bridge"),
@@ -72,6 +80,7 @@ const OPTIONS: &[Opt] = &[
     Opt::switch("--internal"),
     Opt::switch("--force"),
     Opt::value("--ip"),
+    Opt::value("--ip6"),
     Opt::values("--alias").or(&["--network-alias", "--net-alias"]),
     Opt::value("--hostname"),
     Opt::values("--dns"),
@@ -97,11 +106,15 @@ impl Recipe for DockerBridge {
             .grant("netns:*", "creates container namespaces, their /etc/netns files and each network's hosts file")
             .grant("addr:172.16.0.0/12", "assigns gateway and container addresses (default pools)")
             .grant("addr:192.168.0.0/16", "assigns addresses from the second default pool")
+            .grant("addr:fd00::/8", "assigns IPv6 addresses of dual-stack networks (unique local)")
             .grant("route:0.0.0.0/0", "adds each container's default route")
+            .grant("route:::/0", "adds each container's IPv6 default route (--ipv6)")
             .grant("nat:172.16.0.0/12", "masquerades the networks' outbound traffic")
+            .grant("nat:fd00::/8", "masquerades dual-stack networks' IPv6 traffic")
             .grant("publish:tcp/1-65535", "publishes container ports (--publish)")
             .grant("publish:udp/1-65535", "publishes container ports (--publish .../udp)")
             .grant("sysctl:net.ipv4.ip_forward", "turns on forwarding")
+            .grant("sysctl:net.ipv6.conf.all.forwarding", "turns on IPv6 forwarding (--ipv6)")
             .grant("sysctl:net.ipv4.conf.*.route_localnet", "lets 127.0.0.1:PORT reach published ports")
             .grant("kv:docker-bridge/*", "keeps networks, addresses and endpoints in netsh's store")
             .grant("kv:netsh/dns/*", "gives each network a DNS zone and its containers names in netsh's resolver")

@@ -10,8 +10,18 @@ use netsh_guest::{Args, Error, Result, kv, link, netns};
 pub const RESERVED: [&str; 2] = ["none", "host"];
 
 /// connect's options that shape an endpoint: none of them applies here.
-const ENDPOINT_OPTIONS: [&str; 9] =
-    ["--ip", "--alias", "--publish", "--publish-all", "--expose", "--pid", "--dns", "--dns-search", "--dns-option"];
+const ENDPOINT_OPTIONS: [&str; 10] = [
+    "--ip",
+    "--ip6",
+    "--alias",
+    "--publish",
+    "--publish-all",
+    "--expose",
+    "--pid",
+    "--dns",
+    "--dns-search",
+    "--dns-option",
+];
 
 /// Refuse options that would be ignored on `mode`.
 fn refuse_options(mode: &str, args: &Args) -> Result<()> {

@@ -3,11 +3,11 @@
 //! in the store first, so concurrent creates never share a subnet.
 
 use netsh_guest::firewall::{self, Isolation};
-use netsh_guest::meta::check_name;
+use netsh_guest::meta::{check_name, long_hash};
 use netsh_guest::{Args, Cidr, Error, Result, addr, dns, json, link, log, sysctl};
 
 use crate::container;
-use crate::store::{self, Endpoint, Network};
+use crate::store::{self, Endpoint, Network, Pool};
 
 /// Docker's default pools: 172.17-31.0.0/16, then 192.168.X.0/20.
 fn default_subnets() -> impl Iterator<Item = Cidr> {
@@ -16,35 +16,49 @@ fn default_subnets() -> impl Iterator<Item = Cidr> {
     b.chain(c).filter_map(|s| s.parse().ok())
 }
 
-/// IPv4 networks in use: on the host's interfaces, and by netsh's networks.
-fn used_subnets() -> Result<Vec<(Cidr, String)>> {
+/// IPv6 defaults when `--ipv6` names no subnet: unique local /64s whose
+/// global id is a hash of the network's name (so a plan and its run agree),
+/// rehashed when one is taken.
+fn default_subnets6(name: &str) -> impl Iterator<Item = Cidr> {
+    (0..64).filter_map(move |i| {
+        let h = long_hash(&[name, "ipv6", &i.to_string()]);
+        format!("fd{}:{}:{}::/64", &h[0..2], &h[2..6], &h[6..10]).parse().ok()
+    })
+}
+
+/// Networks of one family in use: on the host's interfaces (not loopback
+/// or link-local), and by netsh's networks.
+fn used_subnets(v6: bool) -> Result<Vec<(Cidr, String)>> {
+    let link_local: Cidr = "fe80::/10".parse()?;
     let mut used: Vec<(Cidr, String)> = addr::list(None, None)?
         .into_iter()
         .filter_map(|a| a.cidr.parse::<Cidr>().ok().map(|c| (c.network(), a.dev)))
-        .filter(|(c, _)| c.addr().is_ipv4() && !c.addr().is_loopback())
+        .filter(|(c, _)| c.addr().is_ipv6() == v6 && !c.addr().is_loopback() && !link_local.contains(c.addr()))
         .collect();
     for net in Network::all()? {
-        if !used.iter().any(|(c, _)| *c == net.subnet) {
-            used.push((net.subnet, net.bridge));
+        let subnet = if v6 { net.ipv6.map(|p| p.subnet) } else { Some(net.subnet) };
+        if let Some(subnet) = subnet.filter(|s| !used.iter().any(|(c, _)| c == s)) {
+            used.push((subnet, net.bridge));
         }
     }
     Ok(used)
 }
 
-fn parse_subnet(text: &str) -> Result<Cidr> {
+fn parse_subnet(text: &str, v6: bool) -> Result<Cidr> {
     let subnet: Cidr = text.parse()?;
-    if !subnet.addr().is_ipv4() || subnet.prefix() > 30 {
-        return Err(Error::Invalid(format!("subnet {text} must be IPv4 with a prefix of at most /30")));
+    let (family, longest) = if v6 { ("IPv6", 126) } else { ("IPv4", 30) };
+    if subnet.addr().is_ipv6() != v6 || subnet.prefix() > longest {
+        return Err(Error::Invalid(format!("subnet {text} must be {family} with a prefix of at most /{longest}")));
     }
     Ok(subnet.network())
 }
 
-/// Pick and reserve the subnet: the one asked for, or the first free default pool.
-fn reserve_subnet(args: &Args, name: &str) -> Result<Cidr> {
-    let used = used_subnets()?;
+/// Pick and reserve a subnet of one family: the one asked for, or the first free default.
+fn reserve_subnet(wanted: Option<&str>, name: &str, v6: bool) -> Result<Cidr> {
+    let used = used_subnets(v6)?;
     let overlap = |s: &Cidr| used.iter().find(|(u, _)| u.overlaps(s)).cloned();
-    if let Some(text) = args.value("--subnet") {
-        let subnet = parse_subnet(text)?;
+    if let Some(text) = wanted {
+        let subnet = parse_subnet(text, v6)?;
         if let Some((other, dev)) = overlap(&subnet) {
             return Err(Error::Invalid(format!("subnet {subnet} overlaps {other} on {dev}")));
         }
@@ -53,7 +67,8 @@ fn reserve_subnet(args: &Args, name: &str) -> Result<Cidr> {
             Some(owner) => Err(Error::Exists(format!("subnet {subnet} is taken by network {owner}"))),
         };
     }
-    for candidate in default_subnets().filter(|c| overlap(c).is_none()) {
+    let defaults: Vec<Cidr> = if v6 { default_subnets6(name).collect() } else { default_subnets().collect() };
+    for candidate in defaults.into_iter().filter(|c| overlap(c).is_none()) {
         // Another create may take the same pool at the same moment: then try the next.
         if store::reserve_subnet(&candidate, name)?.is_none() {
             return Ok(candidate);
@@ -62,8 +77,8 @@ fn reserve_subnet(args: &Args, name: &str) -> Result<Cidr> {
     Err(Error::Invalid("no free default subnet; give one with --subnet".into()))
 }
 
-fn ip_range(args: &Args, subnet: &Cidr) -> Result<Cidr> {
-    match args.value("--ip-range") {
+fn ip_range(wanted: Option<&str>, subnet: &Cidr) -> Result<Cidr> {
+    match wanted {
         Some(r) => {
             let range: Cidr = r.parse()?;
             if range.prefix() < subnet.prefix() || !subnet.contains(range.addr()) {
@@ -72,6 +87,58 @@ fn ip_range(args: &Args, subnet: &Cidr) -> Result<Cidr> {
             Ok(range.network())
         }
         None => Ok(*subnet),
+    }
+}
+
+/// What `--subnet`, `--gateway` and `--ip-range` ask of one family.
+#[derive(Default)]
+struct Addressing<'a> {
+    subnet: Option<&'a str>,
+    gateway: Option<&'a str>,
+    ip_range: Option<&'a str>,
+}
+
+impl Addressing<'_> {
+    /// Reserve the subnet, then check the gateway and range inside it.
+    fn reserve(&self, name: &str, v6: bool) -> Result<Pool> {
+        if self.subnet.is_none() && (self.gateway.is_some() || self.ip_range.is_some()) {
+            let family = if v6 { "IPv6" } else { "IPv4" };
+            return Err(Error::Usage(format!(
+                "--gateway and --ip-range need the {family} --subnet they lie in; give it too"
+            )));
+        }
+        let subnet = reserve_subnet(self.subnet, name, v6)?;
+        Ok(Pool { subnet, gateway: subnet.gateway(self.gateway)?, ip_range: ip_range(self.ip_range, &subnet)? })
+    }
+}
+
+/// The IPv4 and (with `--ipv6`) IPv6 addressing asked for: each of
+/// `--subnet`, `--gateway`, `--ip-range` at most once per family.
+fn addressing(args: &Args) -> Result<(Addressing<'_>, Option<Addressing<'_>>)> {
+    let (mut v4, mut v6) = (Addressing::default(), Addressing::default());
+    for flag in ["--subnet", "--gateway", "--ip-range"] {
+        for value in args.values(flag) {
+            let is_v6 = value.contains(':');
+            let family = if is_v6 { &mut v6 } else { &mut v4 };
+            let slot = match flag {
+                "--subnet" => &mut family.subnet,
+                "--gateway" => &mut family.gateway,
+                _ => &mut family.ip_range,
+            };
+            if slot.replace(value).is_some() {
+                return Err(Error::Usage(format!(
+                    "{flag} given twice for {}; give at most one IPv4 and one IPv6",
+                    if is_v6 { "IPv6" } else { "IPv4" }
+                )));
+            }
+        }
+    }
+    if args.has("--ipv6") {
+        return Ok((v4, Some(v6)));
+    }
+    match v6.subnet.or(v6.gateway).or(v6.ip_range) {
+        Some(value) => Err(Error::Usage(format!("{value} is IPv6: add --ipv6 to make the network dual-stack"))),
+        None => Ok((v4, None)),
     }
 }
 
@@ -205,7 +272,7 @@ impl DriverOptions {
     }
 }
 
-/// `create NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal] [--icc=false] [--mtu N] [--bridge IFNAME]`.
+/// `create NAME [--ipv6] [--subnet CIDR]... [--gateway IP]... [--ip-range CIDR]... [--internal] [--icc=false] [--mtu N] [--bridge IFNAME]`.
 pub fn create(args: &Args) -> Result<()> {
     let Spec { name, bridge, icc, mtu, masquerade, host_binding, firewall, ip_forward } = spec(args)?;
     if store::Network::load(&name).is_ok() {
@@ -216,14 +283,15 @@ pub fn create(args: &Args) -> Result<()> {
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e),
     }
-    let subnet = reserve_subnet(args, &name)?;
-    let gateway = subnet.gateway(args.value("--gateway"))?;
+    let (v4, v6) = addressing(args)?;
+    let Pool { subnet, gateway, ip_range } = v4.reserve(&name, false)?;
     let mut net = Network {
         name: name.clone(),
         bridge,
         subnet,
         gateway,
-        ip_range: ip_range(args, &subnet)?,
+        ip_range,
+        ipv6: v6.map(|a| a.reserve(&name, true)).transpose()?,
         internal: args.has("--internal"),
         icc,
         mtu: mtu.unwrap_or(1500),
@@ -237,10 +305,17 @@ pub fn create(args: &Args) -> Result<()> {
     }
     link::add_bridge(None, &net.bridge, mtu)?;
     addr::add(None, &net.bridge, &net.gateway)?;
+    if let Some(v6) = &net.ipv6 {
+        // No duplicate address detection: the gateway answers at once.
+        addr::add_nodad(None, &net.bridge, &v6.gateway)?;
+    }
     link::set_up(None, &net.bridge, true)?;
     dns::serve(&net.name, &net.gateway.addr().to_string(), &net.subnet, !net.internal)?;
     if ip_forward {
         sysctl::set(None, "net.ipv4.ip_forward", "1")?;
+        if net.ipv6.is_some() {
+            sysctl::set(None, "net.ipv6.conf.all.forwarding", "1")?;
+        }
     }
     if firewall {
         // Lets 127.0.0.1:PORT be DNATed to containers on this bridge.
@@ -248,7 +323,8 @@ pub fn create(args: &Args) -> Result<()> {
         net.rules = add_rules(&net)?;
     }
     net.save()?;
-    println!("{} {} subnet {} gateway {}", net.name, net.bridge, net.subnet, net.gateway.addr());
+    let v6 = net.ipv6.map(|p| format!(" subnet {} gateway {}", p.subnet, p.gateway.addr())).unwrap_or_default();
+    println!("{} {} subnet {} gateway {}{v6}", net.name, net.bridge, net.subnet, net.gateway.addr());
     Ok(())
 }
 
@@ -261,7 +337,9 @@ pub fn add_rules(net: &Network) -> Result<Vec<String>> {
         ids.push(firewall::isolate(None, &owner, &net.bridge, Isolation::External)?);
     } else {
         if net.masquerade {
-            ids.push(firewall::masquerade(None, &owner, &net.subnet.to_string(), Some(&net.bridge))?);
+            for subnet in std::iter::once(net.subnet).chain(net.ipv6.map(|p| p.subnet)) {
+                ids.push(firewall::masquerade(None, &owner, &subnet.to_string(), Some(&net.bridge))?);
+            }
         }
         ids.push(firewall::forward_accept(None, &owner, Some(&net.bridge), None)?);
     }
@@ -364,6 +442,8 @@ pub fn ls(args: &Args) -> Result<()> {
         if !n.firewall {
             flags.push("iptables=false");
         }
+        let ipv6 = n.ipv6.map(|p| format!("IPv6 {}", p.subnet));
+        flags.extend(ipv6.as_deref());
         println!(
             "{:<20} {:<15} {:<18} {:<15} {}{}",
             n.name,
@@ -380,8 +460,9 @@ pub fn ls(args: &Args) -> Result<()> {
 /// One network as `docker network ls --format json` prints it.
 fn ls_json(n: &Network) -> String {
     format!(
-        r#"{{"Driver":"bridge","ID":{},"IPv6":"false","Internal":{},"Labels":"","Name":{},"Scope":"local"}}"#,
+        r#"{{"Driver":"bridge","ID":{},"IPv6":{},"Internal":{},"Labels":"","Name":{},"Scope":"local"}}"#,
         json::string(&n.id()[..12]),
+        json::string(&n.ipv6.is_some().to_string()),
         json::string(&n.internal.to_string()),
         json::string(&n.name)
     )

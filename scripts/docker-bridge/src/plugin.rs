@@ -8,7 +8,7 @@ use netsh_guest::cni::{self, Command, Interface, Ip, Reply, Request, Route};
 use netsh_guest::{Error, Result, link};
 
 use crate::container::{self, Joining, Place};
-use crate::store::{Endpoint, Network};
+use crate::store::{Endpoint, Network, Pool};
 use netsh_guest::meta::check_name;
 
 /// Answer one CNI call.
@@ -71,7 +71,8 @@ fn add(net: &Network, request: &Request) -> Result<Reply> {
     let joining = Joining {
         container: endpoint_name(&request.container_id)?,
         netns: Place::Runtime { netns, ifname: request.ifname.clone() },
-        wanted_ip: request.ips.first().map(|ip| ip.split('/').next().unwrap_or(ip).to_string()),
+        wanted_ip: requested_ip(request, false),
+        wanted_ip6: requested_ip(request, true),
         aliases: runtime_names(request),
         publishes,
         etc: Default::default(),
@@ -80,25 +81,51 @@ fn add(net: &Network, request: &Request) -> Result<Reply> {
     reply(net, &ep)
 }
 
-/// ADD's result: both veth ends, the address with its gateway, the default
-/// route, and the gateway as nameserver.
+/// The runtime's static address of one family (`ips` in the runtime
+/// config), without its prefix.
+fn requested_ip(request: &Request, v6: bool) -> Option<String> {
+    let bare = |ip: &String| ip.split('/').next().unwrap_or(ip).to_string();
+    request.ips.iter().map(bare).find(|ip| ip.contains(':') == v6)
+}
+
+/// The endpoint's addresses with their pools: IPv4, then IPv6 on a dual-stack network.
+fn addresses(net: &Network, ep: &Endpoint) -> Vec<(String, Pool)> {
+    let v4 = (ep.ip, net.v4());
+    std::iter::once(v4)
+        .chain(ep.ip6.zip(net.ipv6))
+        .map(|(ip, pool)| (format!("{ip}/{}", pool.subnet.prefix()), pool))
+        .collect()
+}
+
+/// ADD's result: both veth ends, each address with its gateway, the
+/// default routes, and the gateway as nameserver.
 fn reply(net: &Network, ep: &Endpoint) -> Result<Reply> {
     let host = link::get(None, &ep.veth)?;
     let inside = link::get(Some(&ep.netns), &ep.ifname)?;
     let gateway = net.gateway.addr().to_string();
+    let addresses = addresses(net, ep);
     Ok(Reply {
         interfaces: vec![
             Interface { name: host.name, mac: host.mac, in_container: false },
             Interface { name: inside.name, mac: inside.mac, in_container: true },
         ],
-        ips: vec![Ip {
-            address: format!("{}/{}", ep.ip, net.subnet.prefix()),
-            gateway: Some(gateway.clone()),
-            interface: Some(1),
-        }],
+        ips: addresses
+            .iter()
+            .map(|(address, pool)| Ip {
+                address: address.clone(),
+                gateway: Some(pool.gateway.addr().to_string()),
+                interface: Some(1),
+            })
+            .collect(),
         // netsh's resolver on the gateway: the runtime writes it into the container's resolv.conf.
-        nameservers: vec![gateway.clone()],
-        routes: vec![Route { dst: "0.0.0.0/0".into(), gw: Some(gateway) }],
+        nameservers: vec![gateway],
+        routes: addresses
+            .iter()
+            .map(|(_, pool)| {
+                let any = if pool.subnet.addr().is_ipv6() { "::/0" } else { "0.0.0.0/0" };
+                Route { dst: any.into(), gw: Some(pool.gateway.addr().to_string()) }
+            })
+            .collect(),
     })
 }
 
@@ -123,11 +150,10 @@ fn check(net: &Network, request: &Request) -> Result<()> {
     }
     let netns = request.netns.as_deref().unwrap_or(&ep.netns);
     let inside = link::get(Some(netns), &ep.ifname)?;
-    let address = format!("{}/{}", ep.ip, net.subnet.prefix());
-    if !inside.addresses.contains(&address) {
-        return Err(Error::Failed(format!("{} in {netns} lost its address {address}", ep.ifname)));
+    match addresses(net, &ep).into_iter().find(|(address, _)| !inside.addresses.contains(address)) {
+        Some((address, _)) => Err(Error::Failed(format!("{} in {netns} lost its address {address}", ep.ifname))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// GC: release the runtime's attachments to this network that are not in

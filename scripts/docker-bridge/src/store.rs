@@ -2,10 +2,11 @@
 //! that every call reads and writes only what it touches:
 //!
 //! ```text
-//! docker-bridge/net/NET            the network (bridge, subnet, gateway, options, rule ids)
+//! docker-bridge/net/NET            the network (bridge, subnets, gateways, options, rule ids)
 //! docker-bridge/subnet/CIDR        NET: the subnet is taken (created once: no two networks share it)
 //! docker-bridge/ip/NET/ADDR        CONTAINER: the address is taken (created once: no duplicate address)
-//! docker-bridge/next/NET           where the next free-address search starts (a hint)
+//! docker-bridge/next/NET           where the next free IPv4 address search starts (a hint)
+//! docker-bridge/next6/NET          the same for IPv6
 //! docker-bridge/ep/NET/CONTAINER   the endpoint (veth, interface, address, aliases, rule ids)
 //! docker-bridge/in/CONTAINER/NET   the container is on NET (to know its other networks)
 //! docker-bridge/made/CONTAINER     connect made (or named) its namespace: the last disconnect removes it
@@ -26,6 +27,17 @@ fn key(parts: &[&str]) -> String {
     std::iter::once(ROOT).chain(parts.iter().copied()).collect::<Vec<_>>().join("/")
 }
 
+/// A network's addresses of one family.
+#[derive(Debug, Clone, Copy)]
+pub struct Pool {
+    /// The network address with its prefix.
+    pub subnet: Cidr,
+    /// The gateway (the bridge's address) with the subnet's prefix.
+    pub gateway: Cidr,
+    /// Where container addresses are allocated (`--ip-range`).
+    pub ip_range: Cidr,
+}
+
 /// A network's definition.
 #[derive(Debug, Clone)]
 pub struct Network {
@@ -36,6 +48,8 @@ pub struct Network {
     /// The gateway (the bridge's address) with the subnet's prefix.
     pub gateway: Cidr,
     pub ip_range: Cidr,
+    /// Its IPv6 addresses (`--ipv6`), if dual-stack.
+    pub ipv6: Option<Pool>,
     pub internal: bool,
     pub icc: bool,
     pub mtu: u32,
@@ -61,6 +75,8 @@ pub struct Endpoint {
     pub veth: String,
     pub ifname: String,
     pub ip: IpAddr,
+    /// Its IPv6 address on a dual-stack network.
+    pub ip6: Option<IpAddr>,
     /// connect created the namespace (so the last disconnect removes it).
     pub created: bool,
     /// The namespace is a running process's, named with --pid.
@@ -102,13 +118,21 @@ impl Network {
         format!("docker-bridge/{}/{container}", self.name)
     }
 
+    /// Its IPv4 addresses.
+    pub fn v4(&self) -> Pool {
+        Pool { subnet: self.subnet, gateway: self.gateway, ip_range: self.ip_range }
+    }
+
     fn render(&self) -> String {
-        Meta::default()
+        let mut meta = Meta::default()
             .with("bridge", &self.bridge)
             .with("subnet", self.subnet)
             .with("gateway", self.gateway)
-            .with("ip-range", self.ip_range)
-            .with("internal", u8::from(self.internal))
+            .with("ip-range", self.ip_range);
+        if let Some(v6) = &self.ipv6 {
+            meta = meta.with("subnet6", v6.subnet).with("gateway6", v6.gateway).with("ip-range6", v6.ip_range);
+        }
+        meta.with("internal", u8::from(self.internal))
             .with("icc", u8::from(self.icc))
             .with("mtu", self.mtu)
             .with("masquerade", u8::from(self.masquerade))
@@ -122,12 +146,19 @@ impl Network {
         let m = Meta::parse(text).ok_or_else(|| damaged(&format!("network {name}")))?;
         let cidr =
             |k: &str| m.get(k).and_then(|v| v.parse::<Cidr>().ok()).ok_or_else(|| damaged(&format!("network {name}")));
+        let ipv6 = match m.get("subnet6") {
+            None => None,
+            Some(_) => {
+                Some(Pool { subnet: cidr("subnet6")?, gateway: cidr("gateway6")?, ip_range: cidr("ip-range6")? })
+            }
+        };
         Ok(Network {
             name: name.into(),
             bridge: m.get("bridge").ok_or_else(|| damaged(name))?.into(),
             subnet: cidr("subnet")?,
             gateway: cidr("gateway")?,
             ip_range: cidr("ip-range")?,
+            ipv6,
             internal: m.flag("internal"),
             icc: m.flag("icc"),
             mtu: m.get("mtu").and_then(|v| v.parse().ok()).unwrap_or(1500),
@@ -163,11 +194,15 @@ impl Network {
         kv::put(&key(&["net", &self.name]), &self.render()).map(drop)
     }
 
-    /// Forget the network, its subnet and its address hint.
+    /// Forget the network, its subnets and its address hints.
     pub fn forget(&self) -> Result<()> {
         kv::delete(&key(&["net", &self.name]))?;
         kv::delete(&subnet_key(&self.subnet))?;
         kv::delete(&key(&["next", &self.name]))?;
+        if let Some(v6) = &self.ipv6 {
+            kv::delete(&subnet_key(&v6.subnet))?;
+            kv::delete(&key(&["next6", &self.name]))?;
+        }
         Ok(())
     }
 
@@ -206,9 +241,11 @@ impl Network {
         Ok(())
     }
 
-    /// Forget an endpoint, its address and the membership.
+    /// Forget an endpoint, its addresses and the membership.
     pub fn forget_endpoint(&self, ep: &Endpoint) -> Result<()> {
-        kv::delete(&key(&["ip", &self.name, &ep.ip.to_string()]))?;
+        for ip in ep.ips() {
+            kv::delete(&key(&["ip", &self.name, &ip.to_string()]))?;
+        }
         kv::delete(&key(&["ep", &self.name, &ep.container]))?;
         kv::delete(&key(&["in", &ep.container, &self.name]))?;
         Ok(())
@@ -221,19 +258,22 @@ impl Network {
             return Ok(());
         }
         let holder = kv::get(&k)?.map(|e| e.value).unwrap_or_default();
-        Err(Error::Exists(format!("--ip {ip} is already in use by {holder}")))
+        let flag = if ip.is_ipv6() { "--ip6" } else { "--ip" };
+        Err(Error::Exists(format!("{flag} {ip} is already in use by {holder}")))
     }
 
-    /// Take the first free address of the ip-range for `container`, from the hint on.
-    pub fn allocate(&self, container: &str) -> Result<IpAddr> {
-        let hint_key = key(&["next", &self.name]);
-        let count = self.ip_range.host_count();
+    /// Take the first free address of `pool`'s ip-range for `container`,
+    /// from the family's hint on.
+    pub fn allocate(&self, pool: &Pool, container: &str) -> Result<IpAddr> {
+        let hint = if pool.subnet.addr().is_ipv6() { "next6" } else { "next" };
+        let hint_key = key(&[hint, &self.name]);
+        let count = pool.ip_range.host_count();
         let start = kv::get(&hint_key)?.and_then(|e| e.value.parse::<u32>().ok()).unwrap_or(1);
         for step in 0..count {
             let n = 1 + (start.saturating_sub(1) + step) % count;
-            let Some(c) = self.ip_range.nth(n) else { continue };
+            let Some(c) = pool.ip_range.nth(n) else { continue };
             let ip = c.addr();
-            if !self.subnet.is_host(ip) || ip == self.gateway.addr() {
+            if !pool.subnet.is_host(ip) || ip == pool.gateway.addr() {
                 continue;
             }
             if kv::create(&key(&["ip", &self.name, &ip.to_string()]), container)?.is_some() {
@@ -241,7 +281,7 @@ impl Network {
                 return Ok(ip);
             }
         }
-        Err(Error::Invalid(format!("network {} has no free address in {}", self.name, self.ip_range)))
+        Err(Error::Invalid(format!("network {} has no free address in {}", self.name, pool.ip_range)))
     }
 }
 
@@ -289,10 +329,15 @@ impl Endpoint {
         names
     }
 
-    /// Its line in the network's hosts file.
-    pub fn hosts_line(&self) -> String {
+    /// Its addresses: IPv4, then IPv6 on a dual-stack network.
+    pub fn ips(&self) -> impl Iterator<Item = IpAddr> {
+        std::iter::once(self.ip).chain(self.ip6)
+    }
+
+    /// Its lines in the network's hosts file, one per address.
+    pub fn hosts_lines(&self) -> Vec<String> {
         let names: Vec<&str> = self.dns_names().into_iter().map(|(name, _)| name).collect();
-        format!("{}\t{}", self.ip, names.join(" "))
+        self.ips().map(|ip| format!("{ip}\t{}", names.join(" "))).collect()
     }
 
     fn render(&self) -> String {
@@ -303,6 +348,7 @@ impl Endpoint {
         meta.with("veth", &self.veth)
             .with("ifname", &self.ifname)
             .with("ip", self.ip)
+            .with("ip6", self.ip6.map_or("-".into(), |ip| ip.to_string()))
             .with("created", u8::from(self.created))
             .with("pid", u8::from(self.pid))
             .with("aliases", list(&self.aliases))
@@ -320,6 +366,10 @@ impl Endpoint {
             veth: m.get("veth").ok_or_else(bad)?.into(),
             ifname: m.get("ifname").ok_or_else(bad)?.into(),
             ip: m.get("ip").and_then(|v| v.parse().ok()).ok_or_else(bad)?,
+            ip6: match m.get("ip6") {
+                None | Some("-") => None,
+                Some(v) => Some(v.parse().map_err(|_| bad())?),
+            },
             created: m.flag("created"),
             pid: m.flag("pid"),
             aliases: unlist(m.get("aliases")),

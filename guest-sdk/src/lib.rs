@@ -516,12 +516,25 @@ pub mod dns {
         kv::put(&zone_key(zone), &format!("listen={listen} clients={clients}{internal}")).map(drop)
     }
 
-    /// Stop serving `zone` and forget its names.
+    /// Stop serving `zone` and forget its names and links.
     pub fn unserve(zone: &str) -> Result<()> {
-        for entry in kv::list(&format!("{ROOT}/name/{zone}/"))? {
-            kv::delete(&entry.key)?;
+        for kind in ["name", "link"] {
+            for entry in kv::list(&format!("{ROOT}/{kind}/{zone}/"))? {
+                kv::delete(&entry.key)?;
+            }
         }
         kv::delete(&zone_key(zone)).map(drop)
+    }
+
+    /// For the zone's client at `client` only, `alias` resolves to whatever
+    /// `target` is in `zone` when asked (Docker's `--link TARGET:ALIAS`).
+    pub fn link(zone: &str, client: &str, alias: &str, target: &str) -> Result<()> {
+        kv::put(&format!("{ROOT}/link/{zone}/{client}/{alias}"), target).map(drop)
+    }
+
+    /// Forget `client`'s link `alias` in `zone`.
+    pub fn unlink(zone: &str, client: &str, alias: &str) -> Result<()> {
+        kv::delete(&format!("{ROOT}/link/{zone}/{client}/{alias}")).map(drop)
     }
 
     /// `name` (and `name.zone`) resolves to `addr` for the zone's clients.

@@ -12,9 +12,12 @@
 //!                                   serve ZONE on IP:53 to CIDR (forward=no: an
 //!                                   internal network's, other names are refused)
 //! netsh/dns/name/ZONE/NAME/ADDR     ptr | alias              NAME (and NAME.ZONE) is ADDR
+//! netsh/dns/link/ZONE/CLIENT/ALIAS  TARGET                   for CLIENT only, ALIAS is whatever
+//!                                                            TARGET is in ZONE (Docker's --link)
 //! ```
 //!
-//! A `ptr` name is also the answer to ADDR's reverse lookup. [`lifecycle`]
+//! A `ptr` name is also the answer to ADDR's reverse lookup. A link is
+//! resolved when asked, so it follows its target (which need not exist yet). [`lifecycle`]
 //! starts the one resolver process of a state directory when the first zone
 //! appears; it stops itself after the last one goes.
 
@@ -61,6 +64,8 @@ pub struct Table {
     owners: HashMap<String, HashMap<IpAddr, String>>,
     /// lower-case container name → the zones it is on.
     memberships: HashMap<String, Vec<String>>,
+    /// (zone, client, lower-case alias) → the lower-case name it stands for.
+    links: HashMap<(String, IpAddr, String), String>,
     /// Entries that did not parse (reported, otherwise ignored).
     pub damaged: Vec<String>,
 }
@@ -89,6 +94,9 @@ impl Table {
             let parsed = match rest.split_once('/') {
                 Some(("zone", zone)) => parse_zone(zone, &entry.value).map(|z| table.zones.push(z)),
                 Some(("name", path)) => parse_record(path, &entry.value).map(|r| table.insert(r)),
+                Some(("link", path)) => parse_link(path, &entry.value).map(|l| {
+                    table.links.insert(l.0, l.1);
+                }),
                 _ => None,
             };
             if parsed.is_none() {
@@ -159,6 +167,9 @@ impl Table {
         let name = name.to_ascii_lowercase();
         let outward = self.forwards(&zones);
         let in_zone = |n: &str, z: &str| self.names.get(z).and_then(|names| names.get(n)).cloned();
+        if let Some((zone, target)) = self.link(&zones, client, &name) {
+            return in_zone(target, zone).map_or(Answer::NxDomain, Answer::Addrs);
+        }
         let found: Vec<IpAddr> = zones.iter().filter_map(|z| in_zone(&name, z)).flatten().collect();
         if !found.is_empty() {
             return Answer::Addrs(found);
@@ -173,6 +184,17 @@ impl Table {
             }
         }
         outward
+    }
+
+    /// The link `name` (or `name` less `.ZONE`) of `client` in one of `zones`, and its zone.
+    fn link<'a>(&'a self, zones: &[&'a str], client: IpAddr, name: &str) -> Option<(&'a str, &'a String)> {
+        zones.iter().find_map(|zone| {
+            let short = name.strip_suffix(zone.to_ascii_lowercase().as_str()).and_then(|n| n.strip_suffix('.'));
+            [Some(name), short]
+                .into_iter()
+                .flatten()
+                .find_map(|n| self.links.get(&(zone.to_string(), client, n.to_string())).map(|target| (*zone, target)))
+        })
     }
 
     /// What to do with a name none of `zones` holds: ask upstream, unless
@@ -224,6 +246,14 @@ fn parse_record(path: &str, value: &str) -> Option<Record> {
         _ => return None,
     };
     Some(Record { zone: zone.into(), name: name.into(), addr: addr.parse().ok()?, ptr })
+}
+
+/// `ZONE/CLIENT/ALIAS` = `TARGET`.
+fn parse_link(path: &str, target: &str) -> Option<((String, IpAddr, String), String)> {
+    let mut parts = path.splitn(3, '/');
+    let (zone, client, alias) = (parts.next()?, parts.next()?.parse().ok()?, parts.next()?);
+    let lower = |s: &str| (!s.is_empty() && !s.contains('/')).then(|| s.to_ascii_lowercase());
+    Some(((zone.into(), client, lower(alias)?), lower(target)?))
 }
 
 /// The store value of a zone.
@@ -293,6 +323,34 @@ mod tests {
         assert_eq!(t.reverse(ip("10.3.0.1"), ip("10.3.0.2"), ip("192.0.2.1")), Answer::Refused);
         // app is on front too: it may ask for the outside.
         assert_eq!(at_vault("10.3.0.3", "example.org"), Answer::Forward);
+    }
+
+    #[test]
+    fn links_answer_only_their_client_and_follow_their_target() {
+        let mut entries = vec![
+            entry("zone/front", "listen=10.1.0.1 clients=10.1.0.0/24"),
+            entry("name/front/c1/10.1.0.2", "ptr"),
+            entry("name/front/c2/10.1.0.3", "ptr"),
+            entry("link/front/10.1.0.3/DB/c1", "c1"),
+            entry("link/front/10.1.0.3/later", "c9"),
+            entry("link/front/not-an-ip/db", "c1"),
+        ];
+        let t = Table::load(&entries);
+        let at_front = |t: &Table, client: &str, name: &str| t.lookup(ip("10.1.0.1"), ip(client), name);
+        assert_eq!(t.damaged.len(), 2, "{:?}", t.damaged);
+        entries.truncate(3);
+        entries.push(entry("link/front/10.1.0.3/db", "C1"));
+        entries.push(entry("link/front/10.1.0.3/later", "c9"));
+        let t = Table::load(&entries);
+        assert_eq!(at_front(&t, "10.1.0.3", "DB"), Answer::Addrs(vec![ip("10.1.0.2")]));
+        assert_eq!(at_front(&t, "10.1.0.3", "db.front"), Answer::Addrs(vec![ip("10.1.0.2")]));
+        assert_eq!(at_front(&t, "10.1.0.2", "db.front"), Answer::NxDomain);
+        // Another container does not see c2's link.
+        assert_eq!(at_front(&t, "10.1.0.2", "db"), Answer::Forward);
+        // A link to a container not there (yet) is a name that does not exist.
+        assert_eq!(at_front(&t, "10.1.0.3", "later"), Answer::NxDomain);
+        entries.push(entry("name/front/c9/10.1.0.9", "ptr"));
+        assert_eq!(at_front(&Table::load(&entries), "10.1.0.3", "later"), Answer::Addrs(vec![ip("10.1.0.9")]));
     }
 
     #[test]

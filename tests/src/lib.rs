@@ -80,7 +80,7 @@ expect_fail() {
 }
 export NETSH_STATE_DIR="$work/state"
 # The grants docker-bridge asks for, with any subnet.
-DB_GRANTS="--allow link:br-* --allow link:veth* --allow link:*/eth* --allow link:*/lo --allow netns:*
+DB_GRANTS="--allow link:br-* --allow link:docker0 --allow link:veth* --allow link:*/eth* --allow link:*/lo --allow netns:*
   --allow addr:0.0.0.0/0 --allow route:0.0.0.0/0 --allow nat:0.0.0.0/0 --allow publish:1-65535
   --allow addr:::/0 --allow route:::/0 --allow nat:::/0 --allow sysctl:net.ipv6.conf.all.forwarding
   --allow sysctl:net.ipv4.ip_forward --allow sysctl:net.ipv4.conf.*.route_localnet --allow kv:docker-bridge/* --allow kv:netsh/dns/*"

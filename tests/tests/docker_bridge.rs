@@ -678,3 +678,66 @@ expect_fail $DB create dual --ipv6
     .assert_ok()
     .assert_has(&["the iptables backend handles IPv4 only", "--firewall nftables", "nothing changed"]);
 }
+
+#[test]
+fn the_default_network_has_no_names_but_links_and_links_elsewhere_follow_their_target() {
+    sandboxed(
+        r#"
+make_outside
+before=$(snapshot)
+$DB connect bridge c1 2>&1 | sed 's/^/c1: /'
+$DB connect bridge c2 --link c1:db >/dev/null
+ip -o link show docker0 | grep -q docker0 && echo "docker0: made"
+ip netns exec c2 ping -c1 -W2 172.17.0.2 >/dev/null && echo "by address: ok"
+echo "link: $(ip netns exec c2 getent -s files hosts db | tr -s ' \t' ' ')"
+ip netns exec c1 getent -s files hosts c2 >/dev/null || echo "no names on the default network"
+[ -e /etc/netns/.hosts/bridge ] || echo "no shared hosts file"
+grep -q '^nameserver' /etc/netns/c1/resolv.conf && ! grep -q 172.17.0.1 /etc/netns/c1/resolv.conf && echo "resolv: not the gateway"
+serve outside 7000
+echo "masquerade: $(fetch c1 10.200.0.2 7000)"
+stop_servers
+state=$(snapshot)
+expect_fail $DB connect bridge c3 --link nobody
+expect_fail $DB connect bridge c3 --alias x
+expect_fail $DB connect bridge c3 --link 'c1:bad/alias'
+[ "$(snapshot)" = "$state" ] && echo "refused: nothing changed"
+$DB create mynet --subnet 172.25.0.0/24 >/dev/null
+$DB connect mynet u1 --link u2:later >/dev/null
+$DB connect mynet u3 >/dev/null
+# Names within the zone: nothing is asked upstream.
+ask() { ip netns exec $1 dig +short +time=3 +tries=1 @172.25.0.1 "$2" | grep -v '^;' || true; }
+echo "before u2: [$(ask u1 later.mynet)]"
+$DB connect mynet u2 >/dev/null
+echo "after u2: $(ask u1 later) $(ask u1 later.mynet)"
+echo "u3 asks: [$(ask u3 later.mynet)]"
+$DB disconnect mynet u1
+$DB connect mynet u1 >/dev/null
+echo "after reconnect: [$(ask u1 later.mynet)]"
+$DB rm mynet --force
+$DB rm bridge --force
+settled_to "$before" && echo "teardown: clean"
+"#,
+        90,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "c1: made the default network bridge on docker0 (172.17.0.0/16)",
+        "c1: c1 eth0 172.17.0.2/16",
+        "docker0: made",
+        "by address: ok",
+        "link: 172.17.0.2 db c1",
+        "no names on the default network",
+        "no shared hosts file",
+        "resolv: not the gateway",
+        "masquerade: outside saw 10.200.0.1",
+        "container nobody is not on the default network bridge; connect it first",
+        "the default network bridge has no names, so no aliases",
+        "--link alias name \"bad/alias\" must be",
+        "refused: nothing changed",
+        "before u2: []",
+        "after u2: 172.25.0.4 172.25.0.4",
+        "u3 asks: []",
+        "after reconnect: []",
+        "teardown: clean",
+    ]);
+}

@@ -8,9 +8,9 @@ use netsh_guest::dns;
 use netsh_guest::netns::EtcFile;
 use netsh_guest::{Args, Cidr, Error, Result, addr, link, netns, route};
 
-use crate::network::{remove_rule, repair_rules};
+use crate::network::{default_network, remove_rule, repair_rules};
 use crate::ports::{self, Publish};
-use crate::store::{self, Endpoint, Network, Pool, memberships};
+use crate::store::{self, Endpoint, Link, Network, Pool, memberships};
 use netsh_guest::meta::check_name;
 use netsh_guest::meta::short_hash;
 
@@ -20,7 +20,8 @@ use netsh_guest::meta::short_hash;
 /// published port as `docker port` does.
 pub fn connect(args: &Args) -> Result<()> {
     args.at_most(3)?;
-    let net = Network::load(args.required(1, "network NAME")?)?;
+    let name = args.required(1, "network NAME")?;
+    let net = if name == store::DEFAULT_NETWORK { default_network()? } else { Network::load(name)? };
     let container = args.required(2, "CONTAINER")?.to_string();
     let pid: Option<u32> = match args.value("--pid") {
         Some(p) => Some(p.parse().map_err(|_| Error::Invalid(format!("--pid {p:?} is not a process id")))?),
@@ -32,6 +33,7 @@ pub fn connect(args: &Args) -> Result<()> {
         wanted_ip: args.value("--ip").map(String::from),
         wanted_ip6: args.value("--ip6").map(String::from),
         aliases: args.values("--alias").iter().map(|a| a.to_string()).collect(),
+        links: args.values("--link").iter().map(|l| l.parse()).collect::<Result<_>>()?,
         publishes: publishes(args)?,
         etc: EtcOptions::from_args(args)?,
     };
@@ -82,6 +84,7 @@ pub struct Joining {
     /// `--ip6`, on a dual-stack network.
     pub wanted_ip6: Option<String>,
     pub aliases: Vec<String>,
+    pub links: Vec<Link>,
     /// `[HOSTIP:]HOSTPORT[-END]:PORT[/PROTO]` specs.
     pub publishes: Vec<String>,
     pub etc: EtcOptions,
@@ -137,6 +140,13 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
         )));
     }
     joining.aliases.iter().try_for_each(|a| check_name("alias", a))?;
+    if net.is_default() && !joining.aliases.is_empty() {
+        return Err(Error::Invalid(format!(
+            "the default network {} has no names, so no aliases; use a network you create, or --link",
+            net.name
+        )));
+    }
+    let link_lines = linked_hosts_lines(net, &joining.links)?;
     if net.internal && !joining.publishes.is_empty() {
         return Err(Error::Invalid(format!("network {} is internal: ports cannot be published", net.name)));
     }
@@ -192,6 +202,7 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
         created,
         pid,
         aliases: joining.aliases,
+        links: joining.links,
         rules: Vec::new(),
     };
     if created {
@@ -207,7 +218,8 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
         }
     }
     repair_rules(net)?;
-    write_files(net, &ep, others.is_empty(), &joining.etc)?;
+    write_files(net, &ep, &joining.etc)?;
+    name_endpoint(net, &ep, others.is_empty(), &link_lines)?;
     net.save_endpoint(&ep)?;
     Ok((ep, published))
 }
@@ -311,15 +323,53 @@ fn has_default(routes: &[route::RouteInfo], gateway: IpAddr) -> bool {
     routes.iter().any(|r| r.dest == "default" && v6(r) == Some(gateway.is_ipv6()))
 }
 
-/// resolv.conf and hostname for a new container; its line in the network's
-/// hosts file, which a container's first network's file also becomes (a
-/// container runtime keeps its containers' files itself).
-fn write_files(net: &Network, ep: &Endpoint, first_network: bool, etc: &EtcOptions) -> Result<()> {
+/// resolv.conf and hostname for a new container (a container runtime
+/// keeps its containers' files itself).
+fn write_files(net: &Network, ep: &Endpoint, etc: &EtcOptions) -> Result<()> {
     if ep.created && !ep.pid {
-        let resolv = resolv_conf(&net.gateway.addr().to_string(), etc)?;
+        let resolver = (!net.is_default()).then(|| net.gateway.addr().to_string());
+        let resolv = resolv_conf(resolver.as_deref(), etc)?;
         netns::write_etc(&ep.container, EtcFile::ResolvConf, &resolv)?;
         let hostname = etc.hostname.as_deref().unwrap_or(&ep.container);
         netns::write_etc(&ep.container, EtcFile::Hostname, &format!("{hostname}\n"))?;
+    }
+    Ok(())
+}
+
+/// The hosts lines `--link` gives a container on the default network: its
+/// targets, which must be there already (Docker's links are static there).
+fn linked_hosts_lines(net: &Network, links: &[Link]) -> Result<Vec<String>> {
+    if !net.is_default() {
+        return Ok(Vec::new());
+    }
+    let mut lines = Vec::new();
+    for link in links {
+        let target = net.endpoint(&link.target)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "--link {link}: container {} is not on the default network {}; connect it first",
+                link.target, net.name
+            ))
+        })?;
+        let names =
+            if link.alias == link.target { link.target.clone() } else { format!("{} {}", link.alias, link.target) };
+        lines.extend(target.ips().map(|ip| format!("{ip}\t{names}")));
+    }
+    Ok(lines)
+}
+
+/// Give the container its names. On a network you create: its lines in the
+/// network's hosts file (which a container's first network's file also
+/// becomes), its names in the resolver, and its links (resolved for it
+/// alone, whenever asked). On the default network, which has no names: a
+/// hosts file of its own, with its own lines and its links' `link_lines`.
+fn name_endpoint(net: &Network, ep: &Endpoint, first_network: bool, link_lines: &[String]) -> Result<()> {
+    let own_file = first_network && !ep.runtime;
+    if net.is_default() {
+        if own_file {
+            let lines: Vec<String> = ep.hosts_lines().into_iter().chain(link_lines.iter().cloned()).collect();
+            netns::write_etc(&ep.container, EtcFile::Hosts, &format!("{LOCALHOST_LINES}{}\n", lines.join("\n")))?;
+        }
+        return Ok(());
     }
     for line in ep.hosts_lines() {
         netns::hosts_add(&net.name, &line)?;
@@ -327,11 +377,17 @@ fn write_files(net: &Network, ep: &Endpoint, first_network: bool, etc: &EtcOptio
     for (name, kind) in ep.dns_names() {
         ep.ips().try_for_each(|ip| dns::add(&net.name, name, &ip.to_string(), kind))?;
     }
-    if first_network && !ep.runtime {
+    for link in &ep.links {
+        dns::link(&net.name, &ep.ip.to_string(), &link.alias, &link.target)?;
+    }
+    if own_file {
         netns::hosts_share(&ep.container, &net.name)?;
     }
     Ok(())
 }
+
+/// The first lines of every hosts file.
+const LOCALHOST_LINES: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 
 /// `disconnect NAME CONTAINER`.
 pub fn disconnect(args: &Args) -> Result<()> {
@@ -355,11 +411,8 @@ pub struct Doomed {
 /// Take back an endpoint's rules, hosts line and records; returns the deletions still to do.
 pub fn release(net: &Network, ep: &Endpoint) -> Result<Doomed> {
     ep.rules.iter().try_for_each(|id| remove_rule(id))?;
-    for line in ep.hosts_lines() {
-        netns::hosts_remove(&net.name, &line)?;
-    }
-    for (name, _) in ep.dns_names() {
-        ep.ips().try_for_each(|ip| dns::remove(&net.name, name, &ip.to_string()))?;
+    if !net.is_default() {
+        unname_endpoint(net, ep)?;
     }
     net.forget_endpoint(ep)?;
     // The namespace goes with the last network if connect made it, on whichever network that was.
@@ -368,6 +421,17 @@ pub fn release(net: &Network, ep: &Endpoint) -> Result<Doomed> {
     // Deleting an unshared namespace takes its veth ends with it, faster than a link delete.
     let veth = (ep.pid || !drop_namespace).then(|| ep.veth.clone());
     Ok(Doomed { namespace: drop_namespace.then(|| ep.container.clone()), veth })
+}
+
+/// Take back what [`name_endpoint`] gave a container on a network you create.
+fn unname_endpoint(net: &Network, ep: &Endpoint) -> Result<()> {
+    for line in ep.hosts_lines() {
+        netns::hosts_remove(&net.name, &line)?;
+    }
+    for (name, _) in ep.dns_names() {
+        ep.ips().try_for_each(|ip| dns::remove(&net.name, name, &ip.to_string()))?;
+    }
+    ep.links.iter().try_for_each(|link| dns::unlink(&net.name, &ep.ip.to_string(), &link.alias))
 }
 
 impl Doomed {
@@ -388,11 +452,14 @@ impl Doomed {
     }
 }
 
-/// A new container's resolv.conf: netsh's resolver on the network's
-/// gateway (which forwards what is not a container's name to the host's
-/// nameservers) or the `--dns` servers, with the host's search domains and
-/// options unless `--dns-search` / `--dns-option` replace them.
-fn resolv_conf(gateway: &str, etc: &EtcOptions) -> Result<String> {
+/// A new container's resolv.conf: the `--dns` servers, else netsh's
+/// `resolver` on the network's gateway (which forwards what is not a
+/// container's name to the host's nameservers), else (the default network)
+/// the host's own nameservers as Docker copies them: loopback ones cannot
+/// work in the container, and none left means Google's public servers.
+/// The host's search domains and options follow unless `--dns-search` /
+/// `--dns-option` replace them.
+fn resolv_conf(resolver: Option<&str>, etc: &EtcOptions) -> Result<String> {
     let host = match netns::read_etc(None, EtcFile::ResolvConf) {
         Ok(text) => text,
         Err(e) if e.is_not_found() => String::new(),
@@ -401,10 +468,17 @@ fn resolv_conf(gateway: &str, etc: &EtcOptions) -> Result<String> {
     let host_lines = |words: &[&str]| -> Vec<String> {
         host.lines().filter(|l| words.contains(&l.split_whitespace().next().unwrap_or(""))).map(String::from).collect()
     };
-    let mut lines: Vec<String> = match etc.dns.is_empty() {
-        true => vec![format!("nameserver {gateway}")],
-        false => etc.dns.iter().map(|ip| format!("nameserver {ip}")).collect(),
+    let usable = |l: &String| {
+        l.split_whitespace().nth(1).and_then(|ip| ip.parse::<IpAddr>().ok()).is_some_and(|ip| !ip.is_loopback())
     };
+    let mut lines: Vec<String> = match (etc.dns.is_empty(), resolver) {
+        (false, _) => etc.dns.iter().map(|ip| format!("nameserver {ip}")).collect(),
+        (true, Some(resolver)) => vec![format!("nameserver {resolver}")],
+        (true, None) => host_lines(&["nameserver"]).into_iter().filter(usable).collect(),
+    };
+    if lines.is_empty() {
+        lines = vec!["nameserver 8.8.8.8".into(), "nameserver 8.8.4.4".into()];
+    }
     match etc.search.is_empty() {
         true => lines.extend(host_lines(&["search", "domain"])),
         false => lines.push(format!("search {}", etc.search.join(" "))),

@@ -33,6 +33,7 @@ const USAGE: &str = "docker-bridge COMMAND ...
       rules: no NAT, no isolation, no publishing) and --ip-forward=false (leave
       net.ipv4.ip_forward as it is) apply per network here
   connect NAME CONTAINER [--ip IP] [--ip6 IP6] [--alias|--network-alias A]... [--pid PID]
+              [--link CONTAINER[:ALIAS]]...
               [--publish|-p [[HOSTIP:]HOSTPORT[-END]:]PORT[-END][/tcp|udp]]...
               [--publish-all|-P --expose PORT[/tcp|udp]...]
               [--hostname H] [--dns IP]... [--dns-search DOMAIN]... [--dns-option OPT]...
@@ -44,13 +45,20 @@ const USAGE: &str = "docker-bridge COMMAND ...
       containers of its networks, through the resolver on the gateway.
       --hostname, --dns (replaces the resolver: peers then resolve only through
       the hosts file), --dns-search and --dns-option shape the files of a
-      namespace connect creates.
+      namespace connect creates. --link C:ALIAS makes ALIAS resolve to C for
+      this container alone (C may come later, and may move)
       -p PORT, -p HOSTIP::PORT and -P (each --expose'd port) publish on a free
       host port netsh picks from the ephemeral range; connect prints every
       mapping as `docker port` does (80/tcp -> 0.0.0.0:49153). A host port a
       process listens on is refused, naming the process. On a dual-stack
       network a port published on no host address answers on IPv6 too (the
       same host port); [IP6]:HOSTPORT:PORT publishes on one IPv6 address
+  connect bridge CONTAINER ...
+      Docker's default network: made on first use (docker0, 172.17.0.0/16 or
+      the first free pool; `create bridge --subnet ...` first to choose, like
+      dockerd --bip). It has no names: containers reach each other by address,
+      resolve through the host's nameservers, and get a hosts file of their own
+      with the --link lines, whose containers must be connected already
   connect none CONTAINER [--hostname H]
       Docker's --net none: a new namespace with only its loopback, up; it joins
       no network until `disconnect none CONTAINER` removes it
@@ -82,6 +90,7 @@ const OPTIONS: &[Opt] = &[
     Opt::value("--ip"),
     Opt::value("--ip6"),
     Opt::values("--alias").or(&["--network-alias", "--net-alias"]),
+    Opt::values("--link"),
     Opt::value("--hostname"),
     Opt::values("--dns"),
     Opt::values("--dns-search"),
@@ -100,6 +109,7 @@ impl Recipe for DockerBridge {
             .version(env!("CARGO_PKG_VERSION"))
             .usage(USAGE)
             .grant("link:br-*", "creates each network's bridge")
+            .grant("link:docker0", "creates the default network's bridge")
             .grant("link:veth*", "creates the host end of each container's veth pair")
             .grant("link:*/eth*", "names the container end of each veth pair")
             .grant("link:*/lo", "brings up each container's loopback")

@@ -183,7 +183,8 @@ fn spec(args: &Args) -> Result<Spec> {
         (Some(_), Some(_)) => Err(Error::Usage(format!("{flag} and its -o driver option both given; give one"))),
         (flag, opt) => Ok(flag.map(String::from).or(opt)),
     };
-    let bridge = pick("--bridge", opts.bridge)?.unwrap_or_else(|| format!("br-{name}"));
+    let default_bridge = if name == store::DEFAULT_NETWORK { "docker0".into() } else { format!("br-{name}") };
+    let bridge = pick("--bridge", opts.bridge)?.unwrap_or(default_bridge);
     if bridge.len() > 15 {
         return Err(Error::Invalid(format!(
             "bridge name {bridge:?} is longer than 15 bytes; choose a shorter one with --bridge"
@@ -274,6 +275,32 @@ impl DriverOptions {
 
 /// `create NAME [--ipv6] [--subnet CIDR]... [--gateway IP]... [--ip-range CIDR]... [--internal] [--icc=false] [--mtu N] [--bridge IFNAME]`.
 pub fn create(args: &Args) -> Result<()> {
+    let net = make(args)?;
+    let v6 = net.ipv6.map(|p| format!(" subnet {} gateway {}", p.subnet, p.gateway.addr())).unwrap_or_default();
+    println!("{} {} subnet {} gateway {}{v6}", net.name, net.bridge, net.subnet, net.gateway.addr());
+    Ok(())
+}
+
+/// The default network, made with Docker's defaults if missing.
+pub fn default_network() -> Result<Network> {
+    match Network::load(store::DEFAULT_NETWORK) {
+        Err(e) if e.is_not_found() => {}
+        other => return other,
+    }
+    let args = Args::parse(vec!["create".into(), store::DEFAULT_NETWORK.into()], crate::OPTIONS)?;
+    match make(&args) {
+        Ok(net) => {
+            log::info(&format!("made the default network {} on {} ({})", net.name, net.bridge, net.subnet));
+            Ok(net)
+        }
+        // Another connect made it at the same moment.
+        Err(e @ Error::Exists(_)) => Network::load(store::DEFAULT_NETWORK).map_err(|_| e),
+        Err(e) => Err(e),
+    }
+}
+
+/// Make the network `create` asks for.
+fn make(args: &Args) -> Result<Network> {
     let Spec { name, bridge, icc, mtu, masquerade, host_binding, firewall, ip_forward } = spec(args)?;
     if store::Network::load(&name).is_ok() {
         return Err(Error::Exists(format!("network {name} already exists")));
@@ -301,6 +328,8 @@ pub fn create(args: &Args) -> Result<()> {
         rules: Vec::new(),
     };
     if !net.claim()? {
+        // Another create took the name meanwhile: the subnets go back.
+        net.release_subnets()?;
         return Err(Error::Exists(format!("network {name} already exists")));
     }
     link::add_bridge(None, &net.bridge, mtu)?;
@@ -310,7 +339,9 @@ pub fn create(args: &Args) -> Result<()> {
         addr::add_nodad(None, &net.bridge, &v6.gateway)?;
     }
     link::set_up(None, &net.bridge, true)?;
-    dns::serve(&net.name, &net.gateway.addr().to_string(), &net.subnet, !net.internal)?;
+    if !net.is_default() {
+        dns::serve(&net.name, &net.gateway.addr().to_string(), &net.subnet, !net.internal)?;
+    }
     if ip_forward {
         sysctl::set(None, "net.ipv4.ip_forward", "1")?;
         if net.ipv6.is_some() {
@@ -323,9 +354,7 @@ pub fn create(args: &Args) -> Result<()> {
         net.rules = add_rules(&net)?;
     }
     net.save()?;
-    let v6 = net.ipv6.map(|p| format!(" subnet {} gateway {}", p.subnet, p.gateway.addr())).unwrap_or_default();
-    println!("{} {} subnet {} gateway {}{v6}", net.name, net.bridge, net.subnet, net.gateway.addr());
-    Ok(())
+    Ok(net)
 }
 
 /// The network's own firewall rules; returns their ids.

@@ -73,7 +73,9 @@ fn add(net: &Network, request: &Request) -> Result<Reply> {
         netns: Place::Runtime { netns, ifname: request.ifname.clone() },
         wanted_ip: requested_ip(request, false),
         wanted_ip6: requested_ip(request, true),
-        aliases: runtime_names(request),
+        // The default network has no names.
+        aliases: if net.is_default() { Vec::new() } else { runtime_names(request) },
+        links: Vec::new(),
         publishes,
         etc: Default::default(),
     };

@@ -20,6 +20,11 @@ use netsh_guest::meta::{Meta, long_hash};
 
 const ROOT: &str = "docker-bridge";
 
+/// Docker's default network: made on its first connect, on docker0, and
+/// without names (its containers reach each other by address, or by the
+/// names `--link` writes into their hosts files).
+pub const DEFAULT_NETWORK: &str = "bridge";
+
 /// The endpoint record of a connect still under way.
 const CONNECTING: &str = "connecting";
 
@@ -82,8 +87,34 @@ pub struct Endpoint {
     /// The namespace is a running process's, named with --pid.
     pub pid: bool,
     pub aliases: Vec<String>,
+    /// `--link TARGET:ALIAS`: names only this container gives its peers.
+    pub links: Vec<Link>,
     /// The container's published-port rules.
     pub rules: Vec<String>,
+}
+
+/// A legacy link, `--link TARGET[:ALIAS]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub target: String,
+    pub alias: String,
+}
+
+impl std::str::FromStr for Link {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Link> {
+        let (target, alias) = text.split_once(':').unwrap_or((text, text));
+        netsh_guest::meta::check_name("--link container", target)?;
+        netsh_guest::meta::check_name("--link alias", alias)?;
+        Ok(Link { target: target.into(), alias: alias.into() })
+    }
+}
+
+impl std::fmt::Display for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.target, self.alias)
+    }
 }
 
 fn list(text: &[String]) -> String {
@@ -106,6 +137,11 @@ impl Network {
     /// subnet (a stored creation time would make a plan differ from its run).
     pub fn id(&self) -> String {
         long_hash(&[&self.name, &self.subnet.to_string()])
+    }
+
+    /// Whether it is Docker's default network ([`DEFAULT_NETWORK`]).
+    pub fn is_default(&self) -> bool {
+        self.name == DEFAULT_NETWORK
     }
 
     /// Owner label of the network's own firewall rules.
@@ -197,13 +233,18 @@ impl Network {
     /// Forget the network, its subnets and its address hints.
     pub fn forget(&self) -> Result<()> {
         kv::delete(&key(&["net", &self.name]))?;
-        kv::delete(&subnet_key(&self.subnet))?;
         kv::delete(&key(&["next", &self.name]))?;
-        if let Some(v6) = &self.ipv6 {
-            kv::delete(&subnet_key(&v6.subnet))?;
+        if self.ipv6.is_some() {
             kv::delete(&key(&["next6", &self.name]))?;
         }
-        Ok(())
+        self.release_subnets()
+    }
+
+    /// Give back its subnets' reservations.
+    pub fn release_subnets(&self) -> Result<()> {
+        std::iter::once(self.subnet)
+            .chain(self.ipv6.map(|p| p.subnet))
+            .try_for_each(|s| kv::delete(&subnet_key(&s)).map(drop))
     }
 
     /// The endpoints of the network's containers (not those still connecting).
@@ -352,6 +393,7 @@ impl Endpoint {
             .with("created", u8::from(self.created))
             .with("pid", u8::from(self.pid))
             .with("aliases", list(&self.aliases))
+            .with("links", list(&self.links.iter().map(Link::to_string).collect::<Vec<_>>()))
             .with("rules", list(&self.rules))
             .render()
     }
@@ -373,6 +415,7 @@ impl Endpoint {
             created: m.flag("created"),
             pid: m.flag("pid"),
             aliases: unlist(m.get("aliases")),
+            links: unlist(m.get("links")).iter().map(|l| l.parse()).collect::<Result<_>>().map_err(|_| bad())?,
             rules: unlist(m.get("rules")),
         })
     }

@@ -321,11 +321,19 @@ fn ls_prints_names_or_json_lines_and_prune_removes_unused_networks() {
         r#"
 before=$(snapshot)
 $DB create a1 --subnet 172.27.0.0/24 >/dev/null
-$DB create a2 --subnet 172.27.1.0/24 >/dev/null
+$DB create a2 --subnet 172.27.1.0/24 --aux-address router=172.27.1.2 --label tier=db --label 'owner=ops team' >/dev/null
 $DB connect a2 c1 >/dev/null
 echo "quiet: $($DB ls -q | tr '\n' ' ')"
-$DB ls --format json | python3 -c 'import json,sys; print("json:", [(j["Name"], j["Driver"], len(j["ID"])) for j in map(json.loads, sys.stdin)])'
+$DB ls --format json | python3 -c 'import json,sys; print("json:", [(j["Name"], j["Driver"], len(j["ID"]), j["Labels"], j["CreatedAt"][:2]) for j in map(json.loads, sys.stdin)])'
+$DB inspect a2 | python3 -c '
+import json, sys, datetime
+n = json.load(sys.stdin)[0]
+age = datetime.datetime.now(datetime.timezone.utc) - datetime.datetime.fromisoformat(n["Created"][:26] + "+00:00")
+print("inspect:", n["Labels"], n["IPAM"]["Config"][0]["AuxiliaryAddresses"], n["Containers"]["c1"]["IPv4Address"], "created just now:", 0 <= age.total_seconds() < 120)'
 expect_fail $DB ls --format '{{.Name}}'
+expect_fail $DB connect a2 c2 --ip 172.27.1.2
+expect_fail $DB create a3 --subnet 172.27.2.0/24 --aux-address r=172.27.9.9
+expect_fail $DB create a3 --label tier=a --label tier=b
 $DB prune
 echo "after prune: $($DB ls -q | tr '\n' ' ')"
 ip link show br-a1 >/dev/null 2>&1 || echo "br-a1 gone"
@@ -338,7 +346,11 @@ settled_to "$before" && echo "teardown: clean"
     .assert_ok()
     .assert_has(&[
         "quiet: a1 a2 ",
-        "json: [('a1', 'bridge', 12), ('a2', 'bridge', 12)]",
+        "json: [('a1', 'bridge', 12, '', '20'), ('a2', 'bridge', 12, 'tier=db,owner=ops team', '20')]",
+        "inspect: {'tier': 'db', 'owner': 'ops team'} {'router': '172.27.1.2'} 172.27.1.3/24 created just now: True",
+        "--ip 172.27.1.2 is already in use by aux-address router",
+        "172.27.9.9 is not a host address of the network's subnets",
+        "--label tier given twice",
         "use json or table (Docker's Go templates are not supported)",
         "Deleted Networks:\na1\n",
         "after prune: a2 ",
@@ -586,7 +598,8 @@ $DB connect dual c2 --ip6 fd00:27::99 > c2.txt; cat c2.txt
 $DB create other --ipv6 | sed 's/^/other: /'
 o1=$($DB connect other o1 | awk '{print $4}' | cut -d/ -f1)
 echo "v6 forwarding: $(sysctl -n net.ipv6.conf.all.forwarding)"
-ip -n c1 -6 addr show dev eth0 | grep -q 'fd00:27::2/64 .*nodad' && ip -6 addr show dev br-dual | grep -q 'fd00:27::1/64 .*nodad' && echo "nodad: ok"
+# (grep reads all: under pipefail, grep -q leaving early would fail ip with SIGPIPE)
+ip -n c1 -6 addr show dev eth0 | grep 'fd00:27::2/64 .*nodad' >/dev/null && ip -6 addr show dev br-dual | grep 'fd00:27::1/64 .*nodad' >/dev/null && echo "nodad: ok"
 ip netns exec c1 ping -6 -c1 -W2 fd00:27::1 >/dev/null && echo "v6 gateway: ok"
 ip netns exec c1 ping -6 -c1 -W2 fd00:27::99 >/dev/null && echo "v6 peer: ok"
 ip netns exec c1 ping -c1 -W2 172.27.0.3 >/dev/null && echo "v4 peer: ok"

@@ -47,20 +47,30 @@ fn containers(net: &Network) -> Result<String> {
     Ok(if entries.is_empty() { "{}".into() } else { format!("{{\n{}\n    }}", entries.join(",\n")) })
 }
 
-/// IPAM's configuration: the IPv4 pool, then the IPv6 one.
+/// IPAM's configuration: the IPv4 pool, then the IPv6 one, each with its
+/// auxiliary addresses.
 fn ipam_config(net: &Network) -> String {
     let pools = std::iter::once(net.v4()).chain(net.ipv6);
     let entries: Vec<String> = pools
         .map(|p| {
+            let aux = net.aux.iter().filter(|(_, ip)| p.subnet.contains(*ip));
+            let aux: Vec<(String, String)> = aux.map(|(name, ip)| (name.clone(), ip.to_string())).collect();
             format!(
-                r#"{{"Subnet": {}, "Gateway": {}, "IPRange": {}}}"#,
+                r#"{{"Subnet": {}, "Gateway": {}, "IPRange": {}, "AuxiliaryAddresses": {}}}"#,
                 s(&p.subnet.to_string()),
                 s(&p.gateway.addr().to_string()),
-                s(&p.ip_range.to_string())
+                s(&p.ip_range.to_string()),
+                object(&aux)
             )
         })
         .collect();
     list(&entries)
+}
+
+/// A JSON object of string values.
+fn object(pairs: &[(String, String)]) -> String {
+    let fields: Vec<String> = pairs.iter().map(|(k, v)| format!("{}: {}", s(k), s(v))).collect();
+    format!("{{{}}}", fields.join(", "))
 }
 
 /// `inspect NAME`: the network as JSON.
@@ -72,6 +82,7 @@ pub fn inspect(args: &Args) -> Result<()> {
   {{
     "Name": {},
     "Id": {},
+    "Created": {},
     "Driver": "bridge",
     "EnableIPv6": {},
     "Scope": "local",
@@ -84,11 +95,13 @@ pub fn inspect(args: &Args) -> Result<()> {
       "com.docker.network.bridge.host_binding_ipv4": {},
       "com.docker.network.driver.mtu": {}
     }},
-    "Containers": {}
+    "Containers": {},
+    "Labels": {}
   }}
 ]"#,
         s(&net.name),
         s(&net.id()),
+        s(&net.created),
         net.ipv6.is_some(),
         net.internal,
         ipam_config(&net),
@@ -97,7 +110,8 @@ pub fn inspect(args: &Args) -> Result<()> {
         s(&(net.masquerade && !net.internal).to_string()),
         s(net.host_binding.as_deref().unwrap_or("0.0.0.0")),
         s(&net.mtu.to_string()),
-        containers(&net)?
+        containers(&net)?,
+        object(&net.labels()?)
     );
     Ok(())
 }

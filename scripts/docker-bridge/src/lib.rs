@@ -17,6 +17,7 @@ struct DockerBridge;
 const USAGE: &str = "docker-bridge COMMAND ...
   create NAME [--subnet CIDR] [--gateway IP] [--ip-range CIDR] [--internal]
               [--ipv6 [--subnet CIDR6] [--gateway IP6] [--ip-range CIDR6]]
+              [--aux-address NAME=IP]... [--label KEY[=VALUE]]...
               [--icc=false] [--mtu N] [--bridge IFNAME] [-d|--driver bridge]
               [-o|--opt KEY=VALUE]... [--iptables=false] [--ip-forward=false]
       a bridge (br-NAME) holding the gateway (first host address), ip_forward on,
@@ -26,6 +27,8 @@ const USAGE: &str = "docker-bridge COMMAND ...
       else a unique local fdXX:XXXX:XXXX::/64 derived from NAME), IPv6 forwarding
       on, MASQUERADE for it as well; containers get an address and a default
       route of each family. IPv6 rules need the nftables firewall backend.
+      --aux-address keeps an address from containers (inspect lists it under
+      IPAM); --label annotates the network (inspect, ls --format json)
       -o takes Docker's bridge driver options: com.docker.network.bridge.name,
       .bridge.enable_icc, .bridge.enable_ip_masquerade (false: no MASQUERADE),
       .bridge.host_binding_ipv4 (the address ports are published on by default)
@@ -79,6 +82,8 @@ const OPTIONS: &[Opt] = &[
     Opt::values("--gateway"),
     Opt::values("--ip-range"),
     Opt::switch("--ipv6"),
+    Opt::values("--aux-address"),
+    Opt::values("--label"),
     Opt::value("--icc"),
     Opt::value("--mtu"),
     Opt::value("--bridge"),

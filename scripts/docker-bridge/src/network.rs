@@ -2,6 +2,8 @@
 //! network's record in the store. `create` reserves the name and the subnet
 //! in the store first, so concurrent creates never share a subnet.
 
+use std::net::IpAddr;
+
 use netsh_guest::firewall::{self, Isolation};
 use netsh_guest::meta::{check_name, long_hash};
 use netsh_guest::{Args, Cidr, Error, Result, addr, dns, json, link, log, sysctl};
@@ -140,6 +142,73 @@ fn addressing(args: &Args) -> Result<(Addressing<'_>, Option<Addressing<'_>>)> {
         Some(value) => Err(Error::Usage(format!("{value} is IPv6: add --ipv6 to make the network dual-stack"))),
         None => Ok((v4, None)),
     }
+}
+
+/// `--label KEY[=VALUE]`, each key once.
+fn labels(args: &Args) -> Result<Vec<(String, String)>> {
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for given in args.values("--label") {
+        let (key, value) = given.split_once('=').unwrap_or((given, ""));
+        if key.is_empty() || given.contains(['\n', '\r']) {
+            return Err(Error::Invalid(format!("--label {given:?} must be KEY or KEY=VALUE on one line")));
+        }
+        if labels.iter().any(|(k, _)| k == key) {
+            return Err(Error::Usage(format!("--label {key} given twice; give it once")));
+        }
+        labels.push((key.into(), value.into()));
+    }
+    Ok(labels)
+}
+
+/// `--aux-address NAME=IP`: host addresses of the network's subnets that
+/// connect never hands out (a router, a host already on the segment).
+fn aux_addresses(args: &Args, net: &Network) -> Result<Vec<(String, IpAddr)>> {
+    let mut aux: Vec<(String, IpAddr)> = Vec::new();
+    for given in args.values("--aux-address") {
+        let bad = || Error::Invalid(format!("--aux-address {given:?} must be NAME=IP"));
+        let (name, ip) = given.split_once('=').ok_or_else(bad)?;
+        check_name("--aux-address", name)?;
+        let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+        let pool = if ip.is_ipv6() { net.ipv6 } else { Some(net.v4()) };
+        let inside = pool.filter(|p| p.subnet.is_host(ip) && p.gateway.addr() != ip);
+        if inside.is_none() {
+            return Err(Error::Invalid(format!(
+                "--aux-address {given}: {ip} is not a host address of the network's subnets (or is its gateway)"
+            )));
+        }
+        if aux.iter().any(|(n, a)| n == name || *a == ip) {
+            return Err(Error::Usage(format!("--aux-address {given}: that name or address is given twice")));
+        }
+        aux.push((name.into(), ip));
+    }
+    Ok(aux)
+}
+
+/// Now, as Docker shows times: `2026-12-03T12:52:30.123456789Z`.
+fn now() -> String {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let (days, secs) = (since.as_secs() / 86_400, since.as_secs() % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        since.subsec_nanos()
+    )
+}
+
+/// The date `days` after 1970-01-01, proleptic Gregorian (days from civil,
+/// inverted through 400-year eras).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// What `create` was asked for, checked before anything is reserved.
@@ -310,6 +379,7 @@ fn make(args: &Args) -> Result<Network> {
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e),
     }
+    let labels = labels(args)?;
     let (v4, v6) = addressing(args)?;
     let Pool { subnet, gateway, ip_range } = v4.reserve(&name, false)?;
     let mut net = Network {
@@ -319,6 +389,8 @@ fn make(args: &Args) -> Result<Network> {
         gateway,
         ip_range,
         ipv6: v6.map(|a| a.reserve(&name, true)).transpose()?,
+        aux: Vec::new(),
+        created: now(),
         internal: args.has("--internal"),
         icc,
         mtu: mtu.unwrap_or(1500),
@@ -327,11 +399,16 @@ fn make(args: &Args) -> Result<Network> {
         firewall,
         rules: Vec::new(),
     };
+    net.aux = aux_addresses(args, &net)?;
     if !net.claim()? {
         // Another create took the name meanwhile: the subnets go back.
         net.release_subnets()?;
         return Err(Error::Exists(format!("network {name} already exists")));
     }
+    for (aux_name, ip) in &net.aux {
+        net.take_ip(*ip, &format!("aux-address {aux_name}"))?;
+    }
+    net.save_labels(&labels)?;
     link::add_bridge(None, &net.bridge, mtu)?;
     addr::add(None, &net.bridge, &net.gateway)?;
     if let Some(v6) = &net.ipv6 {
@@ -453,8 +530,7 @@ pub fn ls(args: &Args) -> Result<()> {
         return Ok(());
     }
     if json {
-        networks.iter().for_each(|n| println!("{}", ls_json(n)));
-        return Ok(());
+        return networks.iter().try_for_each(|n| ls_json(n).map(|line| println!("{line}")));
     }
     println!("{:<20} {:<15} {:<18} {:<15} CONTAINERS", "NAME", "BRIDGE", "SUBNET", "GATEWAY");
     for n in networks {
@@ -486,15 +562,20 @@ pub fn ls(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// One network as `docker network ls --format json` prints it.
-fn ls_json(n: &Network) -> String {
-    format!(
-        r#"{{"Driver":"bridge","ID":{},"IPv6":{},"Internal":{},"Labels":"","Name":{},"Scope":"local"}}"#,
+/// One network as `docker network ls --format json` prints it (times as
+/// Go prints them: `2026-12-03 12:52:30.123456789 +0000 UTC`).
+fn ls_json(n: &Network) -> Result<String> {
+    let labels: Vec<String> = n.labels()?.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let created = n.created.replace('T', " ").replace('Z', " +0000 UTC");
+    Ok(format!(
+        r#"{{"CreatedAt":{},"Driver":"bridge","ID":{},"IPv6":{},"Internal":{},"Labels":{},"Name":{},"Scope":"local"}}"#,
+        json::string(&created),
         json::string(&n.id()[..12]),
         json::string(&n.ipv6.is_some().to_string()),
         json::string(&n.internal.to_string()),
+        json::string(&labels.join(",")),
         json::string(&n.name)
-    )
+    ))
 }
 
 /// `prune`: remove every network without containers (connected or
@@ -513,4 +594,14 @@ pub fn prune(args: &Args) -> Result<()> {
         false => println!("Deleted Networks:\n{}", deleted.join("\n")),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates() {
+        for (days, date) in [(0, (1970, 1, 1)), (59, (1970, 3, 1)), (11_016, (2000, 2, 29)), (20_790, (2026, 12, 3))] {
+            assert_eq!(super::civil_from_days(days), date);
+        }
+    }
 }

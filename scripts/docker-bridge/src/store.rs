@@ -7,6 +7,7 @@
 //! docker-bridge/ip/NET/ADDR        CONTAINER: the address is taken (created once: no duplicate address)
 //! docker-bridge/next/NET           where the next free IPv4 address search starts (a hint)
 //! docker-bridge/next6/NET          the same for IPv6
+//! docker-bridge/labels/NET         the network's --label KEY=VALUE lines
 //! docker-bridge/ep/NET/CONTAINER   the endpoint (veth, interface, address, aliases, rule ids)
 //! docker-bridge/in/CONTAINER/NET   the container is on NET (to know its other networks)
 //! docker-bridge/made/CONTAINER     connect made (or named) its namespace: the last disconnect removes it
@@ -55,6 +56,10 @@ pub struct Network {
     pub ip_range: Cidr,
     /// Its IPv6 addresses (`--ipv6`), if dual-stack.
     pub ipv6: Option<Pool>,
+    /// `--aux-address NAME=IP`: addresses no container gets.
+    pub aux: Vec<(String, IpAddr)>,
+    /// When it was made, as Docker shows it (RFC 3339, UTC).
+    pub created: String,
     pub internal: bool,
     pub icc: bool,
     pub mtu: u32,
@@ -168,7 +173,10 @@ impl Network {
         if let Some(v6) = &self.ipv6 {
             meta = meta.with("subnet6", v6.subnet).with("gateway6", v6.gateway).with("ip-range6", v6.ip_range);
         }
-        meta.with("internal", u8::from(self.internal))
+        let aux: Vec<String> = self.aux.iter().map(|(name, ip)| format!("{name}:{ip}")).collect();
+        meta.with("aux", list(&aux))
+            .with("created", if self.created.is_empty() { "-" } else { &self.created })
+            .with("internal", u8::from(self.internal))
             .with("icc", u8::from(self.icc))
             .with("mtu", self.mtu)
             .with("masquerade", u8::from(self.masquerade))
@@ -195,6 +203,12 @@ impl Network {
             gateway: cidr("gateway")?,
             ip_range: cidr("ip-range")?,
             ipv6,
+            aux: unlist(m.get("aux"))
+                .iter()
+                .map(|a| a.split_once(':').and_then(|(n, ip)| Some((n.to_string(), ip.parse().ok()?))))
+                .collect::<Option<_>>()
+                .ok_or_else(|| damaged(&format!("network {name}")))?,
+            created: m.get("created").filter(|c| *c != "-").unwrap_or_default().into(),
             internal: m.flag("internal"),
             icc: m.flag("icc"),
             mtu: m.get("mtu").and_then(|v| v.parse().ok()).unwrap_or(1500),
@@ -230,9 +244,13 @@ impl Network {
         kv::put(&key(&["net", &self.name]), &self.render()).map(drop)
     }
 
-    /// Forget the network, its subnets and its address hints.
+    /// Forget the network, its subnets, auxiliary addresses, labels and address hints.
     pub fn forget(&self) -> Result<()> {
         kv::delete(&key(&["net", &self.name]))?;
+        kv::delete(&key(&["labels", &self.name]))?;
+        for (_, ip) in &self.aux {
+            kv::delete(&key(&["ip", &self.name, &ip.to_string()]))?;
+        }
         kv::delete(&key(&["next", &self.name]))?;
         if self.ipv6.is_some() {
             kv::delete(&key(&["next6", &self.name]))?;
@@ -290,6 +308,21 @@ impl Network {
         kv::delete(&key(&["ep", &self.name, &ep.container]))?;
         kv::delete(&key(&["in", &ep.container, &self.name]))?;
         Ok(())
+    }
+
+    /// Its labels, `KEY=VALUE` in the order given.
+    pub fn labels(&self) -> Result<Vec<(String, String)>> {
+        let text = kv::get(&key(&["labels", &self.name]))?.map(|e| e.value).unwrap_or_default();
+        Ok(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    /// Store its labels (none: nothing stored).
+    pub fn save_labels(&self, labels: &[(String, String)]) -> Result<()> {
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        kv::put(&key(&["labels", &self.name]), &text.join("\n")).map(drop)
     }
 
     /// Take `ip` for `container`; `Err(Exists)` names who holds it.

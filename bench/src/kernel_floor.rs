@@ -29,7 +29,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100);
     let kernel = Arc::new(Kernel::default());
     apply(&kernel, Op::LinkAddBridge { ns: None, name: "br-floor".into(), mtu: None }).await?;
-    apply(&kernel, Op::AddrAdd { ns: None, dev: "br-floor".into(), cidr: "10.89.0.1/16".parse()? }).await?;
+    apply(&kernel, Op::AddrAdd { ns: None, dev: "br-floor".into(), cidr: "10.89.0.1/16".parse()?, nodad: false })
+        .await?;
     apply(&kernel, Op::LinkSetUp { ns: None, name: "br-floor".into(), up: true }).await?;
     let mut rules = Vec::new();
     let started = Instant::now();
@@ -49,7 +50,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         apply(&kernel, Op::LinkAddVeth { ns: None, spec }).await?;
         apply(&kernel, Op::LinkSetUp { ns: ns.clone(), name: "lo".into(), up: true }).await?;
-        apply(&kernel, Op::AddrAdd { ns: ns.clone(), dev: "eth0".into(), cidr: format!("{ip}/16").parse()? }).await?;
+        apply(
+            &kernel,
+            Op::AddrAdd { ns: ns.clone(), dev: "eth0".into(), cidr: format!("{ip}/16").parse()?, nodad: false },
+        )
+        .await?;
         apply(&kernel, Op::LinkSetUp { ns: ns.clone(), name: "eth0".into(), up: true }).await?;
         let route = RouteSpec {
             dest: "0.0.0.0/0".parse()?,

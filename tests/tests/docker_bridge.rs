@@ -754,3 +754,56 @@ settled_to "$before" && echo "teardown: clean"
         "teardown: clean",
     ]);
 }
+
+#[test]
+fn an_existing_bridge_is_adopted_when_named_and_left_as_it_was() {
+    sandboxed(
+        r#"
+make_outside
+# A bridge made by hand, with an address and a port of its own.
+ip link add lab0 type bridge
+ip addr add 10.50.0.1/24 dev lab0
+ip link add lab0-p type veth peer name lab0-q
+ip link set lab0-p master lab0
+ip link set lab0 up; ip link set lab0-p up; ip link set lab0-q up
+for _ in $(seq 50); do ip -6 route show dev lab0 | grep fe80 >/dev/null && break; sleep 0.1; done
+# (up once: the kernel gives it its qdisc for good; it is down again before the test)
+ip link add plain0 type bridge; ip link set plain0 up; ip link set plain0 down
+ip link add notbr type veth peer name notbr-q
+ip link add docker0 type bridge
+# The recipe asks for br-* and docker0; bridges of other names are granted by name.
+DB="$NETSH run $DB_GRANTS --allow link:lab0 --allow link:plain0 --allow link:notbr $RECIPES/docker-bridge.wasm --"
+before=$(snapshot)
+$DB create lab --bridge lab0
+$DB connect lab c1 >/dev/null
+ip netns exec c1 ping -c1 -W2 10.50.0.1 >/dev/null && echo "gateway: the bridge's own address"
+serve outside 7000
+echo "masquerade: $(fetch c1 10.200.0.2 7000)"
+stop_servers
+$DB create plain --opt com.docker.network.bridge.name=plain0 --subnet 10.51.0.0/24
+ip -o addr show dev plain0 | grep -o '10.51.0.1/24' | sed 's/^/plain0 got /'
+state=$(snapshot)
+expect_fail $DB create again --bridge lab0
+expect_fail $DB create odd --bridge notbr
+expect_fail $DB connect bridge c9
+[ "$(snapshot)" = "$state" ] && echo "refused: nothing changed"
+$DB rm lab --force
+$DB rm plain
+settled_to "$before" && echo "teardown: the bridges as they were"
+"#,
+        60,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "lab lab0 subnet 10.50.0.0/24 gateway 10.50.0.1",
+        "gateway: the bridge's own address",
+        "masquerade: outside saw 10.200.0.1",
+        "plain plain0 subnet 10.51.0.0/24 gateway 10.51.0.1",
+        "plain0 got 10.51.0.1/24",
+        "bridge lab0 is network lab's already",
+        "interface notbr is a veth, not a bridge",
+        "interface docker0 already exists; choose another name with --bridge, or adopt it with --bridge docker0",
+        "refused: nothing changed",
+        "teardown: the bridges as they were",
+    ]);
+}

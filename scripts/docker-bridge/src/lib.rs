@@ -28,7 +28,10 @@ const USAGE: &str = "docker-bridge COMMAND ...
       on, MASQUERADE for it as well; containers get an address and a default
       route of each family. IPv6 rules need the nftables firewall backend.
       --aux-address keeps an address from containers (inspect lists it under
-      IPAM); --label annotates the network (inspect, ls --format json)
+      IPAM); --label annotates the network (inspect, ls --format json).
+      --bridge naming an existing bridge adopts it: its address is the gateway
+      (and its network the subnet unless --subnet says otherwise); rm leaves
+      it as it was, taking back only what netsh added
       -o takes Docker's bridge driver options: com.docker.network.bridge.name,
       .bridge.enable_icc, .bridge.enable_ip_masquerade (false: no MASQUERADE),
       .bridge.host_binding_ipv4 (the address ports are published on by default)

@@ -28,14 +28,20 @@ fn default_subnets6(name: &str) -> impl Iterator<Item = Cidr> {
     })
 }
 
-/// Networks of one family in use: on the host's interfaces (not loopback
-/// or link-local), and by netsh's networks.
-fn used_subnets(v6: bool) -> Result<Vec<(Cidr, String)>> {
-    let link_local: Cidr = "fe80::/10".parse()?;
+/// Whether an interface address names a network: not loopback or link-local.
+fn routable(c: &Cidr) -> bool {
+    let link_local = Cidr::new(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0).into(), 10);
+    !c.addr().is_loopback() && !link_local.is_ok_and(|l| l.contains(c.addr()))
+}
+
+/// Networks of one family in use: on the host's interfaces (but the
+/// bridge being adopted), and by netsh's networks.
+fn used_subnets(v6: bool, adopting: Option<&str>) -> Result<Vec<(Cidr, String)>> {
     let mut used: Vec<(Cidr, String)> = addr::list(None, None)?
         .into_iter()
+        .filter(|a| Some(a.dev.as_str()) != adopting)
         .filter_map(|a| a.cidr.parse::<Cidr>().ok().map(|c| (c.network(), a.dev)))
-        .filter(|(c, _)| c.addr().is_ipv6() == v6 && !c.addr().is_loopback() && !link_local.contains(c.addr()))
+        .filter(|(c, _)| c.addr().is_ipv6() == v6 && routable(c))
         .collect();
     for net in Network::all()? {
         let subnet = if v6 { net.ipv6.map(|p| p.subnet) } else { Some(net.subnet) };
@@ -56,8 +62,8 @@ fn parse_subnet(text: &str, v6: bool) -> Result<Cidr> {
 }
 
 /// Pick and reserve a subnet of one family: the one asked for, or the first free default.
-fn reserve_subnet(wanted: Option<&str>, name: &str, v6: bool) -> Result<Cidr> {
-    let used = used_subnets(v6)?;
+fn reserve_subnet(wanted: Option<&str>, name: &str, v6: bool, adopting: Option<&str>) -> Result<Cidr> {
+    let used = used_subnets(v6, adopting)?;
     let overlap = |s: &Cidr| used.iter().find(|(u, _)| u.overlaps(s)).cloned();
     if let Some(text) = wanted {
         let subnet = parse_subnet(text, v6)?;
@@ -101,16 +107,25 @@ struct Addressing<'a> {
 }
 
 impl Addressing<'_> {
-    /// Reserve the subnet, then check the gateway and range inside it.
-    fn reserve(&self, name: &str, v6: bool) -> Result<Pool> {
+    /// Reserve the subnet, then check the gateway and range inside it. On
+    /// an adopted bridge, an address it has of this family is the gateway,
+    /// and its network the subnet unless one is given.
+    fn reserve(&self, name: &str, v6: bool, adopted: Option<&link::LinkInfo>) -> Result<Pool> {
         if self.subnet.is_none() && (self.gateway.is_some() || self.ip_range.is_some()) {
             let family = if v6 { "IPv6" } else { "IPv4" };
             return Err(Error::Usage(format!(
                 "--gateway and --ip-range need the {family} --subnet they lie in; give it too"
             )));
         }
-        let subnet = reserve_subnet(self.subnet, name, v6)?;
-        Ok(Pool { subnet, gateway: subnet.gateway(self.gateway)?, ip_range: ip_range(self.ip_range, &subnet)? })
+        let existing = adopted.and_then(|l| {
+            l.addresses.iter().filter_map(|a| a.parse::<Cidr>().ok()).find(|c| c.addr().is_ipv6() == v6 && routable(c))
+        });
+        let from_bridge = existing.map(|c| c.network().to_string());
+        let wanted = self.subnet.or(from_bridge.as_deref());
+        let subnet = reserve_subnet(wanted, name, v6, adopted.map(|l| l.name.as_str()))?;
+        let own = existing.filter(|c| subnet.contains(c.addr())).map(|c| c.addr().to_string());
+        let gateway = subnet.gateway(self.gateway.or(own.as_deref()))?;
+        Ok(Pool { subnet, gateway, ip_range: ip_range(self.ip_range, &subnet)? })
     }
 }
 
@@ -374,21 +389,20 @@ fn make(args: &Args) -> Result<Network> {
     if store::Network::load(&name).is_ok() {
         return Err(Error::Exists(format!("network {name} already exists")));
     }
-    match link::get(None, &bridge) {
-        Ok(_) => return Err(Error::Exists(format!("interface {bridge} already exists; choose another with --bridge"))),
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(e),
-    }
+    let adopted = adoptable(&bridge, args)?;
     let labels = labels(args)?;
     let (v4, v6) = addressing(args)?;
-    let Pool { subnet, gateway, ip_range } = v4.reserve(&name, false)?;
+    let Pool { subnet, gateway, ip_range } = v4.reserve(&name, false, adopted.as_ref())?;
     let mut net = Network {
         name: name.clone(),
         bridge,
         subnet,
         gateway,
         ip_range,
-        ipv6: v6.map(|a| a.reserve(&name, true)).transpose()?,
+        ipv6: v6.map(|a| a.reserve(&name, true, adopted.as_ref())).transpose()?,
+        adopted: adopted.is_some(),
+        added: Vec::new(),
+        raised: adopted.as_ref().is_some_and(|l| !l.up),
         aux: Vec::new(),
         created: now(),
         internal: args.has("--internal"),
@@ -409,11 +423,24 @@ fn make(args: &Args) -> Result<Network> {
         net.take_ip(*ip, &format!("aux-address {aux_name}"))?;
     }
     net.save_labels(&labels)?;
-    link::add_bridge(None, &net.bridge, mtu)?;
-    addr::add(None, &net.bridge, &net.gateway)?;
-    if let Some(v6) = &net.ipv6 {
-        // No duplicate address detection: the gateway answers at once.
-        addr::add_nodad(None, &net.bridge, &v6.gateway)?;
+    match &adopted {
+        None => link::add_bridge(None, &net.bridge, mtu)?,
+        Some(_) => {
+            if let Some(mtu) = mtu {
+                link::set_mtu(None, &net.bridge, mtu)?;
+            }
+        }
+    }
+    let has = |c: &Cidr| adopted.as_ref().is_some_and(|l| l.addresses.contains(&c.to_string()));
+    for gateway in std::iter::once(net.gateway).chain(net.ipv6.map(|p| p.gateway)).filter(|g| !has(g)) {
+        match gateway.addr().is_ipv6() {
+            // No duplicate address detection: the gateway answers at once.
+            true => addr::add_nodad(None, &net.bridge, &gateway)?,
+            false => addr::add(None, &net.bridge, &gateway)?,
+        }
+        if net.adopted {
+            net.added.push(gateway);
+        }
     }
     link::set_up(None, &net.bridge, true)?;
     if !net.is_default() {
@@ -505,10 +532,46 @@ fn remove(net: &Network, endpoints: &[Endpoint]) -> Result<()> {
     dns::unserve(&net.name)?;
     net.forget()?;
     doomed.into_iter().try_for_each(|d| d.carry_out())?;
-    match link::delete(None, &net.bridge) {
+    let gone = |r: Result<()>| match r {
         Err(e) if !e.is_not_found() => Err(e),
         _ => Ok(()),
+    };
+    if !net.adopted {
+        return gone(link::delete(None, &net.bridge));
     }
+    // An adopted bridge stays, as it was.
+    net.added.iter().try_for_each(|a| gone(addr::delete(None, &net.bridge, a)))?;
+    match net.raised {
+        true => gone(link::set_up(None, &net.bridge, false)),
+        false => Ok(()),
+    }
+}
+
+/// The existing bridge `create` adopts (`--bridge` naming one): it must be
+/// a bridge, no network's already, and named explicitly (the default
+/// network never takes over a docker0 it did not make).
+fn adoptable(bridge: &str, args: &Args) -> Result<Option<link::LinkInfo>> {
+    let found = match link::get(None, bridge) {
+        Ok(found) => found,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let named = args.value("--bridge").is_some() || args.values("--opt").iter().any(|o| o.starts_with(BRIDGE_NAME));
+    if !named {
+        return Err(Error::Exists(format!(
+            "interface {bridge} already exists; choose another name with --bridge, or adopt it with --bridge {bridge}"
+        )));
+    }
+    if found.kind != "bridge" {
+        return Err(Error::Invalid(format!(
+            "interface {bridge} is a {}, not a bridge; name a bridge to adopt",
+            found.kind
+        )));
+    }
+    if let Some(owner) = Network::all()?.into_iter().find(|n| n.bridge == bridge) {
+        return Err(Error::Exists(format!("bridge {bridge} is network {}'s already", owner.name)));
+    }
+    Ok(Some(found))
 }
 
 /// `ls [-q|--quiet] [--format json]`: a table, names only, or one JSON

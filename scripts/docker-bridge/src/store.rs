@@ -56,6 +56,12 @@ pub struct Network {
     pub ip_range: Cidr,
     /// Its IPv6 addresses (`--ipv6`), if dual-stack.
     pub ipv6: Option<Pool>,
+    /// The bridge was there before (`--bridge` naming one): `rm` leaves it.
+    pub adopted: bool,
+    /// The gateway addresses netsh added to an adopted bridge (`rm` takes them back).
+    pub added: Vec<Cidr>,
+    /// netsh brought an adopted bridge up (`rm` sets it down again).
+    pub raised: bool,
     /// `--aux-address NAME=IP`: addresses no container gets.
     pub aux: Vec<(String, IpAddr)>,
     /// When it was made, as Docker shows it (RFC 3339, UTC).
@@ -174,7 +180,11 @@ impl Network {
             meta = meta.with("subnet6", v6.subnet).with("gateway6", v6.gateway).with("ip-range6", v6.ip_range);
         }
         let aux: Vec<String> = self.aux.iter().map(|(name, ip)| format!("{name}:{ip}")).collect();
-        meta.with("aux", list(&aux))
+        let added: Vec<String> = self.added.iter().map(Cidr::to_string).collect();
+        meta.with("adopted", u8::from(self.adopted))
+            .with("added", list(&added))
+            .with("raised", u8::from(self.raised))
+            .with("aux", list(&aux))
             .with("created", if self.created.is_empty() { "-" } else { &self.created })
             .with("internal", u8::from(self.internal))
             .with("icc", u8::from(self.icc))
@@ -203,6 +213,13 @@ impl Network {
             gateway: cidr("gateway")?,
             ip_range: cidr("ip-range")?,
             ipv6,
+            adopted: m.flag("adopted"),
+            raised: m.flag("raised"),
+            added: unlist(m.get("added"))
+                .iter()
+                .map(|c| c.parse())
+                .collect::<Result<_>>()
+                .map_err(|_| damaged(&format!("network {name}")))?,
             aux: unlist(m.get("aux"))
                 .iter()
                 .map(|a| a.split_once(':').and_then(|(n, ip)| Some((n.to_string(), ip.parse().ok()?))))

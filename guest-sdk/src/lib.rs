@@ -532,7 +532,13 @@ pub mod dns {
         kv::put(&format!("{ROOT}/link/{zone}/{client}/{alias}"), target).map(drop)
     }
 
-    /// Forget `client`'s link `alias` in `zone`.
+    /// For the zone's client at `client` only, `name` is `addr`
+    /// (Docker's `--add-host NAME:ADDR`).
+    pub fn pin(zone: &str, client: &str, name: &str, addr: &str) -> Result<()> {
+        link(zone, client, name, addr)
+    }
+
+    /// Forget `client`'s link or pinned name `alias` in `zone`.
     pub fn unlink(zone: &str, client: &str, alias: &str) -> Result<()> {
         kv::delete(&format!("{ROOT}/link/{zone}/{client}/{alias}")).map(drop)
     }

@@ -13,7 +13,8 @@
 //!                                   internal network's, other names are refused)
 //! netsh/dns/name/ZONE/NAME/ADDR     ptr | alias              NAME (and NAME.ZONE) is ADDR
 //! netsh/dns/link/ZONE/CLIENT/ALIAS  TARGET                   for CLIENT only, ALIAS is whatever
-//!                                                            TARGET is in ZONE (Docker's --link)
+//!                                                            TARGET is in ZONE (Docker's --link),
+//!                                                            or TARGET itself if an address (--add-host)
 //! ```
 //!
 //! A `ptr` name is also the answer to ADDR's reverse lookup. A link is
@@ -168,6 +169,9 @@ impl Table {
         let outward = self.forwards(&zones);
         let in_zone = |n: &str, z: &str| self.names.get(z).and_then(|names| names.get(n)).cloned();
         if let Some((zone, target)) = self.link(&zones, client, &name) {
+            if let Ok(addr) = target.parse::<IpAddr>() {
+                return Answer::Addrs(vec![addr]);
+            }
             return in_zone(target, zone).map_or(Answer::NxDomain, Answer::Addrs);
         }
         let found: Vec<IpAddr> = zones.iter().filter_map(|z| in_zone(&name, z)).flatten().collect();
@@ -333,11 +337,13 @@ mod tests {
             entry("name/front/c2/10.1.0.3", "ptr"),
             entry("link/front/10.1.0.3/DB/c1", "c1"),
             entry("link/front/10.1.0.3/later", "c9"),
+            entry("link/front/10.1.0.3/host.docker.internal", "10.1.0.1"),
             entry("link/front/not-an-ip/db", "c1"),
         ];
         let t = Table::load(&entries);
         let at_front = |t: &Table, client: &str, name: &str| t.lookup(ip("10.1.0.1"), ip(client), name);
         assert_eq!(t.damaged.len(), 2, "{:?}", t.damaged);
+        assert_eq!(at_front(&t, "10.1.0.3", "host.docker.internal"), Answer::Addrs(vec![ip("10.1.0.1")]));
         entries.truncate(3);
         entries.push(entry("link/front/10.1.0.3/db", "C1"));
         entries.push(entry("link/front/10.1.0.3/later", "c9"));

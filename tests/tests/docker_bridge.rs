@@ -705,6 +705,8 @@ ip netns exec c2 ping -c1 -W2 172.17.0.2 >/dev/null && echo "by address: ok"
 echo "link: $(ip netns exec c2 getent -s files hosts db | tr -s ' \t' ' ')"
 ip netns exec c1 getent -s files hosts c2 >/dev/null || echo "no names on the default network"
 [ -e /etc/netns/.hosts/bridge ] || echo "no shared hosts file"
+$DB connect bridge c4 --add-host host.docker.internal:host-gateway --add-host 'db.local=[fd00::7]' >/dev/null
+echo "add-host: $(ip netns exec c4 getent -s files hosts host.docker.internal | tr -s ' \t' ' ') / $(ip netns exec c4 getent -s files ahostsv6 db.local | head -1 | tr -s ' \t' ' ')"
 grep -q '^nameserver' /etc/netns/c1/resolv.conf && ! grep -q 172.17.0.1 /etc/netns/c1/resolv.conf && echo "resolv: not the gateway"
 serve outside 7000
 echo "masquerade: $(fetch c1 10.200.0.2 7000)"
@@ -713,6 +715,7 @@ state=$(snapshot)
 expect_fail $DB connect bridge c3 --link nobody
 expect_fail $DB connect bridge c3 --alias x
 expect_fail $DB connect bridge c3 --link 'c1:bad/alias'
+expect_fail $DB connect bridge c3 --add-host nowhere
 [ "$(snapshot)" = "$state" ] && echo "refused: nothing changed"
 $DB create mynet --subnet 172.25.0.0/24 >/dev/null
 $DB connect mynet u1 --link u2:later >/dev/null
@@ -723,6 +726,9 @@ echo "before u2: [$(ask u1 later.mynet)]"
 $DB connect mynet u2 >/dev/null
 echo "after u2: $(ask u1 later) $(ask u1 later.mynet)"
 echo "u3 asks: [$(ask u3 later.mynet)]"
+$DB connect mynet u4 --add-host host.docker.internal:host-gateway >/dev/null
+echo "u4 host-gateway: $(ask u4 host.docker.internal) $(ask u4 host.docker.internal.mynet)"
+echo "u3 host-gateway: [$(ask u3 host.docker.internal.mynet)]"
 $DB disconnect mynet u1
 $DB connect mynet u1 >/dev/null
 echo "after reconnect: [$(ask u1 later.mynet)]"
@@ -746,7 +752,11 @@ settled_to "$before" && echo "teardown: clean"
         "container nobody is not on the default network bridge; connect it first",
         "the default network bridge has no names, so no aliases",
         "--link alias name \"bad/alias\" must be",
+        "add-host: 172.17.0.1 host.docker.internal / fd00::7 STREAM db.local",
+        "--add-host \"nowhere\" must be NAME:IP",
         "refused: nothing changed",
+        "u4 host-gateway: 172.25.0.1 172.25.0.1",
+        "u3 host-gateway: []",
         "before u2: []",
         "after u2: 172.25.0.4 172.25.0.4",
         "u3 asks: []",

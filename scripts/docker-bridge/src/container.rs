@@ -34,6 +34,7 @@ pub fn connect(args: &Args) -> Result<()> {
         wanted_ip6: args.value("--ip6").map(String::from),
         aliases: args.values("--alias").iter().map(|a| a.to_string()).collect(),
         links: args.values("--link").iter().map(|l| l.parse()).collect::<Result<_>>()?,
+        extra_hosts: args.values("--add-host").iter().map(|h| h.to_string()).collect(),
         publishes: publishes(args)?,
         etc: EtcOptions::from_args(args)?,
     };
@@ -85,6 +86,8 @@ pub struct Joining {
     pub wanted_ip6: Option<String>,
     pub aliases: Vec<String>,
     pub links: Vec<Link>,
+    /// `--add-host NAME:IP` specs (IP may be `host-gateway`).
+    pub extra_hosts: Vec<String>,
     /// `[HOSTIP:]HOSTPORT[-END]:PORT[/PROTO]` specs.
     pub publishes: Vec<String>,
     pub etc: EtcOptions,
@@ -147,6 +150,7 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
         )));
     }
     let link_lines = linked_hosts_lines(net, &joining.links)?;
+    let extra_hosts = joining.extra_hosts.iter().map(|h| extra_host(net, h)).collect::<Result<Vec<_>>>()?;
     if net.internal && !joining.publishes.is_empty() {
         return Err(Error::Invalid(format!("network {} is internal: ports cannot be published", net.name)));
     }
@@ -203,6 +207,7 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
         pid,
         aliases: joining.aliases,
         links: joining.links,
+        extra_hosts,
         rules: Vec::new(),
     };
     if created {
@@ -336,6 +341,19 @@ fn write_files(net: &Network, ep: &Endpoint, etc: &EtcOptions) -> Result<()> {
     Ok(())
 }
 
+/// `--add-host NAME:IP` (or `NAME=IP`, an IPv6 IP maybe in brackets);
+/// `host-gateway` is the network's gateway, the host as its containers see it.
+fn extra_host(net: &Network, text: &str) -> Result<(String, IpAddr)> {
+    let bad = || Error::Invalid(format!("--add-host {text:?} must be NAME:IP (or NAME:host-gateway)"));
+    let (name, ip) = text.split_once('=').or_else(|| text.split_once(':')).ok_or_else(bad)?;
+    check_name("--add-host", name)?;
+    let ip = match ip.trim_start_matches('[').trim_end_matches(']') {
+        "host-gateway" => net.gateway.addr(),
+        other => other.parse().map_err(|_| bad())?,
+    };
+    Ok((name.to_string(), ip))
+}
+
 /// The hosts lines `--link` gives a container on the default network: its
 /// targets, which must be there already (Docker's links are static there).
 fn linked_hosts_lines(net: &Network, links: &[Link]) -> Result<Vec<String>> {
@@ -366,7 +384,9 @@ fn name_endpoint(net: &Network, ep: &Endpoint, first_network: bool, link_lines: 
     let own_file = first_network && !ep.runtime;
     if net.is_default() {
         if own_file {
-            let lines: Vec<String> = ep.hosts_lines().into_iter().chain(link_lines.iter().cloned()).collect();
+            let extra = ep.extra_hosts.iter().map(|(name, ip)| format!("{ip}\t{name}"));
+            let lines: Vec<String> =
+                ep.hosts_lines().into_iter().chain(link_lines.iter().cloned()).chain(extra).collect();
             netns::write_etc(&ep.container, EtcFile::Hosts, &format!("{LOCALHOST_LINES}{}\n", lines.join("\n")))?;
         }
         return Ok(());
@@ -379,6 +399,9 @@ fn name_endpoint(net: &Network, ep: &Endpoint, first_network: bool, link_lines: 
     }
     for link in &ep.links {
         dns::link(&net.name, &ep.ip.to_string(), &link.alias, &link.target)?;
+    }
+    for (name, ip) in &ep.extra_hosts {
+        dns::pin(&net.name, &ep.ip.to_string(), name, &ip.to_string())?;
     }
     if own_file {
         netns::hosts_share(&ep.container, &net.name)?;
@@ -431,7 +454,8 @@ fn unname_endpoint(net: &Network, ep: &Endpoint) -> Result<()> {
     for (name, _) in ep.dns_names() {
         ep.ips().try_for_each(|ip| dns::remove(&net.name, name, &ip.to_string()))?;
     }
-    ep.links.iter().try_for_each(|link| dns::unlink(&net.name, &ep.ip.to_string(), &link.alias))
+    let names = ep.links.iter().map(|l| &l.alias).chain(ep.extra_hosts.iter().map(|(name, _)| name));
+    names.into_iter().try_for_each(|name| dns::unlink(&net.name, &ep.ip.to_string(), name))
 }
 
 impl Doomed {

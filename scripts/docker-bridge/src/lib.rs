@@ -39,7 +39,7 @@ const USAGE: &str = "docker-bridge COMMAND ...
       rules: no NAT, no isolation, no publishing) and --ip-forward=false (leave
       net.ipv4.ip_forward as it is) apply per network here
   connect NAME CONTAINER [--ip IP] [--ip6 IP6] [--alias|--network-alias A]... [--pid PID]
-              [--link CONTAINER[:ALIAS]]...
+              [--link CONTAINER[:ALIAS]]... [--add-host NAME:IP|host-gateway]...
               [--publish|-p [[HOSTIP:]HOSTPORT[-END]:]PORT[-END][/tcp|udp]]...
               [--publish-all|-P --expose PORT[/tcp|udp]...]
               [--hostname H] [--dns IP]... [--dns-search DOMAIN]... [--dns-option OPT]...
@@ -52,7 +52,9 @@ const USAGE: &str = "docker-bridge COMMAND ...
       --hostname, --dns (replaces the resolver: peers then resolve only through
       the hosts file), --dns-search and --dns-option shape the files of a
       namespace connect creates. --link C:ALIAS makes ALIAS resolve to C for
-      this container alone (C may come later, and may move)
+      this container alone (C may come later, and may move); --add-host NAME:IP
+      does so for a fixed address (host-gateway: the gateway, i.e. the host, as
+      --add-host host.docker.internal:host-gateway asks)
       -p PORT, -p HOSTIP::PORT and -P (each --expose'd port) publish on a free
       host port netsh picks from the ephemeral range; connect prints every
       mapping as `docker port` does (80/tcp -> 0.0.0.0:49153). A host port a
@@ -99,6 +101,7 @@ const OPTIONS: &[Opt] = &[
     Opt::value("--ip6"),
     Opt::values("--alias").or(&["--network-alias", "--net-alias"]),
     Opt::values("--link"),
+    Opt::values("--add-host"),
     Opt::value("--hostname"),
     Opt::values("--dns"),
     Opt::values("--dns-search"),

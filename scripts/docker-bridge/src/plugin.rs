@@ -76,6 +76,7 @@ fn add(net: &Network, request: &Request) -> Result<Reply> {
         // The default network has no names.
         aliases: if net.is_default() { Vec::new() } else { runtime_names(request) },
         links: Vec::new(),
+        extra_hosts: Vec::new(),
         publishes,
         etc: Default::default(),
     };

@@ -100,6 +100,8 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     /// `--link TARGET:ALIAS`: names only this container gives its peers.
     pub links: Vec<Link>,
+    /// `--add-host NAME:IP`: names only this container knows, with their addresses.
+    pub extra_hosts: Vec<(String, IpAddr)>,
     /// The container's published-port rules.
     pub rules: Vec<String>,
 }
@@ -444,6 +446,7 @@ impl Endpoint {
             .with("pid", u8::from(self.pid))
             .with("aliases", list(&self.aliases))
             .with("links", list(&self.links.iter().map(Link::to_string).collect::<Vec<_>>()))
+            .with("add-hosts", list(&self.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect::<Vec<_>>()))
             .with("rules", list(&self.rules))
             .render()
     }
@@ -466,6 +469,11 @@ impl Endpoint {
             pid: m.flag("pid"),
             aliases: unlist(m.get("aliases")),
             links: unlist(m.get("links")).iter().map(|l| l.parse()).collect::<Result<_>>().map_err(|_| bad())?,
+            extra_hosts: unlist(m.get("add-hosts"))
+                .iter()
+                .map(|h| h.split_once(':').and_then(|(n, ip)| Some((n.to_string(), ip.parse().ok()?))))
+                .collect::<Option<_>>()
+                .ok_or_else(bad)?,
             rules: unlist(m.get("rules")),
         })
     }

@@ -475,6 +475,20 @@ impl Reply {
 }
 
 impl Op {
+    /// Whether it lists links, addresses, routes, neighbours or fdb entries
+    /// (what `ip -j` shows as JSON).
+    pub fn is_listing(&self) -> bool {
+        matches!(
+            self,
+            Op::LinkGet { .. }
+                | Op::LinkList { .. }
+                | Op::AddrList { .. }
+                | Op::RouteList { .. }
+                | Op::NeighList { .. }
+                | Op::FdbList { .. }
+        )
+    }
+
     /// Whether the operation changes state (reads need no grant and no journal).
     pub fn is_mutation(&self) -> bool {
         match self {

@@ -3,6 +3,7 @@ real run: every planned change must be visible there. Prints one line per
 mismatch and `KERNEL OK N` when all N operations check out."""
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -11,10 +12,16 @@ NETSH = sys.argv[2]
 STORE = os.path.join(os.environ["NETSH_STATE_DIR"], "kv.sqlite")
 
 
+def timeless(value):
+    """A record without the moment it was written (`created=...`): the one
+    value a plan cannot know before its run."""
+    return re.sub(r"created=\S+", "created=T", value) if isinstance(value, str) else value
+
+
 def kv_value(key):
     with sqlite3.connect(STORE) as db:
         row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-    return row[0] if row else None
+    return timeless(row[0]) if row else None
 
 
 def run(*cmd):
@@ -72,7 +79,7 @@ def check(op):
     if kind == "fw-add":
         return any(x["owner"] == op["owner"] and x["rule"] == op["rule"] for x in rules(ns))
     if kind in ("kv-create", "kv-put", "kv-swap"):
-        return kv_value(op["key"]) == LAST_WRITE[op["key"]]
+        return kv_value(op["key"]) == timeless(LAST_WRITE[op["key"]])
     if kind == "kv-delete":
         return kv_value(op["key"]) is None
     if kind == "hosts-add":

@@ -141,3 +141,36 @@ tmux kill-server 2>/dev/null || true
         "the common prefix was not completed: {pane:?}"
     );
 }
+
+#[test]
+fn ip_j_listings_read_like_iproute2_s_json() {
+    let out = sandboxed(
+        &format!(
+            r#"
+ip netns add c1
+ip -n c1 link add veth0 type veth peer name veth1
+ip -n c1 addr add 10.61.0.1/24 dev veth0
+ip -n c1 link set veth0 up; ip -n c1 link set veth1 up
+ip -n c1 route add 10.62.0.0/16 via 10.61.0.9
+pick='import json,sys; d=json.load(sys.stdin); print(sorted((l["ifname"], tuple((a["family"], a["local"], a["prefixlen"]) for a in l.get("addr_info", []) if a["family"] == "inet")) for l in d if l["ifname"] != "lo"))'
+echo "netsh addr: $($NETSH {GRANTS} -c 'ip -j -n c1 a' | python3 -c "$pick")"
+echo "ip addr:    $(ip -j -n c1 a | python3 -c "$pick")"
+# (netsh lists both families, `ip route` IPv4 only)
+routes='import json,sys; print(sorted((r["dst"], r.get("gateway")) for r in json.load(sys.stdin) if ":" not in r["dst"]))'
+echo "netsh route: $($NETSH {GRANTS} -c 'ip -n c1 -j r' | python3 -c "$routes")"
+echo "ip route:    $(ip -n c1 -j r | python3 -c "$routes")"
+$NETSH {GRANTS} -c 'ip -j -n c1 link' | python3 -c 'import json,sys; l=[x for x in json.load(sys.stdin) if x["ifname"]=="veth0"][0]; print("flags:", "UP" in l["flags"], "LOWER_UP" in l["flags"], l["operstate"], l["linkinfo"]["info_kind"])'
+echo "brief: $($NETSH {GRANTS} -c 'ip -br -n c1 a' | grep -c 'veth0 10.61.0.1/24')"
+"#
+        ),
+        60,
+    );
+    out.assert_ok();
+    let o = &out.stdout;
+    let line = |prefix: &str| o.lines().find(|l| l.starts_with(prefix)).map(|l| l[prefix.len()..].trim().to_string());
+    assert_eq!(line("netsh addr:"), line("ip addr:"), "{o}\n{}", out.stderr);
+    assert_eq!(line("netsh route:"), line("ip route:"), "{o}");
+    assert!(line("netsh addr:").is_some_and(|l| l.contains("10.61.0.1")), "{o}");
+    assert!(o.contains("flags: True True UP veth"), "{o}");
+    assert!(o.contains("brief: 1"), "{o}");
+}

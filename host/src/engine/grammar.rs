@@ -13,6 +13,8 @@ use crate::ops::{Fdb, FwRule, Ns, Op, Proto, RouteSpec, VethSpec, VxlanSpec};
 pub enum Line {
     /// Capability calls, run in order as one journaled step.
     Ops(Vec<Op>),
+    /// A listing shown as iproute2's `-j` JSON.
+    Json(Vec<Op>),
     Show {
         ns: Option<String>,
         json: bool,
@@ -247,7 +249,7 @@ impl<'a> Words<'a> {
 /// Parse one line; `None` for a blank line or a comment.
 pub fn parse(line: &str) -> Result<Option<Line>> {
     let line = line.split_once('#').map_or(line, |(code, _)| code);
-    let all = iproute2_spelling(words(line))?;
+    let (all, json) = iproute2_spelling(words(line))?;
     if all.is_empty() {
         return Ok(None);
     }
@@ -271,21 +273,44 @@ pub fn parse(line: &str) -> Result<Option<Line>> {
     if ns.is_some() && !matches!(parsed, Line::Ops(_) | Line::Show { .. }) {
         return Err(format!("-n does not apply to {name}"));
     }
-    Ok(Some(parsed))
+    match (json, parsed) {
+        (false, parsed) => Ok(Some(parsed)),
+        (true, Line::Ops(ops)) if ops.iter().all(Op::is_listing) => Ok(Some(Line::Json(ops))),
+        (true, _) => Err("-j applies to listings (ip -j link, ip -j addr, ip -j route, ip -j neigh)".into()),
+    }
 }
 
 /// Lines pasted from iproute2 tutorials: a leading `ip`, `-netns NS` for
-/// `-n NS`, objects by prefix (`a`, `l`, `r`, `address`), `show`/`list` for
-/// `ls`, and a bare object (`ip a`, `link`) lists.
-fn iproute2_spelling(mut words: Vec<String>) -> Result<Vec<String>> {
+/// `-n NS`, `-br` (listings are one line per object already), `-j` (JSON;
+/// returned as the flag), objects by prefix (`a`, `l`, `r`, `address`),
+/// `show`/`list` for `ls`, and a bare object (`ip a`, `link`) lists.
+fn iproute2_spelling(mut words: Vec<String>) -> Result<(Vec<String>, bool)> {
     if words.len() > 1 && (words[0] == "ip" || words[0] == "bridge" && words[1] == "fdb") {
         words.remove(0);
     }
-    if let Some(flag) = words.first().filter(|w| w.starts_with('-') && !matches!(w.as_str(), "-n" | "-netns")) {
-        return Err(format!(
-            "ip option {flag} is not supported here: listings are one line per object already, and `show --json` prints JSON"
-        ));
+    let (mut json, mut at) = (false, 0);
+    while let Some(flag) = words.get(at).filter(|w| w.starts_with('-')) {
+        match flag.as_str() {
+            "-n" | "-netns" => at += 2,
+            "-br" | "-brief" => {
+                words.remove(at);
+            }
+            "-j" | "-json" => {
+                json = true;
+                words.remove(at);
+            }
+            other => {
+                return Err(format!(
+                    "ip option {other} is not supported here (-n NS, -br and -j are); listings are one line per object already"
+                ));
+            }
+        }
     }
+    Ok((object_spelling(words), json))
+}
+
+/// The object words of [`iproute2_spelling`]: `ip a` is `addr ls`.
+fn object_spelling(mut words: Vec<String>) -> Vec<String> {
     let object = match words.first().map(String::as_str) {
         Some("-n" | "-netns") => {
             words[0] = "-n".into();
@@ -293,7 +318,7 @@ fn iproute2_spelling(mut words: Vec<String>) -> Result<Vec<String>> {
         }
         _ => 0,
     };
-    let Some(word) = words.get(object) else { return Ok(words) };
+    let Some(word) = words.get(object) else { return words };
     let full = ["link", "address", "route", "neighbour"].iter().find(|full| full.starts_with(word.as_str()));
     let object_name = match (word.as_str(), full) {
         ("netns", _) => "netns",
@@ -301,7 +326,7 @@ fn iproute2_spelling(mut words: Vec<String>) -> Result<Vec<String>> {
         ("neighbor", _) | (_, Some(&"neighbour")) => "neigh",
         (_, Some(&"address")) => "addr",
         (_, Some(full)) => full,
-        _ => return Ok(words),
+        _ => return words,
     };
     words[object] = object_name.into();
     match words.get(object + 1).map(String::as_str) {
@@ -309,7 +334,7 @@ fn iproute2_spelling(mut words: Vec<String>) -> Result<Vec<String>> {
         Some("show" | "list" | "lst" | "sh") => words[object + 1] = "ls".into(),
         Some(_) => {}
     }
-    Ok(words)
+    words
 }
 
 fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
@@ -854,6 +879,8 @@ mod tests {
             ("ip route list", "route ls"),
             ("ip -n c1 a add 10.0.0.2/24 dev eth0", "-n c1 addr add 10.0.0.2/24 dev eth0"),
             ("ip -netns c1 r", "-n c1 route ls"),
+            ("ip -br a", "addr ls"),
+            ("ip -n c1 -br l", "-n c1 link ls"),
             ("ip netns", "netns ls"),
             ("link", "link ls"),
         ];
@@ -864,12 +891,20 @@ mod tests {
     }
 
     #[test]
+    fn json_listings() {
+        for line in ["ip -j a", "ip -j -n c1 route", "ip -n c1 -json link show", "ip -br -j neigh"] {
+            assert!(matches!(parse(line), Ok(Some(Line::Json(ops))) if ops.iter().all(Op::is_listing)), "{line}");
+        }
+    }
+
+    #[test]
     fn malformed_forms_explain_themselves() {
         for (line, expected) in [
             ("lnk add x type bridge", "did you mean \"link\""),
             ("netns frob", "use add, del, attach, exec or ls"),
             ("netns exec c1", "missing CMD"),
-            ("ip -br a", "ip option -br is not supported"),
+            ("ip -s link", "ip option -s is not supported"),
+            ("ip -j link add x type bridge", "-j applies to listings"),
             ("link add x type tun", "use bridge, veth or vxlan"),
             ("link add a234567890123456 type bridge", "at most 15"),
             ("addr add 10.0.0.300/24 dev x", "is not a CIDR"),

@@ -10,7 +10,7 @@ use super::runs::RunRow;
 use super::show::Topology;
 use crate::audit::Entry;
 use crate::firewall::FirewallKind;
-use crate::ops::{LinkInfo, Reply};
+use crate::ops::{AddrInfo, LinkInfo, Reply, RouteSpec};
 
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
@@ -174,4 +174,79 @@ pub fn reply(reply: &Reply) -> String {
             })
             .collect(),
     }
+}
+
+/// A listing as iproute2's `-j` prints it (`ifname`, `flags`, `addr_info`,
+/// `dst`/`gateway`, `lladdr`), so scripts written for `ip -j` read it.
+pub fn reply_json(reply: &Reply) -> serde_json::Value {
+    match reply {
+        Reply::Link(l) => json!([link_json(l)]),
+        Reply::Links(links) => links.iter().map(link_json).collect(),
+        Reply::Addrs(addrs) => addrs_json(addrs),
+        Reply::Routes(routes) => routes.iter().map(route_json).collect(),
+        Reply::Neighs(neighs) => neighs
+            .iter()
+            .map(|n| json!({"dst": n.ip, "dev": n.dev, "lladdr": n.mac, "state": [n.state.to_uppercase()]}))
+            .collect(),
+        Reply::Fdb(entries) => {
+            entries.iter().map(|f| json!({"mac": f.mac, "ifname": f.dev, "dst": f.dst, "flags": ["self"]})).collect()
+        }
+        other => serde_json::to_value(other).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+fn addr_info(cidr: &ipnetwork::IpNetwork) -> serde_json::Value {
+    let family = if cidr.is_ipv6() { "inet6" } else { "inet" };
+    json!({"family": family, "local": cidr.ip(), "prefixlen": cidr.prefix()})
+}
+
+fn link_json(l: &LinkInfo) -> serde_json::Value {
+    let loopback = l.kind == "loopback";
+    let mut flags: Vec<&str> = if loopback { vec!["LOOPBACK"] } else { vec!["BROADCAST", "MULTICAST"] };
+    if l.up {
+        flags.push("UP");
+    }
+    if l.up && (loopback || l.oper_state == "up") {
+        flags.push("LOWER_UP");
+    }
+    let mut v = json!({
+        "ifindex": l.index, "ifname": l.name, "flags": flags, "mtu": l.mtu,
+        "operstate": l.oper_state.to_uppercase(), "link_type": if loopback { "loopback" } else { "ether" },
+        "address": l.mac, "linkinfo": {"info_kind": l.kind},
+        "addr_info": l.addresses.iter().map(addr_info).collect::<Vec<_>>(),
+    });
+    if let Some(master) = &l.master {
+        v["master"] = json!(master);
+    }
+    v
+}
+
+/// Addresses grouped by interface, in the order listed.
+fn addrs_json(addrs: &[AddrInfo]) -> serde_json::Value {
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for a in addrs {
+        match out.iter_mut().find(|v| v["ifname"] == a.dev.as_str()) {
+            Some(v) => v["addr_info"].as_array_mut().into_iter().for_each(|list| list.push(addr_info(&a.cidr))),
+            None => out.push(json!({"ifname": a.dev, "addr_info": [addr_info(&a.cidr)]})),
+        }
+    }
+    out.into()
+}
+
+fn route_json(r: &RouteSpec) -> serde_json::Value {
+    let dst = if r.dest.prefix() == 0 { "default".to_string() } else { r.dest.to_string() };
+    let mut v = json!({"dst": dst});
+    if let Some(via) = r.via {
+        v["gateway"] = json!(via);
+    }
+    if let Some(dev) = &r.dev {
+        v["dev"] = json!(dev);
+    }
+    if let Some(metric) = r.metric {
+        v["metric"] = json!(metric);
+    }
+    if r.onlink {
+        v["flags"] = json!(["onlink"]);
+    }
+    v
 }

@@ -131,7 +131,8 @@ impl<'a> Session<'a> {
         let Some(line) = grammar::parse(text).map_err(EngineError::Usage)? else { return Ok(Next::Continue) };
         let record = matches!(line, Line::Ops(_) | Line::Run { .. });
         match line {
-            Line::Ops(ops) => self.ops(ops).await?,
+            Line::Ops(ops) => self.ops(ops, false).await?,
+            Line::Json(ops) => self.ops(ops, true).await?,
             Line::Show { ns, json } => {
                 let views = self.engine.show(ns).await?;
                 self.console.out(&show_text(&views, json));
@@ -233,8 +234,9 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Capability calls: one journaled step (interactively, one run per line).
-    async fn ops(&mut self, ops: Vec<Op>) -> EngineResult<()> {
+    /// Capability calls: one journaled step (interactively, one run per
+    /// line); replies as text, or as iproute2's JSON.
+    async fn ops(&mut self, ops: Vec<Op>, json: bool) -> EngineResult<()> {
         self.missing(&ops)?;
         let (run, gate, own) = match &self.batch {
             Some((run, gate)) => (run.clone(), gate.clone(), false),
@@ -246,6 +248,7 @@ impl<'a> Session<'a> {
         let mut outcome = Ok(());
         for op in ops {
             match gate.call(op).await {
+                Ok(reply) if json => self.console.out(format!("{}\n", render::reply_json(&reply)).as_bytes()),
                 Ok(reply) => self.console.out(render::reply(&reply).as_bytes()),
                 Err(e) => {
                     outcome = Err(e);

@@ -48,33 +48,19 @@ impl Sqlite {
         // crashing; after a power loss the kernel state the store describes
         // is gone too. Pages are read through a shared mapping.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 64;
-             PRAGMA mmap_size = 268435456;",
-        )
-        .map_err(err)?;
-        let schema: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
-        if schema != SCHEMA {
-            // `expires`: a lease's end in Unix seconds (NULL: never). A store of
-            // schema 1 gains the column; another process may have done it first.
-            conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
-            let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
-            let add_expires = match current {
-                1 => "ALTER TABLE kv ADD COLUMN expires INTEGER;",
-                _ => "",
-            };
-            let upgrade = match current {
-                SCHEMA => String::new(),
-                _ => format!(
-                    "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL, expires INTEGER);
-                     {add_expires}
-                     CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires) WHERE expires IS NOT NULL;
-                     CREATE TABLE IF NOT EXISTS revision (id INTEGER PRIMARY KEY CHECK (id = 0), value INTEGER NOT NULL);
-                     INSERT OR IGNORE INTO revision VALUES (0, 0);
-                     PRAGMA user_version = {SCHEMA};"
-                ),
-            };
-            conn.execute_batch(&format!("{upgrade} COMMIT;")).map_err(err)?;
+        // Processes opening a new store at once contend for its creation
+        // (switching to WAL, the schema), where SQLite may answer "locked"
+        // without waiting: try again for as long as a writer would wait.
+        let started = Instant::now();
+        while let Err(e) = set_up(&conn) {
+            match e {
+                rusqlite::Error::SqliteFailure(f, _) if busy(f.code) && started.elapsed() < BUSY => {
+                    // A transaction the failure left open goes (none open is fine too).
+                    conn.execute_batch("ROLLBACK").ok();
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                other => return Err(err(other)),
+            }
         }
         Ok(Sqlite { path: path.to_path_buf(), conn: Mutex::new(conn) })
     }
@@ -123,6 +109,42 @@ impl Sqlite {
         })?;
         Ok(done.unwrap_or_default())
     }
+}
+
+/// WAL mode and the schema, made or upgraded (another process may have done it first).
+fn set_up(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 64;
+         PRAGMA mmap_size = 268435456;",
+    )?;
+    let schema: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if schema != SCHEMA {
+        // `expires`: a lease's end in Unix seconds (NULL: never). A store of
+        // schema 1 gains the column; another process may have done it first.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let add_expires = match current {
+            1 => "ALTER TABLE kv ADD COLUMN expires INTEGER;",
+            _ => "",
+        };
+        let upgrade = match current {
+            SCHEMA => String::new(),
+            _ => format!(
+                "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL, expires INTEGER);
+                 {add_expires}
+                 CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires) WHERE expires IS NOT NULL;
+                 CREATE TABLE IF NOT EXISTS revision (id INTEGER PRIMARY KEY CHECK (id = 0), value INTEGER NOT NULL);
+                 INSERT OR IGNORE INTO revision VALUES (0, 0);
+                 PRAGMA user_version = {SCHEMA};"
+            ),
+        };
+        conn.execute_batch(&format!("{upgrade} COMMIT;"))?;
+    }
+    Ok(())
+}
+
+fn busy(code: rusqlite::ErrorCode) -> bool {
+    matches!(code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
 }
 
 /// Begin a write (`BEGIN IMMEDIATE`), waiting for other writers and saying

@@ -70,6 +70,33 @@ for i in 1 2 3 4 5; do ip -o -4 addr show br-n$i | awk '{print $4}'; done | sort
 }
 
 #[test]
+fn concurrent_first_connects_to_the_default_network_make_it_once() {
+    let out = sandboxed(
+        r#"
+pids=()
+for i in 1 2 3 4 5 6; do $DB connect bridge c$i >out.$i 2>err.$i & pids+=($!); done
+failed=0; for p in "${pids[@]}"; do wait $p || failed=$((failed + 1)); done
+echo "failed: $failed"
+errs() { for i in 1 2 3 4 5 6; do cat err.$i; done; }
+errs | grep -v 'made the default network' | sed 's/^/unexpected: /' || true
+echo "made it: $(errs | grep -c 'made the default network')"
+echo "networks: $($DB ls -q | tr '\n' ' ')"
+echo "subnet reservations: $($NETSH -c 'kv ls docker-bridge/subnet/' | wc -l)"
+for i in 1 2 3 4 5 6; do ip -n c$i -o -4 addr show eth0 | awk '{print $4}'; done | sort -u | grep -c '^172\.17\.' | sed 's/^/distinct addresses in 172.17: /'
+"#,
+        90,
+    );
+    out.assert_ok().assert_has(&[
+        "failed: 0",
+        "made it: 1",
+        "networks: bridge ",
+        "subnet reservations: 1",
+        "distinct addresses in 172.17: 6",
+    ]);
+    assert!(!out.stdout.contains("unexpected: "), "{}", out.stdout);
+}
+
+#[test]
 fn runtime_style_teardown_of_fifty_containers_never_fails_and_leaves_nothing() {
     let out = sandboxed(
         r#"

@@ -3,6 +3,7 @@
 //! in the store first, so concurrent creates never share a subnet.
 
 use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
 
 use netsh_guest::firewall::{self, Isolation};
 use netsh_guest::meta::{check_name, long_hash};
@@ -201,7 +202,12 @@ fn aux_addresses(args: &Args, net: &Network) -> Result<Vec<(String, IpAddr)>> {
 
 /// Now, as Docker shows times: `2026-12-03T12:52:30.123456789Z`.
 fn now() -> String {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    timestamp(SystemTime::now())
+}
+
+/// `t` as Docker shows times (fixed width: their text order is their time order).
+fn timestamp(t: SystemTime) -> String {
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let (days, secs) = (since.as_secs() / 86_400, since.as_secs() % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     format!(
@@ -487,7 +493,7 @@ pub fn add_rules(net: &Network) -> Result<Vec<String>> {
 /// saying so: traffic would otherwise break without a word.
 pub fn repair_rules(net: &Network) -> Result<()> {
     let Some(first) = net.rules.first() else { return Ok(()) };
-    if firewall::get(None, first)?.is_some() {
+    if firewall::get(None, first)?.is_some() || just_made(net) {
         return Ok(());
     }
     log::warn(&format!(
@@ -495,6 +501,14 @@ pub fn repair_rules(net: &Network) -> Result<()> {
         net.name
     ));
     add_rules(net).map(drop)
+}
+
+/// Whether the network was made moments ago: its record is stored before
+/// its run commits its firewall batch, so its rules may not be there *yet*
+/// (another run making the default network as this one connects to it).
+fn just_made(net: &Network) -> bool {
+    let moments_ago = SystemTime::now().checked_sub(Duration::from_secs(10)).unwrap_or(SystemTime::UNIX_EPOCH);
+    net.created > timestamp(moments_ago)
 }
 
 /// Remove a rule; one that is gone already counts as removed.

@@ -413,7 +413,7 @@ fn make(args: &Args) -> Result<Network> {
         created: now(),
         internal: args.has("--internal"),
         icc,
-        mtu: mtu.unwrap_or(1500),
+        mtu: mtu.or(adopted.as_ref().map(|l| l.mtu)).unwrap_or(1500),
         masquerade,
         host_binding,
         firewall,
@@ -429,26 +429,7 @@ fn make(args: &Args) -> Result<Network> {
         net.take_ip(*ip, &format!("aux-address {aux_name}"))?;
     }
     net.save_labels(&labels)?;
-    match &adopted {
-        None => link::add_bridge(None, &net.bridge, mtu)?,
-        Some(_) => {
-            if let Some(mtu) = mtu {
-                link::set_mtu(None, &net.bridge, mtu)?;
-            }
-        }
-    }
-    let has = |c: &Cidr| adopted.as_ref().is_some_and(|l| l.addresses.contains(&c.to_string()));
-    for gateway in std::iter::once(net.gateway).chain(net.ipv6.map(|p| p.gateway)).filter(|g| !has(g)) {
-        match gateway.addr().is_ipv6() {
-            // No duplicate address detection: the gateway answers at once.
-            true => addr::add_nodad(None, &net.bridge, &gateway)?,
-            false => addr::add(None, &net.bridge, &gateway)?,
-        }
-        if net.adopted {
-            net.added.push(gateway);
-        }
-    }
-    link::set_up(None, &net.bridge, true)?;
+    set_up_bridge(&mut net, adopted.as_ref(), mtu)?;
     if !net.is_default() {
         dns::serve(&net.name, &net.gateway.addr().to_string(), &net.subnet, !net.internal)?;
     }
@@ -559,6 +540,27 @@ fn remove(net: &Network, endpoints: &[Endpoint]) -> Result<()> {
         true => gone(link::set_up(None, &net.bridge, false)),
         false => Ok(()),
     }
+}
+
+/// Make the bridge (or take the adopted one), give it the gateways it lacks, bring it up.
+fn set_up_bridge(net: &mut Network, adopted: Option<&link::LinkInfo>, mtu: Option<u32>) -> Result<()> {
+    match (adopted, mtu) {
+        (None, _) => link::add_bridge(None, &net.bridge, mtu)?,
+        (Some(_), Some(mtu)) => link::set_mtu(None, &net.bridge, mtu)?,
+        (Some(_), None) => {}
+    }
+    let has = |c: &Cidr| adopted.is_some_and(|l| l.addresses.contains(&c.to_string()));
+    for gateway in std::iter::once(net.gateway).chain(net.ipv6.map(|p| p.gateway)).filter(|g| !has(g)) {
+        match gateway.addr().is_ipv6() {
+            // No duplicate address detection: the gateway answers at once.
+            true => addr::add_nodad(None, &net.bridge, &gateway)?,
+            false => addr::add(None, &net.bridge, &gateway)?,
+        }
+        if net.adopted {
+            net.added.push(gateway);
+        }
+    }
+    link::set_up(None, &net.bridge, true)
 }
 
 /// The existing bridge `create` adopts (`--bridge` naming one): it must be

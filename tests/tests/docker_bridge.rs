@@ -593,7 +593,7 @@ fn dual_stack_networks_carry_ipv6_between_containers_to_the_outside_and_to_publi
 make_outside
 before=$(snapshot)
 $DB create dual --ipv6 --subnet 172.27.0.0/24 --subnet fd00:27::/64
-$DB connect dual c1 -p 8080:80 -p 81
+$DB connect dual c1 -p 8080:80 -p 81 -p '[::]:8082:80' -p 0.0.0.0:8083:80
 $DB connect dual c2 --ip6 fd00:27::99 > c2.txt; cat c2.txt
 $DB create other --ipv6 | sed 's/^/other: /'
 o1=$($DB connect other o1 | awk '{print $4}' | cut -d/ -f1)
@@ -611,6 +611,10 @@ echo "v4 masquerade: $(fetch c1 10.200.0.2 7000)"
 serve c1 80; serve c1 81
 echo "outside->published v6: $(fetch outside fd00:200::1 8080)"
 echo "outside->published v4: $(fetch outside 10.200.0.1 8080)"
+echo "[::]:8082 over v6: $(fetch outside fd00:200::1 8082)"
+fetch outside 10.200.0.1 8082 >/dev/null 2>&1 || echo "[::]:8082 over v4: closed"
+echo "0.0.0.0:8083 over v4: $(fetch outside 10.200.0.1 8083)"
+fetch outside fd00:200::1 8083 >/dev/null 2>&1 || echo "0.0.0.0:8083 over v6: closed"
 eport=$($DB inspect dual | python3 -c 'import json,sys; print([p for p in json.load(sys.stdin)[0]["Containers"]["c1"]["Ports"] if p.startswith("[::]") and p.endswith("->81/tcp")][0].split(":")[-1].split("-")[0])')
 echo "outside->ephemeral v6: $(fetch outside fd00:200::1 "$eport")"
 echo "aaaa: $(ip netns exec c2 dig +short +time=2 +tries=1 @172.27.0.1 AAAA c1)"
@@ -651,6 +655,12 @@ echo "INSPECT $(tr -d '\n' < inspect.json)"
         "v4 masquerade: outside saw 10.200.0.1",
         "outside->published v6: c1 saw fd00:200::2",
         "outside->published v4: c1 saw 10.200.0.2",
+        "[::]:8082 over v6: c1 saw fd00:200::2",
+        "[::]:8082 over v4: closed",
+        "0.0.0.0:8083 over v4: c1 saw 10.200.0.2",
+        "0.0.0.0:8083 over v6: closed",
+        "80/tcp -> [::]:8082",
+        "80/tcp -> 0.0.0.0:8083",
         "outside->ephemeral v6: c1 saw fd00:200::2",
         "aaaa: fd00:27::2",
         "\"IPv6\":\"true\"",

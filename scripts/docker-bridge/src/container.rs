@@ -178,7 +178,7 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
     if net.ipv6.is_none() && publishes.iter().any(Publish::on_ipv6) {
         return Err(no_ipv6(net, "publishing on an IPv6 host address"));
     }
-    for p in publishes.iter_mut().filter(|p| p.spec.host_ip.is_none()) {
+    for p in publishes.iter_mut().filter(|p| p.unbound()) {
         p.spec.host_ip = net.host_binding.clone();
     }
     if !net.reserve_endpoint(&container)? {

@@ -64,6 +64,7 @@ fn add(net: &Network, request: &Request) -> Result<Reply> {
         .port_mappings
         .iter()
         .map(|p| match p.host_ip.as_deref() {
+            Some(ip) if ip.contains(':') => format!("[{ip}]:{}:{}/{}", p.host_port, p.container_port, p.protocol),
             Some(ip) if !ip.is_empty() => format!("{ip}:{}:{}/{}", p.host_port, p.container_port, p.protocol),
             _ => format!("{}:{}/{}", p.host_port, p.container_port, p.protocol),
         })

@@ -11,12 +11,20 @@ pub struct Publish {
     pub spec: PublishSpec,
     /// `-p PORT`, `-p IP::PORT`, `-P`: the host port is netsh's choice.
     pub ephemeral: bool,
+    /// `0.0.0.0:…` or `[::]:…`: every host address of that family (IPv6:
+    /// true) and only of it.
+    pub wildcard: Option<bool>,
 }
 
 impl Publish {
-    /// Whether it names an IPv6 host address (`[::1]:8080:80`).
+    /// Whether it is for IPv6 alone (`[::1]:8080:80`, `[::]:8080:80`).
     pub fn on_ipv6(&self) -> bool {
-        self.spec.host_ip.as_deref().is_some_and(|ip| ip.contains(':'))
+        self.wildcard == Some(true) || self.spec.host_ip.as_deref().is_some_and(|ip| ip.contains(':'))
+    }
+
+    /// Whether it names no host address at all (the network's default binding applies).
+    pub fn unbound(&self) -> bool {
+        self.spec.host_ip.is_none() && self.wildcard.is_none()
     }
 }
 
@@ -53,7 +61,11 @@ pub fn parse(text: &str) -> Result<Publish> {
     if to.first != to.last && to.last - to.first != host_ports.last - host_ports.first {
         return Err(Error::Invalid(format!("publish {text:?}: host and container ranges differ in size")));
     }
-    Ok(Publish { spec: PublishSpec { proto, host_ip, host_ports, to_ip: String::new(), to_port: to.first }, ephemeral })
+    // An unspecified host address is every address of its family: no address in the rule.
+    let wildcard = host_ip.as_deref().filter(|ip| *ip == "0.0.0.0" || *ip == "::").map(|ip| ip.contains(':'));
+    let host_ip = host_ip.filter(|_| wildcard.is_none());
+    let spec = PublishSpec { proto, host_ip, host_ports, to_ip: String::new(), to_port: to.first };
+    Ok(Publish { spec, ephemeral, wildcard })
 }
 
 /// `--expose PORT[/tcp|udp]` under `-P`: published on a host port netsh picks.
@@ -84,7 +96,7 @@ pub fn publish(owner: &str, p: &Publish, ip: IpAddr, ip6: Option<IpAddr>) -> Res
         p.spec.to_ip = ip.to_string();
         let (id, host_port) = publish_one(owner, &p)?;
         out.push((id, describe(&p, host_port)));
-        if p.spec.host_ip.is_some() {
+        if !p.unbound() {
             return Ok(out);
         }
         let span = p.spec.host_ports.last - p.spec.host_ports.first;
@@ -158,6 +170,11 @@ mod tests {
         assert!(p.ephemeral && p.on_ipv6());
         assert_eq!(host_label(None, "fd00::2"), "[::]");
         assert_eq!(host_label(None, "172.17.0.2"), "0.0.0.0");
+        let p = parse("[::]:8080:80").unwrap();
+        assert!(p.on_ipv6() && !p.unbound() && p.spec.host_ip.is_none());
+        let p = parse("0.0.0.0:8080:80").unwrap();
+        assert!(!p.on_ipv6() && !p.unbound() && p.spec.host_ip.is_none());
+        assert!(parse("8080:80").unwrap().unbound());
     }
 
     #[test]

@@ -185,6 +185,12 @@ pub enum FwRule {
     Isolate { bridge: String, mode: Isolation },
 }
 
+/// A publish rule's host address as given: an unspecified one (`0.0.0.0`,
+/// `::`) means every address, so the rule names none.
+pub fn published_on(ip: IpAddr) -> Option<IpAddr> {
+    (!ip.is_unspecified()).then_some(ip)
+}
+
 /// A rule netsh owns, as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleInfo {

@@ -514,10 +514,12 @@ PF="$NETSH run --allow publish:1-65535 --allow sysctl:net.ipv4.ip_forward $RECIP
 $PF add 8080 10.201.0.2:7000
 $PF add 8080 10.201.0.2:7000
 $PF add 5300-5301 10.201.0.2:5300/udp
+$PF add 0.0.0.0:8090 10.201.0.2:7000
 $PF ls
 serve lab 7000
 serve lab 5301 udp
 echo "forwarded: $(fetch outside 10.200.0.1 8080)"
+echo "0.0.0.0:8090: $(fetch outside 10.200.0.1 8090)"
 echo "local: $(fetch - 10.200.0.1 8080)"
 echo "udp range: $(fetch outside 10.200.0.1 5301 udp)"
 stop_servers
@@ -525,6 +527,7 @@ echo "dnat entries: $(dnat_entries | grep -c '^8080 ')"
 expect_fail $PF rm 8081 10.201.0.2:7000
 $PF rm 8080 10.201.0.2:7000
 $PF rm 5300-5301 10.201.0.2:5300/udp
+$PF rm 0.0.0.0:8090 10.201.0.2:7000
 settled_to "$before" && echo "teardown: clean"
 "#,
             60,
@@ -534,6 +537,7 @@ settled_to "$before" && echo "teardown: clean"
         for expected in [
             "8080 -> 10.201.0.2:7000/tcp",
             "forwarded: lab saw 10.200.0.2",
+            "0.0.0.0:8090: lab saw 10.200.0.2",
             "local: lab saw 10.201.0.1",
             "udp range: lab saw 10.200.0.2",
             "dnat entries: 1",

@@ -34,7 +34,7 @@ fn proto_of(proto: WitProto) -> Proto {
 fn publish(spec: PublishSpec) -> CapResult<FwRule> {
     Ok(FwRule::Publish {
         proto: proto_of(spec.proto),
-        host_ip: spec.host_ip.as_deref().map(ip).transpose()?,
+        host_ip: spec.host_ip.as_deref().map(ip).transpose()?.and_then(crate::ops::published_on),
         first: spec.host_ports.first,
         last: spec.host_ports.last,
         to_ip: ip(&spec.to_ip)?,

@@ -750,7 +750,9 @@ fn publish(ns: &Ns, w: &mut Words) -> Result<Line> {
     let proto = proto(w)?;
     let host = w.next("[HOSTIP:]PORT[-END]")?;
     let (host_ip, ports) = match host.rsplit_once(':') {
-        Some((ip, ports)) => (Some(ip.parse::<IpAddr>().map_err(|_| format!("{ip:?} is not an IP address"))?), ports),
+        Some((ip, ports)) => {
+            (crate::ops::published_on(ip.parse().map_err(|_| format!("{ip:?} is not an IP address"))?), ports)
+        }
         None => (None, host),
     };
     let port = |t: &str| t.parse::<u16>().map_err(|_| format!("{t:?} is not a port"));
@@ -852,6 +854,10 @@ mod tests {
         assert!(matches!(
             &ops("publish udp 127.0.0.1:53-54 to 172.17.0.2:53")[..],
             [Op::FwAdd { rule: FwRule::Publish { last: 54, .. }, .. }]
+        ));
+        assert!(matches!(
+            &ops("publish tcp 0.0.0.0:8080 to 172.17.0.2:80")[..],
+            [Op::FwAdd { rule: FwRule::Publish { host_ip: None, .. }, .. }]
         ));
         assert!(matches!(&ops("fw rm abc")[..], [Op::FwRemove { .. }]));
         assert!(matches!(&ops("sysctl set net.ipv4.ip_forward 1")[..], [Op::SysctlSet { .. }]));

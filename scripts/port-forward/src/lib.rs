@@ -18,8 +18,9 @@ const USAGE: &str = "port-forward COMMAND
 fn spec(args: &Args) -> Result<PublishSpec> {
     let host = args.required(1, "[HOSTIP:]HOSTPORT[-END]")?;
     let dest = args.required(2, "DESTIP:PORT[/tcp|udp]")?;
+    // 0.0.0.0 is every address: the same forward as none named.
     let (host_ip, host_ports) = match host.rsplit_once(':') {
-        Some((ip, ports)) => (Some(ip.to_string()), ports),
+        Some((ip, ports)) => (Some(ip.to_string()).filter(|ip| ip != "0.0.0.0"), ports),
         None => (None, host),
     };
     let (dest, proto) = split_proto(dest)?;

@@ -484,10 +484,15 @@ pub fn repair_rules(net: &Network) -> Result<()> {
     add_rules(net).map(drop)
 }
 
-/// Whether the network was made moments ago: its record is stored before
-/// its run commits its firewall batch, so its rules may not be there *yet*
-/// (another run making the default network as this one connects to it).
+/// Whether this is the default network, made moments ago: connects make it
+/// on first use, and its record is stored before that run commits its
+/// firewall batch, so its rules may not be there *yet* while concurrent
+/// first connects join it (networks you create are made before their
+/// containers connect).
 fn just_made(net: &Network) -> bool {
+    if !net.is_default() {
+        return false;
+    }
     let moments_ago = SystemTime::now().checked_sub(Duration::from_secs(10)).unwrap_or(SystemTime::UNIX_EPOCH);
     net.created > timestamp(moments_ago)
 }

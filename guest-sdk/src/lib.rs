@@ -270,7 +270,7 @@ pub mod addr {
         Ok(raw::add(ns, dev, &cidr.to_string(), raw::AddFlags::empty())?)
     }
     /// `ip addr add CIDR dev DEV nodad`: an IPv6 address usable at once,
-    /// without duplicate address detection (as Docker adds its own).
+    /// without duplicate address detection (for addresses netsh hands out itself).
     pub fn add_nodad(ns: Option<&str>, dev: &str, cidr: &Cidr) -> Result<()> {
         Ok(raw::add(ns, dev, &cidr.to_string(), raw::AddFlags::NODAD)?)
     }

@@ -383,10 +383,22 @@ pub fn default_network() -> Result<Network> {
             log::info(&format!("made the default network {} on {} ({})", net.name, net.bridge, net.subnet));
             Ok(net)
         }
-        // Another connect made it at the same moment.
-        Err(e @ Error::Exists(_)) => Network::load(store::DEFAULT_NETWORK).map_err(|_| e),
+        // Another connect is making it at this moment: its record follows.
+        Err(e @ Error::Exists(_)) => made_elsewhere(e),
         Err(e) => Err(e),
     }
+}
+
+/// The default network another run is making: its record, once stored
+/// (moments after its bridge), or `e` if it does not come.
+fn made_elsewhere(e: Error) -> Result<Network> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        if let Ok(net) = Network::load(store::DEFAULT_NETWORK) {
+            return Ok(net);
+        }
+    }
+    Err(e)
 }
 
 /// Make the network `create` asks for.
@@ -397,6 +409,15 @@ fn make(args: &Args) -> Result<Network> {
     }
     let adopted = adoptable(&bridge, args)?;
     let labels = labels(args)?;
+    if adopted.is_none() {
+        // First, so that of runs making the same network the kernel picks one.
+        match link::add_bridge(None, &bridge, mtu) {
+            Err(Error::Exists(_)) => {
+                return Err(Error::Exists(format!("network {name} is being made by another run at this moment")));
+            }
+            other => other?,
+        }
+    }
     let (v4, v6) = addressing(args)?;
     let Pool { subnet, gateway, ip_range } = v4.reserve(&name, false, adopted.as_ref())?;
     let mut net = Network {
@@ -547,12 +568,10 @@ fn remove(net: &Network, endpoints: &[Endpoint]) -> Result<()> {
     }
 }
 
-/// Make the bridge (or take the adopted one), give it the gateways it lacks, bring it up.
+/// Give the new (or adopted) bridge its MTU and the gateways it lacks, and bring it up.
 fn set_up_bridge(net: &mut Network, adopted: Option<&link::LinkInfo>, mtu: Option<u32>) -> Result<()> {
-    match (adopted, mtu) {
-        (None, _) => link::add_bridge(None, &net.bridge, mtu)?,
-        (Some(_), Some(mtu)) => link::set_mtu(None, &net.bridge, mtu)?,
-        (Some(_), None) => {}
+    if let (Some(_), Some(mtu)) = (adopted, mtu) {
+        link::set_mtu(None, &net.bridge, mtu)?;
     }
     let has = |c: &Cidr| adopted.is_some_and(|l| l.addresses.contains(&c.to_string()));
     for gateway in std::iter::once(net.gateway).chain(net.ipv6.map(|p| p.gateway)).filter(|g| !has(g)) {

@@ -397,6 +397,8 @@ fn made_elsewhere(e: Error) -> Result<Network> {
         if let Ok(net) = Network::load(store::DEFAULT_NETWORK) {
             return Ok(net);
         }
+        // Asking again at once would only keep a core and the store busy.
+        std::thread::sleep(Duration::from_millis(5));
     }
     Err(e)
 }

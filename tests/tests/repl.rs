@@ -81,6 +81,13 @@ tmux send-keys -t t "link set vet" Tab; sleep 0.3
 tmux send-keys -t t Tab; sleep 0.5
 tmux capture-pane -t t -p | grep -v '^ *$' | tail -3 | sed 's/^/PANE /'
 tmux send-keys -t t C-u
+# in the namespace -n names, and only bridges after master
+tmux send-keys -t t -- "-n c1 link set e" Tab; sleep 0.5
+tmux capture-pane -t t -p | grep -v '^ *$' | tail -1 | sed 's/^/NSPANE /'
+tmux send-keys -t t C-u
+tmux send-keys -t t "link set veth1 master " Tab; sleep 0.5
+tmux capture-pane -t t -p | grep -v '^ *$' | tail -1 | sed 's/^/MASTERPANE /'
+tmux send-keys -t t C-u
 type_line "link set veth1 master br0 up"
 type_line "link set veth2 master br0 up"
 type_line "addr add 172.20.0.1/16 dev br0"
@@ -140,6 +147,9 @@ tmux kill-server 2>/dev/null || true
         pane.iter().any(|l| l.trim_end().ends_with("link set veth")),
         "the common prefix was not completed: {pane:?}"
     );
+    let last = |tag: &str| o.lines().find_map(|l| l.strip_prefix(tag)).unwrap_or_default().trim_end().to_string();
+    assert!(last("NSPANE ").ends_with("-n c1 link set eth0"), "not completed in c1: {o}");
+    assert!(last("MASTERPANE ").ends_with("master br0"), "master did not complete to the one bridge: {o}");
 }
 
 #[test]

@@ -17,26 +17,24 @@ use netsh::engine::grammar::{COMMANDS, words};
 use netsh::engine::shell::{Next, Session};
 use netsh::engine::{Engine, GrantSpec};
 use netsh::gate::Gate;
-use netsh::ops::{Op, Reply};
+use netsh::ops::{Ns, Op, Reply};
 use netsh::stop::Stop;
 
-/// Names offered by completion, refreshed after every command.
-#[derive(Debug, Default, Clone)]
-struct Names {
-    links: Vec<String>,
-    namespaces: Vec<String>,
-    plugins: Vec<String>,
-}
-
+/// Completion: candidates are read when Tab is pressed, from the namespace
+/// the line names with `-n NS` (readline runs off the runtime's thread, so
+/// the completer can wait for a listing).
 struct NetshHelper {
-    names: Arc<Mutex<Names>>,
+    reader: Gate,
+    runtime: tokio::runtime::Handle,
+    /// Plugin names, refreshed before every prompt.
+    plugins: Arc<Mutex<Vec<String>>>,
     hinter: HistoryHinter,
 }
 
 /// Words that may follow a command's first word.
 fn subcommands(command: &str) -> &'static [&'static str] {
     match command {
-        "netns" => &["add", "del", "attach", "exec", "ls"],
+        "netns" => &["add", "del", "attach", "alias", "exec", "ls"],
         "link" => &["add", "set", "del", "ls"],
         "addr" | "route" => &["add", "del", "ls"],
         "nat" => &["masquerade"],
@@ -49,27 +47,73 @@ fn subcommands(command: &str) -> &'static [&'static str] {
     }
 }
 
+/// What a line typed so far completes against: the namespace its `-n NS`
+/// names, and its words without a leading `ip` and the options before the command.
+fn context(before: &[String]) -> (Ns, Vec<&str>) {
+    let mut words: Vec<&str> = before.iter().map(String::as_str).collect();
+    if words.first() == Some(&"ip") {
+        words.remove(0);
+    }
+    let mut ns = None;
+    let mut rest = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        match words[i] {
+            "-n" | "-netns" | "--netns" if i + 1 < words.len() => {
+                ns = Some(words[i + 1].to_string());
+                i += 2;
+                continue;
+            }
+            "-br" | "-brief" | "-j" | "-json" if rest.is_empty() => {}
+            word => rest.push(word),
+        }
+        i += 1;
+    }
+    (ns, rest)
+}
+
+fn owned(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
 impl NetshHelper {
+    fn read(&self, op: Op) -> Option<Reply> {
+        self.runtime.block_on(self.reader.call(op)).ok()
+    }
+
+    /// Names of the links in `ns`, bridges only when `bridges`.
+    fn links(&self, ns: Ns, bridges: bool) -> Vec<String> {
+        match self.read(Op::LinkList { ns }) {
+            Some(Reply::Links(links)) => {
+                links.into_iter().filter(|l| !bridges || l.kind == "bridge").map(|l| l.name).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn namespaces(&self) -> Vec<String> {
+        match self.read(Op::NetnsList) {
+            Some(Reply::Names(names)) => names,
+            _ => Vec::new(),
+        }
+    }
+
     fn candidates(&self, before: &[String]) -> Vec<String> {
-        let names = self.names.lock().map(|n| n.clone()).unwrap_or_default();
-        let words: Vec<&str> = before.iter().map(String::as_str).skip_while(|w| *w == "-n").collect();
-        let words =
-            if before.first().map(String::as_str) == Some("-n") { &words[1.min(words.len())..] } else { &words[..] };
-        match words {
-            [] if before.first().map(String::as_str) == Some("-n") && before.len() == 1 => names.namespaces,
+        if matches!(before.last().map(String::as_str), Some("-n" | "-netns" | "--netns")) {
+            return self.namespaces();
+        }
+        let (ns, words) = context(before);
+        match words.as_slice() {
             [] => COMMANDS.iter().map(|c| c.name.to_string()).collect(),
-            [cmd] if *cmd == "help" => COMMANDS.iter().map(|c| c.name.to_string()).collect(),
-            [cmd] if *cmd == "run" || *cmd == "plan" => names.plugins,
-            [cmd] => subcommands(cmd).iter().map(|s| s.to_string()).collect(),
-            [.., last] => match *last {
-                "dev" | "master" | "out-not" | "set" | "del" if words[0] != "netns" => names.links,
-                "netns" | "del" => names.namespaces,
-                "type" => vec!["bridge".into(), "veth".into()],
-                _ if words[0] == "link" && words.get(1) == Some(&"set") => {
-                    ["up", "down", "master", "nomaster", "netns", "mtu"].iter().map(|s| s.to_string()).collect()
-                }
-                _ => Vec::new(),
-            },
+            ["help"] => COMMANDS.iter().map(|c| c.name.to_string()).collect(),
+            ["run" | "plan"] => self.plugins.lock().map(|p| p.clone()).unwrap_or_default(),
+            [cmd] => owned(subcommands(cmd)),
+            [.., "master"] => self.links(ns, true),
+            ["netns", "del" | "exec" | "alias"] | ["netns", "alias", _] | [.., "netns"] => self.namespaces(),
+            [.., "dev" | "out-not"] | ["link", "set" | "del"] => self.links(ns, false),
+            [.., "type"] => owned(&["bridge", "veth", "vxlan"]),
+            ["link", "set", _, ..] => owned(&["up", "down", "master", "nomaster", "netns", "mtu"]),
+            _ => Vec::new(),
         }
     }
 }
@@ -104,18 +148,11 @@ impl Highlighter for NetshHelper {}
 impl Validator for NetshHelper {}
 impl Helper for NetshHelper {}
 
-/// Read the current names for completion.
-async fn refresh(gate: &Gate, engine: &Engine, names: &Mutex<Names>) {
-    let mut fresh = Names::default();
-    if let Ok(Reply::Links(links)) = gate.call(Op::LinkList { ns: None }).await {
-        fresh.links = links.into_iter().map(|l| l.name).collect();
-    }
-    if let Ok(Reply::Names(ns)) = gate.call(Op::NetnsList).await {
-        fresh.namespaces = ns;
-    }
-    fresh.plugins = engine.plugins().and_then(|p| Ok(p.index()?)).map(|i| i.into_keys().collect()).unwrap_or_default();
-    if let Ok(mut n) = names.lock() {
-        *n = fresh;
+/// The plugin names, for completion after `run` and `plan`.
+fn refresh_plugins(engine: &Engine, plugins: &Mutex<Vec<String>>) {
+    let names = engine.plugins().and_then(|p| Ok(p.index()?)).map(|i| i.into_keys().collect()).unwrap_or_default();
+    if let Ok(mut p) = plugins.lock() {
+        *p = names;
     }
 }
 
@@ -128,20 +165,31 @@ pub async fn repl(
     state: &Path,
 ) -> Result<()> {
     let mut session = Session::new(engine, grants, console, stop.clone(), true)?;
-    let names = Arc::new(Mutex::new(Names::default()));
+    let plugins = Arc::new(Mutex::new(Vec::new()));
     // List every candidate at once, like bash, instead of cycling through them.
     let config = rustyline::Config::builder().completion_type(rustyline::CompletionType::List).build();
     let mut editor: Editor<NetshHelper, rustyline::history::DefaultHistory> = Editor::with_config(config)?;
-    editor.set_helper(Some(NetshHelper { names: names.clone(), hinter: HistoryHinter::new() }));
+    editor.set_helper(Some(NetshHelper {
+        reader: engine.reader("repl"),
+        runtime: tokio::runtime::Handle::current(),
+        plugins: plugins.clone(),
+        hinter: HistoryHinter::new(),
+    }));
     let history = state.join("repl_history");
     let _ = editor.load_history(&history);
     let color = std::io::stdout().is_terminal();
     let prompt = if color { "\x1b[1mnetsh>\x1b[0m " } else { "netsh> " };
     println!("netsh shell — `help` lists commands, Tab completes, Ctrl-D exits");
-    let reader = engine.reader("repl");
     loop {
-        refresh(&reader, engine, &names).await;
-        let line = match editor.readline(prompt) {
+        refresh_plugins(engine, &plugins);
+        // Off the runtime's thread, so that the completer can wait for listings.
+        let (back, read) = tokio::task::spawn_blocking(move || {
+            let read = editor.readline(prompt);
+            (editor, read)
+        })
+        .await?;
+        editor = back;
+        let line = match read {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,

@@ -183,6 +183,11 @@ pub mod netns {
     pub fn attach(name: &str, pid: u32) -> Result<()> {
         Ok(raw::attach(name, pid)?)
     }
+    /// Give namespace `target` the second name `name` (Docker's `--net container:`);
+    /// calls under either name need grants on both.
+    pub fn alias(name: &str, target: &str) -> Result<()> {
+        Ok(raw::alias(name, target)?)
+    }
     /// Write /etc/netns/NAME/FILE.
     pub fn write_etc(name: &str, file: EtcFile, contents: &str) -> Result<()> {
         Ok(raw::write_etc(name, file, contents)?)
@@ -356,7 +361,8 @@ pub mod sysctl {
 pub mod firewall {
     use super::{Error, Result, host::firewall as raw};
     pub use raw::{
-        ForwardSpec, IsolateSpec, Isolation, MasqueradeSpec, PortRange, Proto, PublishSpec, RuleInfo, RuleSpec,
+        ForwardSpec, IsolateSpec, Isolation, LinkSpec, MasqueradeSpec, PortRange, Proto, PublishSpec, RuleInfo,
+        RuleSpec,
     };
 
     /// Masquerade `source` unless it leaves through `out_not`.
@@ -395,6 +401,11 @@ pub mod firewall {
     /// Isolate a bridge (see [`Isolation`]).
     pub fn isolate(ns: Option<&str>, owner: &str, bridge: &str, mode: Isolation) -> Result<String> {
         Ok(raw::isolate(ns, owner, bridge, mode)?)
+    }
+    /// Let a linked client reach a server's ports within a bridge, ahead of
+    /// isolation (Docker's `--link` under `--icc=false`).
+    pub fn link_accept(ns: Option<&str>, owner: &str, spec: &LinkSpec) -> Result<String> {
+        Ok(raw::link_accept(ns, owner, spec)?)
     }
     /// Remove a rule by id.
     pub fn remove(ns: Option<&str>, id: &str) -> Result<()> {

@@ -150,11 +150,17 @@ impl Gate {
             Needs::All(needs) => needs,
             Needs::RuleOf { ns, id } => self.rule_needs(ns, &id).await?,
         };
+        let (needs, renamed) = self.under_every_name(needs).await?;
         if let Some(plan) = &self.plan {
             self.note_plan_grants(plan, &needs);
             return self.backend.apply(op).await;
         }
-        let decision = self.policy.decide(&needs);
+        let mut decision = self.policy.decide(&needs);
+        if let Decision::Deny { reason, need } = &mut decision
+            && let Some((other, name)) = renamed.iter().find(|(other, _)| need.namespace() == Some(other.as_str()))
+        {
+            reason.push_str(&format!(" ({name} is also named {other}: a grant must cover every name of a namespace)"));
+        }
         if let Decision::Deny { reason, .. } = &decision {
             self.denied.store(true, Ordering::Relaxed);
             self.record(&op, &decision, Err(&CapError::Denied(reason.clone())), 0)?;
@@ -184,6 +190,33 @@ impl Gate {
         }
         self.record(&op, &decision, result.as_ref().map(drop), took_us)?;
         result
+    }
+
+    /// A namespace with several names is reached under each of them, so a
+    /// need inside it holds under every one: no grant on one name reaches
+    /// what another names.
+    /// Also returns each other name added, with the name it stands beside.
+    async fn under_every_name(&self, mut needs: Vec<Need>) -> CapResult<(Vec<Need>, Vec<(String, String)>)> {
+        let mut spaces: Vec<String> = needs.iter().filter_map(|n| n.namespace().map(String::from)).collect();
+        spaces.sort();
+        spaces.dedup();
+        let mut renamed = Vec::new();
+        for ns in spaces {
+            for other in self.other_names(&ns).await? {
+                let moved: Vec<Need> =
+                    needs.iter().filter(|n| n.namespace() == Some(&ns)).map(|n| n.under(&other)).collect();
+                needs.extend(moved);
+                renamed.push((other, ns.clone()));
+            }
+        }
+        Ok((needs, renamed))
+    }
+
+    async fn other_names(&self, name: &str) -> CapResult<Vec<String>> {
+        match self.read(Op::NetnsNames { name: name.to_string() }).await? {
+            Reply::Names(names) => Ok(names),
+            other => Err(other.mismatch()),
+        }
     }
 
     /// Keep track of what this run created, and forget what it deleted again.
@@ -299,6 +332,7 @@ impl Gate {
         match op {
             Op::NetnsList
             | Op::NetnsExists { .. }
+            | Op::NetnsNames { .. }
             | Op::NetnsReadEtc { .. }
             | Op::LinkGet { .. }
             | Op::LinkList { .. }
@@ -315,7 +349,12 @@ impl Gate {
             // A program's own effects are not netsh's to know or take back.
             Op::NetnsExec { .. } => Ok(None),
             Op::NetnsCreate { name } | Op::NetnsAttach { name, .. } => undo(Op::NetnsDelete { name: name.clone() }),
-            Op::NetnsDelete { .. } => lost("a deleted namespace cannot be brought back"),
+            Op::NetnsAlias { name, .. } => undo(Op::NetnsDelete { name: name.clone() }),
+            // A name whose namespace has another is given back; the last one is the namespace.
+            Op::NetnsDelete { name } => match self.other_names(name).await?.into_iter().next() {
+                Some(of) => undo(Op::NetnsAlias { name: name.clone(), of }),
+                None => lost("a deleted namespace cannot be brought back"),
+            },
             Op::NetnsWriteEtc { name, file, .. } | Op::NetnsRemoveEtc { name, file } => {
                 self.etc_inverse(name, *file).await
             }

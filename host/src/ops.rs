@@ -183,6 +183,18 @@ pub enum FwRule {
     ForwardAccept { input: Option<String>, output: Option<String> },
     /// Drop forwarding to or from `bridge` as `mode` says.
     Isolate { bridge: String, mode: Isolation },
+    /// Accept `client` -> `server` on ports `first..=last` within `bridge`,
+    /// and the server's replies, ahead of isolation (Docker's `--link`
+    /// exception under `--icc=false`).
+    LinkAccept { bridge: String, client: IpAddr, server: IpAddr, proto: Proto, first: u16, last: u16 },
+}
+
+/// `PORT` or `FIRST-LAST`.
+pub fn parse_ports(text: &str) -> Option<(u16, u16)> {
+    match text.split_once('-') {
+        Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+        None => text.parse().ok().map(|p| (p, p)),
+    }
 }
 
 /// A publish rule's host address as given: an unspecified one (`0.0.0.0`,
@@ -218,6 +230,15 @@ pub enum Op {
     NetnsAttach {
         name: String,
         pid: u32,
+    },
+    /// Give the namespace named `of` a second name (Docker's `--net container:`).
+    NetnsAlias {
+        name: String,
+        of: String,
+    },
+    /// The other names of the namespace `name` leads to.
+    NetnsNames {
+        name: String,
     },
     /// Run a program in a named namespace with its /etc/netns files, like
     /// `ip netns exec`; the reply is its exit status.
@@ -500,6 +521,7 @@ impl Op {
         match self {
             Op::NetnsList
             | Op::NetnsExists { .. }
+            | Op::NetnsNames { .. }
             | Op::NetnsReadEtc { .. }
             | Op::LinkGet { .. }
             | Op::LinkList { .. }
@@ -516,6 +538,7 @@ impl Op {
             Op::NetnsCreate { .. }
             | Op::NetnsDelete { .. }
             | Op::NetnsAttach { .. }
+            | Op::NetnsAlias { .. }
             | Op::NetnsExec { .. }
             | Op::NetnsWriteEtc { .. }
             | Op::NetnsRemoveEtc { .. }
@@ -631,6 +654,8 @@ impl fmt::Display for Op {
             Op::NetnsList => write!(f, "ip netns list"),
             Op::NetnsExists { name } => write!(f, "test -e /run/netns/{name}"),
             Op::NetnsAttach { name, pid } => write!(f, "ip netns attach {name} {pid}"),
+            Op::NetnsAlias { name, of } => write!(f, "ip netns alias {name} {of}"),
+            Op::NetnsNames { name } => write!(f, "ip netns names {name}"),
             Op::NetnsExec { name, argv } => write!(f, "ip netns exec {name} {}", shell_words(argv)),
             Op::NetnsWriteEtc { name, file, contents } => {
                 write!(f, "write /etc/netns/{name}/{} ({} bytes)", file.file_name(), contents.len())

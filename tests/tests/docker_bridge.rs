@@ -137,6 +137,88 @@ stop_servers
 }
 
 #[test]
+fn under_icc_false_a_link_reaches_its_targets_exposed_ports_and_nothing_else() {
+    for fw in Firewall::BOTH {
+        let out = sandboxed_on(
+            fw,
+            r#"
+before=$(snapshot)
+$DB create bridge --icc=false --subnet 172.31.0.0/24 >/dev/null
+$DB connect bridge db --expose 5432 >/dev/null
+$DB connect bridge web --link db:database >/dev/null
+$DB connect bridge other >/dev/null
+serve db 5432
+serve db 80
+serve web 8000
+echo "link: $(fetch web database 5432)"
+fetch web 172.31.0.2 80 >/dev/null 2>&1 && echo "LEAK: unexposed port" || echo "unexposed port: blocked"
+fetch other 172.31.0.2 5432 >/dev/null 2>&1 && echo "LEAK: unlinked" || echo "unlinked: blocked"
+fetch db 172.31.0.3 8000 >/dev/null 2>&1 && echo "LEAK: reverse" || echo "reverse: blocked"
+ip netns exec web ping -c1 -W1 172.31.0.2 >/dev/null 2>&1 && echo "LEAK: ping" || echo "ping: blocked"
+$DB disconnect bridge web
+$DB connect bridge again --ip 172.31.0.3 >/dev/null
+fetch again 172.31.0.2 5432 >/dev/null 2>&1 && echo "LEAK: stale" || echo "web's address, without the link: blocked"
+stop_servers
+$DB disconnect bridge other
+$DB connect bridge other >/dev/null && echo "reconnected at once"
+$DB disconnect bridge again
+$DB disconnect bridge other
+$DB disconnect bridge db
+$DB rm bridge
+settled_to "$before" && echo "teardown: clean"
+"#,
+            60,
+        );
+        out.assert_ok().assert_has(&[
+            "link: db saw 172.31.0.3",
+            "unexposed port: blocked",
+            "unlinked: blocked",
+            "reverse: blocked",
+            "ping: blocked",
+            "web's address, without the link: blocked",
+            "reconnected at once",
+            "teardown: clean",
+        ]);
+    }
+}
+
+#[test]
+fn an_nftables_table_from_before_link_exceptions_is_upgraded_in_place() {
+    sandboxed_on(
+        Firewall::Nftables,
+        r#"
+$DB create bridge --icc=false --subnet 172.31.0.0/24 >/dev/null
+$DB connect bridge db --expose 5432 >/dev/null
+# Make the table what an older netsh made: no links set, no rule consulting it.
+for f in ip ip6; do
+  for h in $(nft -a list chain $f netsh isolation | sed -nE 's/.*@links.*# handle ([0-9]+)$/\1/p'); do
+    nft delete rule $f netsh isolation handle "$h"
+  done
+  nft delete set $f netsh links
+done
+nft list table ip netsh | grep -q links || echo "old layout: no links"
+$DB connect bridge web --link db:database >/dev/null
+echo "first rule: $(nft list chain ip netsh isolation | grep -m1 -o 'iifname . ip saddr . ip daddr . meta l4proto . th dport @links')"
+serve db 5432
+echo "link after the upgrade: $(fetch web database 5432)"
+stop_servers
+$DB connect bridge other --link db >/dev/null
+echo "links set: $(nft list set ip netsh links | grep -o '172.31.0.2 . tcp . 5432' | wc -l)"
+echo "link rules: $(nft list chain ip netsh isolation | grep -c '@links')"
+"#,
+        60,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "old layout: no links",
+        "first rule: iifname . ip saddr . ip daddr . meta l4proto . th dport @links",
+        "link after the upgrade: db saw 172.31.0.3",
+        "links set: 2",
+        "link rules: 2",
+    ]);
+}
+
+#[test]
 fn two_networks_cannot_reach_each_other() {
     for fw in Firewall::BOTH {
         let out = sandboxed_on(
@@ -280,7 +362,7 @@ expect_fail $DB connect pub c3 -p 10.9.9.9:8080:80
 expect_fail $DB connect pub c3 -p 8088:80
 [ "$(snapshot)" = "$state" ] && ! ip netns list | grep -q c3 && echo "refused: nothing changed"
 expect_fail $DB connect pub c3 -P
-expect_fail $DB connect pub c3 --expose 80
+expect_fail $DB connect pub c3 --expose 8080:80
 expect_fail $DB connect pub c3 -p 80-82
 echo "shell: $($NETSH -c 'fw free-port udp 127.0.0.1' | grep -cE '^[0-9]+$')"
 stop_servers
@@ -308,7 +390,7 @@ settled_to "$before" && echo "teardown: clean"
         "host port tcp/8088 is already published by",
         "refused: nothing changed",
         "--publish-all (-P) publishes the ports given with --expose",
-        "--expose names ports for --publish-all (-P) to publish",
+        "--expose \"8080:80\" is a container port, PORT[/tcp|udp]; publish with -p",
         "netsh picks one host port per container port",
         "shell: 1",
         "teardown: clean",
@@ -401,6 +483,82 @@ settled_to "$before" && echo "teardown: clean"
         "--hostname does not apply to network host",
         "refusals and --net host: nothing changed",
         "container iso is not on network none",
+        "teardown: clean",
+    ]);
+}
+
+#[test]
+fn net_container_shares_a_namespace_under_a_second_name_that_grants_must_cover_too() {
+    sandboxed(
+        r#"
+before=$(snapshot)
+$DB create sh --subnet 10.36.0.0/24 >/dev/null
+$DB connect sh c1 --hostname box >/dev/null
+$DB connect sh peer >/dev/null
+$DB connect container:c1 side
+echo "side: $(ip -n side -o -4 addr show eth0 | awk '{print $4}')"
+echo "hostname file: $(cat /etc/netns/side/hostname)"
+serve c1 8080
+echo "localhost: $(fetch side 127.0.0.1 8080)"
+ip netns exec side ping -c1 -W2 10.36.0.3 >/dev/null && echo "side pings peer"
+E="--allow netns:side --allow exec:side"
+expect_fail $NETSH $E exec side -- true
+$NETSH $E --allow netns:c1 --allow exec:c1 exec side -- ip -o -4 addr show eth0 | awk '{print "exec:", $4}'
+echo "side's hostname: $($NETSH $E --allow netns:c1 --allow exec:c1 exec side -- hostname)"
+expect_fail $NETSH --allow netns:side --allow link:side/* -c 'ip -n side link set lo mtu 1400'
+state=$(snapshot)
+expect_fail $DB connect container:c1 side
+expect_fail $DB connect container:c1 other --publish 8081:80
+expect_fail $DB connect container:c1 other --hostname h
+expect_fail $DB connect container:nobody other
+expect_fail $DB connect sh side
+expect_fail $DB disconnect sh c1
+[ "$(snapshot)" = "$state" ] && echo "refusals: nothing changed"
+plan=$($NETSH plan $DB_GRANTS $RECIPES/docker-bridge.wasm -- connect container:side third 2>/dev/null || true)
+echo "$plan" | grep -o 'ip netns alias third c1'
+$DB connect container:side third
+echo "third: $(ip -n third -o -4 addr show eth0 | awk '{print $4}')"
+$DB disconnect container:c1 third
+$NETSH undo last >/dev/null
+[ -e /run/netns/third ] && echo "undo of the disconnect: third named again"
+$NETSH undo last >/dev/null
+[ -e /run/netns/third ] || echo "undo of the connect: third gone"
+$DB disconnect container:c1 side
+[ -e /run/netns/side ] || echo "side: name gone"
+echo "c1 after: $(ip -n c1 -o -4 addr show eth0 | awk '{print $4}')"
+[ -z "$(ls -A /etc/netns/.names 2>/dev/null)" ] && echo "no alias records left"
+stop_servers
+$DB rm sh --force
+settled_to "$before" && echo "teardown: clean"
+"#,
+        60,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "side shares c1's network namespace (Docker's --net container:c1)",
+        "side: 10.36.0.2/24",
+        "hostname file: box",
+        "localhost: c1 saw 127.0.0.1",
+        "side pings peer",
+        "needs netns:c1; rerun with --allow netns:c1 (side is also named c1: a grant must cover every name of a namespace)",
+        "exec: 10.36.0.2/24",
+        "side's hostname: box",
+        "-c:1: permission denied: needs netns:c1",
+        "namespace side already exists",
+        "--publish does not apply to network container:c1",
+        "--hostname does not apply to network container:c1",
+        "container nobody is on no network",
+        "container side shares c1's namespace (--net container:c1); it joins no network itself",
+        "side shares c1's namespace (--net container:c1); `disconnect container:c1 side` first",
+        "refusals: nothing changed",
+        "third shares c1's network namespace",
+        "ip netns alias third c1",
+        "third: 10.36.0.2/24",
+        "undo of the disconnect: third named again",
+        "undo of the connect: third gone",
+        "side: name gone",
+        "c1 after: 10.36.0.2/24",
+        "no alias records left",
         "teardown: clean",
     ]);
 }
@@ -562,6 +720,8 @@ expect_fail $NETSH exec c2 -- true
 E="--allow netns:c2 --allow exec:c2"
 $NETSH $E exec c2 -- ip -o -4 addr show eth0 | awk '{print "addr:", $4}'
 echo "hostname file: $($NETSH $E exec c2 -- cat /etc/hostname)"
+echo "hostname: $($NETSH $E exec c2 -- hostname)"
+[ "$(hostname)" != box ] && echo "the host's hostname: unchanged"
 echo "hosts: $($NETSH $E exec c2 -- getent hosts web | tr -s ' \t' ' ')"
 echo "sysfs: $($NETSH $E exec c2 -- ls /sys/class/net | tr '\n' ' ')"
 $NETSH $E exec c2 -- sh -c 'exit 7' || echo "status: $?"
@@ -579,13 +739,15 @@ settled_to "$before" && echo "teardown: clean"
         "needs grants it was not given: --allow 'netns:c2' --allow 'exec:c2'",
         "addr: 10.34.0.3/24",
         "hostname file: box",
+        "hostname: box",
+        "the host's hostname: unchanged",
         "hosts: 10.34.0.2 c1 web",
         "sysfs: eth0 lo ",
         "status: 7",
         "program no-such-program not found",
         "namespace nope does not exist",
         "needs exec:c1",
-        "audited: 7",
+        "audited: 8",
         "teardown: clean",
     ]);
 }

@@ -19,12 +19,12 @@ bash -e paste.sh && echo "pasted: ok"
 listing > pasted.txt
 if [ "$FW" = iptables ]; then
   bash -e <(sed -E 's/^iptables -t (nat|filter) -A /iptables -t \1 -D /' paste.sh | grep -- ' -D ' | tac)
-  for c in NETSH-ISOLATION NETSH-FORWARD; do iptables -D FORWARD -j $c; done
+  for c in NETSH-LINKS NETSH-ISOLATION NETSH-FORWARD; do iptables -D FORWARD -j $c; done
   iptables -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j NETSH-PREROUTING
   iptables -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j NETSH-OUTPUT
   iptables -t nat -D POSTROUTING -j NETSH-POSTROUTING
   for c in NETSH-PREROUTING NETSH-OUTPUT NETSH-POSTROUTING; do iptables -t nat -X $c; done
-  for c in NETSH-ISOLATION NETSH-ISOLATION-2 NETSH-FORWARD; do iptables -X $c; done
+  for c in NETSH-LINKS NETSH-ISOLATION NETSH-ISOLATION-2 NETSH-FORWARD; do iptables -X $c; done
 else
   nft delete table ip netsh; nft delete table ip6 netsh
 fi

@@ -45,6 +45,8 @@ struct World {
     firewall: FirewallKind,
     spaces: HashMap<Ns, Space>,
     etc: HashMap<(String, String), String>,
+    /// Second names the plan gave: (alias, name it was given to).
+    aliases: Vec<(String, String)>,
     sysctls: HashMap<(Ns, String), String>,
     next_index: u32,
     planned: Vec<Planned>,
@@ -86,6 +88,7 @@ impl Model {
             firewall,
             spaces: HashMap::new(),
             etc: HashMap::new(),
+            aliases: Vec::new(),
             sysctls: HashMap::new(),
             next_index: 10_000,
             planned: Vec::new(),
@@ -110,6 +113,27 @@ impl Model {
         let names: BTreeSet<String> = names.into_iter().collect();
         self.lock().names = Some(names.clone());
         Ok(names)
+    }
+
+    /// The other names of `name`: the real ones and those the plan gave.
+    async fn other_names(&self, name: &str) -> CapResult<Reply> {
+        let mut names = match self.real.apply(Op::NetnsNames { name: name.to_string() }).await? {
+            Reply::Names(names) => names,
+            other => return Err(other.mismatch()),
+        };
+        for (alias, of) in &self.lock().aliases {
+            let other = if alias == name {
+                of
+            } else if of == name {
+                alias
+            } else {
+                continue;
+            };
+            if !names.contains(other) {
+                names.push(other.clone());
+            }
+        }
+        Ok(Reply::Names(names))
     }
 
     /// Make sure `ns` is loaded; a namespace the plan created starts empty but for lo.
@@ -166,12 +190,16 @@ impl Model {
         | Op::NetnsExists { .. }
         | Op::NetnsCreate { .. }
         | Op::NetnsAttach { .. }
+        | Op::NetnsAlias { .. }
         | Op::NetnsExec { .. }
         | Op::NetnsDelete { .. }
         | Op::NetnsWriteEtc { .. }
         | Op::NetnsRemoveEtc { .. } = op
         {
             self.names().await?;
+        }
+        if let Op::NetnsNames { name } = &op {
+            return self.other_names(name).await;
         }
         for ns in namespaces_of(&op) {
             self.load(&ns).await?;
@@ -317,10 +345,12 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::NetnsList
         | Op::NetnsExists { .. }
         | Op::NetnsAttach { .. }
+        | Op::NetnsNames { .. }
         | Op::NetnsExec { .. }
         | Op::NetnsWriteEtc { .. }
         | Op::NetnsReadEtc { .. }
         | Op::NetnsRemoveEtc { .. } => Vec::new(),
+        Op::NetnsAlias { of, .. } => vec![Some(of.clone())],
     }
 }
 
@@ -418,11 +448,25 @@ impl World {
                 self.spaces.insert(Some(name.clone()), Space { links: vec![lo], ..Space::default() });
                 done(true)
             }
+            // The plan gives a second name a copy of the namespace as it is now.
+            Op::NetnsAlias { name, of } => {
+                if !self.names().contains(of) {
+                    return Err(CapError::NotFound(format!("namespace {of} does not exist (see `ip netns list`)")));
+                }
+                if !self.names().insert(name.clone()) {
+                    return Err(CapError::Exists(format!("namespace {name} already exists")));
+                }
+                let space = self.spaces.get(&Some(of.clone())).cloned().unwrap_or_default();
+                self.spaces.insert(Some(name.clone()), space);
+                self.aliases.push((name.clone(), of.clone()));
+                done(true)
+            }
             Op::NetnsDelete { name } => {
                 if !self.names().remove(name) {
                     return Err(CapError::NotFound(format!("namespace {name} does not exist (see `ip netns list`)")));
                 }
                 self.spaces.remove(&Some(name.clone()));
+                self.aliases.retain(|(alias, of)| alias != name && of != name);
                 done(true)
             }
             Op::NetnsWriteEtc { name, file, contents } => {
@@ -656,6 +700,9 @@ impl World {
                 done(true)
             }
             Op::KvList { .. } => Err(CapError::Failed("internal error: the model lists keys before applying".into())),
+            Op::NetnsNames { .. } => {
+                Err(CapError::Failed("internal error: the model merges namespace names before applying".into()))
+            }
             Op::FwFreePort { .. } => {
                 Err(CapError::Failed("internal error: the model asks the kernel for free ports".into()))
             }

@@ -6,7 +6,7 @@ use crate::firewall::check_owner;
 use crate::ops::{self, FwRule, Isolation, Op, Proto, Reply};
 use crate::runtime::RecipeState;
 use crate::runtime::bindings::netsh::host::firewall::{
-    ForwardSpec, Host, IsolateSpec, Isolation as WitIsolation, MasqueradeSpec, PortRange, Proto as WitProto,
+    ForwardSpec, Host, IsolateSpec, Isolation as WitIsolation, LinkSpec, MasqueradeSpec, PortRange, Proto as WitProto,
     PublishSpec, RuleInfo, RuleSpec,
 };
 use crate::runtime::bindings::netsh::host::types::Error;
@@ -42,6 +42,24 @@ fn publish(spec: PublishSpec) -> CapResult<FwRule> {
     })
 }
 
+fn wit_proto(proto: Proto) -> WitProto {
+    match proto {
+        Proto::Tcp => WitProto::Tcp,
+        Proto::Udp => WitProto::Udp,
+    }
+}
+
+fn link_accept(spec: LinkSpec) -> CapResult<FwRule> {
+    Ok(FwRule::LinkAccept {
+        bridge: ifname(spec.bridge)?,
+        client: ip(&spec.client)?,
+        server: ip(&spec.server)?,
+        proto: proto_of(spec.proto),
+        first: spec.ports.first,
+        last: spec.ports.last,
+    })
+}
+
 fn isolation(mode: WitIsolation) -> Isolation {
     match mode {
         WitIsolation::Networks => Isolation::Networks,
@@ -57,16 +75,20 @@ fn spec_of(rule: FwRule) -> RuleSpec {
             RuleSpec::Masquerade(MasqueradeSpec { source: source.to_string(), out_not })
         }
         FwRule::Publish { proto, host_ip, first, last, to_ip, to_port } => RuleSpec::Publish(PublishSpec {
-            proto: match proto {
-                Proto::Tcp => WitProto::Tcp,
-                Proto::Udp => WitProto::Udp,
-            },
+            proto: wit_proto(proto),
             host_ip: host_ip.map(|i| i.to_string()),
             host_ports: PortRange { first, last },
             to_ip: to_ip.to_string(),
             to_port,
         }),
         FwRule::ForwardAccept { input, output } => RuleSpec::ForwardAccept(ForwardSpec { input, output }),
+        FwRule::LinkAccept { bridge, client, server, proto, first, last } => RuleSpec::LinkAccept(LinkSpec {
+            bridge,
+            client: client.to_string(),
+            server: server.to_string(),
+            proto: wit_proto(proto),
+            ports: PortRange { first, last },
+        }),
         FwRule::Isolate { bridge, mode } => RuleSpec::Isolate(IsolateSpec {
             bridge,
             mode: match mode {
@@ -132,6 +154,15 @@ impl Host for RecipeState {
     ) -> wasmtime::Result<Result<String, Error>> {
         let rule = ifname(bridge).map(|bridge| FwRule::Isolate { bridge, mode: isolation(mode) });
         self.call(add(ns_, owner, rule), rule_id).await
+    }
+
+    async fn link_accept(
+        &mut self,
+        ns_: Option<String>,
+        owner: String,
+        spec: LinkSpec,
+    ) -> wasmtime::Result<Result<String, Error>> {
+        self.call(add(ns_, owner, link_accept(spec)), rule_id).await
     }
 
     async fn free_port(

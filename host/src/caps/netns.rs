@@ -57,6 +57,11 @@ impl Host for RecipeState {
         self.call(named(name).map(|name| Op::NetnsAttach { name, pid }), done).await
     }
 
+    async fn alias(&mut self, name: String, target: String) -> wasmtime::Result<Result<(), Error>> {
+        let op = (|| Ok(Op::NetnsAlias { name: named(name)?, of: named(target)? }))();
+        self.call(op, done).await
+    }
+
     async fn write_etc(
         &mut self,
         name: String,

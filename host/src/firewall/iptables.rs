@@ -44,6 +44,8 @@ pub const CHAINS: &[Chain] = &[
     },
     Chain { table: Table::Nat, name: "NETSH-OUTPUT", from: Some("OUTPUT"), jump_match: "-m addrtype --dst-type LOCAL" },
     Chain { table: Table::Nat, name: "NETSH-POSTROUTING", from: Some("POSTROUTING"), jump_match: "" },
+    // Link exceptions come before isolation drops them.
+    Chain { table: Table::Filter, name: "NETSH-LINKS", from: Some("FORWARD"), jump_match: "" },
     Chain { table: Table::Filter, name: "NETSH-ISOLATION", from: Some("FORWARD"), jump_match: "" },
     Chain { table: Table::Filter, name: "NETSH-ISOLATION-2", from: None, jump_match: "" },
     Chain { table: Table::Filter, name: "NETSH-FORWARD", from: Some("FORWARD"), jump_match: "" },
@@ -121,6 +123,17 @@ fn lines(rule: &FwRule) -> Vec<Line> {
                     "NETSH-FORWARD{back_in}{back_out} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
                 )),
                 filter(format!("NETSH-FORWARD{i}{o} -j ACCEPT")),
+            ]
+        }
+        FwRule::LinkAccept { bridge, client, server, proto, first, last } => {
+            let p = proto.as_str();
+            let ports = if first == last { first.to_string() } else { format!("{first}:{last}") };
+            let on = format!("-i {bridge} -o {bridge} -p {p} -m {p}");
+            vec![
+                filter(format!("NETSH-LINKS -s {client}/32 -d {server}/32 {on} --dport {ports} -j ACCEPT")),
+                filter(format!(
+                    "NETSH-LINKS -s {server}/32 -d {client}/32 {on} --sport {ports} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+                )),
             ]
         }
         FwRule::Isolate { bridge, mode } => match mode {

@@ -102,6 +102,16 @@ pub fn check_owner(owner: &str) -> CapResult<()> {
 
 /// Check what the kernel cannot express or would take wrongly.
 pub fn check_rule(rule: &FwRule) -> CapResult<()> {
+    if let FwRule::LinkAccept { client, server, first, last, .. } = rule {
+        if first > last {
+            return Err(CapError::Invalid(format!("port range {first}-{last} is reversed")));
+        }
+        if client.is_ipv4() != server.is_ipv4() {
+            return Err(CapError::Invalid(format!(
+                "link client {client} and server {server} are of different IP versions"
+            )));
+        }
+    }
     if let FwRule::Publish { host_ip, first, last, to_ip, to_port, .. } = rule {
         if first > last {
             return Err(CapError::Invalid(format!("port range {first}-{last} is reversed")));
@@ -153,8 +163,13 @@ fn or_any(name: &Option<String>) -> &str {
     name.as_deref().unwrap_or("*")
 }
 
+fn ports(first: u16, last: u16) -> String {
+    if first == last { first.to_string() } else { format!("{first}-{last}") }
+}
+
 /// One line: `masquerade SRC [!OUT]`, `publish PROTO HOST:PORTS TO:PORT`,
-/// `forward IN OUT` (`*` for any), `isolate BRIDGE networks|ports|external`.
+/// `forward IN OUT` (`*` for any), `isolate BRIDGE networks|ports|external`,
+/// `link BRIDGE CLIENT SERVER PROTO PORTS`.
 impl fmt::Display for FwRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -163,17 +178,19 @@ impl fmt::Display for FwRule {
                 out_not.as_ref().map_or(Ok(()), |o| write!(f, " !{o}"))
             }
             FwRule::Publish { proto, host_ip, first, last, to_ip, to_port } => {
-                let ports = if first == last { first.to_string() } else { format!("{first}-{last}") };
                 write!(
                     f,
                     "publish {} {} {}",
                     proto.as_str(),
-                    addr_port(*host_ip, ports),
+                    addr_port(*host_ip, ports(*first, *last)),
                     addr_port(Some(*to_ip), to_port)
                 )
             }
             FwRule::ForwardAccept { input, output } => write!(f, "forward {} {}", or_any(input), or_any(output)),
             FwRule::Isolate { bridge, mode } => write!(f, "isolate {bridge} {}", mode.as_str()),
+            FwRule::LinkAccept { bridge, client, server, proto, first, last } => {
+                write!(f, "link {bridge} {client} {server} {} {}", proto.as_str(), ports(*first, *last))
+            }
         }
     }
 }
@@ -188,6 +205,14 @@ fn split_addr(text: &str) -> Option<(Option<IpAddr>, &str)> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let ip = if host == "*" { None } else { Some(host.parse().ok()?) };
     Some((ip, port))
+}
+
+fn parse_proto(word: &str) -> Option<Proto> {
+    match word {
+        "tcp" => Some(Proto::Tcp),
+        "udp" => Some(Proto::Udp),
+        _ => None,
+    }
 }
 
 fn any(word: &str) -> Option<String> {
@@ -208,19 +233,9 @@ impl std::str::FromStr for FwRule {
                 out_not: Some(out.strip_prefix('!').ok_or_else(|| bad(text))?.to_string()),
             },
             ["publish", proto, host, to] => {
-                let proto = match *proto {
-                    "tcp" => Proto::Tcp,
-                    "udp" => Proto::Udp,
-                    _ => return Err(bad(text)),
-                };
+                let proto = parse_proto(proto).ok_or_else(|| bad(text))?;
                 let (host_ip, ports) = split_addr(host).ok_or_else(|| bad(text))?;
-                let (first, last) = match ports.split_once('-') {
-                    Some((a, b)) => (a.parse().map_err(|_| bad(text))?, b.parse().map_err(|_| bad(text))?),
-                    None => {
-                        let p = ports.parse().map_err(|_| bad(text))?;
-                        (p, p)
-                    }
-                };
+                let (first, last) = crate::ops::parse_ports(ports).ok_or_else(|| bad(text))?;
                 let (to_ip, to_port) = split_addr(to).ok_or_else(|| bad(text))?;
                 FwRule::Publish {
                     proto,
@@ -241,6 +256,17 @@ impl std::str::FromStr for FwRule {
                     _ => return Err(bad(text)),
                 },
             },
+            ["link", bridge, client, server, proto, ports] => {
+                let (first, last) = crate::ops::parse_ports(ports).ok_or_else(|| bad(text))?;
+                FwRule::LinkAccept {
+                    bridge: bridge.to_string(),
+                    client: client.parse().map_err(|_| bad(text))?,
+                    server: server.parse().map_err(|_| bad(text))?,
+                    proto: parse_proto(proto).ok_or_else(|| bad(text))?,
+                    first,
+                    last,
+                }
+            }
             _ => return Err(bad(text)),
         };
         check_rule(&rule)?;
@@ -285,6 +311,14 @@ mod tests {
             FwRule::Masquerade { source: "fd00::/64".parse().unwrap(), out_not: None },
             FwRule::ForwardAccept { input: Some("br-x".into()), output: None },
             FwRule::Isolate { bridge: "br-x".into(), mode: Isolation::Ports },
+            FwRule::LinkAccept {
+                bridge: "docker0".into(),
+                client: "172.17.0.3".parse().unwrap(),
+                server: "172.17.0.2".parse().unwrap(),
+                proto: Proto::Tcp,
+                first: 5432,
+                last: 5433,
+            },
         ];
         for rule in rules {
             let text = rule.to_string();

@@ -11,8 +11,9 @@
 //!              skip @masq_skip (subnet . out interface), masquerade @masq_nets
 //! forward (filter, filter - 10): jump isolation, then accept @fwd_* and @published,
 //!              marking accepted packets (0x00100000) for iptables' FORWARD
-//! isolation:   @icc_off drops within a bridge; @isolated between isolated bridges;
-//!              @internal to and from anywhere else
+//! isolation:   @links accepts a linked client's connections (and the replies)
+//!              first; @icc_off drops within a bridge; @isolated between
+//!              isolated bridges; @internal to and from anywhere else
 //! ```
 
 use std::net::IpAddr;
@@ -44,6 +45,7 @@ impl Family {
         let v6 = match rule {
             FwRule::Masquerade { source, .. } => source.is_ipv6(),
             FwRule::Publish { to_ip, .. } => to_ip.is_ipv6(),
+            FwRule::LinkAccept { client, .. } => client.is_ipv6(),
             FwRule::ForwardAccept { .. } | FwRule::Isolate { .. } => return &[Family::V4, Family::V6],
         };
         if v6 { &[Family::V6] } else { &[Family::V4] }
@@ -166,6 +168,13 @@ pub const SETS: &[SetDef] = &[
         data: &[],
         interval: false,
         decl: "type ADDR . inet_proto . inet_service . inet_service;",
+    },
+    SetDef {
+        name: "links",
+        key: &[Ifname, Addr, Addr, P, Port],
+        data: &[],
+        interval: false,
+        decl: "type ifname . ADDR . ADDR . inet_proto . inet_service;",
     },
     SetDef {
         name: "hairpin",
@@ -320,6 +329,22 @@ pub fn elements(rule: &FwRule) -> Vec<Element> {
             (None, Some(o)) => vec![element("fwd_out", vec![ifname_bytes(o)], None, q(o))],
             (None, None) => Vec::new(),
         },
+        FwRule::LinkAccept { bridge, client, server, proto, first, last } => (*first..=*last)
+            .map(|port| {
+                element(
+                    "links",
+                    vec![
+                        ifname_bytes(bridge),
+                        addr_bytes(*client),
+                        addr_bytes(*server),
+                        proto_bytes(*proto),
+                        port_bytes(port),
+                    ],
+                    None,
+                    format!("{} . {client} . {server} . {} . {port}", q(bridge), proto.as_str()),
+                )
+            })
+            .collect(),
         FwRule::Isolate { bridge, mode } => {
             let pair = || vec![ifname_bytes(bridge), ifname_bytes(bridge)];
             let both = format!("{} . {}", q(bridge), q(bridge));
@@ -530,6 +555,34 @@ impl Family {
     }
 }
 
+/// The isolation chain's first rules: a linked client's connections to the
+/// server's ports, and the server's replies, accepted before any drop.
+pub fn link_rules(family: Family) -> [RuleDef; 2] {
+    let f = family.name();
+    let a = family.regs();
+    let key = |from_client: bool| {
+        let port_offset = if from_client { 2 } else { 0 };
+        vec![
+            meta(MetaKey::Iifname, 0),
+            family.addr(from_client, 4),
+            family.addr(!from_client, 4 + a),
+            meta(MetaKey::L4proto, 4 + 2 * a),
+            Expr::Payload { base: 2, offset: port_offset, len: 2, dreg: reg32(5 + 2 * a) },
+            lookup("links"),
+            Expr::Verdict(Verdict::Goto("accepted")),
+        ]
+    };
+    [
+        rule(format!("iifname . {f} saddr . {f} daddr . meta l4proto . th dport @links goto accepted"), key(true)),
+        rule(
+            format!(
+                "ct state established,related iifname . {f} daddr . {f} saddr . meta l4proto . th sport @links goto accepted"
+            ),
+            [ct(0, CT_EST_REL), key(false)].concat(),
+        ),
+    ]
+}
+
 /// Every chain of a family's table, in creation order (called chains first).
 pub fn chains(family: Family) -> Vec<ChainDef> {
     let f = family.name();
@@ -556,41 +609,51 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
     let isolation = ChainDef {
         name: "isolation",
         hook: None,
-        rules: vec![
-            rule(
-                "iifname . oifname @icc_off drop",
-                [pair(MetaKey::Iifname, MetaKey::Oifname), vec![lookup("icc_off"), Expr::Verdict(Verdict::Drop)]]
+        rules: [
+            link_rules(family).to_vec(),
+            vec![
+                rule(
+                    "iifname . oifname @icc_off drop",
+                    [pair(MetaKey::Iifname, MetaKey::Oifname), vec![lookup("icc_off"), Expr::Verdict(Verdict::Drop)]]
+                        .concat(),
+                ),
+                rule(
+                    "iifname . oifname @iso_same return",
+                    [
+                        pair(MetaKey::Iifname, MetaKey::Oifname),
+                        vec![lookup("iso_same"), Expr::Verdict(Verdict::Return)],
+                    ]
                     .concat(),
-            ),
-            rule(
-                "iifname . oifname @iso_same return",
-                [pair(MetaKey::Iifname, MetaKey::Oifname), vec![lookup("iso_same"), Expr::Verdict(Verdict::Return)]]
+                ),
+                rule(
+                    "iifname @isolated oifname @isolated drop",
+                    vec![
+                        meta(MetaKey::Iifname, 0),
+                        lookup("isolated"),
+                        meta(MetaKey::Oifname, 0),
+                        lookup("isolated"),
+                        Expr::Verdict(Verdict::Drop),
+                    ],
+                ),
+                rule(
+                    "iifname . oifname @int_same return",
+                    [
+                        pair(MetaKey::Iifname, MetaKey::Oifname),
+                        vec![lookup("int_same"), Expr::Verdict(Verdict::Return)],
+                    ]
                     .concat(),
-            ),
-            rule(
-                "iifname @isolated oifname @isolated drop",
-                vec![
-                    meta(MetaKey::Iifname, 0),
-                    lookup("isolated"),
-                    meta(MetaKey::Oifname, 0),
-                    lookup("isolated"),
-                    Expr::Verdict(Verdict::Drop),
-                ],
-            ),
-            rule(
-                "iifname . oifname @int_same return",
-                [pair(MetaKey::Iifname, MetaKey::Oifname), vec![lookup("int_same"), Expr::Verdict(Verdict::Return)]]
-                    .concat(),
-            ),
-            rule(
-                "iifname @internal drop",
-                vec![meta(MetaKey::Iifname, 0), lookup("internal"), Expr::Verdict(Verdict::Drop)],
-            ),
-            rule(
-                "oifname @internal drop",
-                vec![meta(MetaKey::Oifname, 0), lookup("internal"), Expr::Verdict(Verdict::Drop)],
-            ),
-        ],
+                ),
+                rule(
+                    "iifname @internal drop",
+                    vec![meta(MetaKey::Iifname, 0), lookup("internal"), Expr::Verdict(Verdict::Drop)],
+                ),
+                rule(
+                    "oifname @internal drop",
+                    vec![meta(MetaKey::Oifname, 0), lookup("internal"), Expr::Verdict(Verdict::Drop)],
+                ),
+            ],
+        ]
+        .concat(),
     };
     let est = || ct(0, CT_EST_REL);
     let to_accepted = Expr::Verdict(Verdict::Goto("accepted"));

@@ -103,6 +103,25 @@ impl Need {
             Need::Exec(_) => Kind::Exec,
         }
     }
+
+    /// The named namespace this need reaches into, if any (not a hosts group `@G`).
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Need::Netns(n) | Need::Exec(n) if !n.starts_with('@') => Some(n),
+            Need::Link(l) => l.split_once('/').map(|(ns, _)| ns),
+            _ => None,
+        }
+    }
+
+    /// The same need with its namespace called `other` (another name of it).
+    pub fn under(&self, other: &str) -> Need {
+        match self {
+            Need::Netns(_) => Need::Netns(other.to_string()),
+            Need::Exec(_) => Need::Exec(other.to_string()),
+            Need::Link(l) => Need::Link(format!("{other}/{}", l.split_once('/').map_or(l.as_str(), |(_, d)| d))),
+            need => need.clone(),
+        }
+    }
 }
 
 /// The narrowest grant that allows the need, as text.
@@ -135,13 +154,6 @@ impl fmt::Display for Grant {
 pub struct GrantError {
     text: String,
     reason: String,
-}
-
-fn parse_ports(text: &str) -> Option<(u16, u16)> {
-    match text.split_once('-') {
-        Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
-        None => text.parse().ok().map(|p| (p, p)),
-    }
 }
 
 impl FromStr for Grant {
@@ -183,7 +195,8 @@ impl FromStr for Grant {
                     Some(_) => return Err(fail("protocol must be tcp or udp")),
                     None => (None, scope),
                 };
-                let (first, last) = parse_ports(ports).ok_or_else(|| fail("ports must be PORT or FIRST-LAST"))?;
+                let (first, last) =
+                    crate::ops::parse_ports(ports).ok_or_else(|| fail("ports must be PORT or FIRST-LAST"))?;
                 if first > last {
                     return Err(fail("port range is reversed"));
                 }
@@ -255,6 +268,17 @@ mod tests {
 
     fn net(text: &str) -> IpNetwork {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_need_names_its_namespace_and_moves_to_another_name() {
+        let link = Need::Link("c2/eth0".into());
+        assert_eq!(link.namespace(), Some("c2"));
+        assert_eq!(link.under("c1"), Need::Link("c1/eth0".into()));
+        assert_eq!(Need::Exec("c2".into()).under("c1"), Need::Exec("c1".into()));
+        assert_eq!(Need::Link("eth0".into()).namespace(), None);
+        assert_eq!(Need::Netns("@net".into()).namespace(), None);
+        assert_eq!(Need::Kv("a/b".into()).namespace(), None);
     }
 
     #[test]

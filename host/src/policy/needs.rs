@@ -37,6 +37,7 @@ pub fn needs(op: &Op) -> Needs {
     match op {
         Op::NetnsList
         | Op::NetnsExists { .. }
+        | Op::NetnsNames { .. }
         | Op::NetnsReadEtc { .. }
         | Op::LinkGet { .. }
         | Op::LinkList { .. }
@@ -55,6 +56,7 @@ pub fn needs(op: &Op) -> Needs {
         | Op::NetnsAttach { name, .. }
         | Op::NetnsWriteEtc { name, .. }
         | Op::NetnsRemoveEtc { name, .. } => Needs::All(vec![Need::Netns(name.clone())]),
+        Op::NetnsAlias { name, of } => Needs::All(vec![Need::Netns(name.clone()), Need::Netns(of.clone())]),
         // Running a program is root in that namespace: a grant of its own.
         Op::NetnsExec { name, .. } => Needs::All(vec![Need::Netns(name.clone()), Need::Exec(name.clone())]),
         Op::LinkAddBridge { ns, name, .. } => inside(ns, vec![link(ns, name)]),
@@ -119,6 +121,6 @@ pub fn rule_needs(rule: &FwRule) -> Vec<Need> {
         FwRule::Masquerade { source, .. } => vec![Need::Nat(*source)],
         FwRule::Publish { proto, first, last, .. } => vec![Need::Publish { proto: *proto, first: *first, last: *last }],
         FwRule::ForwardAccept { input, output } => input.iter().chain(output).map(|i| Need::Link(i.clone())).collect(),
-        FwRule::Isolate { bridge, .. } => vec![Need::Link(bridge.clone())],
+        FwRule::Isolate { bridge, .. } | FwRule::LinkAccept { bridge, .. } => vec![Need::Link(bridge.clone())],
     }
 }

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use netsh_guest::dns;
+use netsh_guest::firewall::{self, LinkSpec};
 use netsh_guest::netns::EtcFile;
 use netsh_guest::{Args, Cidr, Error, Result, addr, link, netns, route};
 
@@ -35,6 +36,7 @@ pub fn connect(args: &Args) -> Result<()> {
         aliases: args.values("--alias").iter().map(|a| a.to_string()).collect(),
         links: args.values("--link").iter().map(|l| l.parse()).collect::<Result<_>>()?,
         extra_hosts: args.values("--add-host").iter().map(|h| h.to_string()).collect(),
+        exposed: args.values("--expose").iter().map(|p| p.to_string()).collect(),
         publishes: publishes(args)?,
         etc: EtcOptions::from_args(args)?,
     };
@@ -50,16 +52,11 @@ pub fn connect(args: &Args) -> Result<()> {
 fn publishes(args: &Args) -> Result<Vec<String>> {
     let mut specs: Vec<String> = args.values("--publish").iter().map(|p| p.to_string()).collect();
     let exposed = args.values("--expose");
-    match (args.has("--publish-all"), exposed.is_empty()) {
-        (true, true) => {
-            return Err(Error::Usage("--publish-all (-P) publishes the ports given with --expose; name some".into()));
-        }
-        (false, false) => {
-            return Err(Error::Usage(
-                "--expose names ports for --publish-all (-P) to publish; add -P, or publish with -p".into(),
-            ));
-        }
-        _ => {}
+    if !args.has("--publish-all") {
+        return Ok(specs);
+    }
+    if exposed.is_empty() {
+        return Err(Error::Usage("--publish-all (-P) publishes the ports given with --expose; name some".into()));
     }
     for port in exposed {
         ports::exposed(port)?;
@@ -88,6 +85,8 @@ pub struct Joining {
     pub links: Vec<Link>,
     /// `--add-host NAME:IP` specs (IP may be `host-gateway`).
     pub extra_hosts: Vec<String>,
+    /// `--expose` specs, `PORT[-END][/PROTO]`.
+    pub exposed: Vec<String>,
     /// `[HOSTIP:]HOSTPORT[-END]:PORT[/PROTO]` specs.
     pub publishes: Vec<String>,
     pub etc: EtcOptions,
@@ -142,6 +141,11 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
             "container {container} is on network none (Docker's --net none); `disconnect none {container}` first"
         )));
     }
+    if let Some(owner) = crate::modes::shares(&container)? {
+        return Err(Error::Invalid(format!(
+            "container {container} shares {owner}'s namespace (--net container:{owner}); it joins no network itself"
+        )));
+    }
     joining.aliases.iter().try_for_each(|a| check_name("alias", a))?;
     if net.is_default() && !joining.aliases.is_empty() {
         return Err(Error::Invalid(format!(
@@ -149,6 +153,7 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
             net.name
         )));
     }
+    joining.exposed.iter().try_for_each(|p| ports::exposed_ports(p).map(drop))?;
     let link_lines = linked_hosts_lines(net, &joining.links)?;
     let extra_hosts = joining.extra_hosts.iter().map(|h| extra_host(net, h)).collect::<Result<Vec<_>>>()?;
     if net.internal && !joining.publishes.is_empty() {
@@ -208,6 +213,7 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
         aliases: joining.aliases,
         links: joining.links,
         extra_hosts,
+        exposed: joining.exposed,
         rules: Vec::new(),
     };
     if created {
@@ -222,11 +228,39 @@ pub fn join(net: &Network, joining: Joining) -> Result<(Endpoint, Vec<String>)> 
             published.push(shown);
         }
     }
+    ep.rules.extend(link_exceptions(net, &ep, &owner)?);
     repair_rules(net)?;
     write_files(net, &ep, &joining.etc)?;
     name_endpoint(net, &ep, others.is_empty(), &link_lines)?;
     net.save_endpoint(&ep)?;
     Ok((ep, published))
+}
+
+/// Under `--icc=false`, the container may still open connections to the
+/// `--expose`d ports of each `--link` target connected already, as Docker's
+/// legacy links allow (the replies too; nothing else, in neither direction).
+fn link_exceptions(net: &Network, ep: &Endpoint, owner: &str) -> Result<Vec<String>> {
+    if net.icc || !net.firewall {
+        return Ok(Vec::new());
+    }
+    let mut ids = Vec::new();
+    for link in &ep.links {
+        let Some(target) = net.endpoint(&link.target)? else { continue };
+        for exposed in &target.exposed {
+            let (proto, ports) = ports::exposed_ports(exposed)?;
+            for (client, server) in std::iter::once((ep.ip, target.ip)).chain(ep.ip6.zip(target.ip6)) {
+                let spec = LinkSpec {
+                    bridge: net.bridge.clone(),
+                    client: client.to_string(),
+                    server: server.to_string(),
+                    proto,
+                    ports,
+                };
+                ids.push(firewall::link_accept(None, owner, &spec)?);
+            }
+        }
+    }
+    Ok(ids)
 }
 
 fn no_ipv6(net: &Network, what: &str) -> Error {
@@ -293,7 +327,11 @@ fn attach(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
         mtu: Some(net.mtu),
         hairpin: true,
     };
-    link::add_veth(None, &veth).map_err(|e| match e {
+    let added = match link::add_veth(None, &veth) {
+        Err(Error::Exists(_)) if leftover_gone(&ep.veth) => link::add_veth(None, &veth),
+        other => other,
+    };
+    added.map_err(|e| match e {
         Error::NotFound(_) => Error::NotFound(format!(
             "network {}'s bridge {} is gone (deleted outside netsh?); rm the network and create it again",
             net.name, net.bridge
@@ -320,6 +358,20 @@ fn attach(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A veth named for this network and container while its endpoint slot is
+/// ours is the end of one just disconnected, whose namespace the kernel is
+/// still tearing down: whether it goes within 2 s.
+fn leftover_gone(veth: &str) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(2) {
+        if link::get(None, veth).is_err_and(|e| e.is_not_found()) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
 }
 
 /// Whether `routes` hold a default route of `gateway`'s family.
@@ -441,6 +493,9 @@ pub fn release(net: &Network, ep: &Endpoint) -> Result<Doomed> {
     // The namespace goes with the last network if connect made it, on whichever network that was.
     let last_network = memberships(&ep.container)?.is_empty();
     let drop_namespace = last_network && (store::take_made_namespace(&ep.container)? || ep.created);
+    if drop_namespace {
+        crate::modes::refuse_while_shared(&ep.container)?;
+    }
     // Deleting an unshared namespace takes its veth ends with it, faster than a link delete.
     let veth = (ep.pid || !drop_namespace).then(|| ep.veth.clone());
     Ok(Doomed { namespace: drop_namespace.then(|| ep.container.clone()), veth })

@@ -41,7 +41,7 @@ const USAGE: &str = "docker-bridge COMMAND ...
   connect NAME CONTAINER [--ip IP] [--ip6 IP6] [--alias|--network-alias A]... [--pid PID]
               [--link CONTAINER[:ALIAS]]... [--add-host NAME:IP|host-gateway]...
               [--publish|-p [[HOSTIP:]HOSTPORT[-END]:]PORT[-END][/tcp|udp]]...
-              [--publish-all|-P --expose PORT[/tcp|udp]...]
+              [--expose PORT[-END][/tcp|udp]]... [--publish-all|-P]
               [--hostname H] [--dns IP]... [--dns-search DOMAIN]... [--dns-option OPT]...
       CONTAINER is a named namespace (created if missing) or, with --pid, a
       running process's; it gets eth0 (or the next free ethN), an address, a
@@ -54,7 +54,10 @@ const USAGE: &str = "docker-bridge COMMAND ...
       namespace connect creates. --link C:ALIAS makes ALIAS resolve to C for
       this container alone (C may come later, and may move); --add-host NAME:IP
       does so for a fixed address (host-gateway: the gateway, i.e. the host, as
-      --add-host host.docker.internal:host-gateway asks)
+      --add-host host.docker.internal:host-gateway asks). --expose records a
+      container's ports: on an --icc=false network a container that --links
+      to it (once it is connected) may open connections to those ports, and
+      to nothing else of it, as Docker's legacy links allow
       -p PORT, -p HOSTIP::PORT and -P (each --expose'd port) publish on a free
       host port netsh picks from the ephemeral range; connect prints every
       mapping as `docker port` does (80/tcp -> 0.0.0.0:49153). A host port a
@@ -71,6 +74,13 @@ const USAGE: &str = "docker-bridge COMMAND ...
       Docker's --net none: a new namespace with only its loopback, up; it joins
       no network until `disconnect none CONTAINER` removes it
   connect host CONTAINER     Docker's --net host: the host's namespace, nothing to make
+  connect container:OWNER CONTAINER
+      Docker's --net container:OWNER: CONTAINER becomes a second name of
+      OWNER's namespace (same interfaces, addresses and localhost; OWNER's
+      resolv.conf, hosts and hostname), so `netsh exec CONTAINER -- CMD`
+      runs beside OWNER's programs. A call under either name needs grants
+      on both. `disconnect container:OWNER CONTAINER` takes the name back;
+      OWNER cannot leave its last network while a container shares it
   disconnect NAME CONTAINER
   rm NAME [--force]          refused while containers are attached, unless --force
   inspect NAME               JSON like `docker network inspect`
@@ -157,6 +167,12 @@ fn command(args: &Args) -> Result<()> {
         ("create", _) => network::create(args),
         ("connect", mode @ ("none" | "host")) => modes::connect(mode, args),
         ("disconnect", mode @ ("none" | "host")) => modes::disconnect(mode, args),
+        ("connect", mode) if mode.starts_with("container:") => {
+            modes::connect_shared(mode.trim_start_matches("container:"), args)
+        }
+        ("disconnect", mode) if mode.starts_with("container:") => {
+            modes::disconnect_shared(mode.trim_start_matches("container:"), args)
+        }
         ("connect", _) => container::connect(args),
         ("disconnect", _) => container::disconnect(args),
         ("rm", _) => network::rm(args),

@@ -78,6 +78,7 @@ fn add(net: &Network, request: &Request) -> Result<Reply> {
         aliases: if net.is_default() { Vec::new() } else { runtime_names(request) },
         links: Vec::new(),
         extra_hosts: Vec::new(),
+        exposed: Vec::new(),
         publishes,
         etc: Default::default(),
     };

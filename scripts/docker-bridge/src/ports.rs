@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use netsh_guest::firewall::{self, PortRange, PublishSpec, parse_ports, split_proto};
+use netsh_guest::firewall::{self, PortRange, Proto, PublishSpec, parse_ports, split_proto};
 use netsh_guest::{Error, Result};
 
 /// A port to publish: on the host ports it names, or on one netsh picks.
@@ -68,12 +68,19 @@ pub fn parse(text: &str) -> Result<Publish> {
     Ok(Publish { spec, ephemeral, wildcard })
 }
 
-/// `--expose PORT[/tcp|udp]` under `-P`: published on a host port netsh picks.
-pub fn exposed(text: &str) -> Result<Publish> {
-    let (port, _) = split_proto(text).map_err(|e| Error::Invalid(format!("--expose {text:?}: {e}")))?;
+/// `--expose PORT[-END][/tcp|udp]`: the protocol and container ports.
+pub fn exposed_ports(text: &str) -> Result<(Proto, PortRange)> {
+    let context = |e: Error| Error::Invalid(format!("--expose {text:?}: {e}"));
+    let (port, proto) = split_proto(text).map_err(context)?;
     if port.contains(':') {
         return Err(Error::Invalid(format!("--expose {text:?} is a container port, PORT[/tcp|udp]; publish with -p")));
     }
+    Ok((proto, parse_ports(port).map_err(context)?))
+}
+
+/// `--expose PORT[/tcp|udp]` under `-P`: published on a host port netsh picks.
+pub fn exposed(text: &str) -> Result<Publish> {
+    exposed_ports(text)?;
     parse(text)
 }
 

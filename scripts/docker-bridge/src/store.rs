@@ -102,7 +102,10 @@ pub struct Endpoint {
     pub links: Vec<Link>,
     /// `--add-host NAME:IP`: names only this container knows, with their addresses.
     pub extra_hosts: Vec<(String, IpAddr)>,
-    /// The container's published-port rules.
+    /// `--expose` ports (`PORT[-END][/PROTO]`), which `--link` clients may
+    /// reach under `--icc=false`.
+    pub exposed: Vec<String>,
+    /// The container's firewall rules: published ports, link exceptions.
     pub rules: Vec<String>,
 }
 
@@ -447,6 +450,7 @@ impl Endpoint {
             .with("aliases", list(&self.aliases))
             .with("links", list(&self.links.iter().map(Link::to_string).collect::<Vec<_>>()))
             .with("add-hosts", list(&self.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect::<Vec<_>>()))
+            .with("exposed", list(&self.exposed))
             .with("rules", list(&self.rules))
             .render()
     }
@@ -474,6 +478,7 @@ impl Endpoint {
                 .map(|h| h.split_once(':').and_then(|(n, ip)| Some((n.to_string(), ip.parse().ok()?))))
                 .collect::<Option<_>>()
                 .ok_or_else(bad)?,
+            exposed: unlist(m.get("exposed")),
             rules: unlist(m.get("rules")),
         })
     }

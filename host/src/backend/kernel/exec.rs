@@ -1,6 +1,8 @@
 //! `ip netns exec`: a program in a named namespace, in a private mount
 //! namespace where each file of /etc/netns/NAME is bound over its /etc
-//! twin and /sys shows the namespace's own devices.
+//! twin and /sys shows the namespace's own devices, and, when
+//! /etc/netns/NAME/hostname names one, a UTS namespace with that hostname
+//! (what `hostname` prints inside, as in a container).
 
 use std::ffi::CString;
 use std::os::fd::AsFd;
@@ -19,6 +21,7 @@ pub async fn run(name: &str, argv: &[String]) -> CapResult<i32> {
     let (program, args) = argv.split_first().ok_or_else(|| CapError::Invalid("exec needs a program to run".into()))?;
     let ns = nsfs::open_ns(&Some(name.to_string()))?;
     let binds = etc_binds(name)?;
+    let hostname = hostname(name)?;
     let mut command = std::process::Command::new(program);
     command.args(args);
     // SAFETY: the closure runs in the forked child before exec and only
@@ -26,6 +29,10 @@ pub async fn run(name: &str, argv: &[String]) -> CapResult<i32> {
     unsafe {
         command.pre_exec(move || {
             setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)?;
+            if let Some(hostname) = &hostname {
+                unshare(CloneFlags::CLONE_NEWUTS)?;
+                nix::unistd::sethostname(hostname)?;
+            }
             unshare(CloneFlags::CLONE_NEWNS)?;
             mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)?;
             for (source, target) in &binds {
@@ -47,6 +54,22 @@ pub async fn run(name: &str, argv: &[String]) -> CapResult<i32> {
             _ => CapError::io(&e, format!("running {program} in namespace {name}")),
         })?;
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// The hostname /etc/netns/NAME/hostname gives, if any (its first line).
+fn hostname(name: &str) -> CapResult<Option<String>> {
+    let path = Path::new("/etc/netns").join(name).join("hostname");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(CapError::io(&e, format!("reading {}", path.display()))),
+    };
+    crate::trust::check(&path).map_err(|e| CapError::Denied(format!("hostname of namespace {name}: {e}")))?;
+    let hostname = text.lines().next().unwrap_or("").trim();
+    if hostname.is_empty() || hostname.len() > 64 {
+        return Err(CapError::Invalid(format!("{} must name a hostname of 1-64 bytes", path.display())));
+    }
+    Ok(Some(hostname.to_string()))
 }
 
 /// (/etc/netns/NAME/FILE, /etc/FILE) for each file there whose twin exists.

@@ -222,6 +222,7 @@ fn is_v6(rule: &FwRule) -> bool {
     match rule {
         FwRule::Masquerade { source, .. } => source.is_ipv6(),
         FwRule::Publish { to_ip, .. } => to_ip.is_ipv6(),
+        FwRule::LinkAccept { client, .. } => client.is_ipv6(),
         FwRule::ForwardAccept { .. } | FwRule::Isolate { .. } => false,
     }
 }

@@ -2,6 +2,7 @@
 //! for namespaces, /proc/sys for sysctls, iptables for the firewall.
 
 mod addr;
+mod aliases;
 mod exec;
 mod iptables;
 mod link;
@@ -215,6 +216,8 @@ impl Kernel {
             Op::NetnsList => nsfs::list().map(Reply::Names),
             Op::NetnsExists { name } => Ok(Reply::Bool(nsfs::exists(&name))),
             Op::NetnsAttach { name, pid } => nsfs::attach(&name, pid).map(done),
+            Op::NetnsAlias { name, of } => aliases::alias(&name, &of).map(done),
+            Op::NetnsNames { name } => aliases::others(&name).map(Reply::Names),
             Op::NetnsExec { name, argv } => exec::run(&name, &argv).await.map(Reply::Exited),
             Op::NetnsWriteEtc { name, file, contents } => nsfs::write_etc(&name, file, &contents).map(done),
             Op::NetnsReadEtc { name, file } => nsfs::read_etc(name.as_deref(), file).map(Reply::Text),

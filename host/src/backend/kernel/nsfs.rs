@@ -29,14 +29,14 @@ pub fn ns_path(name: &str) -> PathBuf {
 }
 
 /// A namespace's identity: the device and inode of its nsfs file.
-type NsId = (u64, u64);
+pub(super) type NsId = (u64, u64);
 
-fn ns_id(meta: &fs::Metadata) -> NsId {
+pub(super) fn ns_id(meta: &fs::Metadata) -> NsId {
     (meta.dev(), meta.ino())
 }
 
 /// The identity of netsh's own namespace (that of its main thread).
-fn own_ns() -> CapResult<NsId> {
+pub(super) fn own_ns() -> CapResult<NsId> {
     static OWN: OnceLock<Result<NsId, CapError>> = OnceLock::new();
     OWN.get_or_init(|| {
         fs::metadata("/proc/self/ns/net").map(|m| ns_id(&m)).map_err(|e| CapError::io(&e, "stat own namespace"))
@@ -44,7 +44,7 @@ fn own_ns() -> CapResult<NsId> {
     .clone()
 }
 
-fn host_alias(what: &str) -> CapError {
+pub(super) fn host_alias(what: &str) -> CapError {
     CapError::Denied(format!(
         "{what} is netsh's own network namespace under another name; a grant on it would reach the host's interfaces"
     ))
@@ -131,7 +131,7 @@ fn ensure_netns_dir() -> CapResult<()> {
 }
 
 /// Create the mount-point file for a new named namespace; fails if it exists.
-fn create_mount_point(name: &str) -> CapResult<PathBuf> {
+pub(super) fn create_mount_point(name: &str) -> CapResult<PathBuf> {
     ensure_netns_dir()?;
     let path = ns_path(name);
     OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| match e.kind() {
@@ -212,8 +212,8 @@ where
 }
 
 /// `ip netns attach NAME PID`. Refused when the process shares netsh's own
-/// namespace, or one that already has a name (a second name is an alias
-/// that grants on it would reach too).
+/// namespace, or one that already has a name (a second name is made with
+/// `netns alias`, which records it so that grants must cover both).
 pub fn attach(name: &str, pid: u32) -> CapResult<()> {
     let source = format!("/proc/{pid}/ns/net");
     let target = match fs::metadata(&source) {
@@ -228,7 +228,9 @@ pub fn attach(name: &str, pid: u32) -> CapResult<()> {
     }
     for other in list()? {
         if fs::metadata(ns_path(&other)).is_ok_and(|m| ns_id(&m) == target) {
-            return Err(CapError::Exists(format!("process {pid}'s namespace is already named {other}; use that name")));
+            return Err(CapError::Exists(format!(
+                "process {pid}'s namespace is already named {other}; use that name, or `netns alias {name} {other}`"
+            )));
         }
     }
     let path = create_mount_point(name)?;
@@ -244,6 +246,7 @@ pub fn delete(name: &str) -> CapResult<()> {
     if !path.exists() {
         return Err(not_found(name));
     }
+    super::aliases::forget(name)?;
     match umount2(&path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(Errno::EINVAL) => {}
         Err(e) => return Err(CapError::os(e, format!("unmount {}", path.display()))),

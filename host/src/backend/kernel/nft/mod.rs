@@ -149,6 +149,28 @@ impl Space {
         Ok(exists)
     }
 
+    /// Families whose existing table (not one being created) lacks the
+    /// `links` set that a queued link exception needs.
+    fn links_upgrades(&mut self, create: &HashSet<Family>) -> CapResult<HashSet<Family>> {
+        let needed: HashSet<Family> = self
+            .adds
+            .iter()
+            .filter(|q| matches!(q.rule, FwRule::LinkAccept { .. }))
+            .map(|q| q.family())
+            .filter(|f| !create.contains(f))
+            .collect();
+        let mut out = HashSet::new();
+        for family in needed {
+            let seq = self.next_seq();
+            let present = wire::set_exists(&self.socket, seq, family, "links")
+                .map_err(|e| os(e, format!("look up set {} netsh links", family.name())))?;
+            if !present {
+                out.insert(family);
+            }
+        }
+        Ok(out)
+    }
+
     /// The userdata of element `key` of `set`, if present.
     fn lookup(&mut self, family: Family, set: &str, key: &[u8]) -> CapResult<Option<Vec<u8>>> {
         if !self.table(family)? {
@@ -265,6 +287,24 @@ fn push_family_rule(batch: &mut Batch, family: Family, q: &Queued, add: bool) {
     }
 }
 
+/// Bring a table made before `--link` exceptions up to date: the `links`
+/// set, and the isolation chain's first rules, which consult it.
+fn push_links_upgrade(batch: &mut Batch, family: Family) {
+    let def = SETS.iter().find(|s| s.name == "links").expect("the links set is in SETS");
+    batch.push(
+        Cmd::NewSet,
+        family,
+        flags::CREATE | flags::EXCL,
+        &wire::set(def, family, SETS.len() as u32 + 1),
+        format!("upgrade table {} netsh: create set links", family.name()),
+    );
+    // Without APPEND a rule goes first: push the last one first.
+    for rule in nft::link_rules(family).iter().rev() {
+        let what = format!("add rule {} netsh isolation {} (first)", family.name(), rule.text);
+        batch.push(Cmd::NewRule, family, flags::CREATE, &wire::rule("isolation", &rule.exprs), what);
+    }
+}
+
 /// Queue the creation of a family's whole table: sets, chains, rules.
 fn push_table(batch: &mut Batch, family: Family) {
     batch.push(
@@ -329,11 +369,15 @@ impl Nftables {
                 create.insert(family);
             }
         }
+        let mut upgrade = space.links_upgrades(&create)?;
         for _ in 0..3 {
             let mut batch = Batch::new(space.next_seq());
             for family in [Family::V4, Family::V6] {
                 if create.contains(&family) {
                     push_table(&mut batch, family);
+                }
+                if upgrade.contains(&family) {
+                    push_links_upgrade(&mut batch, family);
                 }
             }
             space.adds.iter().for_each(|q| push_rule(&mut batch, q, true));
@@ -349,6 +393,11 @@ impl Nftables {
                 }
                 Err((e, what)) if e.raw_os_error() == Some(nix::libc::EEXIST) && what.starts_with("create table") => {
                     create.clear();
+                    upgrade = space.links_upgrades(&create)?;
+                }
+                // Another run upgraded the table meanwhile.
+                Err((e, what)) if e.raw_os_error() == Some(nix::libc::EEXIST) && what.starts_with("upgrade table") => {
+                    upgrade.clear();
                 }
                 // Another run removed a rule this one removes (two teardowns
                 // of one container): what is gone counts as removed.

@@ -26,6 +26,7 @@ pub enum Cmd {
     NewChain = 3,
     NewRule = 6,
     NewSet = 9,
+    GetSet = 10,
     NewSetElem = 12,
     GetSetElem = 13,
     DelSetElem = 14,
@@ -197,16 +198,20 @@ fn receive(socket: &Socket) -> io::Result<Vec<Reply>> {
 
 /// Whether table `netsh` of `family` exists.
 pub fn table_exists(socket: &Socket, seq: u32, family: Family) -> io::Result<bool> {
+    exists(socket, seq, family, Cmd::GetTable, &table())
+}
+
+/// Whether set `name` of table `netsh` of `family` exists.
+pub fn set_exists(socket: &Socket, seq: u32, family: Family, name: &str) -> io::Result<bool> {
+    let mut attrs = Attrs::default();
+    attrs.str(SET_TABLE, crate::firewall::nft::TABLE).str(SET_NAME, name);
+    exists(socket, seq, family, Cmd::GetSet, &attrs)
+}
+
+/// Whether the object a `get` command names exists.
+fn exists(socket: &Socket, seq: u32, family: Family, get: Cmd, attrs: &Attrs) -> io::Result<bool> {
     let mut buf = Vec::new();
-    message(
-        &mut buf,
-        (SUBSYS << 8) | Cmd::GetTable as u16,
-        flags::REQUEST | flags::ACK,
-        seq,
-        family.nfproto(),
-        0,
-        &table(),
-    );
+    message(&mut buf, (SUBSYS << 8) | get as u16, flags::REQUEST | flags::ACK, seq, family.nfproto(), 0, attrs);
     socket.send(&buf, 0)?;
     loop {
         for reply in receive(socket)? {

@@ -286,7 +286,7 @@ async fn front_end(
         let code = cli::dispatch(engine, cli, console.clone(), stop, input).await;
         if sandbox {
             console.outln("--- sandbox topology (discarded on exit) ---");
-            console.out(&netsh::engine::shell::show_text(&engine.show(None).await?, false));
+            console.out(&netsh::engine::shell::show_text(&engine.show(None).await?, Default::default()));
         }
         return Ok(code?);
     }

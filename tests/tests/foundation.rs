@@ -95,6 +95,38 @@ $NETSH show -n j1 --json
 }
 
 #[test]
+fn show_hides_link_local_noise_unless_asked_and_brief_lists_links_alone() {
+    sandboxed(
+        r#"
+ip netns add j1
+ip netns exec j1 sysctl -qw net.ipv6.conf.all.disable_ipv6=0
+ip -n j1 link add br0 type bridge
+ip -n j1 addr add 10.1.2.3/24 dev br0
+ip -n j1 addr add fe80::1/64 dev br0 nodad
+ip -n j1 link set br0 up
+ip -n j1 -6 addr show dev br0 | grep -q fe80::1 && echo "kernel: fe80::1 on br0"
+$NETSH show -n j1 | grep -q fe80 && echo "LEAK: link-local shown" || echo "default: no link-local"
+echo "all: $($NETSH show -a -n j1 | grep -c 'fe80::1/64')"
+echo "full routes: $($NETSH show -n j1 | grep -c 'route 10.1.2.0/24')"
+echo "brief routes: $($NETSH show -b -n j1 | grep -c 'route ' || true)"
+echo "brief br0: $($NETSH show -b -n j1 | grep -c '^  br0 .* 10.1.2.3/24')"
+echo "shell: $($NETSH -c 'show -br -a j1' | grep -c 'fe80::1/64')"
+"#,
+        30,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "kernel: fe80::1 on br0",
+        "default: no link-local",
+        "all: 1",
+        "full routes: 1",
+        "brief routes: 0",
+        "brief br0: 1",
+        "shell: 1",
+    ]);
+}
+
+#[test]
 fn one_recipe_s_down_leaves_another_recipe_s_namespaces_alone() {
     let out = sandboxed(
         r#"

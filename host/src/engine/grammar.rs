@@ -17,7 +17,7 @@ pub enum Line {
     Json(Vec<Op>),
     Show {
         ns: Option<String>,
-        json: bool,
+        style: super::show::Style,
     },
     Run {
         target: String,
@@ -107,7 +107,11 @@ pub const COMMANDS: &[Spec] = &[
         usage: "kv get KEY | kv ls [PREFIX] | kv put KEY VALUE [ttl SECONDS] | kv rm KEY",
         summary: "netsh's key-value store",
     },
-    Spec { name: "show", usage: "show [NS] [--json]", summary: "topology of this namespace and the named ones" },
+    Spec {
+        name: "show",
+        usage: "show [NS] [-br|--brief] [-a|--all] [--json]",
+        summary: "topology of this namespace and the named ones (-br: links and rules; -a: IPv6 link-local too)",
+    },
     Spec { name: "run", usage: "run FILE|PLUGIN [ARGS...]", summary: "run a recipe with this session's grants" },
     Spec { name: "plan", usage: "plan FILE|PLUGIN [ARGS...]", summary: "what a recipe would do" },
     Spec { name: "undo", usage: "undo [RUN-ID]", summary: "revert a run; without an id, the last command" },
@@ -458,18 +462,20 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
         },
         "show" => {
             let mut show_ns = ns.clone();
-            let mut json = false;
+            let mut style = super::show::Style::default();
             while let Some(word) = w.peek() {
                 w.next("")?;
                 match word {
-                    "--json" => json = true,
+                    "--json" => style.json = true,
+                    "-br" | "--brief" => style.brief = true,
+                    "-a" | "--all" => style.all = true,
                     name => {
                         names::check_netns(name).map_err(|e| e.to_string())?;
                         show_ns = Some(name.into());
                     }
                 }
             }
-            Ok(Line::Show { ns: show_ns, json })
+            Ok(Line::Show { ns: show_ns, style })
         }
         "run" => Ok(Line::Run { target: w.next("FILE or PLUGIN")?.into(), args: w.rest() }),
         "plan" => Ok(Line::Plan { target: w.next("FILE or PLUGIN")?.into(), args: w.rest() }),
@@ -866,7 +872,10 @@ mod tests {
         ));
         assert!(matches!(&ops("fw rm abc")[..], [Op::FwRemove { .. }]));
         assert!(matches!(&ops("sysctl set net.ipv4.ip_forward 1")[..], [Op::SysctlSet { .. }]));
-        assert_eq!(parse("show c1 --json").unwrap(), Some(Line::Show { ns: Some("c1".into()), json: true }));
+        let json = super::super::show::Style { json: true, ..Default::default() };
+        assert_eq!(parse("show c1 --json").unwrap(), Some(Line::Show { ns: Some("c1".into()), style: json }));
+        let brief_all = super::super::show::Style { brief: true, all: true, ..Default::default() };
+        assert_eq!(parse("show -br -a").unwrap(), Some(Line::Show { ns: None, style: brief_all }));
         assert_eq!(
             parse("run x.wasm -- a b").unwrap(),
             Some(Line::Run { target: "x.wasm".into(), args: vec!["--".into(), "a".into(), "b".into()] })

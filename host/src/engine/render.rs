@@ -1,13 +1,14 @@
 //! Text for people and JSON for machines: how every front end shows what
 //! the workflows return, so the CLI, the shell and the agent print the same.
 
+use ipnetwork::IpNetwork;
 use serde_json::json;
 
 use super::RecipeInfo;
 use super::plan::PlanReport;
 use super::run::allow_flags;
 use super::runs::RunRow;
-use super::show::Topology;
+use super::show::{Style, Topology};
 use crate::audit::Entry;
 use crate::firewall::FirewallKind;
 use crate::ops::{AddrInfo, LinkInfo, Reply, RouteSpec};
@@ -97,18 +98,31 @@ pub fn audit_entry(e: &Entry, json: bool) -> String {
 
 /// Links like `ip -br addr`: name, kind, state, addresses, master.
 pub fn links(links: &[LinkInfo]) -> String {
+    shown_links(links, true)
+}
+
+/// IPv6 link-local (fe80::/10) and multicast (ff00::/8): every interface has them.
+fn link_local(net: &IpNetwork) -> bool {
+    match net {
+        IpNetwork::V6(n) => n.ip().segments()[0] & 0xffc0 == 0xfe80 || n.ip().is_multicast(),
+        IpNetwork::V4(_) => false,
+    }
+}
+
+fn shown_links(links: &[LinkInfo], all: bool) -> String {
     let mut out = String::new();
     for l in links {
         let state = if l.up { l.oper_state.to_uppercase() } else { "DOWN".into() };
         let master = l.master.as_ref().map(|m| format!(" master {m}")).unwrap_or_default();
-        let addrs: Vec<String> = l.addresses.iter().map(|a| a.to_string()).collect();
+        let addrs: Vec<String> = l.addresses.iter().filter(|a| all || !link_local(a)).map(|a| a.to_string()).collect();
         out.push_str(&format!("  {:<15} {:<8} {:<8} {}{}\n", l.name, l.kind, state, addrs.join(" "), master));
     }
     out
 }
 
-/// Namespaces like `ip -br addr` + `ip route`, with netsh's rules.
-pub fn topology(topology: &Topology) -> String {
+/// Namespaces like `ip -br addr` + `ip route`, with netsh's rules (briefly:
+/// links and one line per rule).
+pub fn topology(topology: &Topology, style: Style) -> String {
     let mut out = match topology.firewall {
         FirewallKind::Nftables => {
             "firewall: nftables (netsh's rules: nft list table ip netsh; nft list table ip6 netsh)\n"
@@ -124,13 +138,13 @@ pub fn topology(topology: &Topology) -> String {
             Some(name) => out.push_str(&format!("netns {name}\n")),
             None => out.push_str("(this namespace)\n"),
         }
-        out.push_str(&links(&view.links));
-        for r in &view.routes {
+        out.push_str(&shown_links(&view.links, style.all));
+        for r in view.routes.iter().filter(|r| !style.brief && (style.all || !link_local(&r.dest))) {
             out.push_str(&format!("  route {r}\n"));
         }
         for rule in &view.rules {
             out.push_str(&format!("  rule {} ({}): {}\n", rule.id, rule.owner, rule.rule));
-            for c in &rule.commands {
+            for c in rule.commands.iter().filter(|_| !style.brief) {
                 out.push_str(&format!("    {c}\n"));
             }
         }

@@ -133,9 +133,9 @@ impl<'a> Session<'a> {
         match line {
             Line::Ops(ops) => self.ops(ops, false).await?,
             Line::Json(ops) => self.ops(ops, true).await?,
-            Line::Show { ns, json } => {
+            Line::Show { ns, style } => {
                 let views = self.engine.show(ns).await?;
-                self.console.out(&show_text(&views, json));
+                self.console.out(&show_text(&views, style));
             }
             Line::Run { target, args } => {
                 let mut spec = RunSpec::new(target.into(), args.into_iter().skip_while(|a| a == "--").collect());
@@ -290,11 +290,11 @@ impl<'a> Session<'a> {
 }
 
 /// `show` output, text or JSON.
-pub fn show_text(topology: &super::show::Topology, json: bool) -> Vec<u8> {
-    if json {
+pub fn show_text(topology: &super::show::Topology, style: super::show::Style) -> Vec<u8> {
+    if style.json {
         format!("{}\n", serde_json::to_string_pretty(topology).unwrap_or_default()).into_bytes()
     } else {
-        render::topology(topology).into_bytes()
+        render::topology(topology, style).into_bytes()
     }
 }
 

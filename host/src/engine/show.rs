@@ -17,6 +17,16 @@ pub struct Topology {
     pub namespaces: Vec<NsView>,
 }
 
+/// How `show` prints its text (JSON always carries everything).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Style {
+    pub json: bool,
+    /// Links and rules, one line each, as `ip -br` lists links.
+    pub brief: bool,
+    /// IPv6 link-local addresses and routes too (noise, hidden by default).
+    pub all: bool,
+}
+
 /// One namespace's state.
 #[derive(Debug, Serialize)]
 pub struct NsView {

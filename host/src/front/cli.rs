@@ -147,9 +147,15 @@ pub enum Command {
         /// Only this named namespace.
         #[arg(short = 'n', long = "netns", value_name = "NS")]
         netns: Option<String>,
-        /// Print JSON instead of text.
+        /// Print JSON instead of text (always everything).
         #[arg(long)]
         json: bool,
+        /// Links and rules only, one line each, like `ip -br`.
+        #[arg(short = 'b', long)]
+        brief: bool,
+        /// IPv6 link-local addresses and routes too, hidden by default.
+        #[arg(short = 'a', long)]
+        all: bool,
     },
 }
 
@@ -435,8 +441,9 @@ pub async fn dispatch(
             let code = session.exec(netns, command).await?;
             Ok(u8::try_from(code).unwrap_or(255))
         }
-        Command::Show { netns, json } => {
-            console.out(&show_text(&engine.show(netns).await?, json));
+        Command::Show { netns, json, brief, all } => {
+            let style = netsh::engine::show::Style { json, brief, all };
+            console.out(&show_text(&engine.show(netns).await?, style));
             Ok(0)
         }
         Command::Agent { .. } | Command::Dns(_) => {

@@ -333,6 +333,7 @@ impl Gate {
             Op::NetnsList
             | Op::NetnsExists { .. }
             | Op::NetnsNames { .. }
+            | Op::NetnsIdentify { .. }
             | Op::NetnsReadEtc { .. }
             | Op::LinkGet { .. }
             | Op::LinkList { .. }

@@ -240,6 +240,10 @@ pub enum Op {
     NetnsNames {
         name: String,
     },
+    /// The names of process `pid`'s namespace (`ip netns identify PID`).
+    NetnsIdentify {
+        pid: u32,
+    },
     /// Run a program in a named namespace with its /etc/netns files, like
     /// `ip netns exec`; the reply is its exit status.
     NetnsExec {
@@ -522,6 +526,7 @@ impl Op {
             Op::NetnsList
             | Op::NetnsExists { .. }
             | Op::NetnsNames { .. }
+            | Op::NetnsIdentify { .. }
             | Op::NetnsReadEtc { .. }
             | Op::LinkGet { .. }
             | Op::LinkList { .. }
@@ -656,6 +661,7 @@ impl fmt::Display for Op {
             Op::NetnsAttach { name, pid } => write!(f, "ip netns attach {name} {pid}"),
             Op::NetnsAlias { name, of } => write!(f, "ip netns alias {name} {of}"),
             Op::NetnsNames { name } => write!(f, "ip netns names {name}"),
+            Op::NetnsIdentify { pid } => write!(f, "ip netns identify {pid}"),
             Op::NetnsExec { name, argv } => write!(f, "ip netns exec {name} {}", shell_words(argv)),
             Op::NetnsWriteEtc { name, file, contents } => {
                 write!(f, "write /etc/netns/{name}/{} ({} bytes)", file.file_name(), contents.len())

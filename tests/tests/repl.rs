@@ -184,3 +184,37 @@ echo "brief: $($NETSH {GRANTS} -c 'ip -br -n c1 a' | grep -c 'veth0 10.61.0.1/24
     assert!(o.contains("flags: True True UP veth"), "{o}");
     assert!(o.contains("brief: 1"), "{o}");
 }
+
+#[test]
+fn a_link_moves_to_a_process_s_namespace_by_its_name_and_the_grants_name_it() {
+    sandboxed(
+        r#"
+ip netns add c1
+ip netns exec c1 timeout 30 sleep 30 & in_c1=$!
+unshare --net timeout 30 sleep 30 & unnamed=$!
+sleep 0.3
+ip link add m1 type veth peer name m1p
+echo "identify: $($NETSH -c "netns identify $in_c1")"
+expect_fail $NETSH --allow link:m1 --allow link:c1/m1 -c "link set m1 netns $in_c1"
+$NETSH --allow link:m1 --allow link:c1/m1 --allow netns:c1 -c "link set m1 netns $in_c1"
+ip -n c1 link show m1 >/dev/null && echo "m1 is in c1"
+expect_fail $NETSH --allow-all -c "link set m1p netns $unnamed"
+expect_fail $NETSH --allow-all -c "link set m1p netns $$"
+expect_fail $NETSH --allow-all -c "netns identify 4000000"
+ip link show m1p >/dev/null && echo "m1p stayed"
+kill $in_c1 $unnamed 2>/dev/null || true
+wait $in_c1 $unnamed 2>/dev/null || true
+"#,
+        30,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "identify: c1",
+        "needs netns:c1",
+        "m1 is in c1",
+        "namespace has no name, and grants scope namespaces by name: `netns attach NAME",
+        "is netsh's own network namespace under another name",
+        "process 4000000 does not exist",
+        "m1p stayed",
+    ]);
+}

@@ -217,7 +217,7 @@ impl Model {
         if let Op::KvList { prefix } = &op {
             return self.kv_list(prefix).await;
         }
-        if let Op::FwFreePort { .. } = &op {
+        if let Op::FwFreePort { .. } | Op::NetnsIdentify { .. } = &op {
             return self.real.apply(op).await;
         }
         let kv_before = match &op {
@@ -346,6 +346,7 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::NetnsExists { .. }
         | Op::NetnsAttach { .. }
         | Op::NetnsNames { .. }
+        | Op::NetnsIdentify { .. }
         | Op::NetnsExec { .. }
         | Op::NetnsWriteEtc { .. }
         | Op::NetnsReadEtc { .. }
@@ -703,8 +704,8 @@ impl World {
             Op::NetnsNames { .. } => {
                 Err(CapError::Failed("internal error: the model merges namespace names before applying".into()))
             }
-            Op::FwFreePort { .. } => {
-                Err(CapError::Failed("internal error: the model asks the kernel for free ports".into()))
+            Op::FwFreePort { .. } | Op::NetnsIdentify { .. } => {
+                Err(CapError::Failed(format!("internal error: the model asks the kernel for {op}")))
             }
             Op::KvGet { .. } => Ok((Reply::Entry(kv_before.flatten()), false)),
             Op::KvPut { key, value } | Op::KvPutLease { key, value, .. } => Ok((self.kv_write(key, value), true)),

@@ -58,12 +58,12 @@ pub struct Spec {
 pub const COMMANDS: &[Spec] = &[
     Spec {
         name: "netns",
-        usage: "netns add|del NAME | netns attach NAME PID | netns alias NAME TARGET | netns exec NAME CMD [ARGS...] | netns ls",
+        usage: "netns add|del NAME | netns attach NAME PID | netns alias NAME TARGET | netns identify PID | netns exec NAME CMD [ARGS...] | netns ls",
         summary: "named network namespaces",
     },
     Spec {
         name: "link",
-        usage: "link add NAME type bridge|veth [peer P [netns NS]]|vxlan id VNI [dstport P] [local IP] [dev IF] [nolearning] [proxy] | link set NAME [up|down] [master BR|nomaster] [netns NS] [mtu N] | link del NAME | link ls",
+        usage: "link add NAME type bridge|veth [peer P [netns NS|PID]]|vxlan id VNI [dstport P] [local IP] [dev IF] [nolearning] [proxy] | link set NAME [up|down] [master BR|nomaster] [netns NS|PID] [mtu N] | link del NAME | link ls",
         summary: "interfaces",
     },
     Spec {
@@ -344,7 +344,7 @@ fn object_spelling(mut words: Vec<String>) -> Vec<String> {
 fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
     let ops = |v: Vec<Op>| Ok(Line::Ops(v));
     match name {
-        "netns" => match w.next("add, del, attach, alias, exec or ls")? {
+        "netns" => match w.next("add, del, attach, alias, identify, exec or ls")? {
             "add" => ops(vec![Op::NetnsCreate { name: w.netns()? }]),
             "del" | "delete" => ops(vec![Op::NetnsDelete { name: w.netns()? }]),
             "attach" => {
@@ -355,6 +355,7 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
                 let name = w.netns()?;
                 ops(vec![Op::NetnsAlias { name, of: w.netns()? }])
             }
+            "identify" => ops(vec![Op::NetnsIdentify { pid: w.number("PID")? }]),
             "exec" => {
                 let name = w.netns()?;
                 let argv: Vec<String> = w.rest().into_iter().skip_while(|a| a == "--").collect();
@@ -364,7 +365,7 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
                 ops(vec![Op::NetnsExec { name, argv }])
             }
             "ls" | "list" => ops(vec![Op::NetnsList]),
-            other => Err(format!("netns {other:?}: use add, del, attach, alias, exec or ls")),
+            other => Err(format!("netns {other:?}: use add, del, attach, alias, identify, exec or ls")),
         },
         "link" => link(ns, w),
         "addr" => match w.next("add, del or ls")? {
@@ -836,6 +837,7 @@ mod tests {
         assert_eq!(ops("netns del c1"), [Op::NetnsDelete { name: "c1".into() }]);
         assert_eq!(ops("netns ls"), [Op::NetnsList]);
         assert_eq!(ops("netns alias c2 c1"), [Op::NetnsAlias { name: "c2".into(), of: "c1".into() }]);
+        assert_eq!(ops("netns identify 42"), [Op::NetnsIdentify { pid: 42 }]);
         assert!(matches!(&ops("link add br0 type bridge")[..], [Op::LinkAddBridge { name, .. }] if name == "br0"));
         let veth = ops("link add veth1 type veth peer eth0 netns c1");
         assert!(
@@ -921,7 +923,7 @@ mod tests {
     fn malformed_forms_explain_themselves() {
         for (line, expected) in [
             ("lnk add x type bridge", "did you mean \"link\""),
-            ("netns frob", "use add, del, attach, alias, exec or ls"),
+            ("netns frob", "use add, del, attach, alias, identify, exec or ls"),
             ("netns exec c1", "missing CMD"),
             ("ip -s link", "ip option -s is not supported"),
             ("ip -j link add x type bridge", "-j applies to listings"),

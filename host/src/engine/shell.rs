@@ -203,6 +203,22 @@ impl<'a> Session<'a> {
     }
 
     /// Grants the line's ops lack; on a terminal, offer them once.
+    /// A `netns` target as iproute2 reads it: a namespace name, else a
+    /// process id, which must lead to a named namespace (grants name it).
+    async fn named(&self, target: &str) -> EngineResult<String> {
+        let Ok(pid) = target.parse::<u32>() else { return Ok(target.to_string()) };
+        if let Reply::Bool(true) = self.gate.call(Op::NetnsExists { name: target.into() }).await? {
+            return Ok(target.to_string());
+        }
+        match self.gate.call(Op::NetnsIdentify { pid }).await? {
+            Reply::Names(names) if !names.is_empty() => Ok(names[0].clone()),
+            Reply::Names(_) => Err(EngineError::Usage(format!(
+                "process {pid}'s namespace has no name, and grants scope namespaces by name: `netns attach NAME {pid}` names it"
+            ))),
+            other => Err(other.mismatch().into()),
+        }
+    }
+
     fn missing(&mut self, ops: &[Op]) -> EngineResult<()> {
         let mut missing = Vec::new();
         for op in ops {
@@ -236,7 +252,16 @@ impl<'a> Session<'a> {
 
     /// Capability calls: one journaled step (interactively, one run per
     /// line); replies as text, or as iproute2's JSON.
-    async fn ops(&mut self, ops: Vec<Op>, json: bool) -> EngineResult<()> {
+    async fn ops(&mut self, mut ops: Vec<Op>, json: bool) -> EngineResult<()> {
+        for op in &mut ops {
+            match op {
+                Op::LinkSetNetns { target: Some(target), .. } => *target = self.named(target).await?,
+                Op::LinkAddVeth { spec, .. } if spec.peer_ns.is_some() => {
+                    spec.peer_ns = Some(self.named(spec.peer_ns.as_deref().unwrap_or_default()).await?);
+                }
+                _ => {}
+            }
+        }
         self.missing(&ops)?;
         let (run, gate, own) = match &self.batch {
             Some((run, gate)) => (run.clone(), gate.clone(), false),

@@ -34,7 +34,7 @@ struct NetshHelper {
 /// Words that may follow a command's first word.
 fn subcommands(command: &str) -> &'static [&'static str] {
     match command {
-        "netns" => &["add", "del", "attach", "alias", "exec", "ls"],
+        "netns" => &["add", "del", "attach", "alias", "identify", "exec", "ls"],
         "link" => &["add", "set", "del", "ls"],
         "addr" | "route" => &["add", "del", "ls"],
         "nat" => &["masquerade"],

@@ -38,6 +38,7 @@ pub fn needs(op: &Op) -> Needs {
         Op::NetnsList
         | Op::NetnsExists { .. }
         | Op::NetnsNames { .. }
+        | Op::NetnsIdentify { .. }
         | Op::NetnsReadEtc { .. }
         | Op::LinkGet { .. }
         | Op::LinkList { .. }

@@ -218,6 +218,7 @@ impl Kernel {
             Op::NetnsAttach { name, pid } => nsfs::attach(&name, pid).map(done),
             Op::NetnsAlias { name, of } => aliases::alias(&name, &of).map(done),
             Op::NetnsNames { name } => aliases::others(&name).map(Reply::Names),
+            Op::NetnsIdentify { pid } => nsfs::identify(pid).map(Reply::Names),
             Op::NetnsExec { name, argv } => exec::run(&name, &argv).await.map(Reply::Exited),
             Op::NetnsWriteEtc { name, file, contents } => nsfs::write_etc(&name, file, &contents).map(done),
             Op::NetnsReadEtc { name, file } => nsfs::read_etc(name.as_deref(), file).map(Reply::Text),

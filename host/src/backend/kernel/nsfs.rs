@@ -211,28 +211,36 @@ where
     result
 }
 
+/// The identity of process `pid`'s namespace.
+fn pid_ns(pid: u32) -> CapResult<NsId> {
+    let source = format!("/proc/{pid}/ns/net");
+    match fs::metadata(&source) {
+        Ok(meta) => Ok(ns_id(&meta)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(CapError::NotFound(format!("process {pid} does not exist"))),
+        Err(e) => Err(CapError::io(&e, format!("stat {source}"))),
+    }
+}
+
+/// `ip netns identify PID`: the names of the process's namespace (none for
+/// an unnamed one). Refused for netsh's own, which names cannot reach.
+pub fn identify(pid: u32) -> CapResult<Vec<String>> {
+    let target = pid_ns(pid)?;
+    if target == own_ns()? {
+        return Err(host_alias(&format!("the namespace of process {pid}")));
+    }
+    Ok(list()?.into_iter().filter(|n| fs::metadata(ns_path(n)).is_ok_and(|m| ns_id(&m) == target)).collect())
+}
+
 /// `ip netns attach NAME PID`. Refused when the process shares netsh's own
 /// namespace, or one that already has a name (a second name is made with
 /// `netns alias`, which records it so that grants must cover both).
 pub fn attach(name: &str, pid: u32) -> CapResult<()> {
+    if let Some(other) = identify(pid)?.first() {
+        return Err(CapError::Exists(format!(
+            "process {pid}'s namespace is already named {other}; use that name, or `netns alias {name} {other}`"
+        )));
+    }
     let source = format!("/proc/{pid}/ns/net");
-    let target = match fs::metadata(&source) {
-        Ok(meta) => ns_id(&meta),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(CapError::NotFound(format!("process {pid} does not exist")));
-        }
-        Err(e) => return Err(CapError::io(&e, format!("stat {source}"))),
-    };
-    if target == own_ns()? {
-        return Err(host_alias(&format!("the namespace of process {pid}")));
-    }
-    for other in list()? {
-        if fs::metadata(ns_path(&other)).is_ok_and(|m| ns_id(&m) == target) {
-            return Err(CapError::Exists(format!(
-                "process {pid}'s namespace is already named {other}; use that name, or `netns alias {name} {other}`"
-            )));
-        }
-    }
     let path = create_mount_point(name)?;
     mount(Some(source.as_str()), &path, Some("none"), MsFlags::MS_BIND, None::<&str>).map_err(|e| {
         let _ = fs::remove_file(&path);

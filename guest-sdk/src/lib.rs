@@ -213,7 +213,7 @@ pub mod netns {
 /// Network interfaces (`ip link`).
 pub mod link {
     use super::{Result, host::link as raw};
-    pub use raw::{LinkInfo, Veth, Vxlan};
+    pub use raw::{LinkInfo, MacvlanMode, Veth, Vxlan};
 
     /// `ip link add NAME type bridge`, with an optional MTU.
     pub fn add_bridge(ns: Option<&str>, name: &str, mtu: Option<u32>) -> Result<()> {
@@ -226,6 +226,10 @@ pub mod link {
     /// A VXLAN device in one call; see [`Vxlan`].
     pub fn add_vxlan(ns: Option<&str>, spec: &Vxlan) -> Result<()> {
         Ok(raw::add_vxlan(ns, spec)?)
+    }
+    /// `ip link add link PARENT name NAME type macvlan mode MODE` (down).
+    pub fn add_macvlan(ns: Option<&str>, name: &str, parent: &str, mode: MacvlanMode) -> Result<()> {
+        Ok(raw::add_macvlan(ns, name, parent, mode)?)
     }
     /// `ip link set NAME up|down`.
     pub fn set_up(ns: Option<&str>, name: &str, up: bool) -> Result<()> {
@@ -362,12 +366,16 @@ pub mod firewall {
     use super::{Error, Result, host::firewall as raw};
     pub use raw::{
         ForwardSpec, IsolateSpec, Isolation, LinkSpec, MasqueradeSpec, PortRange, Proto, PublishSpec, RuleInfo,
-        RuleSpec,
+        RuleSpec, SnatSpec,
     };
 
     /// Masquerade `source` unless it leaves through `out_not`.
     pub fn masquerade(ns: Option<&str>, owner: &str, source: &str, out_not: Option<&str>) -> Result<String> {
         Ok(raw::masquerade(ns, owner, source, out_not)?)
+    }
+    /// Source NAT to an address, or masquerade, for traffic leaving by one interface or any.
+    pub fn snat(ns: Option<&str>, owner: &str, spec: &SnatSpec) -> Result<String> {
+        Ok(raw::snat(ns, owner, spec)?)
     }
     /// Publish host ports to a destination (DNAT + forward accept).
     pub fn publish(ns: Option<&str>, owner: &str, spec: &PublishSpec) -> Result<String> {

@@ -227,6 +227,7 @@ impl Gate {
             Op::NetnsDelete { name } => drop(created.remove(&ns_key(name))),
             Op::LinkAddBridge { ns, name, .. } => drop(created.insert(link_key(ns, name))),
             Op::LinkAddVxlan { ns, spec } => drop(created.insert(link_key(ns, &spec.name))),
+            Op::LinkAddMacvlan { ns, name, .. } => drop(created.insert(link_key(ns, name))),
             Op::LinkAddVeth { ns, spec } => {
                 created.insert(link_key(ns, &spec.name));
                 created.insert(link_key(spec.peer_ns.as_ref().map_or(ns, |_| &spec.peer_ns), &spec.peer));
@@ -372,6 +373,7 @@ impl Gate {
             Op::LinkAddBridge { ns, name, .. } => undo(Op::LinkDelete { ns: ns.clone(), name: name.clone() }),
             Op::LinkAddVeth { ns, spec } => undo(Op::LinkDelete { ns: ns.clone(), name: spec.name.clone() }),
             Op::LinkAddVxlan { ns, spec } => undo(Op::LinkDelete { ns: ns.clone(), name: spec.name.clone() }),
+            Op::LinkAddMacvlan { ns, name, .. } => undo(Op::LinkDelete { ns: ns.clone(), name: name.clone() }),
             Op::NeighAdd { ns, dev, ip, .. } => undo(Op::NeighDelete { ns: ns.clone(), dev: dev.clone(), ip: *ip }),
             Op::NeighDelete { ns, dev, ip } => {
                 match self.read(Op::NeighList { ns: ns.clone(), dev: Some(dev.clone()) }).await {

@@ -148,6 +148,42 @@ impl Proto {
     }
 }
 
+/// How a macvlan device shares its parent (`type macvlan mode M`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MacvlanMode {
+    Private,
+    Vepa,
+    Bridge,
+    Passthru,
+}
+
+impl MacvlanMode {
+    /// iproute2's word for the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MacvlanMode::Private => "private",
+            MacvlanMode::Vepa => "vepa",
+            MacvlanMode::Bridge => "bridge",
+            MacvlanMode::Passthru => "passthru",
+        }
+    }
+}
+
+impl std::str::FromStr for MacvlanMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "private" => Ok(MacvlanMode::Private),
+            "vepa" => Ok(MacvlanMode::Vepa),
+            "bridge" => Ok(MacvlanMode::Bridge),
+            "passthru" => Ok(MacvlanMode::Passthru),
+            other => Err(format!("macvlan mode {other:?}: use private, vepa, bridge or passthru")),
+        }
+    }
+}
+
 /// What an isolation rule drops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -183,6 +219,11 @@ pub enum FwRule {
     ForwardAccept { input: Option<String>, output: Option<String> },
     /// Drop forwarding to or from `bridge` as `mode` says.
     Isolate { bridge: String, mode: Isolation },
+    /// Source NAT for `source` leaving by `out` (any interface: `None`), to
+    /// address `to`, or to the outgoing interface's address (masquerade) when
+    /// `to` is `None`: `iptables -t nat -A POSTROUTING -s SOURCE [-o OUT]
+    /// -j SNAT --to-source TO | -j MASQUERADE`.
+    Snat { source: IpNetwork, out: Option<String>, to: Option<IpAddr> },
     /// Accept `client` -> `server` on ports `first..=last` within `bridge`,
     /// and the server's replies, ahead of isolation (Docker's `--link`
     /// exception under `--icc=false`).
@@ -272,6 +313,13 @@ pub enum Op {
     LinkAddVeth {
         ns: Ns,
         spec: VethSpec,
+    },
+    /// A macvlan device on `parent`: `ip link add link PARENT name NAME type macvlan mode M`.
+    LinkAddMacvlan {
+        ns: Ns,
+        name: String,
+        parent: String,
+        mode: MacvlanMode,
     },
     LinkAddVxlan {
         ns: Ns,
@@ -550,6 +598,7 @@ impl Op {
             | Op::LinkAddBridge { .. }
             | Op::LinkAddVeth { .. }
             | Op::LinkAddVxlan { .. }
+            | Op::LinkAddMacvlan { .. }
             | Op::LinkSetUp { .. }
             | Op::LinkSetMaster { .. }
             | Op::LinkSetNetns { .. }
@@ -702,6 +751,9 @@ impl fmt::Display for Op {
                 Ok(())
             }
             Op::LinkAddVxlan { ns, spec } => write!(f, "ip {}link add {spec}", ip_ns(ns)),
+            Op::LinkAddMacvlan { ns, name, parent, mode } => {
+                write!(f, "ip {}link add link {parent} name {name} type macvlan mode {}", ip_ns(ns), mode.as_str())
+            }
             Op::LinkSetUp { ns, name, up } => {
                 write!(f, "ip {}link set {name} {}", ip_ns(ns), if *up { "up" } else { "down" })
             }

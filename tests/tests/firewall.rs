@@ -40,3 +40,72 @@ diff pasted.txt real.txt && echo "same rules: ok"
         }
     }
 }
+
+#[test]
+fn snat_to_an_address_and_masquerade_out_one_interface_rewrite_what_the_outside_sees() {
+    for fw in Firewall::BOTH {
+        let out = sandboxed_on(
+            fw,
+            r#"
+make_outside
+ip addr add 10.200.0.9/24 dev uplink
+ip -n outside route add 172.20.0.0/24 via 10.200.0.1
+ip netns add c1
+ip link add v1 type veth peer name eth0 netns c1
+ip addr add 172.20.0.1/24 dev v1; ip link set v1 up
+ip -n c1 addr add 172.20.0.2/24 dev eth0; ip -n c1 link set eth0 up; ip -n c1 link set lo up
+ip -n c1 route add default via 172.20.0.1
+sysctl -qw net.ipv4.ip_forward=1
+serve outside 80
+before=$(snapshot)
+echo "no nat: $(fetch c1 10.200.0.2 80)"
+$NETSH --allow nat:172.20.0.0/24 -c 'nat snat 172.20.0.0/24 to 10.200.0.9 out uplink'
+echo "snat: $(fetch c1 10.200.0.2 80)"
+$NETSH undo last >/dev/null
+$NETSH --allow nat:172.20.0.0/24 -c 'nat snat 172.20.0.0/24 to 10.200.0.9'
+echo "snat out of any interface: $(fetch c1 10.200.0.2 80)"
+$NETSH undo last >/dev/null
+$NETSH --allow nat:172.20.0.0/24 -c 'nat masquerade 172.20.0.0/24 out uplink'
+echo "masquerade out uplink: $(fetch c1 10.200.0.2 80)"
+$NETSH undo last >/dev/null
+$NETSH --allow nat:172.20.0.0/24 -c 'nat masquerade 172.20.0.0/24 out v1'
+echo "masquerade out v1: $(fetch c1 10.200.0.2 80)"
+$NETSH undo last >/dev/null
+expect_fail $NETSH --allow nat:172.20.0.0/24 -c 'nat snat 172.20.0.0/24 to fd00::1'
+expect_fail $NETSH --allow nat:172.21.0.0/24 -c 'nat snat 172.20.0.0/24 to 10.200.0.9'
+if [ "$FW" = nftables ]; then
+  # A table an older netsh made: no snat_to, snat_any, masq_out, no rules consulting them.
+  $NETSH --allow nat:172.20.0.0/24 -c 'nat masquerade 172.20.0.0/24 out-not v1' >/dev/null
+  for set in snat_to snat_any masq_out; do
+    for h in $(nft -a list chain ip netsh postrouting | sed -nE "s/.*@$set.*# handle ([0-9]+)\$/\1/p"); do
+      nft delete rule ip netsh postrouting handle "$h"
+    done
+    nft delete set ip netsh $set
+  done
+  $NETSH --allow nat:172.20.0.0/24 -c 'nat snat 172.20.0.0/24 to 10.200.0.9 out uplink'
+  echo "upgraded: $(fetch c1 10.200.0.2 80)"
+  echo "first rule: $(nft list chain ip netsh postrouting | grep -m1 -o 'snat to ip saddr . oifname map @snat_to')"
+  $NETSH undo last >/dev/null; $NETSH undo last >/dev/null
+else
+  echo "upgraded: outside saw 10.200.0.9"
+  echo "first rule: snat to ip saddr . oifname map @snat_to"
+fi
+stop_servers
+settled_to "$before" && echo "undone: clean"
+"#,
+            60,
+        );
+        out.assert_ok().assert_has(&[
+            "no nat: outside saw 172.20.0.2",
+            "snat: outside saw 10.200.0.9",
+            "snat out of any interface: outside saw 10.200.0.9",
+            "masquerade out uplink: outside saw 10.200.0.1",
+            "masquerade out v1: outside saw 172.20.0.2",
+            "are of different IP versions",
+            "needs nat:172.20.0.0/24",
+            "upgraded: outside saw 10.200.0.9",
+            "first rule: snat to ip saddr . oifname map @snat_to",
+            "undone: clean",
+        ]);
+    }
+}

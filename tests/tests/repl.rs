@@ -218,3 +218,37 @@ wait $in_c1 $unnamed 2>/dev/null || true
         "m1p stayed",
     ]);
 }
+
+#[test]
+fn a_macvlan_device_on_the_uplink_gives_a_namespace_its_own_address_on_that_network() {
+    sandboxed(
+        r#"
+make_outside
+ip netns add c1
+before=$(snapshot)
+G="--allow link:mv0 --allow link:uplink --allow link:c1/mv0 --allow netns:c1 --allow addr:10.200.0.0/24"
+$NETSH $G -c 'ip link add link uplink name mv0 type macvlan mode bridge; link set mv0 netns c1; -n c1 addr add 10.200.0.50/24 dev mv0; -n c1 link set mv0 up'
+ip -n c1 -d link show mv0 | grep -o 'macvlan mode bridge' | sed 's/^/kernel: /'
+ip netns exec c1 ping -c1 -W2 10.200.0.2 >/dev/null && echo "c1 reaches the outside on the uplink's network"
+ip netns exec outside ip neigh show 10.200.0.50 | grep -q lladdr && echo "outside sees 10.200.0.50 as a host of its own"
+expect_fail $NETSH $G -c 'link add mv1 type macvlan'
+expect_fail $NETSH --allow-all -c 'link add link nope name mv1 type macvlan'
+expect_fail $NETSH --allow-all -c 'link add link uplink name mv1 type macvlan mode sideways'
+expect_fail $NETSH --allow link:mv1 -c 'link add link uplink name mv1 type macvlan'
+$NETSH undo last >/dev/null
+settled_to "$before" && echo "undone: clean"
+"#,
+        30,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "kernel: macvlan mode bridge",
+        "c1 reaches the outside on the uplink's network",
+        "outside sees 10.200.0.50 as a host of its own",
+        "a macvlan device needs its parent: link add link PARENT name mv1 type macvlan",
+        "link nope",
+        "macvlan mode \"sideways\": use private, vepa, bridge or passthru",
+        "needs link:uplink",
+        "undone: clean",
+    ]);
+}

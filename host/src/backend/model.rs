@@ -302,6 +302,7 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         Op::LinkSetNetns { ns, target, .. } => vec![ns.clone(), target.clone()],
         Op::LinkAddBridge { ns, .. }
         | Op::LinkAddVxlan { ns, .. }
+        | Op::LinkAddMacvlan { ns, .. }
         | Op::NeighAdd { ns, .. }
         | Op::NeighDelete { ns, .. }
         | Op::NeighList { ns, .. }
@@ -507,6 +508,11 @@ impl World {
                 self.add_link(ns, end)?;
                 self.space(&peer_ns).links.push(peer);
                 done(true)
+            }
+            Op::LinkAddMacvlan { ns, name, parent, .. } => {
+                let mtu = self.link(ns, parent)?.mtu;
+                let link = self.new_link(name, "macvlan", mtu);
+                self.add_link(ns, link).map(|()| (Reply::Done, true))
             }
             Op::LinkAddVxlan { ns, spec } => {
                 for other in spec.dev.iter().chain(&spec.master) {

@@ -7,7 +7,7 @@ use crate::ops::{self, FwRule, Isolation, Op, Proto, Reply};
 use crate::runtime::RecipeState;
 use crate::runtime::bindings::netsh::host::firewall::{
     ForwardSpec, Host, IsolateSpec, Isolation as WitIsolation, LinkSpec, MasqueradeSpec, PortRange, Proto as WitProto,
-    PublishSpec, RuleInfo, RuleSpec,
+    PublishSpec, RuleInfo, RuleSpec, SnatSpec,
 };
 use crate::runtime::bindings::netsh::host::types::Error;
 
@@ -60,6 +60,14 @@ fn link_accept(spec: LinkSpec) -> CapResult<FwRule> {
     })
 }
 
+fn snat(spec: SnatSpec) -> CapResult<FwRule> {
+    Ok(FwRule::Snat {
+        source: cidr(&spec.source)?,
+        out: spec.out.map(ifname).transpose()?,
+        to: spec.to.as_deref().map(ip).transpose()?,
+    })
+}
+
 fn isolation(mode: WitIsolation) -> Isolation {
     match mode {
         WitIsolation::Networks => Isolation::Networks,
@@ -89,6 +97,9 @@ fn spec_of(rule: FwRule) -> RuleSpec {
             proto: wit_proto(proto),
             ports: PortRange { first, last },
         }),
+        FwRule::Snat { source, out, to } => {
+            RuleSpec::Snat(SnatSpec { source: source.to_string(), out, to: to.map(|ip| ip.to_string()) })
+        }
         FwRule::Isolate { bridge, mode } => RuleSpec::Isolate(IsolateSpec {
             bridge,
             mode: match mode {
@@ -154,6 +165,15 @@ impl Host for RecipeState {
     ) -> wasmtime::Result<Result<String, Error>> {
         let rule = ifname(bridge).map(|bridge| FwRule::Isolate { bridge, mode: isolation(mode) });
         self.call(add(ns_, owner, rule), rule_id).await
+    }
+
+    async fn snat(
+        &mut self,
+        ns_: Option<String>,
+        owner: String,
+        spec: SnatSpec,
+    ) -> wasmtime::Result<Result<String, Error>> {
+        self.call(add(ns_, owner, snat(spec)), rule_id).await
     }
 
     async fn link_accept(

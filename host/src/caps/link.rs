@@ -2,9 +2,9 @@
 
 use super::{done, ifname, ns};
 use crate::error::{CapError, CapResult};
-use crate::ops::{self, Op, Reply, VethSpec, VxlanSpec};
+use crate::ops::{self, MacvlanMode, Op, Reply, VethSpec, VxlanSpec};
 use crate::runtime::RecipeState;
-use crate::runtime::bindings::netsh::host::link::{Host, LinkInfo, Veth, Vxlan};
+use crate::runtime::bindings::netsh::host::link::{Host, LinkInfo, MacvlanMode as WitMacvlanMode, Veth, Vxlan};
 use crate::runtime::bindings::netsh::host::types::Error;
 
 fn to_wit(l: ops::LinkInfo) -> LinkInfo {
@@ -77,6 +77,23 @@ impl Host for RecipeState {
 
     async fn add_vxlan(&mut self, ns_: Option<String>, spec: Vxlan) -> wasmtime::Result<Result<(), Error>> {
         let op = (|| Ok(Op::LinkAddVxlan { ns: ns(ns_)?, spec: vxlan(spec)? }))();
+        self.call(op, done).await
+    }
+
+    async fn add_macvlan(
+        &mut self,
+        ns_: Option<String>,
+        name: String,
+        parent: String,
+        mode: WitMacvlanMode,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let mode = match mode {
+            WitMacvlanMode::Private => MacvlanMode::Private,
+            WitMacvlanMode::Vepa => MacvlanMode::Vepa,
+            WitMacvlanMode::Bridge => MacvlanMode::Bridge,
+            WitMacvlanMode::Passthru => MacvlanMode::Passthru,
+        };
+        let op = (|| Ok(Op::LinkAddMacvlan { ns: ns(ns_)?, name: ifname(name)?, parent: ifname(parent)?, mode }))();
         self.call(op, done).await
     }
 

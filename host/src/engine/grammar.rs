@@ -63,7 +63,7 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "link",
-        usage: "link add NAME type bridge|veth [peer P [netns NS|PID]]|vxlan id VNI [dstport P] [local IP] [dev IF] [nolearning] [proxy] | link set NAME [up|down] [master BR|nomaster] [netns NS|PID] [mtu N] | link del NAME | link ls",
+        usage: "link add NAME type bridge|veth [peer P [netns NS|PID]]|vxlan id VNI [dstport P] [local IP] [dev IF] [nolearning] [proxy] | link add link PARENT name NAME type macvlan [mode private|vepa|bridge|passthru] | link set NAME [up|down] [master BR|nomaster] [netns NS|PID] [mtu N] | link del NAME | link ls",
         summary: "interfaces",
     },
     Spec {
@@ -88,8 +88,8 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "nat",
-        usage: "nat masquerade CIDR [out-not IF]",
-        summary: "masquerade a source network (owner repl)",
+        usage: "nat masquerade CIDR [out-not IF | out IF] | nat snat CIDR to IP [out IF]",
+        summary: "source NAT for a network: masquerade (-j MASQUERADE [-o IF]) or to an address (-j SNAT --to-source)",
     },
     Spec {
         name: "publish",
@@ -401,18 +401,8 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
         "neigh" => neigh(ns, w),
         "fdb" => fdb(ns, w),
         "nat" => {
-            if w.next("masquerade")? != "masquerade" {
-                return Err(format!("usage: {}", w.usage));
-            }
-            let source = w.cidr()?;
-            let out_not = match w.peek() {
-                Some("out-not") => {
-                    w.next("out-not")?;
-                    Some(w.ifname("interface")?)
-                }
-                _ => None,
-            };
-            ops(vec![Op::FwAdd { ns: ns.clone(), owner: OWNER.into(), rule: FwRule::Masquerade { source, out_not } }])
+            let rule = nat(w)?;
+            ops(vec![Op::FwAdd { ns: ns.clone(), owner: OWNER.into(), rule }])
         }
         "publish" => publish(ns, w),
         "fw" => match w.next("ls, rm or free-port")? {
@@ -519,11 +509,26 @@ fn key(w: &mut Words) -> Result<String> {
 fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
     match w.next("add, set, del or ls")? {
         "add" => {
+            // iproute2 writes `link add link PARENT name NAME type macvlan`; `link add NAME link PARENT` works too.
+            let mut parent = None;
+            if w.peek() == Some("link") {
+                w.next("link")?;
+                parent = Some(w.ifname("parent interface")?);
+                if w.next("name")? != "name" {
+                    return Err(format!("usage: {}", w.usage));
+                }
+            }
             let name = w.ifname("interface name")?;
+            if parent.is_none() && w.peek() == Some("link") {
+                w.next("link")?;
+                parent = Some(w.ifname("parent interface")?);
+            }
             if w.next("type")? != "type" {
                 return Err(format!("usage: {}", w.usage));
             }
-            match w.next("bridge, veth or vxlan")? {
+            match w.next("bridge, veth, vxlan or macvlan")? {
+                "macvlan" => macvlan(ns, name, parent, w),
+                kind if parent.is_some() => Err(format!("link PARENT applies to macvlan devices, not {kind}")),
                 "vxlan" => vxlan(ns, name, w),
                 "bridge" => Ok(Line::Ops(vec![Op::LinkAddBridge { ns: ns.clone(), name, mtu: None }])),
                 "veth" => {
@@ -554,7 +559,7 @@ fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
                     };
                     Ok(Line::Ops(vec![Op::LinkAddVeth { ns: ns.clone(), spec }]))
                 }
-                other => Err(format!("link type {other:?}: use bridge, veth or vxlan")),
+                other => Err(format!("link type {other:?}: use bridge, veth, vxlan or macvlan")),
             }
         }
         "set" => {
@@ -588,6 +593,51 @@ fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
         "ls" | "show" => Ok(Line::Ops(vec![Op::LinkList { ns: ns.clone() }])),
         other => Err(format!("link {other:?}: use add, set, del or ls")),
     }
+}
+
+/// `nat masquerade CIDR [out-not IF | out IF]`, `nat snat CIDR to IP [out IF]`.
+fn nat(w: &mut Words) -> Result<FwRule> {
+    let verb = w.next("masquerade or snat")?;
+    let source = w.cidr()?;
+    let to = match verb {
+        "masquerade" => None,
+        "snat" => {
+            if w.next("to")? != "to" {
+                return Err(format!("usage: {}", w.usage));
+            }
+            let text = w.next("IP")?;
+            Some(text.parse::<IpAddr>().map_err(|_| format!("{text:?} is not an IP address"))?)
+        }
+        other => return Err(format!("nat {other:?}: use masquerade or snat")),
+    };
+    let rule = match (w.peek(), to) {
+        (Some("out-not"), None) => {
+            w.next("out-not")?;
+            FwRule::Masquerade { source, out_not: Some(w.ifname("interface")?) }
+        }
+        (Some("out"), to) => {
+            w.next("out")?;
+            FwRule::Snat { source, out: Some(w.ifname("interface")?), to }
+        }
+        (_, None) => FwRule::Masquerade { source, out_not: None },
+        (_, to) => FwRule::Snat { source, out: None, to },
+    };
+    crate::firewall::check_rule(&rule).map_err(|e| e.to_string())?;
+    Ok(rule)
+}
+
+/// `... type macvlan [mode private|vepa|bridge|passthru]` (vepa, the kernel's default).
+fn macvlan(ns: &Ns, name: String, parent: Option<String>, w: &mut Words) -> Result<Line> {
+    let parent = parent
+        .ok_or_else(|| format!("a macvlan device needs its parent: link add link PARENT name {name} type macvlan"))?;
+    let mode = match w.peek() {
+        Some("mode") => {
+            w.next("mode")?;
+            w.next("mode")?.parse()?
+        }
+        _ => crate::ops::MacvlanMode::Vepa,
+    };
+    Ok(Line::Ops(vec![Op::LinkAddMacvlan { ns: ns.clone(), name, parent, mode }]))
 }
 
 /// `... type vxlan id VNI [dstport P] [local IP] [dev IF] [nolearning] [proxy]`.
@@ -838,6 +888,21 @@ mod tests {
         assert_eq!(ops("netns ls"), [Op::NetnsList]);
         assert_eq!(ops("netns alias c2 c1"), [Op::NetnsAlias { name: "c2".into(), of: "c1".into() }]);
         assert_eq!(ops("netns identify 42"), [Op::NetnsIdentify { pid: 42 }]);
+        let macvlan = Op::LinkAddMacvlan {
+            ns: None,
+            name: "mv0".into(),
+            parent: "eth0".into(),
+            mode: crate::ops::MacvlanMode::Bridge,
+        };
+        assert_eq!(ops("link add link eth0 name mv0 type macvlan mode bridge"), [macvlan.clone()]);
+        assert_eq!(ops("link add mv0 link eth0 type macvlan mode bridge"), [macvlan]);
+        let snat = |text: &str| match &ops(text)[..] {
+            [Op::FwAdd { rule, .. }] => rule.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(snat("nat masquerade 10.0.0.0/24 out eth0"), "snat 10.0.0.0/24 eth0 masquerade");
+        assert_eq!(snat("nat snat 10.0.0.0/24 to 192.0.2.1"), "snat 10.0.0.0/24 * 192.0.2.1");
+        assert_eq!(snat("nat masquerade 10.0.0.0/24 out-not br0"), "masquerade 10.0.0.0/24 !br0");
         assert!(matches!(&ops("link add br0 type bridge")[..], [Op::LinkAddBridge { name, .. }] if name == "br0"));
         let veth = ops("link add veth1 type veth peer eth0 netns c1");
         assert!(
@@ -927,7 +992,7 @@ mod tests {
             ("netns exec c1", "missing CMD"),
             ("ip -s link", "ip option -s is not supported"),
             ("ip -j link add x type bridge", "-j applies to listings"),
-            ("link add x type tun", "use bridge, veth or vxlan"),
+            ("link add x type tun", "use bridge, veth, vxlan or macvlan"),
             ("link add a234567890123456 type bridge", "at most 15"),
             ("addr add 10.0.0.300/24 dev x", "is not a CIDR"),
             ("addr add 10.0.0.1/24 x", "usage: addr"),

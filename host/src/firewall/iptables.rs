@@ -97,6 +97,11 @@ fn lines(rule: &FwRule) -> Vec<Line> {
             spec.push_str(" -j MASQUERADE");
             vec![nat(spec)]
         }
+        FwRule::Snat { source, out, to } => {
+            let out = out.as_ref().map(|o| format!(" -o {o}")).unwrap_or_default();
+            let target = to.map_or("MASQUERADE".to_string(), |ip| format!("SNAT --to-source {ip}"));
+            vec![nat(format!("NETSH-POSTROUTING -s {source}{out} -j {target}"))]
+        }
         FwRule::Publish { proto, host_ip, first, last, to_ip, to_port } => {
             let p = proto.as_str();
             let dst = host_ip.map(|ip| format!(" -d {ip}/32")).unwrap_or_default();

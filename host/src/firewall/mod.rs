@@ -112,6 +112,14 @@ pub fn check_rule(rule: &FwRule) -> CapResult<()> {
             )));
         }
     }
+    if let FwRule::Snat { source, out: None, to: None } = rule {
+        return Err(CapError::Invalid(format!("masquerading {source} out of any interface is `masquerade {source}`")));
+    }
+    if let FwRule::Snat { source, to: Some(to), .. } = rule
+        && source.is_ipv4() != to.is_ipv4()
+    {
+        return Err(CapError::Invalid(format!("source {source} and SNAT address {to} are of different IP versions")));
+    }
     if let FwRule::Publish { host_ip, first, last, to_ip, to_port, .. } = rule {
         if first > last {
             return Err(CapError::Invalid(format!("port range {first}-{last} is reversed")));
@@ -169,7 +177,7 @@ fn ports(first: u16, last: u16) -> String {
 
 /// One line: `masquerade SRC [!OUT]`, `publish PROTO HOST:PORTS TO:PORT`,
 /// `forward IN OUT` (`*` for any), `isolate BRIDGE networks|ports|external`,
-/// `link BRIDGE CLIENT SERVER PROTO PORTS`.
+/// `link BRIDGE CLIENT SERVER PROTO PORTS`, `snat SRC OUT|* TO|masquerade`.
 impl fmt::Display for FwRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -190,6 +198,10 @@ impl fmt::Display for FwRule {
             FwRule::Isolate { bridge, mode } => write!(f, "isolate {bridge} {}", mode.as_str()),
             FwRule::LinkAccept { bridge, client, server, proto, first, last } => {
                 write!(f, "link {bridge} {client} {server} {} {}", proto.as_str(), ports(*first, *last))
+            }
+            FwRule::Snat { source, out, to } => {
+                let to = to.map_or("masquerade".to_string(), |ip| ip.to_string());
+                write!(f, "snat {source} {} {to}", or_any(out))
             }
         }
     }
@@ -256,6 +268,14 @@ impl std::str::FromStr for FwRule {
                     _ => return Err(bad(text)),
                 },
             },
+            ["snat", source, out, to] => FwRule::Snat {
+                source: source.parse().map_err(|_| bad(text))?,
+                out: any(out),
+                to: match *to {
+                    "masquerade" => None,
+                    ip => Some(ip.parse().map_err(|_| bad(text))?),
+                },
+            },
             ["link", bridge, client, server, proto, ports] => {
                 let (first, last) = crate::ops::parse_ports(ports).ok_or_else(|| bad(text))?;
                 FwRule::LinkAccept {
@@ -311,6 +331,8 @@ mod tests {
             FwRule::Masquerade { source: "fd00::/64".parse().unwrap(), out_not: None },
             FwRule::ForwardAccept { input: Some("br-x".into()), output: None },
             FwRule::Isolate { bridge: "br-x".into(), mode: Isolation::Ports },
+            FwRule::Snat { source: "10.0.0.0/24".parse().unwrap(), out: Some("eth0".into()), to: None },
+            FwRule::Snat { source: "10.0.0.0/24".parse().unwrap(), out: None, to: Some("192.0.2.1".parse().unwrap()) },
             FwRule::LinkAccept {
                 bridge: "docker0".into(),
                 client: "172.17.0.3".parse().unwrap(),

@@ -7,8 +7,10 @@
 //! ```text
 //! prerouting (nat, dstnat) / output (nat, -100): fib daddr type local jump portmap
 //! portmap:     DNAT through @dnat_addr (address . proto . port) then @dnat_any (proto . port)
-//! postrouting (nat, srcnat): masquerade host-made and hairpin traffic to @published;
-//!              skip @masq_skip (subnet . out interface), masquerade @masq_nets
+//! postrouting (nat, srcnat): SNAT through @snat_to and masquerade @masq_out
+//!              (subnet . out interface); masquerade host-made and hairpin
+//!              traffic to @published; skip @masq_skip (subnet . out
+//!              interface), masquerade @masq_nets
 //! forward (filter, filter - 10): jump isolation, then accept @fwd_* and @published,
 //!              marking accepted packets (0x00100000) for iptables' FORWARD
 //! isolation:   @links accepts a linked client's connections (and the replies)
@@ -43,7 +45,7 @@ impl Family {
     /// IPv6 as much as for IPv4).
     pub fn of(rule: &FwRule) -> &'static [Family] {
         let v6 = match rule {
-            FwRule::Masquerade { source, .. } => source.is_ipv6(),
+            FwRule::Masquerade { source, .. } | FwRule::Snat { source, .. } => source.is_ipv6(),
             FwRule::Publish { to_ip, .. } => to_ip.is_ipv6(),
             FwRule::LinkAccept { client, .. } => client.is_ipv6(),
             FwRule::ForwardAccept { .. } | FwRule::Isolate { .. } => return &[Family::V4, Family::V6],
@@ -168,6 +170,21 @@ pub const SETS: &[SetDef] = &[
         data: &[],
         interval: false,
         decl: "type ADDR . inet_proto . inet_service . inet_service;",
+    },
+    SetDef {
+        name: "snat_to",
+        key: &[Addr, Ifname],
+        data: &[Addr],
+        interval: true,
+        decl: "type ADDR . ifname : ADDR; flags interval;",
+    },
+    SetDef { name: "snat_any", key: &[Addr], data: &[Addr], interval: true, decl: "type ADDR : ADDR; flags interval;" },
+    SetDef {
+        name: "masq_out",
+        key: &[Addr, Ifname],
+        data: &[],
+        interval: true,
+        decl: "type ADDR . ifname; flags interval;",
     },
     SetDef {
         name: "links",
@@ -329,6 +346,31 @@ pub fn elements(rule: &FwRule) -> Vec<Element> {
             (None, Some(o)) => vec![element("fwd_out", vec![ifname_bytes(o)], None, q(o))],
             (None, None) => Vec::new(),
         },
+        FwRule::Snat { source, out, to } => {
+            let (first, last, after) = range(source);
+            let net = IpNetwork::new(source.network(), source.prefix()).unwrap_or(*source);
+            let data = to.map(addr_bytes);
+            let to_text = to.map(|ip| format!(" : {ip}")).unwrap_or_default();
+            match out {
+                // Out of any interface: keyed by the source alone (nft cannot show an ifname range of everything).
+                None => vec![Element {
+                    set: "snat_any",
+                    key: first,
+                    key_end: None,
+                    end_marker: after,
+                    data,
+                    text: format!("{net}{to_text}"),
+                }],
+                Some(o) => vec![Element {
+                    set: if to.is_some() { "snat_to" } else { "masq_out" },
+                    key: [first, ifname_bytes(o)].concat(),
+                    key_end: Some([last, ifname_bytes(o)].concat()),
+                    end_marker: None,
+                    data,
+                    text: format!("{net} . {}{to_text}", q(o)),
+                }],
+            }
+        }
         FwRule::LinkAccept { bridge, client, server, proto, first, last } => (*first..=*last)
             .map(|port| {
                 element(
@@ -470,6 +512,11 @@ pub enum Expr {
         addr: u32,
         port: u32,
     },
+    /// Source NAT to the address in register `addr`.
+    Snat {
+        family: Family,
+        addr: u32,
+    },
     Masquerade,
     Verdict(Verdict),
 }
@@ -553,6 +600,47 @@ impl Family {
     fn regs(self) -> u32 {
         self.addr_len() / 4
     }
+}
+
+/// Sets added to the layout after its first release, each with the chain
+/// whose first rules consult it: a table an older netsh made gets them
+/// (set, then rules at the chain's head) from the first batch that needs them.
+pub const LATER_SETS: [(&str, &str); 4] =
+    [("links", "isolation"), ("snat_to", "postrouting"), ("snat_any", "postrouting"), ("masq_out", "postrouting")];
+
+/// The first rules of `chain` that consult the later set `set`.
+pub fn later_rules(family: Family, set: &str) -> Vec<RuleDef> {
+    match set {
+        "links" => link_rules(family).to_vec(),
+        "snat_to" => vec![snat_rule(family, "snat_to")],
+        "snat_any" => vec![snat_rule(family, "snat_any")],
+        "masq_out" => vec![masq_out_rule(family)],
+        _ => Vec::new(),
+    }
+}
+
+/// `snat to` the address `map` gives the source and out interface
+/// (`snat_to`) or the source alone (`snat_any`).
+fn snat_rule(family: Family, map: &'static str) -> RuleDef {
+    let f = family.name();
+    let (key, oif) = match map {
+        "snat_to" => (format!("{f} saddr . oifname"), vec![meta(MetaKey::Oifname, family.regs())]),
+        _ => (format!("{f} saddr"), Vec::new()),
+    };
+    let lookup = Expr::Lookup { set: map, sreg: reg32(0), dreg: Some(reg32(0)) };
+    rule(
+        format!("snat to {key} map @{map}"),
+        [vec![family.addr(true, 0)], oif, vec![lookup, Expr::Snat { family, addr: reg32(0) }]].concat(),
+    )
+}
+
+/// Masquerade what `@masq_out` names by source and out interface.
+fn masq_out_rule(family: Family) -> RuleDef {
+    let f = family.name();
+    rule(
+        format!("{f} saddr . oifname @masq_out masquerade"),
+        vec![family.addr(true, 0), meta(MetaKey::Oifname, family.regs()), lookup("masq_out"), Expr::Masquerade],
+    )
 }
 
 /// The isolation chain's first rules: a linked client's connections to the
@@ -738,8 +826,9 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
     let postrouting = ChainDef {
         name: "postrouting",
         hook: Some((POSTROUTING, 100, "nat")),
-        rules: PROTOS
+        rules: [snat_rule(family, "snat_to"), snat_rule(family, "snat_any"), masq_out_rule(family)]
             .into_iter()
+            .chain(PROTOS.into_iter()
             .flat_map(|p| {
                 let proto = p.as_str();
                 [
@@ -785,7 +874,7 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
                 format!("{f} saddr @masq_nets masquerade"),
                 vec![family.addr(true, 0), lookup("masq_nets"), Expr::Masquerade],
             ),
-            ])
+            ]))
             .collect(),
     };
     vec![

@@ -37,7 +37,7 @@ fn subcommands(command: &str) -> &'static [&'static str] {
         "netns" => &["add", "del", "attach", "alias", "identify", "exec", "ls"],
         "link" => &["add", "set", "del", "ls"],
         "addr" | "route" => &["add", "del", "ls"],
-        "nat" => &["masquerade"],
+        "nat" => &["masquerade", "snat"],
         "publish" => &["tcp", "udp"],
         "fw" => &["ls", "rm", "free-port"],
         "sysctl" => &["get", "set"],
@@ -110,8 +110,10 @@ impl NetshHelper {
             [cmd] => owned(subcommands(cmd)),
             [.., "master"] => self.links(ns, true),
             ["netns", "del" | "exec" | "alias"] | ["netns", "alias", _] | [.., "netns"] => self.namespaces(),
-            [.., "dev" | "out-not"] | ["link", "set" | "del"] => self.links(ns, false),
-            [.., "type"] => owned(&["bridge", "veth", "vxlan"]),
+            [.., "dev" | "out-not" | "out"] | ["link", "set" | "del"] | ["link", "add", .., "link"] => {
+                self.links(ns, false)
+            }
+            [.., "type"] => owned(&["bridge", "veth", "vxlan", "macvlan"]),
             ["link", "set", _, ..] => owned(&["up", "down", "master", "nomaster", "netns", "mtu"]),
             _ => Vec::new(),
         }

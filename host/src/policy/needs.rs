@@ -73,6 +73,7 @@ pub fn needs(op: &Op) -> Needs {
             }
             inside(ns, needs)
         }
+        Op::LinkAddMacvlan { ns, name, parent, .. } => inside(ns, vec![link(ns, name), link(ns, parent)]),
         Op::LinkAddVxlan { ns, spec } => {
             let others = spec.dev.iter().chain(&spec.master).map(|l| link(ns, l));
             inside(ns, std::iter::once(link(ns, &spec.name)).chain(others).collect())
@@ -119,7 +120,7 @@ pub fn needs(op: &Op) -> Needs {
 /// What adding (or removing) a firewall rule needs.
 pub fn rule_needs(rule: &FwRule) -> Vec<Need> {
     match rule {
-        FwRule::Masquerade { source, .. } => vec![Need::Nat(*source)],
+        FwRule::Masquerade { source, .. } | FwRule::Snat { source, .. } => vec![Need::Nat(*source)],
         FwRule::Publish { proto, first, last, .. } => vec![Need::Publish { proto: *proto, first: *first, last: *last }],
         FwRule::ForwardAccept { input, output } => input.iter().chain(output).map(|i| Need::Link(i.clone())).collect(),
         FwRule::Isolate { bridge, .. } | FwRule::LinkAccept { bridge, .. } => vec![Need::Link(bridge.clone())],

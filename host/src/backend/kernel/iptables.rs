@@ -220,7 +220,7 @@ fn check_port_conflicts(saved: &Saved, id: &str, lines: &[Line]) -> CapResult<()
 /// Whether a rule names IPv6 addresses (which iptables, unlike ip6tables, cannot hold).
 fn is_v6(rule: &FwRule) -> bool {
     match rule {
-        FwRule::Masquerade { source, .. } => source.is_ipv6(),
+        FwRule::Masquerade { source, .. } | FwRule::Snat { source, .. } => source.is_ipv6(),
         FwRule::Publish { to_ip, .. } => to_ip.is_ipv6(),
         FwRule::LinkAccept { client, .. } => client.is_ipv6(),
         FwRule::ForwardAccept { .. } | FwRule::Isolate { .. } => false,

@@ -5,17 +5,18 @@ use std::os::fd::AsRawFd;
 
 use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
+use netlink_packet_route::link::MacVlanMode as NlMacvlanMode;
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkLayerType, LinkMessage, State,
 };
-use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
 use super::addr;
 use super::netlink::nl_error;
 use super::nsfs;
 use crate::error::{CapError, CapResult};
 use crate::names::format_mac;
-use crate::ops::{LinkInfo, Ns, VethSpec, VxlanSpec};
+use crate::ops::{LinkInfo, MacvlanMode, Ns, VethSpec, VxlanSpec};
 
 /// "link NAME in namespace NS", for messages.
 pub fn describe(ns: &Ns, name: &str) -> String {
@@ -123,6 +124,18 @@ pub async fn add_vxlan(h: &Handle, ns: &Ns, spec: &VxlanSpec) -> CapResult<()> {
         msg = msg.up();
     }
     h.link().add(msg.build()).execute().await.map_err(|e| nl_error(e, &describe(ns, &spec.name), "create"))
+}
+
+/// A macvlan device on `parent`, down, as iproute2 makes it.
+pub async fn add_macvlan(h: &Handle, ns: &Ns, name: &str, parent: &str, mode: MacvlanMode) -> CapResult<()> {
+    let mode = match mode {
+        MacvlanMode::Private => NlMacvlanMode::Private,
+        MacvlanMode::Vepa => NlMacvlanMode::Vepa,
+        MacvlanMode::Bridge => NlMacvlanMode::Bridge,
+        MacvlanMode::Passthru => NlMacvlanMode::Passthrough,
+    };
+    let msg = LinkMacVlan::new(name, index_of(h, ns, parent).await?, mode).build();
+    h.link().add(msg).execute().await.map_err(|e| nl_error(e, &describe(ns, name), "create"))
 }
 
 /// How long a link being torn down by the kernel is waited for.

@@ -228,6 +228,9 @@ impl Kernel {
             }
             Op::LinkAddVeth { ns, spec } => link::add_veth(&self.handles.get(&ns).await?, &ns, &spec).await.map(done),
             Op::LinkAddVxlan { ns, spec } => link::add_vxlan(&self.handles.get(&ns).await?, &ns, &spec).await.map(done),
+            Op::LinkAddMacvlan { ns, name, parent, mode } => {
+                link::add_macvlan(&self.handles.get(&ns).await?, &ns, &name, &parent, mode).await.map(done)
+            }
             Op::LinkSetUp { ns, name, up } => {
                 link::set_up(&self.handles.get(&ns).await?, &ns, &name, up).await.map(done)
             }

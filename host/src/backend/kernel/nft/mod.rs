@@ -149,23 +149,31 @@ impl Space {
         Ok(exists)
     }
 
-    /// Families whose existing table (not one being created) lacks the
-    /// `links` set that a queued link exception needs.
-    fn links_upgrades(&mut self, create: &HashSet<Family>) -> CapResult<HashSet<Family>> {
-        let needed: HashSet<Family> = self
-            .adds
-            .iter()
-            .filter(|q| matches!(q.rule, FwRule::LinkAccept { .. }))
-            .map(|q| q.family())
-            .filter(|f| !create.contains(f))
-            .collect();
-        let mut out = HashSet::new();
-        for family in needed {
-            let seq = self.next_seq();
-            let present = wire::set_exists(&self.socket, seq, family, "links")
-                .map_err(|e| os(e, format!("look up set {} netsh links", family.name())))?;
-            if !present {
-                out.insert(family);
+    /// The later sets (with their chains) that queued adds use and that an
+    /// existing table (not one being created) lacks, in layout order.
+    fn upgrades(&mut self, create: &HashSet<Family>) -> CapResult<Vec<(Family, &'static str, &'static str)>> {
+        let mut used: Vec<(Family, &'static str)> = Vec::new();
+        for q in self.adds.iter() {
+            for el in nft::elements(&q.rule) {
+                for family in q.families() {
+                    if !create.contains(family) && !used.contains(&(*family, el.set)) {
+                        used.push((*family, el.set));
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (set, chain) in nft::LATER_SETS {
+            for family in [Family::V4, Family::V6] {
+                if !used.contains(&(family, set)) {
+                    continue;
+                }
+                let seq = self.next_seq();
+                let present = wire::set_exists(&self.socket, seq, family, set)
+                    .map_err(|e| os(e, format!("look up set {} netsh {set}", family.name())))?;
+                if !present {
+                    out.push((family, set, chain));
+                }
             }
         }
         Ok(out)
@@ -287,21 +295,21 @@ fn push_family_rule(batch: &mut Batch, family: Family, q: &Queued, add: bool) {
     }
 }
 
-/// Bring a table made before `--link` exceptions up to date: the `links`
-/// set, and the isolation chain's first rules, which consult it.
-fn push_links_upgrade(batch: &mut Batch, family: Family) {
-    let def = SETS.iter().find(|s| s.name == "links").expect("the links set is in SETS");
+/// Bring a table an older netsh made up to date: a set added to the layout
+/// since, and its rules, first in their chain.
+fn push_upgrade(batch: &mut Batch, family: Family, set: &'static str, chain: &'static str) {
+    let (i, def) = SETS.iter().enumerate().find(|(_, s)| s.name == set).expect("later sets are in SETS");
     batch.push(
         Cmd::NewSet,
         family,
         flags::CREATE | flags::EXCL,
-        &wire::set(def, family, SETS.len() as u32 + 1),
-        format!("upgrade table {} netsh: create set links", family.name()),
+        &wire::set(def, family, i as u32 + 1),
+        format!("upgrade table {} netsh: create set {set}", family.name()),
     );
     // Without APPEND a rule goes first: push the last one first.
-    for rule in nft::link_rules(family).iter().rev() {
-        let what = format!("add rule {} netsh isolation {} (first)", family.name(), rule.text);
-        batch.push(Cmd::NewRule, family, flags::CREATE, &wire::rule("isolation", &rule.exprs), what);
+    for rule in nft::later_rules(family, set).iter().rev() {
+        let what = format!("add rule {} netsh {chain} {} (first)", family.name(), rule.text);
+        batch.push(Cmd::NewRule, family, flags::CREATE, &wire::rule(chain, &rule.exprs), what);
     }
 }
 
@@ -369,16 +377,17 @@ impl Nftables {
                 create.insert(family);
             }
         }
-        let mut upgrade = space.links_upgrades(&create)?;
+        let mut upgrade = space.upgrades(&create)?;
         for _ in 0..3 {
             let mut batch = Batch::new(space.next_seq());
             for family in [Family::V4, Family::V6] {
                 if create.contains(&family) {
                     push_table(&mut batch, family);
                 }
-                if upgrade.contains(&family) {
-                    push_links_upgrade(&mut batch, family);
-                }
+            }
+            // Later sets last first, so that their rules end up in layout order.
+            for &(family, set, chain) in upgrade.iter().rev() {
+                push_upgrade(&mut batch, family, set, chain);
             }
             space.adds.iter().for_each(|q| push_rule(&mut batch, q, true));
             space.removes.iter().for_each(|q| push_rule(&mut batch, q, false));
@@ -393,11 +402,12 @@ impl Nftables {
                 }
                 Err((e, what)) if e.raw_os_error() == Some(nix::libc::EEXIST) && what.starts_with("create table") => {
                     create.clear();
-                    upgrade = space.links_upgrades(&create)?;
+                    upgrade = space.upgrades(&create)?;
                 }
                 // Another run upgraded the table meanwhile.
                 Err((e, what)) if e.raw_os_error() == Some(nix::libc::EEXIST) && what.starts_with("upgrade table") => {
-                    upgrade.clear();
+                    space.tables.clear();
+                    upgrade = space.upgrades(&create)?;
                 }
                 // Another run removed a rule this one removes (two teardowns
                 // of one container): what is gone counts as removed.

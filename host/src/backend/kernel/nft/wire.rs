@@ -606,6 +606,13 @@ fn expr(x: &mut Attrs, e: &Expr) {
                 d.u32(1, 1).u32(2, u32::from(family.nfproto())).u32(3, *addr).u32(5, *port);
             }),
         ),
+        // NFTA_NAT_TYPE 0: NFT_NAT_SNAT.
+        Expr::Snat { family, addr } => (
+            "nat",
+            Box::new(move |d| {
+                d.u32(1, 0).u32(2, u32::from(family.nfproto())).u32(3, *addr);
+            }),
+        ),
         Expr::Masquerade => ("masq", Box::new(|_| {})),
         Expr::Verdict(v) => (
             "immediate",

@@ -98,8 +98,8 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "fw",
-        usage: "fw ls | fw rm ID | fw free-port tcp|udp [HOSTIP]",
-        summary: "netsh's firewall rules; a host port free to publish",
+        usage: "fw ls | fw rm ID | fw free-port tcp|udp [HOSTIP] | fw forward [in IF] [out IF]",
+        summary: "netsh's firewall rules; a host port free to publish; accept forwarding (and its replies)",
     },
     Spec { name: "sysctl", usage: "sysctl get KEY | sysctl set KEY VALUE", summary: "kernel parameters under net.*" },
     Spec {
@@ -405,7 +405,23 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
             ops(vec![Op::FwAdd { ns: ns.clone(), owner: OWNER.into(), rule }])
         }
         "publish" => publish(ns, w),
-        "fw" => match w.next("ls, rm or free-port")? {
+        "fw" => match w.next("ls, rm, free-port or forward")? {
+            "forward" => {
+                let (mut input, mut output) = (None, None);
+                while let Some(word) = w.peek() {
+                    w.next("")?;
+                    match word {
+                        "in" => input = Some(w.ifname("interface")?),
+                        "out" => output = Some(w.ifname("interface")?),
+                        other => return Err(format!("unexpected {other:?}; usage: {}", w.usage)),
+                    }
+                }
+                if input.is_none() && output.is_none() {
+                    return Err("fw forward needs in IF, out IF or both (accepting everything is no rule)".into());
+                }
+                let rule = FwRule::ForwardAccept { input, output };
+                ops(vec![Op::FwAdd { ns: ns.clone(), owner: OWNER.into(), rule }])
+            }
             "ls" => ops(vec![Op::FwList { ns: ns.clone() }]),
             "rm" => ops(vec![Op::FwRemove { ns: ns.clone(), id: w.next("rule id")?.into() }]),
             "free-port" => {
@@ -417,7 +433,7 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
                 host_ip.map(|_| w.next("host IP")).transpose()?;
                 ops(vec![Op::FwFreePort { ns: ns.clone(), proto, host_ip }])
             }
-            other => Err(format!("fw {other:?}: use ls, rm or free-port")),
+            other => Err(format!("fw {other:?}: use ls, rm, free-port or forward")),
         },
         "sysctl" => match w.next("get or set")? {
             "get" => ops(vec![Op::SysctlGet { ns: ns.clone(), key: key(w)? }]),
@@ -878,6 +894,9 @@ mod tests {
         assert_eq!(ops("fw free-port udp"), [Op::FwFreePort { ns: None, proto: Proto::Udp, host_ip: None }]);
         assert!(matches!(&ops("fw free-port tcp 127.0.0.1")[..], [Op::FwFreePort { host_ip: Some(_), .. }]));
         assert!(parse("fw free-port sctp").is_err() && parse("fw free-port tcp nowhere").is_err());
+        let forward = FwRule::ForwardAccept { input: Some("br0".into()), output: Some("uplink".into()) };
+        assert_eq!(ops("fw forward in br0 out uplink"), [Op::FwAdd { ns: None, owner: OWNER.into(), rule: forward }]);
+        assert!(parse("fw forward").is_err());
         assert_eq!(ops("kv ls"), [Op::KvList { prefix: String::new() }]);
         assert_eq!(ops("kv ls docker-bridge/"), [Op::KvList { prefix: "docker-bridge/".into() }]);
         assert_eq!(ops("kv put a b"), [Op::KvPut { key: "a".into(), value: "b".into() }]);

@@ -39,7 +39,7 @@ fn subcommands(command: &str) -> &'static [&'static str] {
         "addr" | "route" => &["add", "del", "ls"],
         "nat" => &["masquerade", "snat"],
         "publish" => &["tcp", "udp"],
-        "fw" => &["ls", "rm", "free-port"],
+        "fw" => &["ls", "rm", "free-port", "forward"],
         "sysctl" => &["get", "set"],
         "record" => &["start", "stop"],
         "audit" => &["verify", "--run", "--since", "--json"],
@@ -110,7 +110,7 @@ impl NetshHelper {
             [cmd] => owned(subcommands(cmd)),
             [.., "master"] => self.links(ns, true),
             ["netns", "del" | "exec" | "alias"] | ["netns", "alias", _] | [.., "netns"] => self.namespaces(),
-            [.., "dev" | "out-not" | "out"] | ["link", "set" | "del"] | ["link", "add", .., "link"] => {
+            [.., "dev" | "out-not" | "out" | "in"] | ["link", "set" | "del"] | ["link", "add", .., "link"] => {
                 self.links(ns, false)
             }
             [.., "type"] => owned(&["bridge", "veth", "vxlan", "macvlan"]),

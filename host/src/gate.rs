@@ -335,6 +335,7 @@ impl Gate {
             | Op::NetnsExists { .. }
             | Op::NetnsNames { .. }
             | Op::NetnsIdentify { .. }
+            | Op::ConntrackList { .. }
             | Op::NetnsReadEtc { .. }
             | Op::LinkGet { .. }
             | Op::LinkList { .. }

@@ -88,6 +88,32 @@ pub struct Neigh {
     pub state: String,
 }
 
+/// One direction of a tracked connection: addresses, and ports where the
+/// protocol has them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tuple {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+}
+
+/// A connection the kernel tracks (`conntrack -L`): the original direction
+/// and the reply it expects, which NAT shows in (a masqueraded source is the
+/// reply's destination).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    pub proto: String,
+    /// Seconds before it expires.
+    pub timeout: u64,
+    /// TCP's state (`ESTABLISHED`, `TIME_WAIT`, ...).
+    pub state: Option<String>,
+    pub original: Tuple,
+    pub reply: Tuple,
+    /// `ASSURED`, `UNREPLIED`.
+    pub flags: Vec<String>,
+}
+
 /// A forwarding database entry (`bridge fdb`): frames for `mac` leave by
 /// `dev`, towards the remote VXLAN endpoint `dst` when there is one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,6 +306,10 @@ pub enum Op {
     /// The other names of the namespace `name` leads to.
     NetnsNames {
         name: String,
+    },
+    /// Tracked connections (`conntrack -L`).
+    ConntrackList {
+        ns: Ns,
     },
     /// The names of process `pid`'s namespace (`ip netns identify PID`).
     NetnsIdentify {
@@ -523,6 +553,7 @@ pub enum Reply {
     Routes(Vec<RouteSpec>),
     Neighs(Vec<Neigh>),
     Fdb(Vec<Fdb>),
+    Flows(Vec<Flow>),
     Rules(Vec<RuleInfo>),
     /// A firewall rule's id, and whether the call added it (false: it existed).
     Rule {
@@ -565,6 +596,7 @@ impl Op {
                 | Op::RouteList { .. }
                 | Op::NeighList { .. }
                 | Op::FdbList { .. }
+                | Op::ConntrackList { .. }
         )
     }
 
@@ -575,6 +607,7 @@ impl Op {
             | Op::NetnsExists { .. }
             | Op::NetnsNames { .. }
             | Op::NetnsIdentify { .. }
+            | Op::ConntrackList { .. }
             | Op::NetnsReadEtc { .. }
             | Op::LinkGet { .. }
             | Op::LinkList { .. }
@@ -711,6 +744,8 @@ impl fmt::Display for Op {
             Op::NetnsAlias { name, of } => write!(f, "ip netns alias {name} {of}"),
             Op::NetnsNames { name } => write!(f, "ip netns names {name}"),
             Op::NetnsIdentify { pid } => write!(f, "ip netns identify {pid}"),
+            Op::ConntrackList { ns: None } => write!(f, "conntrack -L"),
+            Op::ConntrackList { ns: Some(ns) } => write!(f, "ip netns exec {ns} conntrack -L"),
             Op::NetnsExec { name, argv } => write!(f, "ip netns exec {name} {}", shell_words(argv)),
             Op::NetnsWriteEtc { name, file, contents } => {
                 write!(f, "write /etc/netns/{name}/{} ({} bytes)", file.file_name(), contents.len())

@@ -125,6 +125,8 @@ serve outside 80
 fetch c1 10.200.0.2 80 >/dev/null 2>&1 && echo "LEAK: forwarded under DROP" || echo "under DROP without accepts: blocked"
 $NETSH $G -c 'fw forward in br0 out uplink'
 echo "with fw forward in br0 out uplink: $(fetch c1 10.200.0.2 80)"
+$NETSH -c 'conntrack ls' | grep -m1 'dst=10.200.0.2 .*dport=80 src=10.200.0.2 dst=10.200.0.1' | grep -o 'src=172.20.0.2 dst=10.200.0.2' | sed 's/^/conntrack: /'
+$NETSH -c 'ip -j conntrack -L' | python3 -c 'import json,sys; f=[x for x in json.load(sys.stdin) if x["original"]["dport"]==80]; print("json reply dst:", f[0]["reply"]["dst"])'
 ip -n outside route add 172.20.0.0/16 via 10.200.0.1
 serve c1 8080
 fetch outside 172.20.0.2 8080 >/dev/null 2>&1 && echo "LEAK: new connection inwards" || echo "inwards (not a reply): blocked"
@@ -138,6 +140,8 @@ stop_servers
         out.assert_ok().assert_has(&[
             "under DROP without accepts: blocked",
             "with fw forward in br0 out uplink: outside saw 10.200.0.1",
+            "conntrack: src=172.20.0.2 dst=10.200.0.2",
+            "json reply dst: 10.200.0.1",
             "inwards (not a reply): blocked",
             "with fw forward in uplink out br0: c1 saw 10.200.0.2",
             "-P FORWARD DROP",

@@ -217,7 +217,7 @@ impl Model {
         if let Op::KvList { prefix } = &op {
             return self.kv_list(prefix).await;
         }
-        if let Op::FwFreePort { .. } | Op::NetnsIdentify { .. } = &op {
+        if let Op::FwFreePort { .. } | Op::NetnsIdentify { .. } | Op::ConntrackList { .. } = &op {
             return self.real.apply(op).await;
         }
         let kv_before = match &op {
@@ -348,6 +348,7 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::NetnsAttach { .. }
         | Op::NetnsNames { .. }
         | Op::NetnsIdentify { .. }
+        | Op::ConntrackList { .. }
         | Op::NetnsExec { .. }
         | Op::NetnsWriteEtc { .. }
         | Op::NetnsReadEtc { .. }
@@ -710,7 +711,7 @@ impl World {
             Op::NetnsNames { .. } => {
                 Err(CapError::Failed("internal error: the model merges namespace names before applying".into()))
             }
-            Op::FwFreePort { .. } | Op::NetnsIdentify { .. } => {
+            Op::FwFreePort { .. } | Op::NetnsIdentify { .. } | Op::ConntrackList { .. } => {
                 Err(CapError::Failed(format!("internal error: the model asks the kernel for {op}")))
             }
             Op::KvGet { .. } => Ok((Reply::Entry(kv_before.flatten()), false)),

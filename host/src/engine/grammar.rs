@@ -101,6 +101,11 @@ pub const COMMANDS: &[Spec] = &[
         usage: "fw ls | fw rm ID | fw free-port tcp|udp [HOSTIP] | fw forward [in IF] [out IF]",
         summary: "netsh's firewall rules; a host port free to publish; accept forwarding (and its replies)",
     },
+    Spec {
+        name: "conntrack",
+        usage: "conntrack ls | conntrack -L",
+        summary: "connections the kernel tracks, with the addresses NAT gave their replies",
+    },
     Spec { name: "sysctl", usage: "sysctl get KEY | sysctl set KEY VALUE", summary: "kernel parameters under net.*" },
     Spec {
         name: "kv",
@@ -405,6 +410,10 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
             ops(vec![Op::FwAdd { ns: ns.clone(), owner: OWNER.into(), rule }])
         }
         "publish" => publish(ns, w),
+        "conntrack" => match w.next("ls or -L")? {
+            "ls" | "-L" | "list" => ops(vec![Op::ConntrackList { ns: ns.clone() }]),
+            other => Err(format!("conntrack {other:?}: use ls (or -L)")),
+        },
         "fw" => match w.next("ls, rm, free-port or forward")? {
             "forward" => {
                 let (mut input, mut output) = (None, None);
@@ -907,6 +916,7 @@ mod tests {
         assert_eq!(ops("netns ls"), [Op::NetnsList]);
         assert_eq!(ops("netns alias c2 c1"), [Op::NetnsAlias { name: "c2".into(), of: "c1".into() }]);
         assert_eq!(ops("netns identify 42"), [Op::NetnsIdentify { pid: 42 }]);
+        assert_eq!(ops("-n c1 conntrack -L"), [Op::ConntrackList { ns: Some("c1".into()) }]);
         let macvlan = Op::LinkAddMacvlan {
             ns: None,
             name: "mv0".into(),

@@ -152,6 +152,17 @@ pub fn topology(topology: &Topology, style: Style) -> String {
     out
 }
 
+/// One tracked connection as `conntrack -L` prints it.
+fn flow(f: &crate::ops::Flow) -> String {
+    let tuple = |t: &crate::ops::Tuple| {
+        let port = |name: &str, p: Option<u16>| p.map(|p| format!(" {name}={p}")).unwrap_or_default();
+        format!("src={} dst={}{}{}", t.src, t.dst, port("sport", t.sport), port("dport", t.dport))
+    };
+    let state = f.state.as_ref().map(|s| format!(" {s}")).unwrap_or_default();
+    let flags: String = f.flags.iter().map(|x| format!(" [{x}]")).collect();
+    format!("{:<8} {}{state} {} {}{flags}\n", f.proto, f.timeout, tuple(&f.original), tuple(&f.reply))
+}
+
 /// A shell command's reply.
 pub fn reply(reply: &Reply) -> String {
     match reply {
@@ -175,6 +186,7 @@ pub fn reply(reply: &Reply) -> String {
             .map(|n| format!("{} dev {} lladdr {} {}\n", n.ip, n.dev, n.mac, n.state.to_uppercase()))
             .collect(),
         Reply::Fdb(entries) => entries.iter().map(|f| format!("{f} self\n")).collect(),
+        Reply::Flows(flows) => flows.iter().map(flow).collect(),
         Reply::Rules(rules) => rules
             .iter()
             .map(|r| {

@@ -39,6 +39,7 @@ pub fn needs(op: &Op) -> Needs {
         | Op::NetnsExists { .. }
         | Op::NetnsNames { .. }
         | Op::NetnsIdentify { .. }
+        | Op::ConntrackList { .. }
         | Op::NetnsReadEtc { .. }
         | Op::LinkGet { .. }
         | Op::LinkList { .. }

@@ -3,6 +3,7 @@
 
 mod addr;
 mod aliases;
+mod conntrack;
 mod exec;
 mod iptables;
 mod link;
@@ -219,6 +220,7 @@ impl Kernel {
             Op::NetnsAlias { name, of } => aliases::alias(&name, &of).map(done),
             Op::NetnsNames { name } => aliases::others(&name).map(Reply::Names),
             Op::NetnsIdentify { pid } => nsfs::identify(pid).map(Reply::Names),
+            Op::ConntrackList { ns } => nsfs::in_netns(&ns, conntrack::list).await.map(Reply::Flows),
             Op::NetnsExec { name, argv } => exec::run(&name, &argv).await.map(Reply::Exited),
             Op::NetnsWriteEtc { name, file, contents } => nsfs::write_etc(&name, file, &contents).map(done),
             Op::NetnsReadEtc { name, file } => nsfs::read_etc(name.as_deref(), file).map(Reply::Text),

@@ -457,6 +457,7 @@ state=$(snapshot)
 expect_fail $DB connect n1 iso
 expect_fail $DB connect none iso
 expect_fail $DB connect none other --publish 8080:80
+expect_fail $DB connect none other --link iso
 expect_fail $DB create none
 $DB connect host web
 expect_fail $DB connect host web --hostname h
@@ -478,6 +479,7 @@ settled_to "$before" && echo "teardown: clean"
         "container iso is on network none (Docker's --net none); `disconnect none iso` first",
         "namespace iso already exists",
         "--publish does not apply to network none",
+        "--link does not apply to network none",
         "network name none is reserved",
         "web uses the host's network namespace (Docker's --net host): nothing to create",
         "--hostname does not apply to network host",

@@ -14,10 +14,12 @@ use crate::store;
 pub const RESERVED: [&str; 2] = ["none", "host"];
 
 /// connect's options that shape an endpoint: none of them applies here.
-const ENDPOINT_OPTIONS: [&str; 10] = [
+const ENDPOINT_OPTIONS: [&str; 12] = [
     "--ip",
     "--ip6",
     "--alias",
+    "--link",
+    "--add-host",
     "--publish",
     "--publish-all",
     "--expose",
@@ -29,12 +31,8 @@ const ENDPOINT_OPTIONS: [&str; 10] = [
 
 /// Refuse options that would be ignored on `mode`.
 fn refuse_options(mode: &str, args: &Args) -> Result<()> {
-    let shared: &[&str] = match mode {
-        "none" => &[],
-        "host" => &["--hostname"],
-        // The namespace's names and files are its owner's, as in Docker.
-        _ => &["--hostname", "--link", "--add-host"],
-    };
+    // On `host` and `container:` the hostname is the host's or the owner's, as in Docker.
+    let shared: &[&str] = if mode == "none" { &[] } else { &["--hostname"] };
     match ENDPOINT_OPTIONS.iter().chain(shared).find(|o| args.given(o)) {
         Some(option) => Err(Error::Usage(format!("{option} does not apply to network {mode} (Docker's --net {mode})"))),
         None => Ok(()),

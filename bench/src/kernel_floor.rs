@@ -62,6 +62,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             dev: None,
             onlink: false,
             metric: None,
+            src: None,
+            table: None,
         };
         apply(&kernel, Op::RouteAdd { ns, route }).await?;
         let rule = FwRule::Publish {

@@ -300,7 +300,15 @@ pub mod route {
 
     /// A default route via `gateway`.
     pub fn default_via(gateway: &str) -> RouteInfo {
-        RouteInfo { dest: "default".into(), via: Some(gateway.into()), dev: None, onlink: false, metric: None }
+        RouteInfo {
+            dest: "default".into(),
+            via: Some(gateway.into()),
+            dev: None,
+            onlink: false,
+            metric: None,
+            src: None,
+            table: None,
+        }
     }
     /// `ip route add ...`.
     pub fn add(ns: Option<&str>, route: &RouteInfo) -> Result<()> {

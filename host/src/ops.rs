@@ -145,7 +145,7 @@ pub struct AddrInfo {
     pub cidr: IpNetwork,
 }
 
-/// A route in the main table.
+/// A route, in the main table unless `table` names another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteSpec {
     /// Destination; a zero-length prefix is the default route.
@@ -154,7 +154,16 @@ pub struct RouteSpec {
     pub dev: Option<String>,
     pub onlink: bool,
     pub metric: Option<u32>,
+    /// The preferred source address (`src IP`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<IpAddr>,
+    /// A table other than main (254).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<u32>,
 }
+
+/// The main routing table's number.
+pub const MAIN_TABLE: u32 = 254;
 
 /// Transport protocol of a published port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -421,8 +430,11 @@ pub enum Op {
         ns: Ns,
         route: RouteSpec,
     },
+    /// Routes of the main table (`table` none), of table N, or of every
+    /// table but local (`Some(0)`, as `ip route show table all`).
     RouteList {
         ns: Ns,
+        table: Option<u32>,
     },
     /// A permanent neighbour entry (fails if one exists for the address).
     NeighAdd {
@@ -687,6 +699,12 @@ impl fmt::Display for RouteSpec {
         if let Some(metric) = self.metric {
             write!(f, " metric {metric}")?;
         }
+        if let Some(src) = self.src {
+            write!(f, " src {src}")?;
+        }
+        if let Some(table) = self.table {
+            write!(f, " table {table}")?;
+        }
         Ok(())
     }
 }
@@ -822,7 +840,9 @@ impl fmt::Display for Op {
             },
             Op::RouteAdd { ns, route } => write!(f, "ip {}route add {route}", ip_ns(ns)),
             Op::RouteDelete { ns, route } => write!(f, "ip {}route del {route}", ip_ns(ns)),
-            Op::RouteList { ns } => write!(f, "ip {}route show", ip_ns(ns)),
+            Op::RouteList { ns, table: None } => write!(f, "ip {}route show", ip_ns(ns)),
+            Op::RouteList { ns, table: Some(0) } => write!(f, "ip {}route show table all", ip_ns(ns)),
+            Op::RouteList { ns, table: Some(t) } => write!(f, "ip {}route show table {t}", ip_ns(ns)),
             Op::NeighAdd { ns, dev, ip, mac } => {
                 write!(f, "ip {}neigh add {ip} lladdr {mac} dev {dev} nud permanent", ip_ns(ns))
             }

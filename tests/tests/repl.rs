@@ -252,3 +252,38 @@ settled_to "$before" && echo "undone: clean"
         "undone: clean",
     ]);
 }
+
+#[test]
+fn routes_in_other_tables_with_a_preferred_source_are_added_listed_and_undone() {
+    sandboxed(
+        r#"
+ip netns add c1
+ip -n c1 link add br0 type bridge
+ip -n c1 addr add 10.5.0.1/24 dev br0
+ip -n c1 link set br0 up
+G="--allow netns:c1 --allow link:c1/br0 --allow route:10.9.0.0/24"
+$NETSH $G -c '-n c1 route add 10.9.0.0/24 dev br0 src 10.5.0.1 table 100'
+echo "kernel: $(ip -n c1 route show table 100)"
+$NETSH -c '-n c1 route ls' | grep -q 10.9.0.0 && echo "LEAK: table 100 in main" || echo "main: without it"
+echo "table 100: $($NETSH -c '-n c1 route ls table 100')"
+echo "all: $($NETSH -c '-n c1 route ls table all' | grep -c '^10\.')"
+echo "json: $($NETSH -c 'ip -j -n c1 route show table 100')"
+echo "show: $($NETSH show -n c1 | grep -c 'table 100')"
+expect_fail $NETSH $G -c '-n c1 route add 10.9.0.0/24 dev br0 table local'
+$NETSH undo last >/dev/null
+echo "undone: [$(ip -n c1 route show table 100)]"
+"#,
+        30,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "kernel: 10.9.0.0/24 dev br0 proto static scope link src 10.5.0.1",
+        "main: without it",
+        "table 100: 10.9.0.0/24 dev br0 src 10.5.0.1 table 100",
+        "all: 2",
+        r#""prefsrc":"10.5.0.1","table":"100""#,
+        "show: 1",
+        "table \"local\": use a number",
+        "undone: []",
+    ]);
+}

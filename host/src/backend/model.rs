@@ -12,7 +12,7 @@ use super::Backend;
 use crate::error::{CapError, CapResult};
 use crate::firewall::{self, FirewallKind};
 use crate::kv::Entry;
-use crate::ops::{AddrInfo, EtcFile, Fdb, LinkInfo, Neigh, Ns, Op, Reply, RouteSpec, RuleInfo};
+use crate::ops::{AddrInfo, EtcFile, Fdb, LinkInfo, MAIN_TABLE, Neigh, Ns, Op, Reply, RouteSpec, RuleInfo};
 
 /// One planned operation and whether it changes anything.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -150,7 +150,7 @@ impl Model {
             Reply::Links(l) => l,
             _ => Vec::new(),
         };
-        let routes = match self.real.apply(Op::RouteList { ns: ns.clone() }).await? {
+        let routes = match self.real.apply(Op::RouteList { ns: ns.clone(), table: Some(0) }).await? {
             Reply::Routes(r) => r,
             _ => Vec::new(),
         };
@@ -322,7 +322,7 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::AddrList { ns, .. }
         | Op::RouteAdd { ns, .. }
         | Op::RouteDelete { ns, .. }
-        | Op::RouteList { ns }
+        | Op::RouteList { ns, .. }
         | Op::FwAdd { ns, .. }
         | Op::FwRemove { ns, .. }
         | Op::FwGet { ns, .. }
@@ -668,7 +668,10 @@ impl World {
                 }
                 done(true)
             }
-            Op::RouteList { ns } => Ok((Reply::Routes(self.space(ns).routes.clone()), false)),
+            Op::RouteList { ns, table } => {
+                let wanted = |r: &&RouteSpec| *table == Some(0) || r.table == table.filter(|t| *t != MAIN_TABLE);
+                Ok((Reply::Routes(self.space(ns).routes.iter().filter(wanted).cloned().collect()), false))
+            }
             Op::SysctlGet { .. } => Ok((Reply::Text(sysctl_before.unwrap_or_default()), false)),
             Op::SysctlSet { ns, key, value } => {
                 self.sysctls.insert((ns.clone(), key.clone()), value.clone());

@@ -32,7 +32,15 @@ pub fn spec(r: RouteInfo) -> CapResult<RouteSpec> {
     if via.is_none() && r.dev.is_none() {
         return Err(CapError::Invalid(format!("route {} needs a gateway (via) or a device (dev)", r.dest)));
     }
-    Ok(RouteSpec { dest, via, dev: r.dev.map(ifname).transpose()?, onlink: r.onlink, metric: r.metric })
+    let src = r.src.as_deref().map(ip).transpose()?;
+    if src.is_some_and(|s| s.is_ipv4() != dest.is_ipv4()) {
+        return Err(CapError::Invalid(format!(
+            "route {}: source and destination are of different IP versions",
+            r.dest
+        )));
+    }
+    let table = r.table.filter(|t| *t != crate::ops::MAIN_TABLE);
+    Ok(RouteSpec { dest, via, dev: r.dev.map(ifname).transpose()?, onlink: r.onlink, metric: r.metric, src, table })
 }
 
 fn to_wit(r: RouteSpec) -> RouteInfo {
@@ -42,6 +50,8 @@ fn to_wit(r: RouteSpec) -> RouteInfo {
         dev: r.dev,
         onlink: r.onlink,
         metric: r.metric,
+        src: r.src.map(|s| s.to_string()),
+        table: r.table,
     }
 }
 
@@ -57,7 +67,7 @@ impl Host for RecipeState {
     }
 
     async fn list(&mut self, ns_: Option<String>) -> wasmtime::Result<Result<Vec<RouteInfo>, Error>> {
-        self.call(ns(ns_).map(|ns| Op::RouteList { ns }), |r| match r {
+        self.call(ns(ns_).map(|ns| Op::RouteList { ns, table: None }), |r| match r {
             Reply::Routes(r) => Ok(r.into_iter().map(to_wit).collect()),
             other => Err(other.mismatch()),
         })

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnetwork::IpNetwork;
 
 use crate::names;
-use crate::ops::{Fdb, FwRule, Ns, Op, Proto, RouteSpec, VethSpec, VxlanSpec};
+use crate::ops::{Fdb, FwRule, MAIN_TABLE, Ns, Op, Proto, RouteSpec, VethSpec, VxlanSpec};
 
 /// One REPL command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +73,8 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "route",
-        usage: "route add|del default|CIDR [via IP] [dev IF] [onlink] [metric N] | route ls",
-        summary: "routes",
+        usage: "route add|del default|CIDR [via IP] [dev IF] [onlink] [metric N] [src IP] [table N] | route ls [table N|main|all]",
+        summary: "routes (the main table unless table names another)",
     },
     Spec {
         name: "neigh",
@@ -777,7 +777,14 @@ fn fdb(ns: &Ns, w: &mut Words) -> Result<Line> {
 fn route(ns: &Ns, w: &mut Words) -> Result<Line> {
     let verb = w.next("add, del or ls")?;
     if matches!(verb, "ls" | "show") {
-        return Ok(Line::Ops(vec![Op::RouteList { ns: ns.clone() }]));
+        let table = match w.peek() {
+            Some("table") => {
+                w.next("table")?;
+                Some(table_number(w.next("table number or all")?, true)?)
+            }
+            _ => None,
+        };
+        return Ok(Line::Ops(vec![Op::RouteList { ns: ns.clone(), table }]));
     }
     if !matches!(verb, "add" | "del") {
         return Err(format!("route {verb:?}: use add, del or ls"));
@@ -795,6 +802,8 @@ fn route(ns: &Ns, w: &mut Words) -> Result<Line> {
         dev: None,
         onlink: false,
         metric: None,
+        src: None,
+        table: None,
     };
     while let Some(word) = w.peek() {
         w.next("")?;
@@ -803,6 +812,8 @@ fn route(ns: &Ns, w: &mut Words) -> Result<Line> {
             "dev" => route.dev = Some(w.ifname("interface")?),
             "onlink" => route.onlink = true,
             "metric" => route.metric = Some(w.number("metric")?),
+            "src" => route.src = Some(w.ip()?),
+            "table" => route.table = Some(table_number(w.next("table")?, false)?).filter(|t| *t != MAIN_TABLE),
             other => return Err(format!("unexpected {other:?}; usage: {}", w.usage)),
         }
     }
@@ -822,6 +833,21 @@ fn route(ns: &Ns, w: &mut Words) -> Result<Line> {
     }
     let ns = ns.clone();
     Ok(Line::Ops(vec![if verb == "add" { Op::RouteAdd { ns, route } } else { Op::RouteDelete { ns, route } }]))
+}
+
+/// A routing table: a number, `main`, or (for listings, `all_ok`) `all` (0).
+fn table_number(word: &str, all_ok: bool) -> Result<u32> {
+    match word {
+        "main" => Ok(MAIN_TABLE),
+        "all" if all_ok => Ok(0),
+        n => match n.parse::<u32>() {
+            Ok(t) if t > 0 && t != 255 => Ok(t),
+            _ => Err(format!(
+                "table {n:?}: use a number from 1 to 2^32-1 (not 255, local), main{}",
+                if all_ok { " or all" } else { "" }
+            )),
+        },
+    }
 }
 
 fn proto(w: &mut Words) -> Result<Proto> {
@@ -916,6 +942,14 @@ mod tests {
         assert_eq!(ops("netns ls"), [Op::NetnsList]);
         assert_eq!(ops("netns alias c2 c1"), [Op::NetnsAlias { name: "c2".into(), of: "c1".into() }]);
         assert_eq!(ops("netns identify 42"), [Op::NetnsIdentify { pid: 42 }]);
+        assert_eq!(ops("route ls table all"), [Op::RouteList { ns: None, table: Some(0) }]);
+        match &ops("route add 10.9.0.0/24 dev eth0 src 10.0.0.2 table 100")[..] {
+            [Op::RouteAdd { route, .. }] => {
+                assert_eq!(route.to_string(), "10.9.0.0/24 dev eth0 src 10.0.0.2 table 100")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse("route ls table local").is_err() && parse("route add default dev eth0 table all").is_err());
         assert_eq!(ops("-n c1 conntrack -L"), [Op::ConntrackList { ns: Some("c1".into()) }]);
         let macvlan = Op::LinkAddMacvlan {
             ns: None,

@@ -271,6 +271,12 @@ fn route_json(r: &RouteSpec) -> serde_json::Value {
     if let Some(metric) = r.metric {
         v["metric"] = json!(metric);
     }
+    if let Some(src) = r.src {
+        v["prefsrc"] = json!(src);
+    }
+    if let Some(table) = r.table {
+        v["table"] = json!(table.to_string());
+    }
     if r.onlink {
         v["flags"] = json!(["onlink"]);
     }

@@ -44,7 +44,7 @@ pub async fn read_ns(gate: &Gate, ns: Ns) -> CapResult<NsView> {
         Reply::Links(l) => l,
         other => return Err(other.mismatch()),
     };
-    let mut routes = match gate.call(Op::RouteList { ns: ns.clone() }).await? {
+    let mut routes = match gate.call(Op::RouteList { ns: ns.clone(), table: Some(0) }).await? {
         Reply::Routes(r) => r,
         other => return Err(other.mismatch()),
     };

@@ -267,7 +267,9 @@ impl Kernel {
             }
             Op::RouteAdd { ns, route } => route::add(&self.handles.get(&ns).await?, &ns, &route).await.map(done),
             Op::RouteDelete { ns, route } => route::delete(&self.handles.get(&ns).await?, &ns, &route).await.map(done),
-            Op::RouteList { ns } => route::list(&self.handles.get(&ns).await?, &ns).await.map(Reply::Routes),
+            Op::RouteList { ns, table } => {
+                route::list(&self.handles.get(&ns).await?, &ns, table).await.map(Reply::Routes)
+            }
             Op::NeighAdd { ns, dev, ip, mac } => {
                 neigh::add(&self.handles.get(&ns).await?, &ns, &dev, ip, &mac).await.map(done)
             }

@@ -1,19 +1,17 @@
-//! `ip route` (main table) over rtnetlink.
+//! `ip route` over rtnetlink: the main table, or others by number.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteScope, RouteType,
-};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteScope, RouteType};
 use rtnetlink::{Handle, RouteMessageBuilder};
 
 use super::link;
 use super::netlink::nl_error;
 use crate::error::{CapError, CapResult};
-use crate::ops::{Ns, RouteSpec};
+use crate::ops::{MAIN_TABLE, Ns, RouteSpec};
 
 /// Build the netlink message for a route, resolving `dev` to its index.
 async fn message(h: &Handle, ns: &Ns, route: &RouteSpec) -> CapResult<RouteMessage> {
@@ -34,6 +32,12 @@ async fn message(h: &Handle, ns: &Ns, route: &RouteSpec) -> CapResult<RouteMessa
     if let Some(metric) = route.metric {
         builder = builder.priority(metric);
     }
+    if let Some(src) = route.src {
+        builder = builder.pref_source(src).map_err(|e| CapError::Invalid(format!("route {route}: {e}")))?;
+    }
+    if let Some(table) = route.table {
+        builder = builder.table_id(table);
+    }
     Ok(builder.build())
 }
 
@@ -51,8 +55,9 @@ pub async fn delete(h: &Handle, ns: &Ns, route: &RouteSpec) -> CapResult<()> {
     h.route().del(msg).execute().await.map_err(|e| nl_error(e, &what, "delete"))
 }
 
-/// `ip route show` + `ip -6 route show`: unicast routes of the main table.
-pub async fn list(h: &Handle, ns: &Ns) -> CapResult<Vec<RouteSpec>> {
+/// `ip route show [table N|all]` + `ip -6 ...`: unicast routes of the main
+/// table (`table` none), of table N, or of every table but local (`Some(0)`).
+pub async fn list(h: &Handle, ns: &Ns, table: Option<u32>) -> CapResult<Vec<RouteSpec>> {
     let names: HashMap<u32, String> = link::list(h, ns).await?.into_iter().map(|l| (l.index, l.name)).collect();
     let mut msgs: Vec<RouteMessage> = h
         .route()
@@ -71,9 +76,20 @@ pub async fn list(h: &Handle, ns: &Ns) -> CapResult<Vec<RouteSpec>> {
     msgs.extend(v6);
     Ok(msgs
         .iter()
-        .filter(|m| table_of(m) == u32::from(RouteHeader::RT_TABLE_MAIN) && m.header.kind == RouteType::Unicast)
+        .filter(|m| m.header.kind == RouteType::Unicast && wanted(table, table_of(m)))
         .filter_map(|m| to_spec(m, &names))
         .collect())
+}
+
+/// The local table (255): the host's own and broadcast addresses, not routes one adds.
+const LOCAL_TABLE: u32 = 255;
+
+fn wanted(asked: Option<u32>, table: u32) -> bool {
+    match asked {
+        None => table == MAIN_TABLE,
+        Some(0) => table != LOCAL_TABLE,
+        Some(t) => table == t,
+    }
 }
 
 fn table_of(msg: &RouteMessage) -> u32 {
@@ -98,14 +114,23 @@ fn to_spec(msg: &RouteMessage, names: &HashMap<u32, String>) -> Option<RouteSpec
     let v6 = msg.header.address_family == netlink_packet_route::AddressFamily::Inet6;
     let unspecified = if v6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) };
     let mut dest_ip = unspecified;
-    let mut spec =
-        RouteSpec { dest: IpNetwork::new(unspecified, 0).ok()?, via: None, dev: None, onlink: false, metric: None };
+    let table = table_of(msg);
+    let mut spec = RouteSpec {
+        dest: IpNetwork::new(unspecified, 0).ok()?,
+        via: None,
+        dev: None,
+        onlink: false,
+        metric: None,
+        src: None,
+        table: (table != MAIN_TABLE).then_some(table),
+    };
     for attr in &msg.attributes {
         match attr {
             RouteAttribute::Destination(a) => dest_ip = to_ip(a)?,
             RouteAttribute::Gateway(a) => spec.via = to_ip(a),
             RouteAttribute::Oif(idx) => spec.dev = names.get(idx).cloned(),
             RouteAttribute::Priority(p) => spec.metric = Some(*p),
+            RouteAttribute::PrefSource(a) => spec.src = to_ip(a),
             _ => {}
         }
     }

@@ -327,11 +327,7 @@ fn attach(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
         mtu: Some(net.mtu),
         hairpin: true,
     };
-    let added = match link::add_veth(None, &veth) {
-        Err(Error::Exists(_)) if leftover_gone(&ep.veth) => link::add_veth(None, &veth),
-        other => other,
-    };
-    added.map_err(|e| match e {
+    link::add_veth(None, &veth).map_err(|e| match e {
         Error::NotFound(_) => Error::NotFound(format!(
             "network {}'s bridge {} is gone (deleted outside netsh?); rm the network and create it again",
             net.name, net.bridge
@@ -358,20 +354,6 @@ fn attach(net: &Network, ep: &Endpoint, first_network: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A veth named for this network and container while its endpoint slot is
-/// ours is the end of one just disconnected, whose namespace the kernel is
-/// still tearing down: whether it goes within 2 s.
-fn leftover_gone(veth: &str) -> bool {
-    let started = std::time::Instant::now();
-    while started.elapsed() < std::time::Duration::from_secs(2) {
-        if link::get(None, veth).is_err_and(|e| e.is_not_found()) {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    false
 }
 
 /// Whether `routes` hold a default route of `gateway`'s family.

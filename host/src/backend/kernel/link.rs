@@ -138,8 +138,9 @@ pub async fn add_macvlan(h: &Handle, ns: &Ns, name: &str, parent: &str, mode: Ma
     h.link().add(msg).execute().await.map_err(|e| nl_error(e, &describe(ns, name), "create"))
 }
 
-/// How long a link being torn down by the kernel is waited for.
-const TEARDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a link being torn down by the kernel is waited for (a deleted
+/// namespace's veths go in a batched kernel work queue: seconds under load).
+const TEARDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Whether the veth `name` disappears within [`TEARDOWN_WAIT`].
 async fn vanishes(h: &Handle, ns: &Ns, name: &str) -> bool {

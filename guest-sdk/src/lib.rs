@@ -296,7 +296,7 @@ pub mod addr {
 /// Routes (`ip route`).
 pub mod route {
     use super::{Result, host::route as raw};
-    pub use raw::RouteInfo;
+    pub use raw::{RouteInfo, RuleAction, RuleInfo};
 
     /// A default route via `gateway`.
     pub fn default_via(gateway: &str) -> RouteInfo {
@@ -321,6 +321,19 @@ pub mod route {
     /// `ip route show`.
     pub fn list(ns: Option<&str>) -> Result<Vec<RouteInfo>> {
         Ok(raw::list(ns)?)
+    }
+
+    /// `ip rule add ...`.
+    pub fn add_rule(ns: Option<&str>, rule: &RuleInfo) -> Result<()> {
+        Ok(raw::add_rule(ns, rule)?)
+    }
+    /// `ip rule del ...`.
+    pub fn delete_rule(ns: Option<&str>, rule: &RuleInfo) -> Result<()> {
+        Ok(raw::delete_rule(ns, rule)?)
+    }
+    /// `ip rule show` + `ip -6 rule show`.
+    pub fn rules(ns: Option<&str>) -> Result<Vec<RuleInfo>> {
+        Ok(raw::rules(ns)?)
     }
 }
 

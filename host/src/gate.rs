@@ -145,6 +145,7 @@ impl Gate {
 
     /// Carry out one operation.
     pub async fn call(&self, op: Op) -> CapResult<Reply> {
+        let op = self.exact(op).await?;
         let needs = match policy::needs(&op) {
             Needs::Nothing => return self.backend.apply(op).await,
             Needs::All(needs) => needs,
@@ -253,7 +254,11 @@ impl Gate {
             | Op::NeighAdd { ns, dev, .. }
             | Op::NeighDelete { ns, dev, .. } => link(ns, dev),
             Op::FdbAdd { ns, entry } | Op::FdbDelete { ns, entry } => link(ns, &entry.dev),
-            Op::RouteAdd { ns, .. } | Op::RouteDelete { ns, .. } | Op::SysctlSet { ns, .. } => in_created_ns(ns),
+            Op::RouteAdd { ns, .. }
+            | Op::RouteDelete { ns, .. }
+            | Op::RoutingRuleAdd { ns, .. }
+            | Op::RoutingRuleDelete { ns, .. }
+            | Op::SysctlSet { ns, .. } => in_created_ns(ns),
             Op::NetnsDelete { name }
             | Op::NetnsWriteEtc { name, .. }
             | Op::NetnsRemoveEtc { name, .. }
@@ -313,6 +318,22 @@ impl Gate {
         Ok(needs)
     }
 
+    /// A policy rule deletion's pattern (`rule del pref 400`) becomes the
+    /// rule it selects now: the grants judge that rule, the journal can
+    /// add it back, and the kernel deletes it or nothing.
+    pub async fn exact(&self, op: Op) -> CapResult<Op> {
+        let Op::RoutingRuleDelete { ns, rule: pattern } = op else { return Ok(op) };
+        pattern.check()?;
+        let rules = match self.read(Op::RoutingRuleList { ns: ns.clone() }).await? {
+            Reply::RoutingRules(rules) => rules,
+            other => return Err(other.mismatch()),
+        };
+        match rules.into_iter().find(|r| pattern.selects(r)) {
+            Some(rule) => Ok(Op::RoutingRuleDelete { ns, rule }),
+            None => Err(CapError::NotFound(format!("rule {pattern} does not exist (see `ip rule`)"))),
+        }
+    }
+
     async fn rule(&self, ns: &Ns, id: &str) -> CapResult<Option<crate::ops::RuleInfo>> {
         match self.backend.apply(Op::FwGet { ns: ns.clone(), id: id.into() }).await? {
             Reply::Rules(mut rules) => Ok(rules.pop()),
@@ -341,6 +362,7 @@ impl Gate {
             | Op::LinkList { .. }
             | Op::AddrList { .. }
             | Op::RouteList { .. }
+            | Op::RoutingRuleList { .. }
             | Op::NeighList { .. }
             | Op::FdbList { .. }
             | Op::SysctlGet { .. }
@@ -420,6 +442,11 @@ impl Gate {
             }
             Op::RouteAdd { ns, route } => undo(Op::RouteDelete { ns: ns.clone(), route: route.clone() }),
             Op::RouteDelete { ns, route } => undo(Op::RouteAdd { ns: ns.clone(), route: route.clone() }),
+            // Deleting a rule whose priority the kernel chose deletes the
+            // first that looks the same: the one just added, or its equal.
+            Op::RoutingRuleAdd { ns, rule } => undo(Op::RoutingRuleDelete { ns: ns.clone(), rule: rule.clone() }),
+            // A deletion names the whole rule (see `exact`).
+            Op::RoutingRuleDelete { ns, rule } => undo(Op::RoutingRuleAdd { ns: ns.clone(), rule: rule.clone() }),
             Op::SysctlSet { ns, key, .. } => match self.read(Op::SysctlGet { ns: ns.clone(), key: key.clone() }).await?
             {
                 Reply::Text(value) => undo(Op::SysctlSet { ns: ns.clone(), key: key.clone(), value }),

@@ -164,6 +164,139 @@ pub struct RouteSpec {
 
 /// The main routing table's number.
 pub const MAIN_TABLE: u32 = 254;
+/// The table of the host's own and broadcast addresses.
+pub const LOCAL_TABLE: u32 = 255;
+/// The table the last default rule looks up (empty unless filled).
+pub const DEFAULT_TABLE: u32 = 253;
+
+/// A policy routing rule (`ip rule`): which packets it selects and what it
+/// does with them. As a deletion's pattern, an unset field matches any value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingRule {
+    /// Order of evaluation, lowest first; unset on add lets the kernel choose
+    /// one just after the first rule.
+    pub priority: Option<u32>,
+    /// The family, IPv6 or IPv4; `from`/`to` must agree with it.
+    pub v6: bool,
+    pub from: Option<IpNetwork>,
+    pub to: Option<IpNetwork>,
+    /// Packets arriving on this interface (`iif`).
+    pub iif: Option<String>,
+    /// Packets bound to this interface (`oif`).
+    pub oif: Option<String>,
+    pub fwmark: Option<u32>,
+    /// Unset only in a deletion's pattern.
+    pub action: Option<RuleAction>,
+}
+
+/// What a policy rule does with the packets it selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAction {
+    /// Route by this table.
+    Lookup(u32),
+    /// Drop silently.
+    Blackhole,
+    /// Drop with "network unreachable".
+    Unreachable,
+    /// Drop with "administratively prohibited".
+    Prohibit,
+}
+
+impl RoutingRule {
+    /// Whether the kernel would take `self`, as a deletion's pattern, to
+    /// mean `rule`: every field the pattern sets is equal.
+    pub fn selects(&self, rule: &RoutingRule) -> bool {
+        fn same<T: PartialEq>(pattern: &Option<T>, value: &Option<T>) -> bool {
+            pattern.is_none() || pattern == value
+        }
+        self.v6 == rule.v6
+            && same(&self.priority, &rule.priority)
+            && same(&self.from, &rule.from)
+            && same(&self.to, &rule.to)
+            && same(&self.iif, &rule.iif)
+            && same(&self.oif, &rule.oif)
+            && same(&self.fwmark, &rule.fwmark)
+            && same(&self.action, &rule.action)
+    }
+
+    /// Refuse a rule whose addresses are not of its family.
+    pub fn check(&self) -> Result<(), crate::error::CapError> {
+        match self.from.iter().chain(&self.to).find(|net| net.is_ipv6() != self.v6) {
+            Some(net) => Err(crate::error::CapError::Invalid(format!(
+                "rule {self}: {net} is not an {} prefix (ip -6 rule is for IPv6)",
+                if self.v6 { "IPv6" } else { "IPv4" }
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// [`check`](Self::check) for a rule to add: it must say what it does.
+    pub fn check_new(&self) -> Result<(), crate::error::CapError> {
+        self.check()?;
+        match self.action {
+            Some(_) => Ok(()),
+            None => Err(crate::error::CapError::Invalid(format!(
+                "rule {self}: say what it does (lookup TABLE, blackhole, unreachable or prohibit)"
+            ))),
+        }
+    }
+
+    /// One of the rules every namespace starts with (local, main, default lookups).
+    pub fn is_builtin(&self) -> bool {
+        let plain = self.from.is_none() && self.to.is_none() && self.iif.is_none() && self.oif.is_none();
+        let builtin = match (self.priority, self.action) {
+            (Some(0), Some(RuleAction::Lookup(LOCAL_TABLE))) => true,
+            (Some(32766), Some(RuleAction::Lookup(MAIN_TABLE))) => true,
+            (Some(32767), Some(RuleAction::Lookup(DEFAULT_TABLE))) => !self.v6,
+            _ => false,
+        };
+        plain && self.fwmark.is_none() && builtin
+    }
+}
+
+/// A table's name as iproute2 prints it: main, local, default, or the number.
+pub fn table_name(table: u32) -> String {
+    match table {
+        MAIN_TABLE => "main".into(),
+        LOCAL_TABLE => "local".into(),
+        DEFAULT_TABLE => "default".into(),
+        n => n.to_string(),
+    }
+}
+
+/// `[pref N] from all|PREFIX [to PREFIX] [iif IF] [oif IF] [fwmark 0xN] lookup T|blackhole|...`,
+/// as `ip rule add` takes it.
+impl fmt::Display for RoutingRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(priority) = self.priority {
+            write!(f, "pref {priority} ")?;
+        }
+        match self.from {
+            Some(from) => write!(f, "from {from}")?,
+            None => write!(f, "from all")?,
+        }
+        if let Some(to) = self.to {
+            write!(f, " to {to}")?;
+        }
+        if let Some(iif) = &self.iif {
+            write!(f, " iif {iif}")?;
+        }
+        if let Some(oif) = &self.oif {
+            write!(f, " oif {oif}")?;
+        }
+        if let Some(mark) = self.fwmark {
+            write!(f, " fwmark {mark:#x}")?;
+        }
+        match self.action {
+            Some(RuleAction::Lookup(table)) => write!(f, " lookup {}", table_name(table)),
+            Some(RuleAction::Blackhole) => write!(f, " blackhole"),
+            Some(RuleAction::Unreachable) => write!(f, " unreachable"),
+            Some(RuleAction::Prohibit) => write!(f, " prohibit"),
+            None => Ok(()),
+        }
+    }
+}
 
 /// Transport protocol of a published port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -436,6 +569,20 @@ pub enum Op {
         ns: Ns,
         table: Option<u32>,
     },
+    /// A policy routing rule (`ip rule add`).
+    RoutingRuleAdd {
+        ns: Ns,
+        rule: RoutingRule,
+    },
+    /// Remove the first rule, in priority order, that `rule` selects.
+    RoutingRuleDelete {
+        ns: Ns,
+        rule: RoutingRule,
+    },
+    /// Every policy rule of both families (`ip rule` + `ip -6 rule`).
+    RoutingRuleList {
+        ns: Ns,
+    },
     /// A permanent neighbour entry (fails if one exists for the address).
     NeighAdd {
         ns: Ns,
@@ -563,6 +710,7 @@ pub enum Reply {
     Links(Vec<LinkInfo>),
     Addrs(Vec<AddrInfo>),
     Routes(Vec<RouteSpec>),
+    RoutingRules(Vec<RoutingRule>),
     Neighs(Vec<Neigh>),
     Fdb(Vec<Fdb>),
     Flows(Vec<Flow>),
@@ -606,6 +754,7 @@ impl Op {
                 | Op::LinkList { .. }
                 | Op::AddrList { .. }
                 | Op::RouteList { .. }
+                | Op::RoutingRuleList { .. }
                 | Op::NeighList { .. }
                 | Op::FdbList { .. }
                 | Op::ConntrackList { .. }
@@ -625,6 +774,7 @@ impl Op {
             | Op::LinkList { .. }
             | Op::AddrList { .. }
             | Op::RouteList { .. }
+            | Op::RoutingRuleList { .. }
             | Op::NeighList { .. }
             | Op::FdbList { .. }
             | Op::SysctlGet { .. }
@@ -655,6 +805,8 @@ impl Op {
             | Op::AddrDelete { .. }
             | Op::RouteAdd { .. }
             | Op::RouteDelete { .. }
+            | Op::RoutingRuleAdd { .. }
+            | Op::RoutingRuleDelete { .. }
             | Op::NeighAdd { .. }
             | Op::NeighDelete { .. }
             | Op::FdbAdd { .. }
@@ -843,6 +995,9 @@ impl fmt::Display for Op {
             Op::RouteList { ns, table: None } => write!(f, "ip {}route show", ip_ns(ns)),
             Op::RouteList { ns, table: Some(0) } => write!(f, "ip {}route show table all", ip_ns(ns)),
             Op::RouteList { ns, table: Some(t) } => write!(f, "ip {}route show table {t}", ip_ns(ns)),
+            Op::RoutingRuleAdd { ns, rule } => write!(f, "ip {}{}rule add {rule}", family(rule.v6), ip_ns(ns)),
+            Op::RoutingRuleDelete { ns, rule } => write!(f, "ip {}{}rule del {rule}", family(rule.v6), ip_ns(ns)),
+            Op::RoutingRuleList { ns } => write!(f, "ip {0}rule show; ip -6 {0}rule show", ip_ns(ns)),
             Op::NeighAdd { ns, dev, ip, mac } => {
                 write!(f, "ip {}neigh add {ip} lladdr {mac} dev {dev} nud permanent", ip_ns(ns))
             }
@@ -891,6 +1046,11 @@ impl fmt::Display for Op {
             }
         }
     }
+}
+
+/// `-6 ` for IPv6 rules, which carry no address to tell the family by.
+fn family(v6: bool) -> &'static str {
+    if v6 { "-6 " } else { "" }
 }
 
 /// `ip netns exec NS ` prefix for commands that are not netlink-aware.

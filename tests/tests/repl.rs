@@ -254,6 +254,83 @@ settled_to "$before" && echo "undone: clean"
 }
 
 #[test]
+fn a_policy_rule_sends_traffic_by_another_table_and_its_undo_gives_a_deleted_rule_back() {
+    sandboxed(
+        r#"
+ip netns add c1
+ip -n c1 link set lo up
+# Two uplinks; both providers answer on 10.99.0.1. Main routes by a, table 100 by b.
+for x in a b; do
+  n=$([ $x = a ] && echo 1 || echo 2)
+  ip netns add isp$x
+  ip -n c1 link add e$x type veth peer name wan netns isp$x
+  ip -n c1 addr add 10.$n.0.2/24 dev e$x
+  ip -n c1 link set e$x up
+  ip -n isp$x addr add 10.$n.0.1/24 dev wan
+  ip -n isp$x link set wan up
+  ip -n isp$x link set lo up
+  ip -n isp$x addr add 10.99.0.1/32 dev lo
+  serve isp$x 8000
+done
+ip -n c1 route add default via 10.1.0.1
+ip -n c1 route add default via 10.2.0.1 table 100
+echo "main: $(fetch c1 10.99.0.1 8000)"
+G="--allow netns:c1 --allow route:10.99.0.0/24"
+$NETSH $G -c 'ip -n c1 rule add to 10.99.0.0/24 lookup 100 pref 500'
+echo "kernel: $(ip -n c1 rule | grep '^500')"
+echo "by rule: $(fetch c1 10.99.0.1 8000)"
+echo "listed: $($NETSH -c 'ip -n c1 rule' | grep '^500')"
+echo "json: $($NETSH -c 'ip -j -n c1 rule show' | grep -o '"dst":"10.99.0.0","dstlen":24,"family":"inet","priority":500,"src":"all","table":"100"')"
+echo "show: $($NETSH show -n c1 | grep 'ip rule')"
+echo "show -a: $($NETSH show -a -n c1 | grep -c 'ip rule')"
+$NETSH $G -c '-n c1 rule add to 10.99.0.1/32 blackhole pref 400'
+echo "blackholed: $(fetch c1 10.99.0.1 8000 2>&1 | grep -o 'Invalid argument' || true)"
+$NETSH $G -c '-n c1 rule del pref 400'
+echo "deleted: $(fetch c1 10.99.0.1 8000)"
+$NETSH undo last >/dev/null
+echo "given back: $(ip -n c1 rule | grep '^400')"
+$NETSH --allow netns:c1 --allow route:::/0 -c 'ip -6 -n c1 rule add fwmark 0x10 lookup 7'
+echo "v6: $(ip -6 -n c1 rule | grep fwmark)"
+expect_fail $NETSH $G -c '-n c1 rule add lookup 100'
+expect_fail $NETSH $G -c '-n c1 rule add to 10.99.0.0/24 iif ea lookup 100'
+expect_fail $NETSH $G -c '-n c1 rule add to 10.99.0.0/24 lookup 100 pref 500'
+expect_fail $NETSH $G -c '-n c1 rule del pref 444'
+echo "main's rule, judged as itself: $(expect_fail $NETSH $G -c '-n c1 rule del pref 32766' | grep -c 'needs route:0.0.0.0/0')"
+echo "main kept: $(ip -n c1 rule | grep -c '^32766:')"
+expect_fail $NETSH $G -c '-n nope rule add to 10.99.0.0/24 lookup 100'
+$NETSH $G -c '-n c1 rule del to 10.99.0.0/24 lookup 100; -n c1 rule del pref 400'
+echo "gone: $(fetch c1 10.99.0.1 8000)"
+echo "left: $(ip -n c1 rule | grep -vc 'lookup local\|lookup main\|lookup default')"
+stop_servers
+"#,
+        40,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "main: ispa saw 10.1.0.2",
+        "kernel: 500:\tfrom all to 10.99.0.0/24 lookup 100",
+        "by rule: ispb saw 10.2.0.2",
+        "listed: 500:\tfrom all to 10.99.0.0/24 lookup 100",
+        r#"json: "dst":"10.99.0.0""#,
+        "show:   ip rule 500:\tfrom all to 10.99.0.0/24 lookup 100",
+        "show -a: 6",
+        "blackholed: Invalid argument",
+        "deleted: ispb saw 10.2.0.2",
+        "given back: 400:\tfrom all to 10.99.0.1 blackhole",
+        "v6: 32765:\tfrom all fwmark 0x10 lookup 7",
+        "needs route:0.0.0.0/0",
+        "needs link:c1/ea",
+        "rule pref 500 from all to 10.99.0.0/24 lookup 100 already exists",
+        "rule pref 444 from all does not exist",
+        "main's rule, judged as itself: 1",
+        "main kept: 1",
+        "needs netns:nope",
+        "gone: ispa saw 10.1.0.2",
+        "left: 0",
+    ]);
+}
+
+#[test]
 fn routes_in_other_tables_with_a_preferred_source_are_added_listed_and_undone() {
     sandboxed(
         r#"

@@ -12,7 +12,10 @@ use super::Backend;
 use crate::error::{CapError, CapResult};
 use crate::firewall::{self, FirewallKind};
 use crate::kv::Entry;
-use crate::ops::{AddrInfo, EtcFile, Fdb, LinkInfo, MAIN_TABLE, Neigh, Ns, Op, Reply, RouteSpec, RuleInfo};
+use crate::ops::{
+    AddrInfo, DEFAULT_TABLE, EtcFile, Fdb, LOCAL_TABLE, LinkInfo, MAIN_TABLE, Neigh, Ns, Op, Reply, RouteSpec, RoutingRule,
+    RuleAction, RuleInfo,
+};
 
 /// One planned operation and whether it changes anything.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -29,6 +32,8 @@ pub struct Planned {
 struct Space {
     links: Vec<LinkInfo>,
     routes: Vec<RouteSpec>,
+    /// Policy routing rules, in the kernel's order (by priority).
+    routing: Vec<RoutingRule>,
     rules: Vec<RuleInfo>,
     neighs: Vec<Neigh>,
     fdb: Vec<Fdb>,
@@ -154,6 +159,10 @@ impl Model {
             Reply::Routes(r) => r,
             _ => Vec::new(),
         };
+        let routing = match self.real.apply(Op::RoutingRuleList { ns: ns.clone() }).await? {
+            Reply::RoutingRules(r) => r,
+            _ => Vec::new(),
+        };
         let rules = match self.real.apply(Op::FwList { ns: ns.clone() }).await {
             Ok(Reply::Rules(r)) => r,
             _ => Vec::new(),
@@ -166,7 +175,7 @@ impl Model {
             Reply::Fdb(f) => f,
             _ => Vec::new(),
         };
-        self.lock().spaces.insert(ns.clone(), Space { links, routes, rules, neighs, fdb, setup: Vec::new() });
+        self.lock().spaces.insert(ns.clone(), Space { links, routes, routing, rules, neighs, fdb, setup: Vec::new() });
         Ok(())
     }
 
@@ -289,6 +298,36 @@ fn etc_key(name: Option<&str>, file: EtcFile) -> (String, String) {
     (name.unwrap_or("").to_string(), file.file_name().to_string())
 }
 
+/// The policy rules a new namespace starts with: local, main (and for IPv4, default).
+fn builtin_rules() -> Vec<RoutingRule> {
+    let rule = |v6, priority, table| RoutingRule {
+        priority: Some(priority),
+        v6,
+        from: None,
+        to: None,
+        iif: None,
+        oif: None,
+        fwmark: None,
+        action: Some(RuleAction::Lookup(table)),
+    };
+    vec![
+        rule(false, 0, LOCAL_TABLE),
+        rule(false, 32766, MAIN_TABLE),
+        rule(false, 32767, DEFAULT_TABLE),
+        rule(true, 0, LOCAL_TABLE),
+        rule(true, 32766, MAIN_TABLE),
+    ]
+}
+
+/// The priority the kernel gives `rule`: its own, or one less than the
+/// family's second rule's (0 when that is 0 or missing).
+fn priority_for(routing: &[RoutingRule], rule: &RoutingRule) -> u32 {
+    rule.priority.unwrap_or_else(|| {
+        let second = routing.iter().filter(|r| r.v6 == rule.v6).nth(1).and_then(|r| r.priority);
+        second.map_or(0, |p| p.saturating_sub(1))
+    })
+}
+
 /// Namespaces an operation reads or changes (beyond the namespace list).
 fn namespaces_of(op: &Op) -> Vec<Ns> {
     match op {
@@ -323,6 +362,9 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::RouteAdd { ns, .. }
         | Op::RouteDelete { ns, .. }
         | Op::RouteList { ns, .. }
+        | Op::RoutingRuleAdd { ns, .. }
+        | Op::RoutingRuleDelete { ns, .. }
+        | Op::RoutingRuleList { ns }
         | Op::FwAdd { ns, .. }
         | Op::FwRemove { ns, .. }
         | Op::FwGet { ns, .. }
@@ -448,7 +490,8 @@ impl World {
                     return Err(CapError::Exists(format!("namespace {name} already exists")));
                 }
                 let lo = LinkInfo { kind: "loopback".into(), ..self.new_link("lo", "loopback", 65536) };
-                self.spaces.insert(Some(name.clone()), Space { links: vec![lo], ..Space::default() });
+                let routing = builtin_rules();
+                self.spaces.insert(Some(name.clone()), Space { links: vec![lo], routing, ..Space::default() });
                 done(true)
             }
             // The plan gives a second name a copy of the namespace as it is now.
@@ -672,6 +715,25 @@ impl World {
                 let wanted = |r: &&RouteSpec| *table == Some(0) || r.table == table.filter(|t| *t != MAIN_TABLE);
                 Ok((Reply::Routes(self.space(ns).routes.iter().filter(wanted).cloned().collect()), false))
             }
+            Op::RoutingRuleAdd { ns, rule } => {
+                rule.check_new()?;
+                let routing = &mut self.space(ns).routing;
+                let rule = RoutingRule { priority: Some(priority_for(routing, rule)), ..rule.clone() };
+                if routing.contains(&rule) {
+                    return Err(CapError::Exists(format!("rule {rule} already exists")));
+                }
+                let at = routing.iter().take_while(|r| r.priority <= rule.priority).count();
+                routing.insert(at, rule);
+                done(true)
+            }
+            Op::RoutingRuleDelete { ns, rule } => {
+                rule.check()?;
+                let routing = &mut self.space(ns).routing;
+                let at = routing.iter().position(|r| rule.selects(r)).ok_or_else(|| not_found(format!("rule {rule}")))?;
+                routing.remove(at);
+                done(true)
+            }
+            Op::RoutingRuleList { ns } => Ok((Reply::RoutingRules(self.space(ns).routing.clone()), false)),
             Op::SysctlGet { .. } => Ok((Reply::Text(sysctl_before.unwrap_or_default()), false)),
             Op::SysctlSet { ns, key, value } => {
                 self.sysctls.insert((ns.clone(), key.clone()), value.clone());
@@ -758,5 +820,65 @@ impl Backend for Model {
 
     fn flush(&self) -> BoxFuture<'_, CapResult<Vec<(Ns, String)>>> {
         async { Ok(Vec::new()) }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host with no links, routes or firewall rules: only the built-in policy rules.
+    struct Fresh;
+
+    impl Backend for Fresh {
+        fn apply(&self, op: Op) -> BoxFuture<'_, CapResult<Reply>> {
+            let reply = match op {
+                Op::RoutingRuleList { .. } => Reply::RoutingRules(builtin_rules()),
+                Op::NetnsList => Reply::Names(Vec::new()),
+                Op::LinkList { .. } => Reply::Links(Vec::new()),
+                Op::RouteList { .. } => Reply::Routes(Vec::new()),
+                Op::NeighList { .. } => Reply::Neighs(Vec::new()),
+                Op::FdbList { .. } => Reply::Fdb(Vec::new()),
+                _ => Reply::Rules(Vec::new()),
+            };
+            async move { Ok(reply) }.boxed()
+        }
+
+        fn flush(&self) -> BoxFuture<'_, CapResult<Vec<(Ns, String)>>> {
+            async { Ok(Vec::new()) }.boxed()
+        }
+    }
+
+    fn lookup(from: &str, table: u32) -> RoutingRule {
+        RoutingRule {
+            from: Some(from.parse().expect("CIDR")),
+            action: Some(RuleAction::Lookup(table)),
+            ..builtin_rules()[0].clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn rules_get_the_kernel_s_priorities_and_deletion_takes_the_first_match() {
+        let model = Model::new(Arc::new(Fresh), FirewallKind::Nftables);
+        let add = |rule: RoutingRule| model.apply(Op::RoutingRuleAdd { ns: None, rule });
+        add(RoutingRule { priority: None, ..lookup("10.1.0.0/24", 100) }).await.expect("added");
+        add(RoutingRule { priority: None, ..lookup("10.2.0.0/24", 100) }).await.expect("added");
+        let err = add(RoutingRule { priority: Some(32765), ..lookup("10.1.0.0/24", 100) }).await.expect_err("twice");
+        assert!(matches!(err, CapError::Exists(_)), "{err}");
+        let pattern = RoutingRule { priority: None, from: None, ..lookup("0.0.0.0/0", 100) };
+        model.apply(Op::RoutingRuleDelete { ns: None, rule: pattern }).await.expect("deleted");
+        let Ok(Reply::RoutingRules(rules)) = model.apply(Op::RoutingRuleList { ns: None }).await else { panic!() };
+        let shown: Vec<String> = rules.iter().filter(|r| !r.v6).map(|r| r.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "pref 0 from all lookup local",
+                "pref 32765 from 10.1.0.0/24 lookup 100",
+                "pref 32766 from all lookup main",
+                "pref 32767 from all lookup default"
+            ]
+        );
+        let none = RoutingRule { priority: Some(7), ..lookup("10.1.0.0/24", 100) };
+        assert!(matches!(model.apply(Op::RoutingRuleDelete { ns: None, rule: none }).await, Err(CapError::NotFound(_))));
     }
 }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnetwork::IpNetwork;
 
 use crate::names;
-use crate::ops::{Fdb, FwRule, MAIN_TABLE, Ns, Op, Proto, RouteSpec, VethSpec, VxlanSpec};
+use crate::ops::{DEFAULT_TABLE, Fdb, FwRule, LOCAL_TABLE, MAIN_TABLE, Ns, Op, Proto, RouteSpec, RoutingRule, RuleAction, VethSpec, VxlanSpec};
 
 /// One REPL command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +77,11 @@ pub const COMMANDS: &[Spec] = &[
         summary: "routes (the main table unless table names another)",
     },
     Spec {
+        name: "rule",
+        usage: "rule add|del [pref N] [from all|CIDR] [to CIDR] [iif IF] [oif IF] [fwmark N] [lookup TABLE|blackhole|unreachable|prohibit] | rule ls  (-6 rule ... for IPv6 rules that name no address)",
+        summary: "policy routing: which table routes the packets a rule selects (lookup main unless told)",
+    },
+    Spec {
         name: "neigh",
         usage: "neigh add IP lladdr MAC dev IF [nud permanent] | neigh del IP dev IF | neigh ls [dev IF]",
         summary: "permanent neighbour (ARP/NDP) entries",
@@ -115,7 +120,7 @@ pub const COMMANDS: &[Spec] = &[
     Spec {
         name: "show",
         usage: "show [NS] [-br|--brief] [-a|--all] [--json]",
-        summary: "topology of this namespace and the named ones (-br: links and rules; -a: IPv6 link-local too)",
+        summary: "topology of this namespace and the named ones (-br: links and rules; -a: IPv6 link-local and built-in ip rules too)",
     },
     Spec { name: "run", usage: "run FILE|PLUGIN [ARGS...]", summary: "run a recipe with this session's grants" },
     Spec { name: "plan", usage: "plan FILE|PLUGIN [ARGS...]", summary: "what a recipe would do" },
@@ -201,6 +206,9 @@ struct Words<'a> {
     words: &'a [String],
     at: usize,
     usage: &'static str,
+    /// `-6` (true) or `-4` (false) before the command, and whether it used it.
+    v6: Option<bool>,
+    v6_used: bool,
 }
 
 impl<'a> Words<'a> {
@@ -249,6 +257,12 @@ impl<'a> Words<'a> {
         text.parse().map_err(|_| format!("{text:?} is not an IP address"))
     }
 
+    /// The family `-4`/`-6` named, for a command it applies to.
+    fn family(&mut self) -> Option<bool> {
+        self.v6_used = true;
+        self.v6
+    }
+
     fn number<T: std::str::FromStr>(&mut self, what: &str) -> Result<T> {
         let text = self.next(what)?;
         text.parse().map_err(|_| format!("{what} {text:?} is not a valid number"))
@@ -258,7 +272,7 @@ impl<'a> Words<'a> {
 /// Parse one line; `None` for a blank line or a comment.
 pub fn parse(line: &str) -> Result<Option<Line>> {
     let line = line.split_once('#').map_or(line, |(code, _)| code);
-    let (all, json) = iproute2_spelling(words(line))?;
+    let Flags { words: all, json, v6 } = iproute2_spelling(words(line))?;
     if all.is_empty() {
         return Ok(None);
     }
@@ -276,9 +290,12 @@ pub fn parse(line: &str) -> Result<Option<Line>> {
         Some(s) => format!("unknown command {name:?}; did you mean {s:?}? (help lists commands)"),
         None => format!("unknown command {name:?} (help lists commands)"),
     })?;
-    let mut w = Words { words, at: 1, usage: spec.usage };
+    let mut w = Words { words, at: 1, usage: spec.usage, v6, v6_used: false };
     let parsed = command(spec.name, &ns, &mut w)?;
     w.done()?;
+    if let Some(v6) = v6.filter(|_| !w.v6_used) {
+        check_family(v6, &parsed)?;
+    }
     if ns.is_some() && !matches!(parsed, Line::Ops(_) | Line::Show { .. }) {
         return Err(format!("-n does not apply to {name}"));
     }
@@ -289,15 +306,45 @@ pub fn parse(line: &str) -> Result<Option<Line>> {
     }
 }
 
+/// `-4`/`-6` on a command that takes the family from its addresses: they
+/// must agree. Listings show both families, so the flag does not apply there.
+fn check_family(v6: bool, line: &Line) -> Result<()> {
+    let family = |op: &Op| match op {
+        Op::AddrAdd { cidr, .. } | Op::AddrDelete { cidr, .. } => Some(cidr.is_ipv6()),
+        Op::RouteAdd { route, .. } | Op::RouteDelete { route, .. } => Some(route.dest.is_ipv6()),
+        Op::NeighAdd { ip, .. } | Op::NeighDelete { ip, .. } => Some(ip.is_ipv6()),
+        _ => None,
+    };
+    let flag = if v6 { "-6" } else { "-4" };
+    match line {
+        Line::Ops(ops) if !ops.is_empty() && ops.iter().all(|op| family(op) == Some(v6)) => Ok(()),
+        Line::Ops(ops) if ops.iter().all(|op| family(op).is_some()) => {
+            Err(format!("{flag} does not match the address family of {}", ops[0]))
+        }
+        _ => Err(format!(
+            "{flag} applies to adding and deleting addresses, routes, neighbours and rules; listings show both families"
+        )),
+    }
+}
+
+/// A line's words with iproute2's options taken out.
+struct Flags {
+    words: Vec<String>,
+    /// `-j`: print a listing as JSON.
+    json: bool,
+    /// `-6` (true) or `-4` (false).
+    v6: Option<bool>,
+}
+
 /// Lines pasted from iproute2 tutorials: a leading `ip`, `-netns NS` for
-/// `-n NS`, `-br` (listings are one line per object already), `-j` (JSON;
-/// returned as the flag), objects by prefix (`a`, `l`, `r`, `address`),
+/// `-n NS`, `-br` (listings are one line per object already), `-j` (JSON),
+/// `-4`/`-6`, objects by prefix (`a`, `l`, `r`, `ru`, `address`),
 /// `show`/`list` for `ls`, and a bare object (`ip a`, `link`) lists.
-fn iproute2_spelling(mut words: Vec<String>) -> Result<(Vec<String>, bool)> {
+fn iproute2_spelling(mut words: Vec<String>) -> Result<Flags> {
     if words.len() > 1 && (words[0] == "ip" || words[0] == "bridge" && words[1] == "fdb") {
         words.remove(0);
     }
-    let (mut json, mut at) = (false, 0);
+    let (mut json, mut v6, mut at) = (false, None, 0);
     while let Some(flag) = words.get(at).filter(|w| w.starts_with('-')) {
         match flag.as_str() {
             "-n" | "-netns" => at += 2,
@@ -308,14 +355,18 @@ fn iproute2_spelling(mut words: Vec<String>) -> Result<(Vec<String>, bool)> {
                 json = true;
                 words.remove(at);
             }
+            "-4" | "-6" => {
+                v6 = Some(flag == "-6");
+                words.remove(at);
+            }
             other => {
                 return Err(format!(
-                    "ip option {other} is not supported here (-n NS, -br and -j are); listings are one line per object already"
+                    "ip option {other} is not supported here (-n NS, -4, -6, -br and -j are); listings are one line per object already"
                 ));
             }
         }
     }
-    Ok((object_spelling(words), json))
+    Ok(Flags { words: object_spelling(words), json, v6 })
 }
 
 /// The object words of [`iproute2_spelling`]: `ip a` is `addr ls`.
@@ -328,7 +379,7 @@ fn object_spelling(mut words: Vec<String>) -> Vec<String> {
         _ => 0,
     };
     let Some(word) = words.get(object) else { return words };
-    let full = ["link", "address", "route", "neighbour"].iter().find(|full| full.starts_with(word.as_str()));
+    let full = ["link", "address", "route", "rule", "neighbour"].iter().find(|full| full.starts_with(word.as_str()));
     let object_name = match (word.as_str(), full) {
         ("netns", _) => "netns",
         ("fdb", _) => "fdb",
@@ -403,6 +454,7 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
             other => Err(format!("addr {other:?}: use add, del or ls")),
         },
         "route" => route(ns, w),
+        "rule" => routing_rule(ns, w),
         "neigh" => neigh(ns, w),
         "fdb" => fdb(ns, w),
         "nat" => {
@@ -820,7 +872,7 @@ fn route(ns: &Ns, w: &mut Words) -> Result<Line> {
     route.dest = match dest {
         Some(d) => d,
         None => {
-            let any = if route.via.is_some_and(|v| v.is_ipv6()) {
+            let any = if w.family().unwrap_or(false) || route.via.is_some_and(|v| v.is_ipv6()) {
                 IpAddr::V6(Ipv6Addr::UNSPECIFIED)
             } else {
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED)
@@ -831,8 +883,84 @@ fn route(ns: &Ns, w: &mut Words) -> Result<Line> {
     if route.via.is_none() && route.dev.is_none() {
         return Err("a route needs via IP or dev IF".into());
     }
+    if let Some(bad) = route.via.iter().chain(&route.src).find(|ip| ip.is_ipv6() != route.dest.is_ipv6()) {
+        return Err(format!("{bad} and the destination {} are of different IP versions", route.dest));
+    }
     let ns = ns.clone();
     Ok(Line::Ops(vec![if verb == "add" { Op::RouteAdd { ns, route } } else { Op::RouteDelete { ns, route } }]))
+}
+
+/// `rule add|del SELECTOR... [ACTION]` and `rule ls`, as `ip rule` takes them.
+fn routing_rule(ns: &Ns, w: &mut Words) -> Result<Line> {
+    let verb = w.next("add, del or ls")?;
+    let ns = ns.clone();
+    let adding = match verb {
+        "ls" => return Ok(Line::Ops(vec![Op::RoutingRuleList { ns }])),
+        "add" => true,
+        "del" | "delete" => false,
+        other => return Err(format!("rule {other:?}: use add, del or ls")),
+    };
+    let mut rule = RoutingRule {
+        priority: None,
+        v6: false,
+        from: None,
+        to: None,
+        iif: None,
+        oif: None,
+        fwmark: None,
+        action: None,
+    };
+    while let Some(word) = w.peek() {
+        w.next("")?;
+        match word {
+            "pref" | "preference" | "priority" | "order" => rule.priority = Some(w.number("priority")?),
+            "from" if w.peek() == Some("all") => drop(w.next("all")),
+            "from" => rule.from = Some(w.cidr()?),
+            "to" if w.peek() == Some("all") => drop(w.next("all")),
+            "to" => rule.to = Some(w.cidr()?),
+            "iif" | "dev" => rule.iif = Some(w.ifname("interface")?),
+            "oif" => rule.oif = Some(w.ifname("interface")?),
+            "fwmark" => rule.fwmark = Some(mark(w.next("mark")?)?),
+            "lookup" | "table" => rule.action = Some(RuleAction::Lookup(rule_table(w.next("table")?)?)),
+            "blackhole" => rule.action = Some(RuleAction::Blackhole),
+            "unreachable" => rule.action = Some(RuleAction::Unreachable),
+            "prohibit" => rule.action = Some(RuleAction::Prohibit),
+            other => return Err(format!("unexpected {other:?}; usage: {}", w.usage)),
+        }
+    }
+    let named = rule.from.iter().chain(&rule.to).map(IpNetwork::is_ipv6).next();
+    rule.v6 = match (w.family(), named) {
+        (Some(flag), Some(by_address)) if flag != by_address => {
+            return Err(format!("-{} does not match the rule's addresses", if flag { 6 } else { 4 }));
+        }
+        (flag, by_address) => flag.or(by_address).unwrap_or(false),
+    };
+    rule.check().map_err(|e| e.to_string())?;
+    Ok(Line::Ops(vec![if adding {
+        // `ip rule add` without an action looks up main.
+        rule.action.get_or_insert(RuleAction::Lookup(MAIN_TABLE));
+        Op::RoutingRuleAdd { ns, rule }
+    } else {
+        Op::RoutingRuleDelete { ns, rule }
+    }]))
+}
+
+/// A rule may look up any table, local and default too.
+fn rule_table(word: &str) -> Result<u32> {
+    match word {
+        "local" | "255" => Ok(LOCAL_TABLE),
+        "default" => Ok(DEFAULT_TABLE),
+        other => table_number(other, false),
+    }
+}
+
+/// A firewall mark: decimal or `0x` hexadecimal.
+fn mark(text: &str) -> Result<u32> {
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| format!("fwmark {text:?}: use a number such as 1 or 0x10"))
 }
 
 /// A routing table: a number, `main`, or (for listings, `all_ok`) `all` (0).
@@ -921,6 +1049,42 @@ mod tests {
         {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn routing_rules() {
+        let rule = |line: &str| match &ops(line)[..] {
+            [Op::RoutingRuleAdd { rule, .. } | Op::RoutingRuleDelete { rule, .. }] => rule.clone(),
+            other => panic!("{other:?}"),
+        };
+        let r = rule("ip rule add from 10.1.0.0/24 lookup 100 pref 1000");
+        assert_eq!(r.to_string(), "pref 1000 from 10.1.0.0/24 lookup 100");
+        assert_eq!(rule("ip ru add to 10.2.0.0/16 iif br0").to_string(), "from all to 10.2.0.0/16 iif br0 lookup main");
+        assert_eq!(rule("rule add fwmark 0x10 table 7 oif eth1").to_string(), "from all oif eth1 fwmark 0x10 lookup 7");
+        assert_eq!(rule("rule add from all prohibit").action, Some(RuleAction::Prohibit));
+        let v6 = rule("ip -6 rule add lookup 100");
+        assert!(v6.v6 && v6.from.is_none());
+        assert!(rule("rule add from fd00::/64 blackhole").v6);
+        let del = rule("ip rule del pref 1000");
+        assert_eq!((del.priority, del.action, del.v6), (Some(1000), None, false));
+        assert_eq!(ops("ip rule"), [Op::RoutingRuleList { ns: None }]);
+        assert_eq!(ops("-n c1 rule show"), [Op::RoutingRuleList { ns: Some("c1".into()) }]);
+        assert!(err("ip -4 rule add from fd00::/64 lookup 1").contains("does not match"));
+        assert!(err("rule add from 10.0.0.0/8 to fd00::/8").contains("not an IPv4 prefix"));
+        assert!(err("rule add fwmark x lookup 1").contains("fwmark"));
+        assert!(err("rule add lookup 0").contains("table"));
+        assert!(err("rule add via 10.0.0.1").contains("unexpected"));
+        assert!(err("ip -6 rule").contains("listings show both"));
+    }
+
+    #[test]
+    fn families() {
+        assert!(matches!(&ops("ip -6 route add default dev eth0")[..], [Op::RouteAdd { route, .. }] if route.dest.is_ipv6()));
+        assert!(matches!(&ops("ip -6 addr add fd00::1/64 dev eth0")[..], [Op::AddrAdd { .. }]));
+        assert!(err("ip -4 route add fd00::/64 dev eth0").contains("does not match"));
+        assert!(err("ip -6 route add default via 10.0.0.1").contains("different IP versions"));
+        assert!(err("ip -6 a").contains("listings show both"));
+        assert!(err("ip -6 link add br0 type bridge").contains("applies to"));
     }
 
     #[test]

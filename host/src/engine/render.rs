@@ -11,7 +11,7 @@ use super::runs::RunRow;
 use super::show::{Style, Topology};
 use crate::audit::Entry;
 use crate::firewall::FirewallKind;
-use crate::ops::{AddrInfo, LinkInfo, Reply, RouteSpec};
+use crate::ops::{AddrInfo, LinkInfo, Reply, RouteSpec, RoutingRule, RuleAction, table_name};
 
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
@@ -120,7 +120,7 @@ fn shown_links(links: &[LinkInfo], all: bool) -> String {
     out
 }
 
-/// Namespaces like `ip -br addr` + `ip route`, with netsh's rules (briefly:
+/// Namespaces like `ip -br addr` + `ip route` + `ip rule`, with netsh's rules (briefly:
 /// links and one line per rule).
 pub fn topology(topology: &Topology, style: Style) -> String {
     let mut out = match topology.firewall {
@@ -141,6 +141,9 @@ pub fn topology(topology: &Topology, style: Style) -> String {
         out.push_str(&shown_links(&view.links, style.all));
         for r in view.routes.iter().filter(|r| !style.brief && (style.all || !link_local(&r.dest))) {
             out.push_str(&format!("  route {r}\n"));
+        }
+        for r in view.routing_rules.iter().filter(|r| !style.brief && (style.all || !r.is_builtin())) {
+            out.push_str(&format!("  ip rule {}", routing_rule(r)));
         }
         for rule in &view.rules {
             out.push_str(&format!("  rule {} ({}): {}\n", rule.id, rule.owner, rule.rule));
@@ -181,6 +184,7 @@ pub fn reply(reply: &Reply) -> String {
         Reply::Links(l) => links(l),
         Reply::Addrs(addrs) => addrs.iter().map(|a| format!("{} {}\n", a.dev, a.cidr)).collect(),
         Reply::Routes(routes) => routes.iter().map(|r| format!("{r}\n")).collect(),
+        Reply::RoutingRules(rules) => rules.iter().map(routing_rule).collect(),
         Reply::Neighs(neighs) => neighs
             .iter()
             .map(|n| format!("{} dev {} lladdr {} {}\n", n.ip, n.dev, n.mac, n.state.to_uppercase()))
@@ -210,6 +214,7 @@ pub fn reply_json(reply: &Reply) -> serde_json::Value {
         Reply::Links(links) => links.iter().map(link_json).collect(),
         Reply::Addrs(addrs) => addrs_json(addrs),
         Reply::Routes(routes) => routes.iter().map(route_json).collect(),
+        Reply::RoutingRules(rules) => rules.iter().map(routing_rule_json).collect(),
         Reply::Neighs(neighs) => neighs
             .iter()
             .map(|n| json!({"dst": n.ip, "dev": n.dev, "lladdr": n.mac, "state": [n.state.to_uppercase()]}))
@@ -257,6 +262,48 @@ fn addrs_json(addrs: &[AddrInfo]) -> serde_json::Value {
         }
     }
     out.into()
+}
+
+/// `PRIORITY:\tfrom ... lookup T`, as `ip rule` prints it; IPv6 rules say so.
+pub fn routing_rule(r: &RoutingRule) -> String {
+    let priority = r.priority.unwrap_or_default();
+    let body = RoutingRule { priority: None, ..r.clone() };
+    format!("{priority}:\t{body}{}\n", if r.v6 { " (IPv6)" } else { "" })
+}
+
+/// `ip -j rule`'s shape (`priority`, `src`/`srclen`, `table`, `action`), and the family.
+fn routing_rule_json(r: &RoutingRule) -> serde_json::Value {
+    let mut v = json!({"priority": r.priority, "family": if r.v6 { "inet6" } else { "inet" }});
+    let mut prefix = |net: Option<IpNetwork>, key: &str| {
+        v[key] = match net {
+            Some(net) => json!(net.ip()),
+            None => json!("all"),
+        };
+        if let Some(net) = net.filter(|n| n.prefix() != if n.is_ipv6() { 128 } else { 32 }) {
+            v[format!("{key}len")] = json!(net.prefix());
+        }
+    };
+    prefix(r.from, "src");
+    if r.to.is_some() {
+        prefix(r.to, "dst");
+    }
+    if let Some(iif) = &r.iif {
+        v["iif"] = json!(iif);
+    }
+    if let Some(oif) = &r.oif {
+        v["oif"] = json!(oif);
+    }
+    if let Some(mark) = r.fwmark {
+        v["fwmark"] = json!(format!("{mark:#x}"));
+    }
+    match r.action {
+        Some(RuleAction::Lookup(table)) => v["table"] = json!(table_name(table)),
+        Some(RuleAction::Blackhole) => v["action"] = json!("blackhole"),
+        Some(RuleAction::Unreachable) => v["action"] = json!("unreachable"),
+        Some(RuleAction::Prohibit) => v["action"] = json!("prohibit"),
+        None => {}
+    }
+    v
 }
 
 fn route_json(r: &RouteSpec) -> serde_json::Value {

@@ -259,6 +259,7 @@ impl<'a> Session<'a> {
                 Op::LinkAddVeth { spec, .. } if spec.peer_ns.is_some() => {
                     spec.peer_ns = Some(self.named(spec.peer_ns.as_deref().unwrap_or_default()).await?);
                 }
+                Op::RoutingRuleDelete { .. } => *op = self.gate.exact(op.clone()).await?,
                 _ => {}
             }
         }

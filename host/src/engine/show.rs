@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::error::CapResult;
 use crate::firewall::FirewallKind;
 use crate::gate::Gate;
-use crate::ops::{LinkInfo, Ns, Op, Reply, RouteSpec, RuleInfo};
+use crate::ops::{LinkInfo, Ns, Op, Reply, RouteSpec, RoutingRule, RuleInfo};
 
 /// What `show` prints: the active firewall backend and each namespace.
 #[derive(Debug, Serialize)]
@@ -23,7 +23,8 @@ pub struct Style {
     pub json: bool,
     /// Links and rules, one line each, as `ip -br` lists links.
     pub brief: bool,
-    /// IPv6 link-local addresses and routes too (noise, hidden by default).
+    /// IPv6 link-local addresses and routes, and the built-in policy rules,
+    /// too (noise, hidden by default).
     pub all: bool,
 }
 
@@ -34,6 +35,8 @@ pub struct NsView {
     pub name: Ns,
     pub links: Vec<LinkInfo>,
     pub routes: Vec<RouteSpec>,
+    /// Policy routing rules of both families, the built-in ones too.
+    pub routing_rules: Vec<RoutingRule>,
     /// netsh-owned firewall rules (empty when the firewall cannot be read).
     pub rules: Vec<RuleInfo>,
 }
@@ -55,11 +58,15 @@ pub async fn read_ns(gate: &Gate, ns: Ns) -> CapResult<NsView> {
         let key = |r: &RouteSpec| (r.dest.is_ipv6(), r.dest.prefix() != 0, r.dest.ip(), r.dest.prefix(), r.dev.clone());
         key(a).cmp(&key(b))
     });
+    let routing_rules = match gate.call(Op::RoutingRuleList { ns: ns.clone() }).await? {
+        Reply::RoutingRules(r) => r,
+        other => return Err(other.mismatch()),
+    };
     let rules = match gate.call(Op::FwList { ns: ns.clone() }).await {
         Ok(Reply::Rules(r)) => r,
         _ => Vec::new(),
     };
-    Ok(NsView { name: ns, links, routes, rules })
+    Ok(NsView { name: ns, links, routes, routing_rules, rules })
 }
 
 /// Read `only` or, when `None`, this namespace and every named one.

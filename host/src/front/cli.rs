@@ -142,7 +142,7 @@ pub enum Command {
     /// The DNS resolver of container networks: `dns status`, `dns stop`, `dns serve`.
     #[command(subcommand)]
     Dns(DnsCommand),
-    /// Show namespaces, links, addresses, routes and netsh's firewall rules.
+    /// Show namespaces, links, addresses, routes, policy routing rules and netsh's firewall rules.
     Show {
         /// Only this named namespace.
         #[arg(short = 'n', long = "netns", value_name = "NS")]
@@ -153,7 +153,7 @@ pub enum Command {
         /// Links and rules only, one line each, like `ip -br`.
         #[arg(short = 'b', long)]
         brief: bool,
-        /// IPv6 link-local addresses and routes too, hidden by default.
+        /// IPv6 link-local addresses and routes, and the built-in policy rules, too (hidden by default).
         #[arg(short = 'a', long)]
         all: bool,
     },

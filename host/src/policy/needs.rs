@@ -2,7 +2,11 @@
 //! new operation cannot slip through without a decision.
 
 use super::grant::Need;
-use crate::ops::{FwRule, Ns, Op};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnetwork::IpNetwork;
+
+use crate::ops::{FwRule, Ns, Op, RoutingRule};
 
 /// What an operation needs before it may run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +49,7 @@ pub fn needs(op: &Op) -> Needs {
         | Op::LinkList { .. }
         | Op::AddrList { .. }
         | Op::RouteList { .. }
+        | Op::RoutingRuleList { .. }
         | Op::NeighList { .. }
         | Op::FdbList { .. }
         | Op::SysctlGet { .. }
@@ -101,6 +106,7 @@ pub fn needs(op: &Op) -> Needs {
         Op::RouteAdd { ns, route } | Op::RouteDelete { ns, route } => {
             inside(ns, std::iter::once(Need::Route(route.dest)).chain(route.dev.iter().map(|d| link(ns, d))).collect())
         }
+        Op::RoutingRuleAdd { ns, rule } | Op::RoutingRuleDelete { ns, rule } => inside(ns, routing_rule_needs(ns, rule)),
         Op::SysctlSet { ns, key, .. } => inside(ns, vec![Need::Sysctl(key.replace('/', "."))]),
         Op::FwAdd { ns, rule, .. } => inside(ns, rule_needs(rule)),
         Op::FwRemove { ns, id } => Needs::RuleOf { ns: ns.clone(), id: id.clone() },
@@ -116,6 +122,20 @@ pub fn needs(op: &Op) -> Needs {
         | Op::KvDelete { key }
         | Op::KvRevert { key, .. } => Needs::All(vec![Need::Kv(key.clone())]),
     }
+}
+
+/// A policy rule reroutes the traffic it selects: the routes of its `from`
+/// and `to` prefixes (of the whole family when it names neither), and the
+/// interfaces it names.
+fn routing_rule_needs(ns: &Ns, rule: &RoutingRule) -> Vec<Need> {
+    let any = if rule.v6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) };
+    let whole = IpNetwork::new(any, 0).expect("a zero-length prefix is valid");
+    let mut prefixes: Vec<Need> = rule.from.iter().chain(&rule.to).map(|net| Need::Route(*net)).collect();
+    if prefixes.is_empty() {
+        prefixes.push(Need::Route(whole));
+    }
+    prefixes.extend(rule.iif.iter().chain(&rule.oif).map(|dev| link(ns, dev)));
+    prefixes
 }
 
 /// What adding (or removing) a firewall rule needs.

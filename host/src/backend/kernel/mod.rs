@@ -12,6 +12,7 @@ pub mod netlink;
 mod nft;
 pub mod nsfs;
 mod route;
+mod rule;
 mod sockets;
 mod sysctl;
 
@@ -270,6 +271,9 @@ impl Kernel {
             Op::RouteList { ns, table } => {
                 route::list(&self.handles.get(&ns).await?, &ns, table).await.map(Reply::Routes)
             }
+            Op::RoutingRuleAdd { ns, rule } => rule::add(&self.handles.get(&ns).await?, &rule).await.map(done),
+            Op::RoutingRuleDelete { ns, rule } => rule::delete(&self.handles.get(&ns).await?, &rule).await.map(done),
+            Op::RoutingRuleList { ns } => rule::list(&self.handles.get(&ns).await?).await.map(Reply::RoutingRules),
             Op::NeighAdd { ns, dev, ip, mac } => {
                 neigh::add(&self.handles.get(&ns).await?, &ns, &dev, ip, &mac).await.map(done)
             }

@@ -13,8 +13,8 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::Handle;
 
 use super::link::{describe, index_of};
-use super::netlink::nl_error;
-use crate::error::{CapError, CapResult};
+use super::netlink::{absent, nl_error};
+use crate::error::CapResult;
 use crate::names::{format_mac, parse_mac};
 use crate::ops::{Fdb, Neigh, Ns};
 
@@ -27,16 +27,6 @@ fn fdb_what(ns: &Ns, entry: &Fdb) -> String {
     match entry.dst {
         Some(dst) => format!("FDB entry {} dst {dst} on {on}", entry.mac),
         None => format!("FDB entry {} on {on}", entry.mac),
-    }
-}
-
-/// A deleted entry that was not there is "not found", not an OS error.
-fn absent(e: rtnetlink::Error, what: &str) -> CapError {
-    match nl_error(e, what, "delete") {
-        CapError::Os { code, .. } if code == nix::errno::Errno::ENOENT as i32 => {
-            CapError::NotFound(format!("{what} does not exist"))
-        }
-        other => other,
     }
 }
 

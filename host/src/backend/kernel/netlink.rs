@@ -78,6 +78,14 @@ pub fn nl_error(err: rtnetlink::Error, what: &str, doing: &str) -> CapError {
     }
 }
 
+/// A deleted object that was not there is "not found", not an OS error.
+pub fn absent(err: rtnetlink::Error, what: &str) -> CapError {
+    match nl_error(err, what, "delete") {
+        CapError::Os { code, .. } if code == Errno::ENOENT as i32 => CapError::NotFound(format!("{what} does not exist")),
+        other => other,
+    }
+}
+
 /// Map an errno from the kernel to a [`CapError`].
 pub fn errno_error(errno: Errno, what: &str, doing: &str) -> CapError {
     match errno {

@@ -11,7 +11,7 @@ use rtnetlink::{Handle, RouteMessageBuilder};
 use super::link;
 use super::netlink::nl_error;
 use crate::error::{CapError, CapResult};
-use crate::ops::{MAIN_TABLE, Ns, RouteSpec};
+use crate::ops::{LOCAL_TABLE, MAIN_TABLE, Ns, RouteSpec};
 
 /// Build the netlink message for a route, resolving `dev` to its index.
 async fn message(h: &Handle, ns: &Ns, route: &RouteSpec) -> CapResult<RouteMessage> {
@@ -80,9 +80,6 @@ pub async fn list(h: &Handle, ns: &Ns, table: Option<u32>) -> CapResult<Vec<Rout
         .filter_map(|m| to_spec(m, &names))
         .collect())
 }
-
-/// The local table (255): the host's own and broadcast addresses, not routes one adds.
-const LOCAL_TABLE: u32 = 255;
 
 fn wanted(asked: Option<u32>, table: u32) -> bool {
     match asked {

@@ -258,6 +258,7 @@ impl Gate {
             | Op::RouteDelete { ns, .. }
             | Op::RoutingRuleAdd { ns, .. }
             | Op::RoutingRuleDelete { ns, .. }
+            | Op::FwSetForwardPolicy { ns, .. }
             | Op::SysctlSet { ns, .. } => in_created_ns(ns),
             Op::NetnsDelete { name }
             | Op::NetnsWriteEtc { name, .. }
@@ -368,6 +369,7 @@ impl Gate {
             | Op::SysctlGet { .. }
             | Op::FwGet { .. }
             | Op::FwList { .. }
+            | Op::FwForwardPolicy { .. }
             | Op::FwFreePort { .. }
             | Op::KvGet { .. }
             | Op::KvList { .. } => Ok(None),
@@ -454,6 +456,12 @@ impl Gate {
             },
             Op::FwAdd { ns, owner, rule } => {
                 undo(Op::FwRemove { ns: ns.clone(), id: crate::firewall::rule_id(owner, rule) })
+            }
+            Op::FwSetForwardPolicy { ns, v6, .. } => {
+                match self.read(Op::FwForwardPolicy { ns: ns.clone(), v6: *v6 }).await? {
+                    Reply::Policy { policy, .. } => undo(Op::FwSetForwardPolicy { ns: ns.clone(), v6: *v6, policy }),
+                    other => Err(other.mismatch()),
+                }
             }
             Op::FwRemove { ns, id } => match self.rule(ns, id).await? {
                 Some(r) => undo(Op::FwAdd { ns: ns.clone(), owner: r.owner, rule: r.rule }),

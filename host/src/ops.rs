@@ -398,6 +398,29 @@ pub enum FwRule {
     LinkAccept { bridge: String, client: IpAddr, server: IpAddr, proto: Proto, first: u16, last: u16 },
 }
 
+/// What a built-in chain does with packets no rule took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainPolicy {
+    Accept,
+    Drop,
+}
+
+impl ChainPolicy {
+    /// `ACCEPT` or `DROP`, as iptables writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChainPolicy::Accept => "ACCEPT",
+            ChainPolicy::Drop => "DROP",
+        }
+    }
+}
+
+/// `iptables` or `ip6tables`.
+pub fn iptables_tool(v6: bool) -> &'static str {
+    if v6 { "ip6tables" } else { "iptables" }
+}
+
 /// `PORT` or `FIRST-LAST`.
 pub fn parse_ports(text: &str) -> Option<(u16, u16)> {
     match text.split_once('-') {
@@ -630,6 +653,18 @@ pub enum Op {
         ns: Ns,
         id: String,
     },
+    /// iptables' FORWARD policy for IPv4 or IPv6 (`iptables -P FORWARD DROP`):
+    /// under DROP only what a rule accepts is forwarded.
+    FwSetForwardPolicy {
+        ns: Ns,
+        v6: bool,
+        policy: ChainPolicy,
+    },
+    /// The FORWARD policy of one family (`Reply::Policy`).
+    FwForwardPolicy {
+        ns: Ns,
+        v6: bool,
+    },
     /// One rule by id (`Reply::Rules` with zero or one rule).
     FwGet {
         ns: Ns,
@@ -715,6 +750,11 @@ pub enum Reply {
     Fdb(Vec<Fdb>),
     Flows(Vec<Flow>),
     Rules(Vec<RuleInfo>),
+    /// A FORWARD policy.
+    Policy {
+        v6: bool,
+        policy: ChainPolicy,
+    },
     /// A firewall rule's id, and whether the call added it (false: it existed).
     Rule {
         id: String,
@@ -780,6 +820,7 @@ impl Op {
             | Op::SysctlGet { .. }
             | Op::FwGet { .. }
             | Op::FwList { .. }
+            | Op::FwForwardPolicy { .. }
             | Op::FwFreePort { .. }
             | Op::KvGet { .. }
             | Op::KvList { .. } => false,
@@ -814,6 +855,7 @@ impl Op {
             | Op::SysctlSet { .. }
             | Op::FwAdd { .. }
             | Op::FwRemove { .. }
+            | Op::FwSetForwardPolicy { .. }
             | Op::HostsAdd { .. }
             | Op::HostsRemove { .. }
             | Op::HostsShare { .. }
@@ -1019,6 +1061,10 @@ impl fmt::Display for Op {
             Op::FwAdd { ns, owner, rule } => write!(f, "{}netsh fw add {owner} {rule}", netns_exec(ns)),
             Op::FwRemove { ns, id } => write!(f, "{}netsh fw rm {id}", netns_exec(ns)),
             Op::FwGet { ns, id } => write!(f, "{}netsh fw get {id}", netns_exec(ns)),
+            Op::FwSetForwardPolicy { ns, v6, policy } => {
+                write!(f, "{}{} -P FORWARD {}", netns_exec(ns), iptables_tool(*v6), policy.as_str())
+            }
+            Op::FwForwardPolicy { ns, v6 } => write!(f, "{}{} -S FORWARD 1", netns_exec(ns), iptables_tool(*v6)),
             Op::FwList { ns } => write!(f, "{}netsh fw ls", netns_exec(ns)),
             Op::FwFreePort { ns, proto, host_ip } => {
                 write!(f, "{}netsh fw free-port {}", netns_exec(ns), proto.as_str())?;

@@ -117,11 +117,15 @@ fn under_a_forward_drop_policy_the_tutorials_accept_rules_make_a_bridge_reach_th
             fw,
             r#"
 make_outside
-# A hardened host (Docker installed, firewalld): FORWARD drops unless told otherwise.
-iptables -P FORWARD DROP
 G="--allow netns:* --allow link:* --allow link:*/* --allow addr:172.20.0.0/16 --allow route:0.0.0.0/0 --allow nat:172.20.0.0/16 --allow sysctl:net.ipv4.ip_forward"
 $NETSH $G -c 'netns add c1; ip link add br0 type bridge; ip link add veth1 type veth peer eth0 netns c1; ip link set veth1 master br0 up; ip addr add 172.20.0.1/16 dev br0; ip link set br0 up; ip -n c1 addr add 172.20.0.2/16 dev eth0; ip -n c1 link set eth0 up; ip -n c1 route add default via 172.20.0.1; sysctl set net.ipv4.ip_forward 1; nat masquerade 172.20.0.0/16 out-not br0'
 serve outside 80
+echo "before: $(fetch c1 10.200.0.2 80)"
+# The tutorials harden the host (what Docker and firewalld do): FORWARD drops unless told otherwise.
+expect_fail $NETSH $G -c 'iptables -P FORWARD DROP'
+P="--allow firewall:forward-policy"
+$NETSH $G $P -c 'iptables -P FORWARD DROP'
+echo "policy: $($NETSH -c 'fw policy' | tr '\n' ' ')"
 fetch c1 10.200.0.2 80 >/dev/null 2>&1 && echo "LEAK: forwarded under DROP" || echo "under DROP without accepts: blocked"
 $NETSH $G -c 'fw forward in br0 out uplink'
 echo "with fw forward in br0 out uplink: $(fetch c1 10.200.0.2 80)"
@@ -132,19 +136,28 @@ serve c1 8080
 fetch outside 172.20.0.2 8080 >/dev/null 2>&1 && echo "LEAK: new connection inwards" || echo "inwards (not a reply): blocked"
 $NETSH $G -c 'fw forward in uplink out br0'
 echo "with fw forward in uplink out br0: $(fetch outside 172.20.0.2 8080)"
-iptables -S FORWARD | head -1
+echo "kernel: $(iptables -S FORWARD | head -1)"
+$NETSH $P -c 'fw policy forward accept'
+echo "both accept: $(iptables -S FORWARD | head -1), $(ip6tables -S FORWARD | head -1)"
+$NETSH undo last >/dev/null
+echo "undone: $(iptables -S FORWARD | head -1), $(ip6tables -S FORWARD | head -1)"
 stop_servers
 "#,
             60,
         );
         out.assert_ok().assert_has(&[
+            "before: outside saw 10.200.0.1",
+            "needs firewall:forward-policy",
+            "policy: iptables -P FORWARD DROP ip6tables -P FORWARD ACCEPT",
             "under DROP without accepts: blocked",
             "with fw forward in br0 out uplink: outside saw 10.200.0.1",
             "conntrack: src=172.20.0.2 dst=10.200.0.2",
             "json reply dst: 10.200.0.1",
             "inwards (not a reply): blocked",
             "with fw forward in uplink out br0: c1 saw 10.200.0.2",
-            "-P FORWARD DROP",
+            "kernel: -P FORWARD DROP",
+            "both accept: -P FORWARD ACCEPT, -P FORWARD ACCEPT",
+            "undone: -P FORWARD DROP, -P FORWARD ACCEPT",
         ]);
     }
 }

@@ -4,7 +4,8 @@ use netsh_e2e::sandboxed;
 
 /// Grants for a hand-made Docker-style network.
 const GRANTS: &str = "--allow netns:* --allow link:* --allow link:*/* --allow addr:172.20.0.0/16 --allow route:0.0.0.0/0 \
-                      --allow nat:172.20.0.0/16 --allow publish:tcp/8080 --allow sysctl:net.ipv4.ip_forward";
+                      --allow nat:172.20.0.0/16 --allow publish:tcp/8080 --allow sysctl:net.ipv4.ip_forward \
+                      --allow firewall:forward-policy";
 
 #[test]
 fn a_batch_failing_on_line_7_changes_nothing_unless_keep_going() {
@@ -100,6 +101,10 @@ for i in 1 2; do
 done
 type_line "sysctl set net.ipv4.ip_forward 1"
 type_line "nat masquerade 172.20.0.0/16 out-not br0"
+# a hardened host, as the tutorials make it: forward only what is accepted
+type_line "iptables -P FORWARD DROP"
+type_line "fw forward in br0 out uplink"
+type_line "fw forward in br0 out br0"   # between containers, where br_netfilter sends bridged packets through FORWARD
 type_line "publish tcp 8080 to 172.20.0.2:80"
 type_line "link add br-tmp type bridge"
 type_line "undo"
@@ -111,6 +116,8 @@ type_line "exit"
 sleep 0.3
 ip netns exec c1 ping -c1 -W2 172.20.0.3 >/dev/null && echo "c1->c2: ok"
 ip netns exec c2 ping -c1 -W2 172.20.0.1 >/dev/null && echo "c2->gateway: ok"
+echo "policy: $(iptables -S FORWARD | head -1)"
+ip netns exec c2 ping -c1 -W2 10.200.0.2 >/dev/null && echo "c2->outside under DROP: ok"
 serve c1 80
 echo "published: $(fetch outside 10.200.0.1 8080)"
 stop_servers
@@ -130,6 +137,8 @@ tmux kill-server 2>/dev/null || true
         "allow link:*",
         "c1->c2: ok",
         "c2->gateway: ok",
+        "policy: -P FORWARD DROP",
+        "c2->outside under DROP: ok",
         "dnat: ok",
         "published: c1 saw 10.200.0.2",
         "undo of the last command: ok",

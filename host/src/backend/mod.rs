@@ -7,6 +7,7 @@ pub mod model;
 use futures::future::BoxFuture;
 
 use crate::error::CapResult;
+use crate::firewall::nft::Family;
 use crate::ops::{FwRule, Ns, Op, Reply, RuleInfo};
 
 /// Carries out typed operations. Everything above this trait (caps, the
@@ -36,6 +37,9 @@ pub trait FirewallBackend: Send + Sync {
     /// Apply the queued changes of `ns` as one batch; the ids of queued
     /// removals whose rules were gone already.
     fn flush(&self, ns: &Ns) -> CapResult<Vec<String>>;
+    /// iptables' FORWARD policy of `family` became DROP: let what netsh
+    /// accepts past it.
+    fn forward_drops(&self, ns: &Ns, family: Family) -> CapResult<()>;
     /// Namespaces with queued changes.
     fn pending(&self) -> Vec<Ns>;
 }

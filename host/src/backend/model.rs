@@ -13,8 +13,8 @@ use crate::error::{CapError, CapResult};
 use crate::firewall::{self, FirewallKind};
 use crate::kv::Entry;
 use crate::ops::{
-    AddrInfo, DEFAULT_TABLE, EtcFile, Fdb, LOCAL_TABLE, LinkInfo, MAIN_TABLE, Neigh, Ns, Op, Reply, RouteSpec, RoutingRule,
-    RuleAction, RuleInfo,
+    AddrInfo, ChainPolicy, DEFAULT_TABLE, EtcFile, Fdb, LOCAL_TABLE, LinkInfo, MAIN_TABLE, Neigh, Ns, Op, Reply,
+    RouteSpec, RoutingRule, RuleAction, RuleInfo,
 };
 
 /// One planned operation and whether it changes anything.
@@ -53,6 +53,8 @@ struct World {
     /// Second names the plan gave: (alias, name it was given to).
     aliases: Vec<(String, String)>,
     sysctls: HashMap<(Ns, String), String>,
+    /// FORWARD policies the plan set, by (namespace, IPv6).
+    forward_policies: HashMap<(Ns, bool), ChainPolicy>,
     next_index: u32,
     planned: Vec<Planned>,
 }
@@ -95,6 +97,7 @@ impl Model {
             etc: HashMap::new(),
             aliases: Vec::new(),
             sysctls: HashMap::new(),
+            forward_policies: HashMap::new(),
             next_index: 10_000,
             planned: Vec::new(),
         };
@@ -194,6 +197,20 @@ impl Model {
         }
     }
 
+    /// A FORWARD policy: planned, or read from the host.
+    async fn forward_policy(&self, ns: &Ns, v6: bool) -> CapResult<ChainPolicy> {
+        if let Some(policy) = self.lock().forward_policies.get(&(ns.clone(), v6)) {
+            return Ok(*policy);
+        }
+        match self.real.apply(Op::FwForwardPolicy { ns: ns.clone(), v6 }).await {
+            Ok(Reply::Policy { policy, .. }) => Ok(policy),
+            Ok(other) => Err(other.mismatch()),
+            // A namespace that exists only in the plan starts accepting.
+            Err(CapError::NotFound(_)) => Ok(ChainPolicy::Accept),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn run(&self, op: Op) -> CapResult<Reply> {
         if let Op::NetnsList
         | Op::NetnsExists { .. }
@@ -215,6 +232,12 @@ impl Model {
         }
         let before = match &op {
             Op::SysctlSet { ns, key, .. } | Op::SysctlGet { ns, key } => Some(self.sysctl(ns, key).await?),
+            _ => None,
+        };
+        let policy = match &op {
+            Op::FwSetForwardPolicy { ns, v6, .. } | Op::FwForwardPolicy { ns, v6 } => {
+                Some(self.forward_policy(ns, *v6).await?)
+            }
             _ => None,
         };
         let real_etc = match &op {
@@ -244,7 +267,7 @@ impl Model {
             Op::FwRemove { ns, id } => world.space(ns).rules.iter().find(|r| r.id == *id).cloned(),
             _ => None,
         };
-        let (reply, changes) = world.apply(&op, Seen { sysctl: before, etc: real_etc, kv: kv_before })?;
+        let (reply, changes) = world.apply(&op, Seen { sysctl: before, policy, etc: real_etc, kv: kv_before })?;
         if op.is_mutation() {
             let commands = world.commands(self.firewall, &op, removed.as_ref());
             world.planned.push(Planned { op, changes, commands });
@@ -257,6 +280,8 @@ impl Model {
 struct Seen {
     /// A sysctl's current value.
     sysctl: Option<String>,
+    /// A FORWARD policy's current value.
+    policy: Option<ChainPolicy>,
     /// The real /etc file, for a read the plan has not written.
     etc: Option<CapResult<Reply>>,
     /// A key's current entry (planned or real).
@@ -368,6 +393,8 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::FwAdd { ns, .. }
         | Op::FwRemove { ns, .. }
         | Op::FwGet { ns, .. }
+        | Op::FwSetForwardPolicy { ns, .. }
+        | Op::FwForwardPolicy { ns, .. }
         | Op::FwList { ns } => vec![ns.clone()],
         Op::FwFreePort { .. } => Vec::new(),
         Op::HostsAdd { .. }
@@ -475,7 +502,7 @@ impl World {
 
     /// Apply `op`; returns the reply and whether anything changed.
     fn apply(&mut self, op: &Op, seen: Seen) -> CapResult<(Reply, bool)> {
-        let Seen { sysctl: sysctl_before, etc: real_etc, kv: kv_before } = seen;
+        let Seen { sysctl: sysctl_before, policy: policy_before, etc: real_etc, kv: kv_before } = seen;
         let done = |changed: bool| Ok((Reply::Done, changed));
         match op {
             Op::NetnsList => Ok((Reply::Names(self.names().iter().cloned().collect()), false)),
@@ -729,11 +756,19 @@ impl World {
             Op::RoutingRuleDelete { ns, rule } => {
                 rule.check()?;
                 let routing = &mut self.space(ns).routing;
-                let at = routing.iter().position(|r| rule.selects(r)).ok_or_else(|| not_found(format!("rule {rule}")))?;
+                let at =
+                    routing.iter().position(|r| rule.selects(r)).ok_or_else(|| not_found(format!("rule {rule}")))?;
                 routing.remove(at);
                 done(true)
             }
             Op::RoutingRuleList { ns } => Ok((Reply::RoutingRules(self.space(ns).routing.clone()), false)),
+            Op::FwForwardPolicy { v6, .. } => {
+                Ok((Reply::Policy { v6: *v6, policy: policy_before.unwrap_or(ChainPolicy::Accept) }, false))
+            }
+            Op::FwSetForwardPolicy { ns, v6, policy } => {
+                self.forward_policies.insert((ns.clone(), *v6), *policy);
+                done(policy_before != Some(*policy))
+            }
             Op::SysctlGet { .. } => Ok((Reply::Text(sysctl_before.unwrap_or_default()), false)),
             Op::SysctlSet { ns, key, value } => {
                 self.sysctls.insert((ns.clone(), key.clone()), value.clone());
@@ -879,6 +914,9 @@ mod tests {
             ]
         );
         let none = RoutingRule { priority: Some(7), ..lookup("10.1.0.0/24", 100) };
-        assert!(matches!(model.apply(Op::RoutingRuleDelete { ns: None, rule: none }).await, Err(CapError::NotFound(_))));
+        assert!(matches!(
+            model.apply(Op::RoutingRuleDelete { ns: None, rule: none }).await,
+            Err(CapError::NotFound(_))
+        ));
     }
 }

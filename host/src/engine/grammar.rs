@@ -6,7 +6,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnetwork::IpNetwork;
 
 use crate::names;
-use crate::ops::{DEFAULT_TABLE, Fdb, FwRule, LOCAL_TABLE, MAIN_TABLE, Ns, Op, Proto, RouteSpec, RoutingRule, RuleAction, VethSpec, VxlanSpec};
+use crate::ops::{
+    ChainPolicy, DEFAULT_TABLE, Fdb, FwRule, LOCAL_TABLE, MAIN_TABLE, Ns, Op, Proto, RouteSpec, RoutingRule,
+    RuleAction, VethSpec, VxlanSpec,
+};
 
 /// One REPL command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,8 +106,8 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "fw",
-        usage: "fw ls | fw rm ID | fw free-port tcp|udp [HOSTIP] | fw forward [in IF] [out IF]",
-        summary: "netsh's firewall rules; a host port free to publish; accept forwarding (and its replies)",
+        usage: "fw ls | fw rm ID | fw free-port tcp|udp [HOSTIP] | fw forward [in IF] [out IF] | [-4|-6] fw policy [forward accept|drop]  (iptables -P FORWARD DROP works too)",
+        summary: "netsh's firewall rules; a host port free to publish; accept forwarding (and its replies); iptables' FORWARD policy",
     },
     Spec {
         name: "conntrack",
@@ -272,7 +275,7 @@ impl<'a> Words<'a> {
 /// Parse one line; `None` for a blank line or a comment.
 pub fn parse(line: &str) -> Result<Option<Line>> {
     let line = line.split_once('#').map_or(line, |(code, _)| code);
-    let Flags { words: all, json, v6 } = iproute2_spelling(words(line))?;
+    let Flags { words: all, json, v6 } = iproute2_spelling(iptables_spelling(words(line))?)?;
     if all.is_empty() {
         return Ok(None);
     }
@@ -466,7 +469,7 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
             "ls" | "-L" | "list" => ops(vec![Op::ConntrackList { ns: ns.clone() }]),
             other => Err(format!("conntrack {other:?}: use ls (or -L)")),
         },
-        "fw" => match w.next("ls, rm, free-port or forward")? {
+        "fw" => match w.next("ls, rm, free-port, forward or policy")? {
             "forward" => {
                 let (mut input, mut output) = (None, None);
                 while let Some(word) = w.peek() {
@@ -483,6 +486,7 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
                 let rule = FwRule::ForwardAccept { input, output };
                 ops(vec![Op::FwAdd { ns: ns.clone(), owner: OWNER.into(), rule }])
             }
+            "policy" => forward_policy(ns, w),
             "ls" => ops(vec![Op::FwList { ns: ns.clone() }]),
             "rm" => ops(vec![Op::FwRemove { ns: ns.clone(), id: w.next("rule id")?.into() }]),
             "free-port" => {
@@ -494,7 +498,7 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
                 host_ip.map(|_| w.next("host IP")).transpose()?;
                 ops(vec![Op::FwFreePort { ns: ns.clone(), proto, host_ip }])
             }
-            other => Err(format!("fw {other:?}: use ls, rm, free-port or forward")),
+            other => Err(format!("fw {other:?}: use ls, rm, free-port, forward or policy")),
         },
         "sysctl" => match w.next("get or set")? {
             "get" => ops(vec![Op::SysctlGet { ns: ns.clone(), key: key(w)? }]),
@@ -890,6 +894,50 @@ fn route(ns: &Ns, w: &mut Words) -> Result<Line> {
     Ok(Line::Ops(vec![if verb == "add" { Op::RouteAdd { ns, route } } else { Op::RouteDelete { ns, route } }]))
 }
 
+/// `fw policy` (both families' FORWARD policies) and `fw policy forward
+/// accept|drop` (both, or the family `-4`/`-6` names).
+fn forward_policy(ns: &Ns, w: &mut Words) -> Result<Line> {
+    let families = match w.family() {
+        Some(v6) => vec![v6],
+        None => vec![false, true],
+    };
+    let ns = ns.clone();
+    let Some(chain) = w.peek() else {
+        return Ok(Line::Ops(families.into_iter().map(|v6| Op::FwForwardPolicy { ns: ns.clone(), v6 }).collect()));
+    };
+    w.next("")?;
+    if !chain.eq_ignore_ascii_case("forward") {
+        return Err(format!(
+            "fw policy {chain:?}: netsh sets the FORWARD chain's policy (fw policy forward accept|drop)"
+        ));
+    }
+    let policy = match w.next("accept or drop")?.to_ascii_lowercase().as_str() {
+        "accept" => ChainPolicy::Accept,
+        "drop" => ChainPolicy::Drop,
+        other => return Err(format!("policy {other:?}: use accept or drop")),
+    };
+    Ok(Line::Ops(families.into_iter().map(|v6| Op::FwSetForwardPolicy { ns: ns.clone(), v6, policy }).collect()))
+}
+
+/// `iptables -P FORWARD DROP` as tutorials write it: `-4 fw policy forward
+/// drop` (ip6tables: `-6`). Other iptables lines have netsh forms of their own.
+fn iptables_spelling(words: Vec<String>) -> Result<Vec<String>> {
+    let family = match words.first().map(String::as_str) {
+        Some("iptables") => "-4",
+        Some("ip6tables") => "-6",
+        _ => return Ok(words),
+    };
+    match &words[1..] {
+        [flag, chain, policy] if flag == "-P" => {
+            Ok([family, "fw", "policy", chain, policy].iter().map(|w| w.to_string()).collect())
+        }
+        _ => Err(format!(
+            "{} lines other than `-P FORWARD ACCEPT|DROP` have netsh forms: fw forward in IF out IF (-A FORWARD ... -j ACCEPT), nat masquerade|snat (POSTROUTING), publish (DNAT)",
+            words[0]
+        )),
+    }
+}
+
 /// `rule add|del SELECTOR... [ACTION]` and `rule ls`, as `ip rule` takes them.
 fn routing_rule(ns: &Ns, w: &mut Words) -> Result<Line> {
     let verb = w.next("add, del or ls")?;
@@ -1078,8 +1126,23 @@ mod tests {
     }
 
     #[test]
+    fn forward_policy_lines() {
+        let set = |v6, policy| Op::FwSetForwardPolicy { ns: None, v6, policy };
+        assert_eq!(ops("iptables -P FORWARD DROP"), [set(false, ChainPolicy::Drop)]);
+        assert_eq!(ops("ip6tables -P FORWARD ACCEPT"), [set(true, ChainPolicy::Accept)]);
+        assert_eq!(ops("fw policy forward drop"), [set(false, ChainPolicy::Drop), set(true, ChainPolicy::Drop)]);
+        assert_eq!(ops("-6 fw policy"), [Op::FwForwardPolicy { ns: None, v6: true }]);
+        assert!(matches!(&ops("-n c1 fw policy")[..], [Op::FwForwardPolicy { ns: Some(_), .. }, _]));
+        assert!(err("iptables -P INPUT DROP").contains("FORWARD chain"));
+        assert!(err("iptables -P FORWARD REJECT").contains("accept or drop"));
+        assert!(err("iptables -A FORWARD -i br0 -j ACCEPT").contains("fw forward in IF out IF"));
+    }
+
+    #[test]
     fn families() {
-        assert!(matches!(&ops("ip -6 route add default dev eth0")[..], [Op::RouteAdd { route, .. }] if route.dest.is_ipv6()));
+        assert!(
+            matches!(&ops("ip -6 route add default dev eth0")[..], [Op::RouteAdd { route, .. }] if route.dest.is_ipv6())
+        );
         assert!(matches!(&ops("ip -6 addr add fd00::1/64 dev eth0")[..], [Op::AddrAdd { .. }]));
         assert!(err("ip -4 route add fd00::/64 dev eth0").contains("does not match"));
         assert!(err("ip -6 route add default via 10.0.0.1").contains("different IP versions"));

@@ -191,6 +191,7 @@ pub fn reply(reply: &Reply) -> String {
             .collect(),
         Reply::Fdb(entries) => entries.iter().map(|f| format!("{f} self\n")).collect(),
         Reply::Flows(flows) => flows.iter().map(flow).collect(),
+        Reply::Policy { v6, policy } => format!("{} -P FORWARD {}\n", crate::ops::iptables_tool(*v6), policy.as_str()),
         Reply::Rules(rules) => rules
             .iter()
             .map(|r| {

@@ -23,6 +23,7 @@ pub enum Kind {
     Sysctl,
     Kv,
     Exec,
+    Firewall,
 }
 
 impl Kind {
@@ -37,6 +38,7 @@ impl Kind {
             Kind::Sysctl => "sysctl",
             Kind::Kv => "kv",
             Kind::Exec => "exec",
+            Kind::Firewall => "firewall",
         }
     }
 }
@@ -87,6 +89,8 @@ pub enum Need {
     Kv(String),
     /// Running programs in a named namespace.
     Exec(String),
+    /// Firewall state beyond netsh's own rules: `forward-policy`.
+    Firewall(String),
 }
 
 impl Need {
@@ -101,6 +105,7 @@ impl Need {
             Need::Sysctl(_) => Kind::Sysctl,
             Need::Kv(_) => Kind::Kv,
             Need::Exec(_) => Kind::Exec,
+            Need::Firewall(_) => Kind::Firewall,
         }
     }
 
@@ -138,6 +143,7 @@ impl fmt::Display for Need {
             Need::Sysctl(k) => write!(f, "sysctl:{k}"),
             Need::Kv(k) => write!(f, "kv:{k}"),
             Need::Exec(n) => write!(f, "exec:{n}"),
+            Need::Firewall(n) => write!(f, "firewall:{n}"),
         }
     }
 }
@@ -175,13 +181,13 @@ impl FromStr for Grant {
             Kind::Sysctl,
             Kind::Kv,
             Kind::Exec,
+            Kind::Firewall,
         ];
-        let kind = kinds
-            .into_iter()
-            .find(|k| k.name() == kind)
-            .ok_or_else(|| fail("unknown kind; use netns, link, addr, route, nat, publish, sysctl, kv or exec"))?;
+        let kind = kinds.into_iter().find(|k| k.name() == kind).ok_or_else(|| {
+            fail("unknown kind; use netns, link, addr, route, nat, publish, sysctl, kv, exec or firewall")
+        })?;
         let scope = match kind {
-            Kind::Netns | Kind::Link | Kind::Exec => Scope::Glob { pattern: scope.into(), sep: '/' },
+            Kind::Netns | Kind::Link | Kind::Exec | Kind::Firewall => Scope::Glob { pattern: scope.into(), sep: '/' },
             Kind::Sysctl => Scope::Glob { pattern: scope.into(), sep: '.' },
             // A key glob: `*` spans '/' (kv:docker-bridge/* is everything under it).
             Kind::Kv => Scope::Glob { pattern: scope.into(), sep: '\0' },
@@ -242,7 +248,12 @@ impl Grant {
         match (&self.scope, need) {
             (
                 Scope::Glob { pattern, sep },
-                Need::Netns(name) | Need::Link(name) | Need::Sysctl(name) | Need::Kv(name) | Need::Exec(name),
+                Need::Netns(name)
+                | Need::Link(name)
+                | Need::Sysctl(name)
+                | Need::Kv(name)
+                | Need::Exec(name)
+                | Need::Firewall(name),
             ) => glob(pattern, name, *sep),
             (Scope::Cidr(scope), Need::Addr(addr)) => same_family(scope.ip(), addr.ip()) && scope.contains(addr.ip()),
             (Scope::Cidr(scope), Need::Route(net) | Need::Nat(net)) => within(scope, net),
@@ -304,6 +315,8 @@ mod tests {
         assert!(g("netns:c-*").allows(&Need::Netns("c-1".into())));
         assert!(g("exec:c-*").allows(&Need::Exec("c-1".into())));
         assert!(!g("netns:*").allows(&Need::Exec("c-1".into())));
+        assert!(g("firewall:forward-policy").allows(&Need::Firewall("forward-policy".into())));
+        assert!(!g("sysctl:*").allows(&Need::Firewall("forward-policy".into())));
         assert!(!g("netns:c-*").allows(&link("c-1")));
         assert!(
             g("sysctl:net.ipv4.conf.*.route_localnet")

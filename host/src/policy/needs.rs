@@ -55,6 +55,7 @@ pub fn needs(op: &Op) -> Needs {
         | Op::SysctlGet { .. }
         | Op::FwGet { .. }
         | Op::FwList { .. }
+        | Op::FwForwardPolicy { .. }
         | Op::FwFreePort { .. }
         | Op::KvGet { .. }
         | Op::KvList { .. } => Needs::Nothing,
@@ -106,9 +107,13 @@ pub fn needs(op: &Op) -> Needs {
         Op::RouteAdd { ns, route } | Op::RouteDelete { ns, route } => {
             inside(ns, std::iter::once(Need::Route(route.dest)).chain(route.dev.iter().map(|d| link(ns, d))).collect())
         }
-        Op::RoutingRuleAdd { ns, rule } | Op::RoutingRuleDelete { ns, rule } => inside(ns, routing_rule_needs(ns, rule)),
+        Op::RoutingRuleAdd { ns, rule } | Op::RoutingRuleDelete { ns, rule } => {
+            inside(ns, routing_rule_needs(ns, rule))
+        }
         Op::SysctlSet { ns, key, .. } => inside(ns, vec![Need::Sysctl(key.replace('/', "."))]),
         Op::FwAdd { ns, rule, .. } => inside(ns, rule_needs(rule)),
+        // What every forwarded packet meets: a grant of its own.
+        Op::FwSetForwardPolicy { ns, .. } => inside(ns, vec![Need::Firewall("forward-policy".into())]),
         Op::FwRemove { ns, id } => Needs::RuleOf { ns: ns.clone(), id: id.clone() },
         // A shared hosts file is named @GROUP among namespaces (netns:* covers it).
         Op::HostsAdd { group, .. } | Op::HostsRemove { group, .. } => {

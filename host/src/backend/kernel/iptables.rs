@@ -21,8 +21,9 @@ use nix::fcntl::{Flock, FlockArg};
 use crate::backend::FirewallBackend;
 use crate::error::{CapError, CapResult};
 use crate::firewall::iptables::{self as render, CHAINS, Line, Table};
+use crate::firewall::nft::Family;
 use crate::firewall::parse_tag;
-use crate::ops::{FwRule, Ns, RuleInfo};
+use crate::ops::{ChainPolicy, FwRule, Ns, RuleInfo, iptables_tool};
 
 /// Drives the iptables binaries, with one pending batch per namespace.
 #[derive(Debug, Default)]
@@ -217,6 +218,23 @@ fn check_port_conflicts(saved: &Saved, id: &str, lines: &[Line]) -> CapResult<()
     Ok(())
 }
 
+/// iptables' (or ip6tables') FORWARD policy: iptables' own chain, whichever
+/// backend holds netsh's rules.
+pub fn forward_policy(v6: bool) -> CapResult<ChainPolicy> {
+    let program = iptables_tool(v6);
+    let listed = run(program, &["-w", "-S", "FORWARD"], None)?;
+    match listed.lines().next() {
+        Some("-P FORWARD DROP") => Ok(ChainPolicy::Drop),
+        Some("-P FORWARD ACCEPT") => Ok(ChainPolicy::Accept),
+        other => Err(CapError::Failed(format!("{program} -S FORWARD began with {other:?}, not a policy"))),
+    }
+}
+
+/// `iptables -P FORWARD ACCEPT|DROP`.
+pub fn set_forward_policy(v6: bool, policy: ChainPolicy) -> CapResult<()> {
+    run(iptables_tool(v6), &["-w", "-P", "FORWARD", policy.as_str()], None).map(drop)
+}
+
 /// Whether a rule names IPv6 addresses (which iptables, unlike ip6tables, cannot hold).
 fn is_v6(rule: &FwRule) -> bool {
     match rule {
@@ -370,6 +388,11 @@ impl FirewallBackend for Iptables {
             Some(p) => restore(p.batch).map(|()| Vec::new()),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// netsh's chains are jumped from FORWARD itself: its accepts hold under any policy.
+    fn forward_drops(&self, _ns: &Ns, _family: Family) -> CapResult<()> {
+        Ok(())
     }
 
     fn pending(&self) -> Vec<Ns> {

@@ -23,9 +23,10 @@ use futures::future::BoxFuture;
 
 use super::{Backend, FirewallBackend};
 use crate::error::{CapError, CapResult};
+use crate::firewall::nft::Family;
 use crate::kv::KvStore;
 use crate::kv::sqlite::Sqlite;
-use crate::ops::{Ns, Op, Reply};
+use crate::ops::{ChainPolicy, Ns, Op, Reply};
 
 pub use crate::firewall::FirewallKind;
 
@@ -307,6 +308,19 @@ impl Kernel {
                 self.in_fw_ns(ns, move |fw, ns| fw.get(ns, &id)).await.map(|r| Reply::Rules(r.into_iter().collect()))
             }
             Op::FwList { ns } => self.in_fw_ns(ns, |fw, ns| fw.list(ns)).await.map(Reply::Rules),
+            Op::FwSetForwardPolicy { ns, v6, policy } => self
+                .in_fw_ns(ns, move |fw, ns| {
+                    iptables::set_forward_policy(v6, policy)?;
+                    match policy {
+                        ChainPolicy::Drop => fw.forward_drops(ns, if v6 { Family::V6 } else { Family::V4 }),
+                        ChainPolicy::Accept => Ok(()),
+                    }
+                })
+                .await
+                .map(done),
+            Op::FwForwardPolicy { ns, v6 } => nsfs::in_netns(&ns, move || iptables::forward_policy(v6))
+                .await
+                .map(|policy| Reply::Policy { v6, policy }),
             Op::HostsAdd { group, line } => nsfs::hosts_add(&group, &line).map(Reply::Edited),
             Op::HostsRemove { group, line } => nsfs::hosts_remove(&group, &line).map(Reply::Edited),
             Op::HostsShare { name, group } => nsfs::hosts_share(&name, &group).map(done),

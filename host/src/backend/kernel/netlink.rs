@@ -81,7 +81,9 @@ pub fn nl_error(err: rtnetlink::Error, what: &str, doing: &str) -> CapError {
 /// A deleted object that was not there is "not found", not an OS error.
 pub fn absent(err: rtnetlink::Error, what: &str) -> CapError {
     match nl_error(err, what, "delete") {
-        CapError::Os { code, .. } if code == Errno::ENOENT as i32 => CapError::NotFound(format!("{what} does not exist")),
+        CapError::Os { code, .. } if code == Errno::ENOENT as i32 => {
+            CapError::NotFound(format!("{what} does not exist"))
+        }
         other => other,
     }
 }

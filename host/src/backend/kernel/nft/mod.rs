@@ -538,6 +538,15 @@ impl FirewallBackend for Nftables {
         dropped.and(result)
     }
 
+    fn forward_drops(&self, ns: &Ns, family: Family) -> CapResult<()> {
+        self.with(ns, |space| {
+            if space.table(family)? {
+                compat::install(family);
+            }
+            Ok(())
+        })
+    }
+
     fn pending(&self) -> Vec<Ns> {
         self.lock()
             .iter()

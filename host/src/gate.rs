@@ -370,6 +370,7 @@ impl Gate {
             | Op::FwGet { .. }
             | Op::FwList { .. }
             | Op::FwForwardPolicy { .. }
+            | Op::FwForeignList { .. }
             | Op::FwFreePort { .. }
             | Op::KvGet { .. }
             | Op::KvList { .. } => Ok(None),

@@ -665,6 +665,11 @@ pub enum Op {
         ns: Ns,
         v6: bool,
     },
+    /// Firewall state netsh did not make (other nf_tables tables, iptables
+    /// rules and policies), as commands to read, never to change.
+    FwForeignList {
+        ns: Ns,
+    },
     /// One rule by id (`Reply::Rules` with zero or one rule).
     FwGet {
         ns: Ns,
@@ -750,6 +755,8 @@ pub enum Reply {
     Fdb(Vec<Fdb>),
     Flows(Vec<Flow>),
     Rules(Vec<RuleInfo>),
+    /// Lines of text, one per item.
+    Lines(Vec<String>),
     /// A FORWARD policy.
     Policy {
         v6: bool,
@@ -821,6 +828,7 @@ impl Op {
             | Op::FwGet { .. }
             | Op::FwList { .. }
             | Op::FwForwardPolicy { .. }
+            | Op::FwForeignList { .. }
             | Op::FwFreePort { .. }
             | Op::KvGet { .. }
             | Op::KvList { .. } => false,
@@ -1065,6 +1073,9 @@ impl fmt::Display for Op {
                 write!(f, "{}{} -P FORWARD {}", netns_exec(ns), iptables_tool(*v6), policy.as_str())
             }
             Op::FwForwardPolicy { ns, v6 } => write!(f, "{}{} -S FORWARD 1", netns_exec(ns), iptables_tool(*v6)),
+            Op::FwForeignList { ns } => {
+                write!(f, "{0}nft list tables; {0}iptables-save; {0}ip6tables-save", netns_exec(ns))
+            }
             Op::FwList { ns } => write!(f, "{}netsh fw ls", netns_exec(ns)),
             Op::FwFreePort { ns, proto, host_ip } => {
                 write!(f, "{}netsh fw free-port {}", netns_exec(ns), proto.as_str())?;

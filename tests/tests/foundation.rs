@@ -1,6 +1,6 @@
 //! The foundation: recipes change real kernel state, and packets prove it.
 
-use netsh_e2e::sandboxed;
+use netsh_e2e::{Firewall, sandboxed, sandboxed_on};
 
 #[test]
 fn netns_pair_up_pings_and_down_cleans() {
@@ -175,5 +175,48 @@ fn the_demo_reaches_peers_the_outside_and_the_published_port() {
         "chain intact and complete",
     ] {
         assert!(stdout.contains(want), "demo output lacks {want:?}:\n{stdout}");
+    }
+}
+
+#[test]
+fn show_lists_firewall_state_netsh_did_not_make_read_only_and_works_without_root() {
+    for fw in Firewall::BOTH {
+        sandboxed_on(
+            fw,
+            r#"
+ip link add br0 type bridge
+$NETSH --allow nat:172.20.0.0/16 --allow link:br0 -c 'nat masquerade 172.20.0.0/16 out-not br0; fw forward in br0 out br0'
+# Someone else's: a Docker-style accept, a DROP policy, a table of their own.
+iptables -A FORWARD -i docker0 -o docker0 -j ACCEPT
+ip6tables -P FORWARD DROP
+nft add table inet theirs
+$NETSH show > show.txt
+sed -n '/not netsh.s (read-only):/,$p' show.txt | grep -c 'NETSH-\|netsh:\|table ip netsh' | sed 's/^/ours among others: /' || true
+grep -x '    iptables -t filter -A FORWARD -i docker0 -o docker0 -j ACCEPT' show.txt | sed 's/^ */listed: /'
+grep -x '    ip6tables -t filter -P FORWARD DROP' show.txt | sed 's/^ */listed: /'
+grep -x '    nft table inet theirs' show.txt | sed 's/^ */listed: /'
+echo "brief: $($NETSH show -b | grep -o 'firewall rules or tables netsh did not make')"
+echo "shell: $($NETSH -c 'fw others' | grep -c 'docker0')"
+$NETSH show --json | python3 -c 'import json,sys; v=json.load(sys.stdin); print("json others:", any("docker0" in l for l in v["namespaces"][0]["others"]))'
+echo "iptables untouched: $(iptables -S FORWARD | grep -c docker0)"
+chmod o+x "$work"
+su nobody -s /bin/sh -c "NETSH_STATE_DIR=/tmp/nobody-state $NETSH show" > user.txt 2>&1 && echo "non-root: exit 0"
+grep -c '^  br0 ' user.txt | sed 's/^/non-root sees br0: /'
+"#,
+            30,
+        )
+        .assert_ok()
+        .assert_has(&[
+            "ours among others: 0",
+            "listed: iptables -t filter -A FORWARD -i docker0 -o docker0 -j ACCEPT",
+            "listed: ip6tables -t filter -P FORWARD DROP",
+            "listed: nft table inet theirs",
+            "brief: firewall rules or tables netsh did not make",
+            "shell: 1",
+            "json others: True",
+            "iptables untouched: 1",
+            "non-root: exit 0",
+            "non-root sees br0: 1",
+        ]);
     }
 }

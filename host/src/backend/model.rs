@@ -249,7 +249,9 @@ impl Model {
         if let Op::KvList { prefix } = &op {
             return self.kv_list(prefix).await;
         }
-        if let Op::FwFreePort { .. } | Op::NetnsIdentify { .. } | Op::ConntrackList { .. } = &op {
+        if let Op::FwFreePort { .. } | Op::NetnsIdentify { .. } | Op::ConntrackList { .. } | Op::FwForeignList { .. } =
+            &op
+        {
             return self.real.apply(op).await;
         }
         let kv_before = match &op {
@@ -396,7 +398,7 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::FwSetForwardPolicy { ns, .. }
         | Op::FwForwardPolicy { ns, .. }
         | Op::FwList { ns } => vec![ns.clone()],
-        Op::FwFreePort { .. } => Vec::new(),
+        Op::FwFreePort { .. } | Op::FwForeignList { .. } => Vec::new(),
         Op::HostsAdd { .. }
         | Op::HostsRemove { .. }
         | Op::HostsShare { .. }
@@ -811,7 +813,7 @@ impl World {
             Op::NetnsNames { .. } => {
                 Err(CapError::Failed("internal error: the model merges namespace names before applying".into()))
             }
-            Op::FwFreePort { .. } | Op::NetnsIdentify { .. } | Op::ConntrackList { .. } => {
+            Op::FwFreePort { .. } | Op::NetnsIdentify { .. } | Op::ConntrackList { .. } | Op::FwForeignList { .. } => {
                 Err(CapError::Failed(format!("internal error: the model asks the kernel for {op}")))
             }
             Op::KvGet { .. } => Ok((Reply::Entry(kv_before.flatten()), false)),

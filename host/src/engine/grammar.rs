@@ -106,8 +106,8 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "fw",
-        usage: "fw ls | fw rm ID | fw free-port tcp|udp [HOSTIP] | fw forward [in IF] [out IF] | [-4|-6] fw policy [forward accept|drop]  (iptables -P FORWARD DROP works too)",
-        summary: "netsh's firewall rules; a host port free to publish; accept forwarding (and its replies); iptables' FORWARD policy",
+        usage: "fw ls | fw others | fw rm ID | fw free-port tcp|udp [HOSTIP] | fw forward [in IF] [out IF] | [-4|-6] fw policy [forward accept|drop]  (iptables -P FORWARD DROP works too)",
+        summary: "netsh's firewall rules (others: what netsh did not make, read-only); a host port free to publish; accept forwarding (and its replies); iptables' FORWARD policy",
     },
     Spec {
         name: "conntrack",
@@ -469,7 +469,7 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
             "ls" | "-L" | "list" => ops(vec![Op::ConntrackList { ns: ns.clone() }]),
             other => Err(format!("conntrack {other:?}: use ls (or -L)")),
         },
-        "fw" => match w.next("ls, rm, free-port, forward or policy")? {
+        "fw" => match w.next("ls, others, rm, free-port, forward or policy")? {
             "forward" => {
                 let (mut input, mut output) = (None, None);
                 while let Some(word) = w.peek() {
@@ -488,6 +488,7 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
             }
             "policy" => forward_policy(ns, w),
             "ls" => ops(vec![Op::FwList { ns: ns.clone() }]),
+            "others" => ops(vec![Op::FwForeignList { ns: ns.clone() }]),
             "rm" => ops(vec![Op::FwRemove { ns: ns.clone(), id: w.next("rule id")?.into() }]),
             "free-port" => {
                 let proto = proto(w)?;
@@ -498,7 +499,7 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
                 host_ip.map(|_| w.next("host IP")).transpose()?;
                 ops(vec![Op::FwFreePort { ns: ns.clone(), proto, host_ip }])
             }
-            other => Err(format!("fw {other:?}: use ls, rm, free-port, forward or policy")),
+            other => Err(format!("fw {other:?}: use ls, others, rm, free-port, forward or policy")),
         },
         "sysctl" => match w.next("get or set")? {
             "get" => ops(vec![Op::SysctlGet { ns: ns.clone(), key: key(w)? }]),

@@ -151,6 +151,16 @@ pub fn topology(topology: &Topology, style: Style) -> String {
                 out.push_str(&format!("    {c}\n"));
             }
         }
+        match (view.others.len(), style.brief) {
+            (0, _) => {}
+            (n, true) => out.push_str(&format!(
+                "  {n} firewall rules or tables netsh did not make (show without -br lists them)\n"
+            )),
+            (_, false) => {
+                out.push_str("  not netsh's (read-only):\n");
+                view.others.iter().for_each(|line| out.push_str(&format!("    {line}\n")));
+            }
+        }
     }
     out
 }
@@ -179,7 +189,7 @@ pub fn reply(reply: &Reply) -> String {
         Reply::Entries(entries) => entries.iter().map(|e| format!("{} {}\n", e.key, e.value)).collect(),
         Reply::Bool(b) => format!("{b}\n"),
         Reply::Text(t) => format!("{t}\n"),
-        Reply::Names(names) => names.iter().map(|n| format!("{n}\n")).collect(),
+        Reply::Names(names) | Reply::Lines(names) => names.iter().map(|n| format!("{n}\n")).collect(),
         Reply::Link(l) => links(std::slice::from_ref(l)),
         Reply::Links(l) => links(l),
         Reply::Addrs(addrs) => addrs.iter().map(|a| format!("{} {}\n", a.dev, a.cidr)).collect(),

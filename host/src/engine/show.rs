@@ -39,6 +39,9 @@ pub struct NsView {
     pub routing_rules: Vec<RoutingRule>,
     /// netsh-owned firewall rules (empty when the firewall cannot be read).
     pub rules: Vec<RuleInfo>,
+    /// Firewall state netsh did not make, as read-only commands (other
+    /// nf_tables tables, iptables rules and policies; what can be read).
+    pub others: Vec<String>,
 }
 
 /// Read one namespace.
@@ -66,7 +69,11 @@ pub async fn read_ns(gate: &Gate, ns: Ns) -> CapResult<NsView> {
         Ok(Reply::Rules(r)) => r,
         _ => Vec::new(),
     };
-    Ok(NsView { name: ns, links, routes, routing_rules, rules })
+    let others = match gate.call(Op::FwForeignList { ns: ns.clone() }).await {
+        Ok(Reply::Lines(lines)) => lines,
+        _ => Vec::new(),
+    };
+    Ok(NsView { name: ns, links, routes, routing_rules, rules, others })
 }
 
 /// Read `only` or, when `None`, this namespace and every named one.

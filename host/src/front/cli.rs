@@ -142,7 +142,8 @@ pub enum Command {
     /// The DNS resolver of container networks: `dns status`, `dns stop`, `dns serve`.
     #[command(subcommand)]
     Dns(DnsCommand),
-    /// Show namespaces, links, addresses, routes, policy routing rules and netsh's firewall rules.
+    /// Show namespaces, links, addresses, routes, policy routing rules, netsh's firewall rules and
+    /// (read-only) the firewall rules netsh did not make.
     Show {
         /// Only this named namespace.
         #[arg(short = 'n', long = "netns", value_name = "NS")]

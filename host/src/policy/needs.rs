@@ -56,6 +56,7 @@ pub fn needs(op: &Op) -> Needs {
         | Op::FwGet { .. }
         | Op::FwList { .. }
         | Op::FwForwardPolicy { .. }
+        | Op::FwForeignList { .. }
         | Op::FwFreePort { .. }
         | Op::KvGet { .. }
         | Op::KvList { .. } => Needs::Nothing,

@@ -218,6 +218,33 @@ fn check_port_conflicts(saved: &Saved, id: &str, lines: &[Line]) -> CapResult<()
     Ok(())
 }
 
+/// What iptables and ip6tables hold that netsh did not make, as commands
+/// (`iptables -t filter -A FORWARD ...`, and policies other than ACCEPT):
+/// whatever the tools can read here (none without them, or without root).
+pub fn foreign_rules() -> Vec<String> {
+    let mut out = Vec::new();
+    for v6 in [false, true] {
+        let tool = iptables_tool(v6);
+        let Ok(saved) = run(&format!("{tool}-save"), &[], None) else { continue };
+        let mut table = "";
+        for line in saved.lines() {
+            if let Some(name) = line.strip_prefix('*') {
+                table = name;
+            } else if let Some(chain) = line.strip_prefix(':') {
+                let mut words = chain.split_whitespace();
+                if let (Some(name), Some(policy)) = (words.next(), words.next())
+                    && !matches!(policy, "ACCEPT" | "-")
+                {
+                    out.push(format!("{tool} -t {table} -P {name} {policy}"));
+                }
+            } else if line.starts_with("-A ") && !line.contains("NETSH-") && !line.contains("netsh:") {
+                out.push(format!("{tool} -t {table} {line}"));
+            }
+        }
+    }
+    out
+}
+
 /// iptables' (or ip6tables') FORWARD policy: iptables' own chain, whichever
 /// backend holds netsh's rules.
 pub fn forward_policy(v6: bool) -> CapResult<ChainPolicy> {

@@ -318,6 +318,13 @@ impl Kernel {
                 })
                 .await
                 .map(done),
+            Op::FwForeignList { ns } => nsfs::in_netns(&ns, || {
+                let mut lines = nft::foreign_tables();
+                lines.extend(iptables::foreign_rules());
+                Ok(lines)
+            })
+            .await
+            .map(Reply::Lines),
             Op::FwForwardPolicy { ns, v6 } => nsfs::in_netns(&ns, move || iptables::forward_policy(v6))
                 .await
                 .map(|policy| Reply::Policy { v6, policy }),

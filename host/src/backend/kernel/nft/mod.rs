@@ -556,6 +556,31 @@ impl FirewallBackend for Nftables {
     }
 }
 
+/// The nf_tables tables netsh did not make, as `nft table FAMILY NAME`
+/// (none where nf_tables cannot be read).
+pub fn foreign_tables() -> Vec<String> {
+    let Ok(socket) = wire::open() else { return Vec::new() };
+    let Ok(tables) = wire::tables(&socket, 1) else { return Vec::new() };
+    let ours =
+        |family: u8, name: &str| name == nft::TABLE && [Family::V4, Family::V6].iter().any(|f| f.nfproto() == family);
+    tables
+        .into_iter()
+        .filter(|(family, name)| !ours(*family, name))
+        .map(|(family, name)| {
+            let family = match family {
+                1 => "inet",
+                2 => "ip",
+                3 => "arp",
+                5 => "netdev",
+                7 => "bridge",
+                10 => "ip6",
+                _ => "unknown",
+            };
+            format!("nft table {family} {name}")
+        })
+        .collect()
+}
+
 /// Packets netsh accepts must also pass iptables' FORWARD chain when its
 /// policy is DROP (Docker, firewalld-free hosts hardened by hand): a table's
 /// creation then inserts one rule there accepting netsh's mark, and its

@@ -170,6 +170,8 @@ pub struct Reply {
     pub seq: u32,
     /// For NLMSG_ERROR: the negated errno, or 0 for an acknowledgement.
     pub error: i32,
+    /// The nfgenmsg's family (NFPROTO_*).
+    pub family: u8,
     /// The attributes after the nfgenmsg header.
     pub attrs: Vec<u8>,
 }
@@ -190,7 +192,8 @@ fn receive(socket: &Socket) -> io::Result<Vec<Reply>> {
         let body = &buf[at + 16..at + len];
         let error = if kind == NLMSG_ERROR && body.len() >= 4 { word(at + 16) as i32 } else { 0 };
         let attrs = if body.len() >= 4 { body[4..].to_vec() } else { Vec::new() };
-        out.push(Reply { kind, seq, error, attrs });
+        let family = body.first().copied().unwrap_or_default();
+        out.push(Reply { kind, seq, error, family, attrs });
         at += (len + 3) & !3;
     }
     Ok(out)
@@ -199,6 +202,30 @@ fn receive(socket: &Socket) -> io::Result<Vec<Reply>> {
 /// Whether table `netsh` of `family` exists.
 pub fn table_exists(socket: &Socket, seq: u32, family: Family) -> io::Result<bool> {
     exists(socket, seq, family, Cmd::GetTable, &table())
+}
+
+/// Every table of every family: (NFPROTO_* family, name).
+pub fn tables(socket: &Socket, seq: u32) -> io::Result<Vec<(u8, String)>> {
+    let mut buf = Vec::new();
+    let get = (SUBSYS << 8) | Cmd::GetTable as u16;
+    message(&mut buf, get, flags::REQUEST | flags::ACK | flags::DUMP, seq, 0, 0, &Attrs::default());
+    socket.send(&buf, 0)?;
+    let mut found = Vec::new();
+    loop {
+        for reply in receive(socket)? {
+            match reply.kind {
+                _ if reply.seq != seq => {}
+                NLMSG_ERROR if reply.error != 0 => return Err(io::Error::from_raw_os_error(-reply.error)),
+                NLMSG_ERROR | NLMSG_DONE => return Ok(found),
+                _ => {
+                    let name = attrs_of(&reply.attrs).find(|(kind, _)| *kind == TABLE_NAME);
+                    if let Some((_, name)) = name {
+                        found.push((reply.family, String::from_utf8_lossy(name).trim_end_matches('\0').to_string()));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Whether set `name` of table `netsh` of `family` exists.

@@ -64,6 +64,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             metric: None,
             src: None,
             table: None,
+            proto: None,
+            scope: None,
         };
         apply(&kernel, Op::RouteAdd { ns, route }).await?;
         let rule = FwRule::Publish {

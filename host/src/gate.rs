@@ -444,7 +444,19 @@ impl Gate {
                 undo(Op::AddrAdd { ns: ns.clone(), dev: dev.clone(), cidr: *cidr, nodad: cidr.is_ipv6() })
             }
             Op::RouteAdd { ns, route } => undo(Op::RouteDelete { ns: ns.clone(), route: route.clone() }),
-            Op::RouteDelete { ns, route } => undo(Op::RouteAdd { ns: ns.clone(), route: route.clone() }),
+            // The route as the kernel holds it (its source, protocol, scope), not as the deletion names it.
+            Op::RouteDelete { ns, route } => {
+                let table = Some(route.table.unwrap_or(crate::ops::MAIN_TABLE));
+                match self.read(Op::RouteList { ns: ns.clone(), table }).await {
+                    Ok(Reply::Routes(routes)) => match routes.into_iter().find(|r| route.names(r)) {
+                        Some(held) => undo(Op::RouteAdd { ns: ns.clone(), route: held }),
+                        None => Ok(None),
+                    },
+                    Ok(other) => Err(other.mismatch()),
+                    Err(CapError::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
             // Deleting a rule whose priority the kernel chose deletes the
             // first that looks the same: the one just added, or its equal.
             Op::RoutingRuleAdd { ns, rule } => undo(Op::RoutingRuleDelete { ns: ns.clone(), rule: rule.clone() }),

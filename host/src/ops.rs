@@ -160,6 +160,67 @@ pub struct RouteSpec {
     /// A table other than main (254).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<u32>,
+    /// Who made it (`proto`, a number of [`ROUTE_PROTOS`]), when not static.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<u8>,
+    /// How far it reaches (`scope`, a number of [`ROUTE_SCOPES`]), when not
+    /// the usual one ([`RouteSpec::usual_scope`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<u8>,
+}
+
+/// Route protocols by name, as iproute2's rt_protos names them.
+pub const ROUTE_PROTOS: &[(u8, &str)] = &[
+    (1, "redirect"),
+    (2, "kernel"),
+    (3, "boot"),
+    (4, "static"),
+    (16, "dhcp"),
+    (12, "bird"),
+    (42, "babel"),
+    (186, "bgp"),
+    (188, "ospf"),
+    (189, "rip"),
+];
+
+/// The protocol netsh's routes get unless told: static.
+pub const STATIC_PROTO: u8 = 4;
+
+/// Route scopes by name, as iproute2's rt_scopes names them.
+pub const ROUTE_SCOPES: &[(u8, &str)] = &[(0, "global"), (200, "site"), (253, "link"), (254, "host"), (255, "nowhere")];
+
+impl RouteSpec {
+    /// Whether `held`, a route the kernel lists, is the one this deletion
+    /// names: same destination and table, and whatever else it sets.
+    pub fn names(&self, held: &RouteSpec) -> bool {
+        fn same<T: PartialEq>(named: &Option<T>, held: &Option<T>) -> bool {
+            named.is_none() || named == held
+        }
+        self.dest == held.dest
+            && self.table == held.table
+            && same(&self.via, &held.via)
+            && same(&self.dev, &held.dev)
+            && same(&self.metric, &held.metric)
+            && same(&self.src, &held.src)
+            && same(&self.proto, &held.proto)
+            && same(&self.scope, &held.scope)
+    }
+
+    /// The scope the route gets unless told: for IPv4, link without a
+    /// gateway and global with one; IPv6 routes are all global.
+    pub fn usual_scope(&self) -> u8 {
+        if self.via.is_some() || self.dest.is_ipv6() { 0 } else { 253 }
+    }
+}
+
+/// A number's name in `names`, else the number.
+pub fn number_name(names: &[(u8, &str)], number: u8) -> String {
+    names.iter().find(|(n, _)| *n == number).map_or_else(|| number.to_string(), |(_, name)| name.to_string())
+}
+
+/// A name of `names` or a number.
+pub fn named_number(names: &[(u8, &str)], word: &str) -> Option<u8> {
+    names.iter().find(|(_, name)| *name == word).map(|(n, _)| *n).or_else(|| word.parse().ok())
 }
 
 /// The main routing table's number.
@@ -906,6 +967,12 @@ impl fmt::Display for RouteSpec {
         }
         if let Some(table) = self.table {
             write!(f, " table {table}")?;
+        }
+        if let Some(proto) = self.proto {
+            write!(f, " proto {}", number_name(ROUTE_PROTOS, proto))?;
+        }
+        if let Some(scope) = self.scope {
+            write!(f, " scope {}", number_name(ROUTE_SCOPES, scope))?;
         }
         Ok(())
     }

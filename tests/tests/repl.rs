@@ -358,11 +358,29 @@ echo "show: $($NETSH show -n c1 | grep -c 'table 100')"
 expect_fail $NETSH $G -c '-n c1 route add 10.9.0.0/24 dev br0 table local'
 $NETSH undo last >/dev/null
 echo "undone: [$(ip -n c1 route show table 100)]"
+$NETSH $G --allow route:10.8.0.0/24 -c '-n c1 route add 10.8.0.0/24 via 10.5.0.7 proto bird; -n c1 route add 10.9.0.1/32 dev br0 scope host'
+echo "kernel proto: $(ip -n c1 route show 10.8.0.0/24)"
+echo "kernel scope: $(ip -n c1 route show 10.9.0.1)"
+echo "listed: $($NETSH -c '-n c1 route ls' | grep -e 'proto bird' -e 'scope host' | tr '\n' ';')"
+echo "json: $($NETSH -c 'ip -j -n c1 route' | grep -o '"protocol":"bird"')"
+expect_fail $NETSH $G -c '-n c1 route add 10.9.0.2/32 dev br0 scope far'
+# Deleting the kernel's own route and undoing it gives back that route, not the one the deletion named.
+$NETSH --allow netns:c1 --allow link:c1/br0 --allow route:10.5.0.0/24 -c '-n c1 route del 10.5.0.0/24 dev br0'
+echo "deleted: [$(ip -n c1 route show 10.5.0.0/24)]"
+$NETSH undo last >/dev/null
+echo "given back: $(ip -n c1 route show 10.5.0.0/24)"
 "#,
         30,
     )
     .assert_ok()
     .assert_has(&[
+        "kernel proto: 10.8.0.0/24 via 10.5.0.7 dev br0 proto bird",
+        "kernel scope: 10.9.0.1 dev br0 proto static scope host",
+        "listed: 10.8.0.0/24 via 10.5.0.7 dev br0 proto bird;10.9.0.1/32 dev br0 scope host;",
+        r#"json: "protocol":"bird""#,
+        "scope \"far\": use global, site, link, host, nowhere or a number",
+        "deleted: []",
+        "given back: 10.5.0.0/24 dev br0 proto kernel scope link src 10.5.0.1",
         "kernel: 10.9.0.0/24 dev br0 proto static scope link src 10.5.0.1",
         "main: without it",
         "table 100: 10.9.0.0/24 dev br0 src 10.5.0.1 table 100",

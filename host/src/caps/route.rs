@@ -40,7 +40,8 @@ pub fn spec(r: RouteInfo) -> CapResult<RouteSpec> {
         )));
     }
     let table = r.table.filter(|t| *t != crate::ops::MAIN_TABLE);
-    Ok(RouteSpec { dest, via, dev: r.dev.map(ifname).transpose()?, onlink: r.onlink, metric: r.metric, src, table })
+    let dev = r.dev.map(ifname).transpose()?;
+    Ok(RouteSpec { dest, via, dev, onlink: r.onlink, metric: r.metric, src, table, proto: None, scope: None })
 }
 
 fn to_wit(r: RouteSpec) -> RouteInfo {

@@ -7,8 +7,8 @@ use ipnetwork::IpNetwork;
 
 use crate::names;
 use crate::ops::{
-    ChainPolicy, DEFAULT_TABLE, Fdb, FwRule, LOCAL_TABLE, MAIN_TABLE, Ns, Op, Proto, RouteSpec, RoutingRule,
-    RuleAction, VethSpec, VxlanSpec,
+    ChainPolicy, DEFAULT_TABLE, Fdb, FwRule, LOCAL_TABLE, MAIN_TABLE, Ns, Op, Proto, ROUTE_PROTOS, ROUTE_SCOPES,
+    RouteSpec, RoutingRule, RuleAction, VethSpec, VxlanSpec, named_number,
 };
 
 /// One REPL command.
@@ -76,7 +76,7 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "route",
-        usage: "route add|del default|CIDR [via IP] [dev IF] [onlink] [metric N] [src IP] [table N] | route ls [table N|main|all]",
+        usage: "route add|del default|CIDR [via IP] [dev IF] [onlink] [metric N] [src IP] [table N] [proto NAME|N] [scope global|link|host|N] | route ls [table N|main|all]",
         summary: "routes (the main table unless table names another)",
     },
     Spec {
@@ -861,6 +861,8 @@ fn route(ns: &Ns, w: &mut Words) -> Result<Line> {
         metric: None,
         src: None,
         table: None,
+        proto: None,
+        scope: None,
     };
     while let Some(word) = w.peek() {
         w.next("")?;
@@ -871,6 +873,8 @@ fn route(ns: &Ns, w: &mut Words) -> Result<Line> {
             "metric" => route.metric = Some(w.number("metric")?),
             "src" => route.src = Some(w.ip()?),
             "table" => route.table = Some(table_number(w.next("table")?, false)?).filter(|t| *t != MAIN_TABLE),
+            "proto" | "protocol" => route.proto = Some(route_number(w, ROUTE_PROTOS, "protocol")?),
+            "scope" => route.scope = Some(route_number(w, ROUTE_SCOPES, "scope")?),
             other => return Err(format!("unexpected {other:?}; usage: {}", w.usage)),
         }
     }
@@ -1010,6 +1014,15 @@ fn mark(text: &str) -> Result<u32> {
         None => text.parse(),
     };
     parsed.map_err(|_| format!("fwmark {text:?}: use a number such as 1 or 0x10"))
+}
+
+/// A route protocol or scope: a name iproute2 knows, or a number.
+fn route_number(w: &mut Words, names: &[(u8, &str)], what: &str) -> Result<u8> {
+    let word = w.next(what)?;
+    named_number(names, word).ok_or_else(|| {
+        let known: Vec<&str> = names.iter().map(|(_, name)| *name).collect();
+        format!("{what} {word:?}: use {} or a number up to 255", known.join(", "))
+    })
 }
 
 /// A routing table: a number, `main`, or (for listings, `all_ok`) `all` (0).
@@ -1177,6 +1190,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        match &ops("ip route add 10.9.0.0/24 dev eth0 proto bird scope host")[..] {
+            [Op::RouteAdd { route, .. }] => assert_eq!(route.to_string(), "10.9.0.0/24 dev eth0 proto bird scope host"),
+            other => panic!("{other:?}"),
+        }
+        assert!(err("route add 10.9.0.0/24 dev eth0 proto 256").contains("protocol \"256\""));
         assert!(parse("route ls table local").is_err() && parse("route add default dev eth0 table all").is_err());
         assert_eq!(ops("-n c1 conntrack -L"), [Op::ConntrackList { ns: Some("c1".into()) }]);
         let macvlan = Op::LinkAddMacvlan {

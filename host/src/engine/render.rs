@@ -11,7 +11,9 @@ use super::runs::RunRow;
 use super::show::{Style, Topology};
 use crate::audit::Entry;
 use crate::firewall::FirewallKind;
-use crate::ops::{AddrInfo, LinkInfo, Reply, RouteSpec, RoutingRule, RuleAction, table_name};
+use crate::ops::{
+    AddrInfo, LinkInfo, ROUTE_PROTOS, ROUTE_SCOPES, Reply, RouteSpec, RoutingRule, RuleAction, number_name, table_name,
+};
 
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
@@ -337,6 +339,12 @@ fn route_json(r: &RouteSpec) -> serde_json::Value {
     }
     if r.onlink {
         v["flags"] = json!(["onlink"]);
+    }
+    if let Some(proto) = r.proto {
+        v["protocol"] = json!(number_name(ROUTE_PROTOS, proto));
+    }
+    if let Some(scope) = r.scope {
+        v["scope"] = json!(number_name(ROUTE_SCOPES, scope));
     }
     v
 }

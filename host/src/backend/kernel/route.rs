@@ -5,24 +5,32 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteScope, RouteType};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use rtnetlink::{Handle, RouteMessageBuilder};
 
 use super::link;
 use super::netlink::nl_error;
 use crate::error::{CapError, CapResult};
-use crate::ops::{LOCAL_TABLE, MAIN_TABLE, Ns, RouteSpec};
+use crate::ops::{LOCAL_TABLE, MAIN_TABLE, Ns, RouteSpec, STATIC_PROTO};
 
-/// Build the netlink message for a route, resolving `dev` to its index.
-async fn message(h: &Handle, ns: &Ns, route: &RouteSpec) -> CapResult<RouteMessage> {
+/// Build the netlink message for a route, resolving `dev` to its index. A
+/// deletion leaves an unnamed protocol and scope open (any matches), as `ip
+/// route del` does; an addition gives them netsh's usual values.
+async fn message(h: &Handle, ns: &Ns, route: &RouteSpec, deleting: bool) -> CapResult<RouteMessage> {
     let mut builder = RouteMessageBuilder::<IpAddr>::new()
         .destination_prefix(route.dest.ip(), route.dest.prefix())
         .map_err(|e| CapError::Invalid(format!("route {route}: {e}")))?;
     if let Some(via) = route.via {
         builder = builder.gateway(via).map_err(|e| CapError::Invalid(format!("route {route}: {e}")))?;
-    } else {
-        builder = builder.scope(RouteScope::Link);
     }
+    let (any_scope, any_proto) = (u8::from(RouteScope::NoWhere), u8::from(RouteProtocol::Unspec));
+    let (scope, proto) = match deleting {
+        true => (route.scope.unwrap_or(any_scope), route.proto.unwrap_or(any_proto)),
+        false => (route.scope.unwrap_or(route.usual_scope()), route.proto.unwrap_or(STATIC_PROTO)),
+    };
+    builder = builder.scope(RouteScope::from(scope)).protocol(RouteProtocol::from(proto));
     if let Some(dev) = &route.dev {
         builder = builder.output_interface(link::index_of(h, ns, dev).await?);
     }
@@ -43,14 +51,14 @@ async fn message(h: &Handle, ns: &Ns, route: &RouteSpec) -> CapResult<RouteMessa
 
 /// `ip route add ...`.
 pub async fn add(h: &Handle, ns: &Ns, route: &RouteSpec) -> CapResult<()> {
-    let msg = message(h, ns, route).await?;
+    let msg = message(h, ns, route, false).await?;
     let what = format!("route {route}");
     h.route().add(msg).execute().await.map_err(|e| nl_error(e, &what, "add"))
 }
 
 /// `ip route del ...`.
 pub async fn delete(h: &Handle, ns: &Ns, route: &RouteSpec) -> CapResult<()> {
-    let msg = message(h, ns, route).await?;
+    let msg = message(h, ns, route, true).await?;
     let what = format!("route {route}");
     h.route().del(msg).execute().await.map_err(|e| nl_error(e, &what, "delete"))
 }
@@ -120,6 +128,8 @@ fn to_spec(msg: &RouteMessage, names: &HashMap<u32, String>) -> Option<RouteSpec
         metric: None,
         src: None,
         table: (table != MAIN_TABLE).then_some(table),
+        proto: None,
+        scope: None,
     };
     for attr in &msg.attributes {
         match attr {
@@ -133,5 +143,7 @@ fn to_spec(msg: &RouteMessage, names: &HashMap<u32, String>) -> Option<RouteSpec
     }
     spec.dest = IpNetwork::new(dest_ip, msg.header.destination_prefix_length).ok()?;
     spec.onlink = msg.header.flags.contains(RouteFlags::Onlink);
+    spec.proto = Some(u8::from(msg.header.protocol)).filter(|p| *p != STATIC_PROTO);
+    spec.scope = Some(u8::from(msg.header.scope)).filter(|s| *s != spec.usual_scope());
     Some(spec)
 }

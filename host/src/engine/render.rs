@@ -278,7 +278,7 @@ fn addrs_json(addrs: &[AddrInfo]) -> serde_json::Value {
 }
 
 /// `PRIORITY:\tfrom ... lookup T`, as `ip rule` prints it; IPv6 rules say so.
-pub fn routing_rule(r: &RoutingRule) -> String {
+fn routing_rule(r: &RoutingRule) -> String {
     let priority = r.priority.unwrap_or_default();
     let body = RoutingRule { priority: None, ..r.clone() };
     format!("{priority}:\t{body}{}\n", if r.v6 { " (IPv6)" } else { "" })

@@ -1,11 +1,11 @@
 //! What each operation needs: an exhaustive match, no catch-all arm, so a
 //! new operation cannot slip through without a decision.
 
-use super::grant::Need;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
 
+use super::grant::Need;
 use crate::ops::{FwRule, Ns, Op, RoutingRule};
 
 /// What an operation needs before it may run.
@@ -136,12 +136,12 @@ pub fn needs(op: &Op) -> Needs {
 fn routing_rule_needs(ns: &Ns, rule: &RoutingRule) -> Vec<Need> {
     let any = if rule.v6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) };
     let whole = IpNetwork::new(any, 0).expect("a zero-length prefix is valid");
-    let mut prefixes: Vec<Need> = rule.from.iter().chain(&rule.to).map(|net| Need::Route(*net)).collect();
-    if prefixes.is_empty() {
-        prefixes.push(Need::Route(whole));
+    let mut needs: Vec<Need> = rule.from.iter().chain(&rule.to).map(|net| Need::Route(*net)).collect();
+    if needs.is_empty() {
+        needs.push(Need::Route(whole));
     }
-    prefixes.extend(rule.iif.iter().chain(&rule.oif).map(|dev| link(ns, dev)));
-    prefixes
+    needs.extend(rule.iif.iter().chain(&rule.oif).map(|dev| link(ns, dev)));
+    needs
 }
 
 /// What adding (or removing) a firewall rule needs.

@@ -610,7 +610,9 @@ fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
             }
             match w.next("bridge, veth, vxlan or macvlan")? {
                 "macvlan" => macvlan(ns, name, parent, w),
-                kind if parent.is_some() => Err(format!("link PARENT applies to macvlan devices, not {kind}")),
+                kind @ ("vxlan" | "bridge" | "veth") if parent.is_some() => {
+                    Err(format!("link PARENT applies to macvlan devices, not {kind}"))
+                }
                 "vxlan" => vxlan(ns, name, w),
                 "bridge" => Ok(Line::Ops(vec![Op::LinkAddBridge { ns: ns.clone(), name, mtu: None }])),
                 "veth" => {
@@ -641,7 +643,7 @@ fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
                     };
                     Ok(Line::Ops(vec![Op::LinkAddVeth { ns: ns.clone(), spec }]))
                 }
-                other => Err(format!("link type {other:?}: use bridge, veth, vxlan or macvlan")),
+                other => Err(format!("link type {other:?} is not one netsh makes: use bridge, veth, vxlan or macvlan")),
             }
         }
         "set" => {
@@ -1302,6 +1304,7 @@ mod tests {
             ("ip -s link", "ip option -s is not supported"),
             ("ip -j link add x type bridge", "-j applies to listings"),
             ("link add x type tun", "use bridge, veth, vxlan or macvlan"),
+            ("link add link eth0 name v0 type vlan id 5", "\"vlan\" is not one netsh makes"),
             ("link add a234567890123456 type bridge", "at most 15"),
             ("addr add 10.0.0.300/24 dev x", "is not a CIDR"),
             ("addr add 10.0.0.1/24 x", "usage: addr"),

@@ -240,3 +240,54 @@ nft list table ip netsh >/dev/null 2>&1 || nft list table ip6 netsh >/dev/null 2
     out.assert_ok().assert_has(&["round 1: 0 left", "round 2: 0 left", "round 3: 0 left", "table ip netsh: gone"]);
     assert!(!out.stdout.contains("unexpected: "), "{}", out.stdout);
 }
+
+#[test]
+fn six_containers_sharing_one_namespace_at_once_are_all_named_and_all_leave() {
+    sandboxed(
+        r#"
+before=$(snapshot)
+$DB create sh --subnet 10.37.0.0/24 >/dev/null
+$DB connect sh c1 >/dev/null
+owner=$(ip -n c1 -o -4 addr show eth0 | awk '{print $4}')
+pids=()
+for i in $(seq 1 6); do $DB connect container:c1 s$i >/dev/null 2>err.$i & pids+=($!); done
+failed=0; for p in "${pids[@]}"; do wait $p || failed=$((failed + 1)); done
+echo "connect failed: $failed"
+same=0; for i in $(seq 1 6); do [ "$(ip -n s$i -o -4 addr show eth0 | awk '{print $4}')" = "$owner" ] && same=$((same + 1)); done
+echo "share c1's address: $same"
+echo "names in c1's record: $(for f in $(ls /etc/netns/.names); do cat /etc/netns/.names/$f; done | sort -u | grep -c '^c1$\|^s[1-6]$')"
+echo "sharers recorded: $($NETSH -c 'kv ls docker-bridge/sharers/c1/' | wc -l)"
+# Two runs racing for one name: one wins, the other changes nothing.
+$DB connect container:c1 dup >/dev/null 2>dup1.err & a=$!
+$DB connect container:c1 dup >/dev/null 2>dup2.err & b=$!
+ok=0; wait $a && ok=$((ok + 1)); wait $b && ok=$((ok + 1))
+echo "dup winners: $ok"
+$DB disconnect container:c1 dup >/dev/null
+pids=()
+for i in $(seq 1 6); do $DB disconnect container:c1 s$i >/dev/null 2>derr.$i & pids+=($!); done
+failed=0; for p in "${pids[@]}"; do wait $p || failed=$((failed + 1)); done
+echo "disconnect failed: $failed"
+echo "names left: $(ip netns list | grep -c '^s[1-6]\b' || true)"
+[ -z "$(ls -A /etc/netns/.names 2>/dev/null)" ] && echo "no alias records left"
+echo "sharers left: $($NETSH -c 'kv ls docker-bridge/sharers/c1/' | wc -l)"
+echo "c1 after: $(ip -n c1 -o -4 addr show eth0 | awk '{print $4}')"
+$DB rm sh --force >/dev/null
+settled_to "$before" && echo "teardown: clean"
+"#,
+        120,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "connect failed: 0",
+        "share c1's address: 6",
+        "names in c1's record: 7",
+        "sharers recorded: 6",
+        "dup winners: 1",
+        "disconnect failed: 0",
+        "names left: 0",
+        "no alias records left",
+        "sharers left: 0",
+        "c1 after: 10.37.0.2/24",
+        "teardown: clean",
+    ]);
+}

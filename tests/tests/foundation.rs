@@ -200,8 +200,9 @@ echo "shell: $($NETSH -c 'fw others' | grep -c 'docker0')"
 $NETSH show --json | python3 -c 'import json,sys; v=json.load(sys.stdin); print("json others:", any("docker0" in l for l in v["namespaces"][0]["others"]))'
 echo "iptables untouched: $(iptables -S FORWARD | grep -c docker0)"
 chmod o+x "$work"
-su nobody -s /bin/sh -c "NETSH_STATE_DIR=/tmp/nobody-state $NETSH show" > user.txt 2>&1 && echo "non-root: exit 0"
+NETSH_STATE_DIR=/tmp/nobody-state setpriv --reuid=65534 --regid=65534 --clear-groups $NETSH show > user.txt 2>&1 && echo "non-root: exit 0"
 grep -c '^  br0 ' user.txt | sed 's/^/non-root sees br0: /'
+echo "non-root reads no firewall: $(grep -c 'docker0' user.txt || true)"
 "#,
             30,
         )
@@ -217,6 +218,7 @@ grep -c '^  br0 ' user.txt | sed 's/^/non-root sees br0: /'
             "iptables untouched: 1",
             "non-root: exit 0",
             "non-root sees br0: 1",
+            "non-root reads no firewall: 0",
         ]);
     }
 }

@@ -846,6 +846,27 @@ impl Reply {
         !matches!(self, Reply::Rule { added: false, .. } | Reply::Edited(false) | Reply::Written(None))
     }
 
+    /// A listing's items of one IP family (`ip -6 route`); other replies as they are.
+    pub fn of_family(self, v6: bool) -> Reply {
+        let ours = |ip: &IpAddr| ip.is_ipv6() == v6;
+        match self {
+            Reply::Link(mut l) => {
+                l.addresses.retain(|a| ours(&a.ip()));
+                Reply::Link(l)
+            }
+            Reply::Links(mut links) => {
+                links.iter_mut().for_each(|l| l.addresses.retain(|a| ours(&a.ip())));
+                Reply::Links(links)
+            }
+            Reply::Addrs(addrs) => Reply::Addrs(addrs.into_iter().filter(|a| ours(&a.cidr.ip())).collect()),
+            Reply::Routes(routes) => Reply::Routes(routes.into_iter().filter(|r| ours(&r.dest.ip())).collect()),
+            Reply::RoutingRules(rules) => Reply::RoutingRules(rules.into_iter().filter(|r| r.v6 == v6).collect()),
+            Reply::Neighs(neighs) => Reply::Neighs(neighs.into_iter().filter(|n| ours(&n.ip)).collect()),
+            Reply::Flows(flows) => Reply::Flows(flows.into_iter().filter(|f| ours(&f.original.src)).collect()),
+            other => other,
+        }
+    }
+
     /// The error for a backend answering with the wrong kind of reply: a host bug.
     pub fn mismatch(self) -> crate::error::CapError {
         crate::error::CapError::Failed(format!("internal error: unexpected reply {self:?}"))

@@ -300,6 +300,9 @@ $NETSH undo last >/dev/null
 echo "given back: $(ip -n c1 rule | grep '^400')"
 $NETSH --allow netns:c1 --allow route:::/0 -c 'ip -6 -n c1 rule add fwmark 0x10 lookup 7'
 echo "v6: $(ip -6 -n c1 rule | grep fwmark)"
+echo "-6 lists: $($NETSH -c 'ip -6 -n c1 rule' | grep -vc '(IPv6)$' || true) IPv4, $($NETSH -c 'ip -6 -n c1 rule' | grep -c fwmark) fwmark"
+echo "-4 -j lists: $($NETSH -c 'ip -4 -j -n c1 rule' | grep -o '"family":"inet6"' | wc -l) IPv6"
+echo "-6 route: $($NETSH -c 'ip -6 -n c1 route' | grep -c '^10\.' || true) IPv4"
 expect_fail $NETSH $G -c '-n c1 rule add lookup 100'
 expect_fail $NETSH $G -c '-n c1 rule add to 10.99.0.0/24 iif ea lookup 100'
 expect_fail $NETSH $G -c '-n c1 rule add to 10.99.0.0/24 lookup 100 pref 500'
@@ -327,6 +330,9 @@ stop_servers
         "deleted: ispb saw 10.2.0.2",
         "given back: 400:\tfrom all to 10.99.0.1 blackhole",
         "v6: 32765:\tfrom all fwmark 0x10 lookup 7",
+        "-6 lists: 0 IPv4, 1 fwmark",
+        "-4 -j lists: 0 IPv6",
+        "-6 route: 0 IPv4",
         "needs route:0.0.0.0/0",
         "needs link:c1/ea",
         "rule pref 500 from all to 10.99.0.0/24 lookup 100 already exists",

@@ -18,6 +18,12 @@ pub enum Line {
     Ops(Vec<Op>),
     /// A listing shown as iproute2's `-j` JSON.
     Json(Vec<Op>),
+    /// A listing of one IP family (`ip -6 route`), as text or JSON.
+    OfFamily {
+        ops: Vec<Op>,
+        json: bool,
+        v6: bool,
+    },
     Show {
         ns: Option<String>,
         style: super::show::Style,
@@ -296,21 +302,21 @@ pub fn parse(line: &str) -> Result<Option<Line>> {
     let mut w = Words { words, at: 1, usage: spec.usage, v6, v6_used: false };
     let parsed = command(spec.name, &ns, &mut w)?;
     w.done()?;
-    if let Some(v6) = v6.filter(|_| !w.v6_used) {
-        check_family(v6, &parsed)?;
-    }
     if ns.is_some() && !matches!(parsed, Line::Ops(_) | Line::Show { .. }) {
         return Err(format!("-n does not apply to {name}"));
     }
-    match (json, parsed) {
-        (false, parsed) => Ok(Some(parsed)),
-        (true, Line::Ops(ops)) if ops.iter().all(Op::is_listing) => Ok(Some(Line::Json(ops))),
-        (true, _) => Err("-j applies to listings (ip -j link, ip -j addr, ip -j route, ip -j neigh)".into()),
+    let listing = matches!(&parsed, Line::Ops(ops) if !ops.is_empty() && ops.iter().all(Op::is_listing));
+    match (v6.filter(|_| !w.v6_used), listing, parsed) {
+        (Some(v6), true, Line::Ops(ops)) => Ok(Some(Line::OfFamily { ops, json, v6 })),
+        (_, true, Line::Ops(ops)) if json => Ok(Some(Line::Json(ops))),
+        _ if json => Err("-j applies to listings (ip -j link, ip -j addr, ip -j route, ip -j neigh)".into()),
+        (Some(v6), _, parsed) => check_family(v6, &parsed).map(|()| Some(parsed)),
+        (None, _, parsed) => Ok(Some(parsed)),
     }
 }
 
 /// `-4`/`-6` on a command that takes the family from its addresses: they
-/// must agree. Listings show both families, so the flag does not apply there.
+/// must agree.
 fn check_family(v6: bool, line: &Line) -> Result<()> {
     let family = |op: &Op| match op {
         Op::AddrAdd { cidr, .. } | Op::AddrDelete { cidr, .. } => Some(cidr.is_ipv6()),
@@ -325,7 +331,7 @@ fn check_family(v6: bool, line: &Line) -> Result<()> {
             Err(format!("{flag} does not match the address family of {}", ops[0]))
         }
         _ => Err(format!(
-            "{flag} applies to adding and deleting addresses, routes, neighbours and rules; listings show both families"
+            "{flag} applies to listings and to adding and deleting addresses, routes, neighbours and rules"
         )),
     }
 }
@@ -1138,7 +1144,7 @@ mod tests {
         assert!(err("rule add fwmark x lookup 1").contains("fwmark"));
         assert!(err("rule add lookup 0").contains("table"));
         assert!(err("rule add via 10.0.0.1").contains("unexpected"));
-        assert!(err("ip -6 rule").contains("listings show both"));
+        assert!(matches!(parse("ip -6 rule"), Ok(Some(Line::OfFamily { v6: true, json: false, .. }))));
     }
 
     #[test]
@@ -1162,7 +1168,7 @@ mod tests {
         assert!(matches!(&ops("ip -6 addr add fd00::1/64 dev eth0")[..], [Op::AddrAdd { .. }]));
         assert!(err("ip -4 route add fd00::/64 dev eth0").contains("does not match"));
         assert!(err("ip -6 route add default via 10.0.0.1").contains("different IP versions"));
-        assert!(err("ip -6 a").contains("listings show both"));
+        assert!(matches!(parse("ip -4 -j a"), Ok(Some(Line::OfFamily { v6: false, json: true, .. }))));
         assert!(err("ip -6 link add br0 type bridge").contains("applies to"));
     }
 

@@ -131,8 +131,9 @@ impl<'a> Session<'a> {
         let Some(line) = grammar::parse(text).map_err(EngineError::Usage)? else { return Ok(Next::Continue) };
         let record = matches!(line, Line::Ops(_) | Line::Run { .. });
         match line {
-            Line::Ops(ops) => self.ops(ops, false).await?,
-            Line::Json(ops) => self.ops(ops, true).await?,
+            Line::Ops(ops) => self.ops(ops, false, None).await?,
+            Line::Json(ops) => self.ops(ops, true, None).await?,
+            Line::OfFamily { ops, json, v6 } => self.ops(ops, json, Some(v6)).await?,
             Line::Show { ns, style } => {
                 let views = self.engine.show(ns).await?;
                 self.console.out(&show_text(&views, style));
@@ -251,8 +252,9 @@ impl<'a> Session<'a> {
     }
 
     /// Capability calls: one journaled step (interactively, one run per
-    /// line); replies as text, or as iproute2's JSON.
-    async fn ops(&mut self, mut ops: Vec<Op>, json: bool) -> EngineResult<()> {
+    /// line); replies as text, or as iproute2's JSON, of one IP family
+    /// (`v6`) or both.
+    async fn ops(&mut self, mut ops: Vec<Op>, json: bool, v6: Option<bool>) -> EngineResult<()> {
         for op in &mut ops {
             match op {
                 Op::LinkSetNetns { target: Some(target), .. } => *target = self.named(target).await?,
@@ -273,7 +275,11 @@ impl<'a> Session<'a> {
         };
         let mut outcome = Ok(());
         for op in ops {
-            match gate.call(op).await {
+            let reply = gate.call(op).await.map(|reply| match v6 {
+                Some(v6) => reply.of_family(v6),
+                None => reply,
+            });
+            match reply {
                 Ok(reply) if json => self.console.out(format!("{}\n", render::reply_json(&reply)).as_bytes()),
                 Ok(reply) => self.console.out(render::reply(&reply).as_bytes()),
                 Err(e) => {

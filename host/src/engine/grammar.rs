@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
 
+use super::iptables_lines::Spelled;
 use crate::names;
 use crate::ops::{
     ChainPolicy, DEFAULT_TABLE, Fdb, FwRule, LOCAL_TABLE, MAIN_TABLE, Ns, Op, Proto, ROUTE_PROTOS, ROUTE_SCOPES,
@@ -37,6 +38,8 @@ pub enum Line {
         args: Vec<String>,
     },
     Undo(Option<String>),
+    /// A line that needs nothing done, and why (a pasted rule netsh's own already covers).
+    Note(String),
     Audit(AuditQuery),
     Grants,
     Help(Option<String>),
@@ -112,7 +115,7 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "fw",
-        usage: "fw ls | fw others | fw rm ID | fw free-port tcp|udp [HOSTIP] | fw forward [in IF] [out IF] | [-4|-6] fw policy [forward accept|drop]  (iptables -P FORWARD DROP works too)",
+        usage: "fw ls | fw others | fw rm ID | fw free-port tcp|udp [HOSTIP] | fw forward [in IF] [out IF] | [-4|-6] fw policy [forward accept|drop]  (the tutorials' iptables -P FORWARD, -A FORWARD -j ACCEPT, SNAT, MASQUERADE and DNAT lines work too)",
         summary: "netsh's firewall rules (others: what netsh did not make, read-only); a host port free to publish; accept forwarding (and its replies); iptables' FORWARD policy",
     },
     Spec {
@@ -281,7 +284,11 @@ impl<'a> Words<'a> {
 /// Parse one line; `None` for a blank line or a comment.
 pub fn parse(line: &str) -> Result<Option<Line>> {
     let line = line.split_once('#').map_or(line, |(code, _)| code);
-    let Flags { words: all, json, v6 } = iproute2_spelling(iptables_spelling(words(line))?)?;
+    let words = match super::iptables_lines::spelled(words(line))? {
+        Spelled::Words(words) => words,
+        Spelled::Note(note) => return Ok(Some(Line::Note(note))),
+    };
+    let Flags { words: all, json, v6 } = iproute2_spelling(words)?;
     if all.is_empty() {
         return Ok(None);
     }
@@ -932,25 +939,6 @@ fn forward_policy(ns: &Ns, w: &mut Words) -> Result<Line> {
     Ok(Line::Ops(families.into_iter().map(|v6| Op::FwSetForwardPolicy { ns: ns.clone(), v6, policy }).collect()))
 }
 
-/// `iptables -P FORWARD DROP` as tutorials write it: `-4 fw policy forward
-/// drop` (ip6tables: `-6`). Other iptables lines have netsh forms of their own.
-fn iptables_spelling(words: Vec<String>) -> Result<Vec<String>> {
-    let family = match words.first().map(String::as_str) {
-        Some("iptables") => "-4",
-        Some("ip6tables") => "-6",
-        _ => return Ok(words),
-    };
-    match &words[1..] {
-        [flag, chain, policy] if flag == "-P" => {
-            Ok([family, "fw", "policy", chain, policy].iter().map(|w| w.to_string()).collect())
-        }
-        _ => Err(format!(
-            "{} lines other than `-P FORWARD ACCEPT|DROP` have netsh forms: fw forward in IF out IF (-A FORWARD ... -j ACCEPT), nat masquerade|snat (POSTROUTING), publish (DNAT)",
-            words[0]
-        )),
-    }
-}
-
 /// `rule add|del SELECTOR... [ACTION]` and `rule ls`, as `ip rule` takes them.
 fn routing_rule(ns: &Ns, w: &mut Words) -> Result<Line> {
     let verb = w.next("add, del or ls")?;
@@ -1157,7 +1145,12 @@ mod tests {
         assert!(matches!(&ops("-n c1 fw policy")[..], [Op::FwForwardPolicy { ns: Some(_), .. }, _]));
         assert!(err("iptables -P INPUT DROP").contains("FORWARD chain"));
         assert!(err("iptables -P FORWARD REJECT").contains("accept or drop"));
-        assert!(err("iptables -A FORWARD -i br0 -j ACCEPT").contains("fw forward in IF out IF"));
+        let forward = FwRule::ForwardAccept { input: Some("br0".into()), output: None };
+        assert_eq!(
+            ops("iptables -A FORWARD -i br0 -j ACCEPT"),
+            [Op::FwAdd { ns: None, owner: OWNER.into(), rule: forward }]
+        );
+        assert!(matches!(parse("iptables -A FORWARD -m state --state ESTABLISHED -j ACCEPT"), Ok(Some(Line::Note(_)))));
     }
 
     #[test]

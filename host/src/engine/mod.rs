@@ -4,6 +4,7 @@
 //! they return, so a command behaves the same whichever front end took it.
 
 pub mod grammar;
+pub mod iptables_lines;
 pub mod plan;
 pub mod render;
 pub mod run;

@@ -176,6 +176,7 @@ impl<'a> Session<'a> {
                 }
                 grants.iter().for_each(|g| self.console.outln(g));
             }
+            Line::Note(note) => self.console.out(format!("{note}\n").as_bytes()),
             Line::Help(topic) => self.console.out(help(topic.as_deref())?.as_bytes()),
             Line::RecordStart(path) => {
                 self.console.outln(&format!("recording successful commands to {path}"));

@@ -75,7 +75,7 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "link",
-        usage: "link add NAME type bridge|veth [peer P [netns NS|PID]]|vxlan id VNI [dstport P] [local IP] [dev IF] [nolearning] [proxy] | link add link PARENT name NAME type macvlan [mode private|vepa|bridge|passthru] | link set NAME [up|down] [master BR|nomaster] [netns NS|PID] [mtu N] | link del NAME | link ls",
+        usage: "link add NAME type bridge|veth [peer P [netns NS|PID]]|vxlan id VNI [dstport P] [local IP] [dev IF] [nolearning] [proxy] | link add link PARENT name NAME type macvlan [mode private|vepa|bridge|passthru] | link set [dev] NAME [up|down] [master BR|nomaster] [netns NS|PID] [mtu N] | link del NAME | link ls [NAME]",
         summary: "interfaces",
     },
     Spec {
@@ -123,7 +123,11 @@ pub const COMMANDS: &[Spec] = &[
         usage: "conntrack ls | conntrack -L",
         summary: "connections the kernel tracks, with the addresses NAT gave their replies",
     },
-    Spec { name: "sysctl", usage: "sysctl get KEY | sysctl set KEY VALUE", summary: "kernel parameters under net.*" },
+    Spec {
+        name: "sysctl",
+        usage: "sysctl get KEY | sysctl set KEY VALUE  (sysctl -w KEY=VALUE and sysctl KEY work too)",
+        summary: "kernel parameters under net.*",
+    },
     Spec {
         name: "kv",
         usage: "kv get KEY | kv ls [PREFIX] | kv put KEY VALUE [ttl SECONDS] | kv rm KEY",
@@ -232,6 +236,13 @@ impl<'a> Words<'a> {
 
     fn peek(&self) -> Option<&'a str> {
         self.words.get(self.at).map(String::as_str)
+    }
+
+    /// Consume `word` if it comes next (an optional keyword such as `dev`).
+    fn skip(&mut self, word: &str) -> bool {
+        let next = self.peek() == Some(word);
+        self.at += usize::from(next);
+        next
     }
 
     fn rest(&mut self) -> Vec<String> {
@@ -515,12 +526,19 @@ fn command(name: &str, ns: &Ns, w: &mut Words) -> Result<Line> {
             other => Err(format!("fw {other:?}: use ls, others, rm, free-port, forward or policy")),
         },
         "sysctl" => match w.next("get or set")? {
-            "get" => ops(vec![Op::SysctlGet { ns: ns.clone(), key: key(w)? }]),
+            "get" | "-n" => ops(vec![Op::SysctlGet { ns: ns.clone(), key: key(w)? }]),
             "set" => {
                 let key = key(w)?;
                 ops(vec![Op::SysctlSet { ns: ns.clone(), key, value: w.next("value")?.into() }])
             }
-            other => Err(format!("sysctl {other:?}: use get or set")),
+            // sysctl(8)'s own spellings: `sysctl -w KEY=VALUE`, `sysctl KEY=VALUE`, `sysctl KEY`.
+            "-w" => sysctl_assignment(ns, w.next("KEY=VALUE")?),
+            word if word.contains('=') => sysctl_assignment(ns, word),
+            word if !word.starts_with('-') => {
+                names::sysctl_path(word).map_err(|e| e.to_string())?;
+                ops(vec![Op::SysctlGet { ns: ns.clone(), key: word.into() }])
+            }
+            other => Err(format!("sysctl {other:?}: use get or set (or sysctl -w KEY=VALUE)")),
         },
         "kv" => match w.next("get, ls, put or rm")? {
             "get" => ops(vec![Op::KvGet { key: w.next("key")?.into() }]),
@@ -595,6 +613,13 @@ fn audit(w: &mut Words) -> Result<Line> {
     Ok(Line::Audit(q))
 }
 
+/// `KEY=VALUE`, as `sysctl -w` takes it.
+fn sysctl_assignment(ns: &Ns, word: &str) -> Result<Line> {
+    let (key, value) = word.split_once('=').ok_or_else(|| format!("sysctl -w {word:?}: use KEY=VALUE"))?;
+    names::sysctl_path(key).map_err(|e| e.to_string())?;
+    Ok(Line::Ops(vec![Op::SysctlSet { ns: ns.clone(), key: key.into(), value: value.into() }]))
+}
+
 fn key(w: &mut Words) -> Result<String> {
     let key = w.next("KEY")?;
     names::sysctl_path(key).map_err(|e| e.to_string())?;
@@ -604,6 +629,9 @@ fn key(w: &mut Words) -> Result<String> {
 fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
     match w.next("add, set, del or ls")? {
         "add" => {
+            if w.peek() == Some("type") {
+                return Err("name the link (link add veth0 type veth peer veth1): netsh does not let the kernel pick names, which grants could not scope".into());
+            }
             // iproute2 writes `link add link PARENT name NAME type macvlan`; `link add NAME link PARENT` works too.
             let mut parent = None;
             if w.peek() == Some("link") {
@@ -660,6 +688,7 @@ fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
             }
         }
         "set" => {
+            w.skip("dev");
             let name = w.ifname("interface name")?;
             let mut ops = Vec::new();
             let mut moved_to = None;
@@ -686,8 +715,22 @@ fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
             }
             Ok(Line::Ops(ops))
         }
-        "del" | "delete" => Ok(Line::Ops(vec![Op::LinkDelete { ns: ns.clone(), name: w.ifname("interface name")? }])),
-        "ls" | "show" => Ok(Line::Ops(vec![Op::LinkList { ns: ns.clone() }])),
+        "del" | "delete" => {
+            w.skip("dev");
+            let name = w.ifname("interface name")?;
+            // `ip link delete br0 type bridge`: the type says nothing more.
+            if w.skip("type") {
+                w.next("type")?;
+            }
+            Ok(Line::Ops(vec![Op::LinkDelete { ns: ns.clone(), name }]))
+        }
+        "ls" | "show" => {
+            w.skip("dev");
+            match w.peek() {
+                Some(_) => Ok(Line::Ops(vec![Op::LinkGet { ns: ns.clone(), name: w.ifname("interface name")? }])),
+                None => Ok(Line::Ops(vec![Op::LinkList { ns: ns.clone() }])),
+            }
+        }
         other => Err(format!("link {other:?}: use add, set, del or ls")),
     }
 }
@@ -1151,6 +1194,22 @@ mod tests {
             [Op::FwAdd { ns: None, owner: OWNER.into(), rule: forward }]
         );
         assert!(matches!(parse("iptables -A FORWARD -m state --state ESTABLISHED -j ACCEPT"), Ok(Some(Line::Note(_)))));
+    }
+
+    #[test]
+    fn tutorial_spellings_of_link_and_sysctl() {
+        let set = |key: &str, value: &str| Op::SysctlSet { ns: None, key: key.into(), value: value.into() };
+        assert_eq!(ops("sysctl -w net.ipv4.ip_forward=1"), [set("net.ipv4.ip_forward", "1")]);
+        assert_eq!(ops("sysctl net.ipv4.ip_forward=0"), [set("net.ipv4.ip_forward", "0")]);
+        assert_eq!(
+            ops("sysctl -n net.ipv4.ip_forward"),
+            [Op::SysctlGet { ns: None, key: "net.ipv4.ip_forward".into() }]
+        );
+        assert!(err("sysctl -w kernel.panic=1").contains("net"));
+        assert!(matches!(&ops("ip link set dev br0 up")[..], [Op::LinkSetUp { name, up: true, .. }] if name == "br0"));
+        assert_eq!(ops("ip link show dev veth0"), [Op::LinkGet { ns: None, name: "veth0".into() }]);
+        assert_eq!(ops("ip link delete br0 type bridge"), [Op::LinkDelete { ns: None, name: "br0".into() }]);
+        assert!(err("ip link add type veth").contains("name the link"));
     }
 
     #[test]

@@ -286,6 +286,7 @@ done
 ip -n c1 route add default via 10.1.0.1
 ip -n c1 route add default via 10.2.0.1 table 100
 echo "main: $(fetch c1 10.99.0.1 8000)"
+echo "nsenter: $($NETSH --allow netns:c1 --allow exec:c1 -c 'sudo nsenter --net=/run/netns/c1 ip -o -4 addr show ea' | awk '{print $4}')"
 G="--allow netns:c1 --allow route:10.99.0.0/24"
 $NETSH $G -c 'ip -n c1 rule add to 10.99.0.0/24 lookup 100 pref 500'
 echo "kernel: $(ip -n c1 rule | grep '^500')"
@@ -322,6 +323,7 @@ stop_servers
     .assert_ok()
     .assert_has(&[
         "main: ispa saw 10.1.0.2",
+        "nsenter: 10.1.0.2/24",
         "kernel: 500:\tfrom all to 10.99.0.0/24 lookup 100",
         "by rule: ispb saw 10.2.0.2",
         "listed: 500:\tfrom all to 10.99.0.0/24 lookup 100",

@@ -295,7 +295,7 @@ impl<'a> Words<'a> {
 /// Parse one line; `None` for a blank line or a comment.
 pub fn parse(line: &str) -> Result<Option<Line>> {
     let line = line.split_once('#').map_or(line, |(code, _)| code);
-    let words = match super::iptables_lines::spelled(words(line))? {
+    let words = match super::iptables_lines::spelled(pasted(words(line))?)? {
         Spelled::Words(words) => words,
         Spelled::Note(note) => return Ok(Some(Line::Note(note))),
     };
@@ -352,6 +352,31 @@ fn check_family(v6: bool, line: &Line) -> Result<()> {
             "{flag} applies to listings and to adding and deleting addresses, routes, neighbours and rules"
         )),
     }
+}
+
+/// A tutorial's line as the shell reads it: without a leading `sudo` (netsh
+/// runs as root already), and `nsenter --net=/run/netns/NS CMD` as `netns
+/// exec NS CMD`.
+fn pasted(mut words: Vec<String>) -> Result<Vec<String>> {
+    if words.len() > 1 && words[0] == "sudo" {
+        words.remove(0);
+    }
+    if words.first().map(String::as_str) != Some("nsenter") {
+        return Ok(words);
+    }
+    let (path, command) = match words.get(1).map(String::as_str) {
+        Some("--net") => (words.get(2).cloned().unwrap_or_default(), 3),
+        Some(flag) => (flag.strip_prefix("--net=").unwrap_or_default().to_string(), 2),
+        None => (String::new(), 2),
+    };
+    let name = path
+        .strip_prefix("/run/netns/")
+        .or_else(|| path.strip_prefix("/var/run/netns/"))
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+        .ok_or("nsenter: netsh spells nsenter --net=/run/netns/NS CMD (netns exec NS CMD); other namespaces have no name to grant")?;
+    let mut exec = vec!["netns".to_string(), "exec".into(), name.to_string()];
+    exec.extend(words.into_iter().skip(command));
+    Ok(exec)
 }
 
 /// A line's words with iproute2's options taken out.
@@ -1210,6 +1235,20 @@ mod tests {
         assert_eq!(ops("ip link show dev veth0"), [Op::LinkGet { ns: None, name: "veth0".into() }]);
         assert_eq!(ops("ip link delete br0 type bridge"), [Op::LinkDelete { ns: None, name: "br0".into() }]);
         assert!(err("ip link add type veth").contains("name the link"));
+    }
+
+    #[test]
+    fn pasted_sudo_and_nsenter() {
+        assert_eq!(ops("sudo ip netns add c1"), [Op::NetnsCreate { name: "c1".into() }]);
+        let exec =
+            |argv: &[&str]| Op::NetnsExec { name: "netns0".into(), argv: argv.iter().map(|a| a.to_string()).collect() };
+        assert_eq!(ops("sudo nsenter --net=/run/netns/netns0 ip neigh"), [exec(&["ip", "neigh"])]);
+        assert_eq!(
+            ops("nsenter --net /var/run/netns/netns0 ping -c 2 10.0.0.1"),
+            [exec(&["ping", "-c", "2", "10.0.0.1"])]
+        );
+        assert!(err("nsenter -t 42 -n ip a").contains("--net=/run/netns/NS"));
+        assert!(err("nsenter --net=/run/netns/netns0").contains("missing CMD"));
     }
 
     #[test]

@@ -246,6 +246,7 @@ impl Gate {
         match op {
             Op::LinkSetUp { ns, name, .. }
             | Op::LinkSetMtu { ns, name, .. }
+            | Op::LinkSetMac { ns, name, .. }
             | Op::LinkSetAlias { ns, name, .. }
             | Op::LinkSetMaster { ns, name, .. }
             | Op::LinkDelete { ns, name } => link(ns, name),
@@ -417,6 +418,7 @@ impl Gate {
             Op::LinkSetUp { ns, name, .. }
             | Op::LinkSetMaster { ns, name, .. }
             | Op::LinkSetMtu { ns, name, .. }
+            | Op::LinkSetMac { ns, name, .. }
             | Op::LinkSetAlias { ns, name, .. } => {
                 let old = match self.read(link(ns, name)).await {
                     Ok(Reply::Link(old)) => old,
@@ -429,6 +431,7 @@ impl Gate {
                     Op::LinkSetUp { .. } => Op::LinkSetUp { ns, name, up: old.up },
                     Op::LinkSetMaster { .. } => Op::LinkSetMaster { ns, name, master: old.master },
                     Op::LinkSetMtu { .. } => Op::LinkSetMtu { ns, name, mtu: old.mtu },
+                    Op::LinkSetMac { .. } => Op::LinkSetMac { ns, name, mac: old.mac },
                     _ => Op::LinkSetAlias { ns, name, alias: old.alias.unwrap_or_default() },
                 })
             }

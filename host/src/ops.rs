@@ -596,6 +596,12 @@ pub enum Op {
         name: String,
         target: Ns,
     },
+    /// `ip link set NAME address MAC` (a lowercase `aa:bb:cc:dd:ee:ff`).
+    LinkSetMac {
+        ns: Ns,
+        name: String,
+        mac: String,
+    },
     LinkSetMtu {
         ns: Ns,
         name: String,
@@ -929,6 +935,7 @@ impl Op {
             | Op::LinkSetMaster { .. }
             | Op::LinkSetNetns { .. }
             | Op::LinkSetMtu { .. }
+            | Op::LinkSetMac { .. }
             | Op::LinkSetAlias { .. }
             | Op::LinkRename { .. }
             | Op::LinkDelete { .. }
@@ -1108,6 +1115,7 @@ impl fmt::Display for Op {
                 Some(t) => write!(f, "ip {}link set {name} netns {t}", ip_ns(ns)),
                 None => write!(f, "ip {}link set {name} netns 1", ip_ns(ns)),
             },
+            Op::LinkSetMac { ns, name, mac } => write!(f, "ip {}link set {name} address {mac}", ip_ns(ns)),
             Op::LinkSetMtu { ns, name, mtu } => {
                 write!(f, "ip {}link set {name} mtu {mtu}", ip_ns(ns))
             }

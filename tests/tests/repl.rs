@@ -350,6 +350,34 @@ stop_servers
 }
 
 #[test]
+fn a_link_s_mac_address_is_set_as_tutorials_write_it_and_undone() {
+    sandboxed(
+        r#"
+ip netns add c1
+ip -n c1 link add eth0 type veth peer name peer0
+mac() { ip -n c1 -br link show eth0 | awk '{print $3}'; }
+old=$(mac)
+$NETSH --allow netns:c1 --allow link:c1/eth0 -c 'ip -n c1 link set dev eth0 address 02:42:AC:11:00:02'
+echo "kernel: $(mac)"
+echo "listed: $($NETSH -c 'ip -j -n c1 link show eth0' | grep -o '"address":"[^"]*"')"
+expect_fail $NETSH --allow netns:c1 --allow link:c1/eth0 -c '-n c1 link set eth0 address 02:42'
+expect_fail $NETSH --allow netns:c1 -c '-n c1 link set eth0 address 02:42:ac:11:00:03'
+$NETSH undo last >/dev/null
+[ "$(mac)" = "$old" ] && echo "undone: the old address"
+"#,
+        30,
+    )
+    .assert_ok()
+    .assert_has(&[
+        "kernel: 02:42:ac:11:00:02",
+        r#"listed: "address":"02:42:ac:11:00:02""#,
+        "\"02:42\" is not a MAC address",
+        "needs link:c1/eth0",
+        "undone: the old address",
+    ]);
+}
+
+#[test]
 fn routes_in_other_tables_with_a_preferred_source_are_added_listed_and_undone() {
     sandboxed(
         r#"

@@ -378,6 +378,7 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::LinkSetUp { ns, .. }
         | Op::LinkSetMaster { ns, .. }
         | Op::LinkSetMtu { ns, .. }
+        | Op::LinkSetMac { ns, .. }
         | Op::LinkSetAlias { ns, .. }
         | Op::LinkRename { ns, .. }
         | Op::LinkDelete { ns, .. }
@@ -655,6 +656,13 @@ impl World {
                 let link = self.link(ns, name)?;
                 let changed = link.master != *master;
                 link.master = master.clone();
+                done(changed)
+            }
+            Op::LinkSetMac { ns, name, mac } => {
+                crate::names::parse_mac(mac)?;
+                let link = self.link(ns, name)?;
+                let changed = link.mac != *mac;
+                link.mac = mac.clone();
                 done(changed)
             }
             Op::LinkSetMtu { ns, name, mtu } => {

@@ -75,7 +75,7 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "link",
-        usage: "link add NAME type bridge|veth [peer P [netns NS|PID]]|vxlan id VNI [dstport P] [local IP] [dev IF] [nolearning] [proxy] | link add link PARENT name NAME type macvlan [mode private|vepa|bridge|passthru] | link set [dev] NAME [up|down] [master BR|nomaster] [netns NS|PID] [mtu N] | link del NAME | link ls [NAME]",
+        usage: "link add NAME type bridge|veth [peer P [netns NS|PID]]|vxlan id VNI [dstport P] [local IP] [dev IF] [nolearning] [proxy] | link add link PARENT name NAME type macvlan [mode private|vepa|bridge|passthru] | link set [dev] NAME [up|down] [master BR|nomaster] [netns NS|PID] [mtu N] [address MAC] | link del NAME | link ls [NAME]",
         summary: "interfaces",
     },
     Spec {
@@ -727,6 +727,7 @@ fn link(ns: &Ns, w: &mut Words) -> Result<Line> {
                     "master" => ops.push(Op::LinkSetMaster { ns, name, master: Some(w.ifname("bridge")?) }),
                     "nomaster" => ops.push(Op::LinkSetMaster { ns, name, master: None }),
                     "mtu" => ops.push(Op::LinkSetMtu { ns, name, mtu: w.number("mtu")? }),
+                    "address" => ops.push(Op::LinkSetMac { ns, name, mac: mac(w)? }),
                     "netns" => moved_to = Some(w.netns()?),
                     other => return Err(format!("unexpected {other:?}; usage: {}", w.usage)),
                 }

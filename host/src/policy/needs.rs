@@ -91,6 +91,7 @@ pub fn needs(op: &Op) -> Needs {
         Op::FdbAdd { ns, entry } | Op::FdbDelete { ns, entry } => inside(ns, vec![link(ns, &entry.dev)]),
         Op::LinkSetUp { ns, name, .. }
         | Op::LinkSetMtu { ns, name, .. }
+        | Op::LinkSetMac { ns, name, .. }
         | Op::LinkSetAlias { ns, name, .. }
         | Op::LinkDelete { ns, name } => inside(ns, vec![link(ns, name)]),
         Op::LinkSetMaster { ns, name, master } => {

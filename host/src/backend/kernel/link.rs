@@ -193,6 +193,12 @@ pub async fn set_mtu(h: &Handle, ns: &Ns, name: &str, mtu: u32) -> CapResult<()>
     set(h, ns, name, LinkUnspec::new_with_name(name).mtu(mtu)).await
 }
 
+/// `ip link set NAME address MAC`.
+pub async fn set_mac(h: &Handle, ns: &Ns, name: &str, mac: &str) -> CapResult<()> {
+    let mac = crate::names::parse_mac(mac)?;
+    set(h, ns, name, LinkUnspec::new_with_name(name).address(mac.to_vec())).await
+}
+
 /// `ip link set NAME alias TEXT`.
 pub async fn set_alias(h: &Handle, ns: &Ns, name: &str, alias: &str) -> CapResult<()> {
     set(h, ns, name, LinkUnspec::new_with_name(name).alias(alias)).await

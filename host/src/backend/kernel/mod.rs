@@ -244,6 +244,9 @@ impl Kernel {
             Op::LinkSetNetns { ns, name, target } => {
                 link::set_netns(&self.handles.get(&ns).await?, &ns, &name, &target).await.map(done)
             }
+            Op::LinkSetMac { ns, name, mac } => {
+                link::set_mac(&self.handles.get(&ns).await?, &ns, &name, &mac).await.map(done)
+            }
             Op::LinkSetMtu { ns, name, mtu } => {
                 link::set_mtu(&self.handles.get(&ns).await?, &ns, &name, mtu).await.map(done)
             }

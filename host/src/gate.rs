@@ -364,6 +364,7 @@ impl Gate {
             | Op::LinkList { .. }
             | Op::AddrList { .. }
             | Op::RouteList { .. }
+            | Op::RouteGet { .. }
             | Op::RoutingRuleList { .. }
             | Op::NeighList { .. }
             | Op::FdbList { .. }

@@ -659,6 +659,12 @@ pub enum Op {
         ns: Ns,
         table: Option<u32>,
     },
+    /// The route the kernel would take to `dest` (`ip route get DEST [from SRC]`).
+    RouteGet {
+        ns: Ns,
+        dest: IpAddr,
+        from: Option<IpAddr>,
+    },
     /// A policy routing rule (`ip rule add`).
     RoutingRuleAdd {
         ns: Ns,
@@ -889,6 +895,7 @@ impl Op {
                 | Op::LinkList { .. }
                 | Op::AddrList { .. }
                 | Op::RouteList { .. }
+                | Op::RouteGet { .. }
                 | Op::RoutingRuleList { .. }
                 | Op::NeighList { .. }
                 | Op::FdbList { .. }
@@ -909,6 +916,7 @@ impl Op {
             | Op::LinkList { .. }
             | Op::AddrList { .. }
             | Op::RouteList { .. }
+            | Op::RouteGet { .. }
             | Op::RoutingRuleList { .. }
             | Op::NeighList { .. }
             | Op::FdbList { .. }
@@ -1141,6 +1149,10 @@ impl fmt::Display for Op {
             Op::RouteList { ns, table: None } => write!(f, "ip {}route show", ip_ns(ns)),
             Op::RouteList { ns, table: Some(0) } => write!(f, "ip {}route show table all", ip_ns(ns)),
             Op::RouteList { ns, table: Some(t) } => write!(f, "ip {}route show table {t}", ip_ns(ns)),
+            Op::RouteGet { ns, dest, from } => {
+                write!(f, "ip {}route get {dest}", ip_ns(ns))?;
+                from.map_or(Ok(()), |from| write!(f, " from {from}"))
+            }
             Op::RoutingRuleAdd { ns, rule } => write!(f, "ip {}{}rule add {rule}", family(rule.v6), ip_ns(ns)),
             Op::RoutingRuleDelete { ns, rule } => write!(f, "ip {}{}rule del {rule}", family(rule.v6), ip_ns(ns)),
             Op::RoutingRuleList { ns } => write!(f, "ip {0}rule show; ip -6 {0}rule show", ip_ns(ns)),

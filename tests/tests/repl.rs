@@ -291,6 +291,8 @@ G="--allow netns:c1 --allow route:10.99.0.0/24"
 $NETSH $G -c 'ip -n c1 rule add to 10.99.0.0/24 lookup 100 pref 500'
 echo "kernel: $(ip -n c1 rule | grep '^500')"
 echo "by rule: $(fetch c1 10.99.0.1 8000)"
+echo "route get: $($NETSH -c 'ip -n c1 route get 10.99.0.1')"
+echo "route get from: $($NETSH -c 'ip -n c1 route get 10.99.0.1 from 10.1.0.2' | grep -o 'via [0-9.]*')"
 echo "listed: $($NETSH -c 'ip -n c1 rule' | grep '^500')"
 echo "json: $($NETSH -c 'ip -j -n c1 rule show' | grep -o '"dst":"10.99.0.0","dstlen":24,"family":"inet","priority":500,"src":"all","table":"100"')"
 echo "show: $($NETSH show -n c1 | grep 'ip rule')"
@@ -326,6 +328,8 @@ stop_servers
         "nsenter: 10.1.0.2/24",
         "kernel: 500:\tfrom all to 10.99.0.0/24 lookup 100",
         "by rule: ispb saw 10.2.0.2",
+        "route get: 10.99.0.1/32 via 10.2.0.1 dev eb src 10.2.0.2",
+        "route get from: via 10.2.0.1",
         "listed: 500:\tfrom all to 10.99.0.0/24 lookup 100",
         r#"json: "dst":"10.99.0.0""#,
         "show:   ip rule 500:\tfrom all to 10.99.0.0/24 lookup 100",

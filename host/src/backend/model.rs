@@ -249,8 +249,11 @@ impl Model {
         if let Op::KvList { prefix } = &op {
             return self.kv_list(prefix).await;
         }
-        if let Op::FwFreePort { .. } | Op::NetnsIdentify { .. } | Op::ConntrackList { .. } | Op::FwForeignList { .. } =
-            &op
+        if let Op::FwFreePort { .. }
+        | Op::NetnsIdentify { .. }
+        | Op::ConntrackList { .. }
+        | Op::FwForeignList { .. }
+        | Op::RouteGet { .. } = &op
         {
             return self.real.apply(op).await;
         }
@@ -399,7 +402,7 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::FwSetForwardPolicy { ns, .. }
         | Op::FwForwardPolicy { ns, .. }
         | Op::FwList { ns } => vec![ns.clone()],
-        Op::FwFreePort { .. } | Op::FwForeignList { .. } => Vec::new(),
+        Op::FwFreePort { .. } | Op::FwForeignList { .. } | Op::RouteGet { .. } => Vec::new(),
         Op::HostsAdd { .. }
         | Op::HostsRemove { .. }
         | Op::HostsShare { .. }
@@ -821,7 +824,11 @@ impl World {
             Op::NetnsNames { .. } => {
                 Err(CapError::Failed("internal error: the model merges namespace names before applying".into()))
             }
-            Op::FwFreePort { .. } | Op::NetnsIdentify { .. } | Op::ConntrackList { .. } | Op::FwForeignList { .. } => {
+            Op::FwFreePort { .. }
+            | Op::NetnsIdentify { .. }
+            | Op::ConntrackList { .. }
+            | Op::FwForeignList { .. }
+            | Op::RouteGet { .. } => {
                 Err(CapError::Failed(format!("internal error: the model asks the kernel for {op}")))
             }
             Op::KvGet { .. } => Ok((Reply::Entry(kv_before.flatten()), false)),

@@ -85,7 +85,7 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "route",
-        usage: "route add|del default|CIDR [via IP] [dev IF] [onlink] [metric N] [src IP] [table N] [proto NAME|N] [scope global|link|host|N] | route ls [table N|main|all]",
+        usage: "route add|del default|CIDR [via IP] [dev IF] [onlink] [metric N] [src IP] [table N] [proto NAME|N] [scope global|link|host|N] | route ls [table N|main|all] | route get IP [from IP]",
         summary: "routes (the main table unless table names another)",
     },
     Spec {
@@ -917,6 +917,11 @@ fn fdb(ns: &Ns, w: &mut Words) -> Result<Line> {
 
 fn route(ns: &Ns, w: &mut Words) -> Result<Line> {
     let verb = w.next("add, del or ls")?;
+    if verb == "get" {
+        let dest = w.ip()?;
+        let from = if w.skip("from") { Some(w.ip()?) } else { None };
+        return Ok(Line::Ops(vec![Op::RouteGet { ns: ns.clone(), dest, from }]));
+    }
     if matches!(verb, "ls" | "show") {
         let table = match w.peek() {
             Some("table") => {
@@ -928,7 +933,7 @@ fn route(ns: &Ns, w: &mut Words) -> Result<Line> {
         return Ok(Line::Ops(vec![Op::RouteList { ns: ns.clone(), table }]));
     }
     if !matches!(verb, "add" | "del") {
-        return Err(format!("route {verb:?}: use add, del or ls"));
+        return Err(format!("route {verb:?}: use add, del, ls or get"));
     }
     let dest_text = w.peek().unwrap_or("");
     let dest: Option<IpNetwork> = if dest_text == "default" {
@@ -1250,6 +1255,19 @@ mod tests {
         );
         assert!(err("nsenter -t 42 -n ip a").contains("--net=/run/netns/NS"));
         assert!(err("nsenter --net=/run/netns/netns0").contains("missing CMD"));
+    }
+
+    #[test]
+    fn route_lookups() {
+        let get = |dest: &str, from: Option<&str>| Op::RouteGet {
+            ns: None,
+            dest: dest.parse().expect("IP"),
+            from: from.map(|f| f.parse().expect("IP")),
+        };
+        assert_eq!(ops("ip route get 10.0.0.1"), [get("10.0.0.1", None)]);
+        assert_eq!(ops("ip r get 10.0.0.1 from 10.1.0.2"), [get("10.0.0.1", Some("10.1.0.2"))]);
+        assert!(matches!(parse("ip -j route get fd00::1"), Ok(Some(Line::Json(_)))));
+        assert!(err("ip route get 10.0.0.0/8").contains("not an IP address"));
     }
 
     #[test]

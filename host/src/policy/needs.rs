@@ -49,6 +49,7 @@ pub fn needs(op: &Op) -> Needs {
         | Op::LinkList { .. }
         | Op::AddrList { .. }
         | Op::RouteList { .. }
+        | Op::RouteGet { .. }
         | Op::RoutingRuleList { .. }
         | Op::NeighList { .. }
         | Op::FdbList { .. }

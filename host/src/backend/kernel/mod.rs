@@ -275,6 +275,9 @@ impl Kernel {
             Op::RouteList { ns, table } => {
                 route::list(&self.handles.get(&ns).await?, &ns, table).await.map(Reply::Routes)
             }
+            Op::RouteGet { ns, dest, from } => {
+                route::get(&self.handles.get(&ns).await?, &ns, dest, from).await.map(|r| Reply::Routes(vec![r]))
+            }
             Op::RoutingRuleAdd { ns, rule } => rule::add(&self.handles.get(&ns).await?, &rule).await.map(done),
             Op::RoutingRuleDelete { ns, rule } => rule::delete(&self.handles.get(&ns).await?, &rule).await.map(done),
             Op::RoutingRuleList { ns } => rule::list(&self.handles.get(&ns).await?).await.map(Reply::RoutingRules),

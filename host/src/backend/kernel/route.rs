@@ -63,6 +63,29 @@ pub async fn delete(h: &Handle, ns: &Ns, route: &RouteSpec) -> CapResult<()> {
     h.route().del(msg).execute().await.map_err(|e| nl_error(e, &what, "delete"))
 }
 
+/// `ip route get DEST [from SRC]`: the route the kernel picks, policy rules included.
+pub async fn get(h: &Handle, ns: &Ns, dest: IpAddr, from: Option<IpAddr>) -> CapResult<RouteSpec> {
+    let what = format!("a route to {dest}");
+    let mut msg = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(dest, if dest.is_ipv6() { 128 } else { 32 })
+        .map_err(|e| CapError::Invalid(format!("{what}: {e}")))?
+        .build();
+    if let Some(from) = from {
+        if from.is_ipv6() != dest.is_ipv6() {
+            return Err(CapError::Invalid(format!("{what} from {from}: the addresses are of different IP versions")));
+        }
+        msg.header.source_prefix_length = if from.is_ipv6() { 128 } else { 32 };
+        msg.attributes.push(RouteAttribute::Source(RouteAddress::from(from)));
+    }
+    let names: HashMap<u32, String> = link::list(h, ns).await?.into_iter().map(|l| (l.index, l.name)).collect();
+    let found: Vec<RouteMessage> =
+        h.route().get(msg).execute().try_collect().await.map_err(|e| nl_error(e, &what, "look up"))?;
+    let route = found.first().and_then(|m| to_spec(m, &names));
+    // A lookup's answer is no route one made: it has neither protocol nor scope.
+    let route = route.map(|r| RouteSpec { proto: None, scope: None, ..r });
+    route.ok_or_else(|| CapError::NotFound(format!("{what}: the kernel answered with no route")))
+}
+
 /// `ip route show [table N|all]` + `ip -6 ...`: unicast routes of the main
 /// table (`table` none), of table N, or of every table but local (`Some(0)`).
 pub async fn list(h: &Handle, ns: &Ns, table: Option<u32>) -> CapResult<Vec<RouteSpec>> {

@@ -231,8 +231,9 @@ pub const LOCAL_TABLE: u32 = 255;
 pub const DEFAULT_TABLE: u32 = 253;
 
 /// A policy routing rule (`ip rule`): which packets it selects and what it
-/// does with them. As a deletion's pattern, an unset field matches any value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// does with them. As a deletion's pattern, an unset field matches any value
+/// (the default: every IPv4 rule).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoutingRule {
     /// Order of evaluation, lowest first; unset on add lets the kernel choose
     /// one just after the first rule.

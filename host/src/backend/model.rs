@@ -333,12 +333,8 @@ fn builtin_rules() -> Vec<RoutingRule> {
     let rule = |v6, priority, table| RoutingRule {
         priority: Some(priority),
         v6,
-        from: None,
-        to: None,
-        iif: None,
-        oif: None,
-        fwmark: None,
         action: Some(RuleAction::Lookup(table)),
+        ..RoutingRule::default()
     };
     vec![
         rule(false, 0, LOCAL_TABLE),

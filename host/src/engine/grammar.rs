@@ -1023,16 +1023,7 @@ fn routing_rule(ns: &Ns, w: &mut Words) -> Result<Line> {
         "del" | "delete" => false,
         other => return Err(format!("rule {other:?}: use add, del or ls")),
     };
-    let mut rule = RoutingRule {
-        priority: None,
-        v6: false,
-        from: None,
-        to: None,
-        iif: None,
-        oif: None,
-        fwmark: None,
-        action: None,
-    };
+    let mut rule = RoutingRule::default();
     while let Some(word) = w.peek() {
         w.next("")?;
         match word {

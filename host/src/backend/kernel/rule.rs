@@ -74,16 +74,8 @@ pub async fn list(h: &Handle) -> CapResult<Vec<RoutingRule>> {
 /// A rule as netsh knows rules; `None` for actions it does not make (goto, nop).
 fn to_rule(msg: &RuleMessage) -> Option<RoutingRule> {
     let mut table = u32::from(msg.header.table);
-    let mut rule = RoutingRule {
-        priority: Some(0),
-        v6: msg.header.family == AddressFamily::Inet6,
-        from: None,
-        to: None,
-        iif: None,
-        oif: None,
-        fwmark: None,
-        action: None,
-    };
+    let mut rule =
+        RoutingRule { priority: Some(0), v6: msg.header.family == AddressFamily::Inet6, ..RoutingRule::default() };
     let prefix = |ip: IpAddr, len: u8| IpNetwork::new(ip, len).ok();
     for attr in &msg.attributes {
         match attr {

@@ -40,12 +40,14 @@ pub struct NsView {
     /// netsh-owned firewall rules (empty when the firewall cannot be read).
     pub rules: Vec<RuleInfo>,
     /// Firewall state netsh did not make, as read-only commands (other
-    /// nf_tables tables, iptables rules and policies; what can be read).
+    /// nf_tables tables, iptables rules and policies; what can be read), for
+    /// netsh's own namespace or the one `show` was asked for.
     pub others: Vec<String>,
 }
 
-/// Read one namespace.
-pub async fn read_ns(gate: &Gate, ns: Ns) -> CapResult<NsView> {
+/// Read one namespace; the firewall state netsh did not make only when
+/// `others` (it costs two iptables-save runs).
+async fn read_ns(gate: &Gate, ns: Ns, others: bool) -> CapResult<NsView> {
     let links = match gate.call(Op::LinkList { ns: ns.clone() }).await? {
         Reply::Links(l) => l,
         other => return Err(other.mismatch()),
@@ -69,15 +71,21 @@ pub async fn read_ns(gate: &Gate, ns: Ns) -> CapResult<NsView> {
         Ok(Reply::Rules(r)) => r,
         _ => Vec::new(),
     };
-    let others = match gate.call(Op::FwForeignList { ns: ns.clone() }).await {
-        Ok(Reply::Lines(lines)) => lines,
-        _ => Vec::new(),
+    let others = match others {
+        true => match gate.call(Op::FwForeignList { ns: ns.clone() }).await {
+            Ok(Reply::Lines(lines)) => lines,
+            _ => Vec::new(),
+        },
+        false => Vec::new(),
     };
     Ok(NsView { name: ns, links, routes, routing_rules, rules, others })
 }
 
-/// Read `only` or, when `None`, this namespace and every named one.
+/// Read `only` or, when `None`, this namespace and every named one. Only
+/// the namespace asked for, or netsh's own, lists the firewall state netsh
+/// did not make: showing many namespaces runs iptables-save twice, not twice each.
 pub async fn read(gate: &Gate, only: Option<String>) -> CapResult<Vec<NsView>> {
+    let one = only.is_some();
     let names: Vec<Ns> = match only {
         Some(name) => vec![Some(name)],
         None => {
@@ -90,7 +98,8 @@ pub async fn read(gate: &Gate, only: Option<String>) -> CapResult<Vec<NsView>> {
     };
     let mut views = Vec::new();
     for ns in names {
-        views.push(read_ns(gate, ns).await?);
+        let others = one || ns.is_none();
+        views.push(read_ns(gate, ns, others).await?);
     }
     Ok(views)
 }

@@ -373,6 +373,7 @@ impl Gate {
             | Op::FwList { .. }
             | Op::FwForwardPolicy { .. }
             | Op::FwForeignList { .. }
+            | Op::FwLayoutGaps { .. }
             | Op::FwFreePort { .. }
             | Op::KvGet { .. }
             | Op::KvList { .. } => Ok(None),

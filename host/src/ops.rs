@@ -478,6 +478,13 @@ impl ChainPolicy {
     }
 }
 
+/// A later set that an existing table of netsh's lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayoutGap {
+    pub v6: bool,
+    pub set: String,
+}
+
 /// `iptables` or `ip6tables`.
 pub fn iptables_tool(v6: bool) -> &'static str {
     if v6 { "ip6tables" } else { "iptables" }
@@ -739,6 +746,11 @@ pub enum Op {
         ns: Ns,
         v6: bool,
     },
+    /// The sets netsh's own nftables tables lack because an older netsh made
+    /// them (`Reply::Gaps`; none for iptables or a missing table).
+    FwLayoutGaps {
+        ns: Ns,
+    },
     /// Firewall state netsh did not make (other nf_tables tables, iptables
     /// rules and policies), as commands to read, never to change.
     FwForeignList {
@@ -831,6 +843,8 @@ pub enum Reply {
     Rules(Vec<RuleInfo>),
     /// Lines of text, one per item.
     Lines(Vec<String>),
+    /// Sets an existing table lacks.
+    Gaps(Vec<LayoutGap>),
     /// A FORWARD policy.
     Policy {
         v6: bool,
@@ -926,6 +940,7 @@ impl Op {
             | Op::FwList { .. }
             | Op::FwForwardPolicy { .. }
             | Op::FwForeignList { .. }
+            | Op::FwLayoutGaps { .. }
             | Op::FwFreePort { .. }
             | Op::KvGet { .. }
             | Op::KvList { .. } => false,
@@ -1182,6 +1197,9 @@ impl fmt::Display for Op {
                 write!(f, "{}{} -P FORWARD {}", netns_exec(ns), iptables_tool(*v6), policy.as_str())
             }
             Op::FwForwardPolicy { ns, v6 } => write!(f, "{}{} -S FORWARD 1", netns_exec(ns), iptables_tool(*v6)),
+            Op::FwLayoutGaps { ns } => {
+                write!(f, "{}nft list sets table ip netsh; nft list sets table ip6 netsh", netns_exec(ns))
+            }
             Op::FwForeignList { ns } => {
                 write!(f, "{0}nft list tables; {0}iptables-save; {0}ip6tables-save", netns_exec(ns))
             }

@@ -197,6 +197,12 @@ for f in ip ip6; do
   nft delete set $f netsh links
 done
 nft list table ip netsh | grep -q links || echo "old layout: no links"
+plan=$($NETSH plan $DB_GRANTS $RECIPES/docker-bridge.wasm -- connect bridge web --link db:database 2>/dev/null || true)
+echo "plan: $(echo "$plan" | grep -o "nft 'add set ip netsh links {" | head -1)"
+echo "plan inserts: $(echo "$plan" | grep -c "nft 'insert rule ip netsh isolation")"
+echo "$plan" | grep -o "nft '.*'" | sed "s/^nft '//; s/'\$//" | grep -e '^add set ip netsh links' -e '^insert rule ip netsh isolation' > up.nft
+nft -c -f up.nft && echo "the plan's upgrade: nft accepts it"
+nft list table ip netsh | grep -q links || echo "after the plan: still no links"
 $DB connect bridge web --link db:database >/dev/null
 echo "first rule: $(nft list chain ip netsh isolation | grep -m1 -o 'iifname . ip saddr . ip daddr . meta l4proto . th dport @links')"
 serve db 5432
@@ -211,6 +217,10 @@ echo "link rules: $(nft list chain ip netsh isolation | grep -c '@links')"
     .assert_ok()
     .assert_has(&[
         "old layout: no links",
+        "plan: nft 'add set ip netsh links {",
+        "plan inserts: 2",
+        "the plan's upgrade: nft accepts it",
+        "after the plan: still no links",
         "first rule: iifname . ip saddr . ip daddr . meta l4proto . th dport @links",
         "link after the upgrade: db saw 172.31.0.3",
         "links set: 2",

@@ -40,6 +40,8 @@ pub trait FirewallBackend: Send + Sync {
     /// iptables' FORWARD policy of `family` became DROP: let what netsh
     /// accepts past it.
     fn forward_drops(&self, ns: &Ns, family: Family) -> CapResult<()>;
+    /// The later sets (family, name) that netsh's existing tables lack.
+    fn missing_sets(&self, ns: &Ns) -> CapResult<Vec<(Family, &'static str)>>;
     /// Namespaces with queued changes.
     fn pending(&self) -> Vec<Ns>;
 }

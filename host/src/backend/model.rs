@@ -13,8 +13,8 @@ use crate::error::{CapError, CapResult};
 use crate::firewall::{self, FirewallKind};
 use crate::kv::Entry;
 use crate::ops::{
-    AddrInfo, ChainPolicy, DEFAULT_TABLE, EtcFile, Fdb, LOCAL_TABLE, LinkInfo, MAIN_TABLE, Neigh, Ns, Op, Reply,
-    RouteSpec, RoutingRule, RuleAction, RuleInfo,
+    AddrInfo, ChainPolicy, DEFAULT_TABLE, EtcFile, Fdb, LOCAL_TABLE, LayoutGap, LinkInfo, MAIN_TABLE, Neigh, Ns, Op,
+    Reply, RouteSpec, RoutingRule, RuleAction, RuleInfo,
 };
 
 /// One planned operation and whether it changes anything.
@@ -39,6 +39,8 @@ struct Space {
     fdb: Vec<Fdb>,
     /// Families whose table (or chains) the plan already set up.
     setup: Vec<crate::firewall::nft::Family>,
+    /// Later sets the real tables lack; the plan's first rule using one upgrades it.
+    gaps: Vec<LayoutGap>,
 }
 
 #[derive(Debug)]
@@ -166,6 +168,10 @@ impl Model {
             Reply::RoutingRules(r) => r,
             _ => Vec::new(),
         };
+        let gaps = match self.real.apply(Op::FwLayoutGaps { ns: ns.clone() }).await {
+            Ok(Reply::Gaps(g)) => g,
+            _ => Vec::new(),
+        };
         let rules = match self.real.apply(Op::FwList { ns: ns.clone() }).await {
             Ok(Reply::Rules(r)) => r,
             _ => Vec::new(),
@@ -178,7 +184,9 @@ impl Model {
             Reply::Fdb(f) => f,
             _ => Vec::new(),
         };
-        self.lock().spaces.insert(ns.clone(), Space { links, routes, routing, rules, neighs, fdb, setup: Vec::new() });
+        self.lock()
+            .spaces
+            .insert(ns.clone(), Space { links, routes, routing, rules, neighs, fdb, setup: Vec::new(), gaps });
         Ok(())
     }
 
@@ -253,6 +261,7 @@ impl Model {
         | Op::NetnsIdentify { .. }
         | Op::ConntrackList { .. }
         | Op::FwForeignList { .. }
+        | Op::FwLayoutGaps { .. }
         | Op::RouteGet { .. } = &op
         {
             return self.real.apply(op).await;
@@ -328,6 +337,24 @@ fn etc_key(name: Option<&str>, file: EtcFile) -> (String, String) {
     (name.unwrap_or("").to_string(), file.file_name().to_string())
 }
 
+impl Space {
+    /// The commands that give an older table the later sets `rule` uses
+    /// (each once per plan).
+    fn upgrade(&mut self, family: crate::firewall::nft::Family, rule: &crate::ops::FwRule) -> Vec<String> {
+        let v6 = family == crate::firewall::nft::Family::V6;
+        let mut out = Vec::new();
+        for element in crate::firewall::nft::elements(rule) {
+            let Some(at) = self.gaps.iter().position(|g| g.v6 == v6 && g.set == element.set) else { continue };
+            self.gaps.remove(at);
+            let later = crate::firewall::nft::LATER_SETS.iter().find(|(set, _)| *set == element.set);
+            if let Some((set, chain)) = later {
+                out.extend(crate::firewall::nft::upgrade_commands(family, set, chain));
+            }
+        }
+        out
+    }
+}
+
 /// The policy rules a new namespace starts with: local, main (and for IPv4, default).
 fn builtin_rules() -> Vec<RoutingRule> {
     let rule = |v6, priority, table| RoutingRule {
@@ -398,7 +425,7 @@ fn namespaces_of(op: &Op) -> Vec<Ns> {
         | Op::FwSetForwardPolicy { ns, .. }
         | Op::FwForwardPolicy { ns, .. }
         | Op::FwList { ns } => vec![ns.clone()],
-        Op::FwFreePort { .. } | Op::FwForeignList { .. } | Op::RouteGet { .. } => Vec::new(),
+        Op::FwFreePort { .. } | Op::FwForeignList { .. } | Op::FwLayoutGaps { .. } | Op::RouteGet { .. } => Vec::new(),
         Op::HostsAdd { .. }
         | Op::HostsRemove { .. }
         | Op::HostsShare { .. }
@@ -448,6 +475,7 @@ impl World {
                         space.setup.push(*family);
                         out.extend(firewall::setup_commands(kind, *family));
                     }
+                    out.extend(space.upgrade(*family, rule));
                 }
                 out.extend(firewall::add_commands(kind, owner, rule));
                 out.into_iter().map(|c| exec(ns, c)).collect()
@@ -824,6 +852,7 @@ impl World {
             | Op::NetnsIdentify { .. }
             | Op::ConntrackList { .. }
             | Op::FwForeignList { .. }
+            | Op::FwLayoutGaps { .. }
             | Op::RouteGet { .. } => {
                 Err(CapError::Failed(format!("internal error: the model asks the kernel for {op}")))
             }

@@ -203,6 +203,10 @@ pub fn reply(reply: &Reply) -> String {
             .collect(),
         Reply::Fdb(entries) => entries.iter().map(|f| format!("{f} self\n")).collect(),
         Reply::Flows(flows) => flows.iter().map(flow).collect(),
+        Reply::Gaps(gaps) => gaps
+            .iter()
+            .map(|g| format!("table {} netsh lacks set {}\n", if g.v6 { "ip6" } else { "ip" }, g.set))
+            .collect(),
         Reply::Policy { v6, policy } => format!("{} -P FORWARD {}\n", crate::ops::iptables_tool(*v6), policy.as_str()),
         Reply::Rules(rules) => rules
             .iter()

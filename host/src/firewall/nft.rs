@@ -896,14 +896,29 @@ pub fn chains(family: Family) -> Vec<ChainDef> {
     ]
 }
 
+/// `nft 'add set|map FAMILY netsh NAME { ... }'`.
+fn set_command(family: Family, set: &SetDef) -> String {
+    let kind = if set.data.is_empty() { "set" } else { "map" };
+    format!("nft 'add {kind} {} {TABLE} {} {{ {} }}'", family.name(), set.name, set.declaration(family))
+}
+
+/// What brings a table an older netsh made up to date for the later set
+/// `set`: the set, then its rules at the head of `chain` (inserted last
+/// first, so they stand in layout order).
+pub fn upgrade_commands(family: Family, set: &str, chain: &str) -> Vec<String> {
+    let f = family.name();
+    let defs = SETS.iter().filter(|def| def.name == set);
+    let mut out: Vec<String> = defs.map(|def| set_command(family, def)).collect();
+    let rules = later_rules(family, set);
+    out.extend(rules.iter().rev().map(|r| format!("nft 'insert rule {f} {TABLE} {chain} {}'", r.text)));
+    out
+}
+
 /// The whole table in nft syntax, as commands a reviewer can paste.
 pub fn setup_commands(family: Family) -> Vec<String> {
     let f = family.name();
     let mut out = vec![format!("nft 'add table {f} {TABLE}'")];
-    for set in SETS {
-        let kind = if set.data.is_empty() { "set" } else { "map" };
-        out.push(format!("nft 'add {kind} {f} {TABLE} {} {{ {} }}'", set.name, set.declaration(family)));
-    }
+    out.extend(SETS.iter().map(|set| set_command(family, set)));
     for chain in chains(family) {
         match chain.hook {
             Some((hook, prio, kind)) => {

@@ -58,6 +58,7 @@ pub fn needs(op: &Op) -> Needs {
         | Op::FwList { .. }
         | Op::FwForwardPolicy { .. }
         | Op::FwForeignList { .. }
+        | Op::FwLayoutGaps { .. }
         | Op::FwFreePort { .. }
         | Op::KvGet { .. }
         | Op::KvList { .. } => Needs::Nothing,

@@ -422,6 +422,11 @@ impl FirewallBackend for Iptables {
         Ok(())
     }
 
+    /// netsh's chains are made afresh by any batch that finds one missing.
+    fn missing_sets(&self, _ns: &Ns) -> CapResult<Vec<(Family, &'static str)>> {
+        Ok(Vec::new())
+    }
+
     fn pending(&self) -> Vec<Ns> {
         self.lock().iter().filter(|(_, p)| !p.batch.is_empty() || p.lock.is_some()).map(|(ns, _)| ns.clone()).collect()
     }

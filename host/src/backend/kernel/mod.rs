@@ -26,7 +26,7 @@ use crate::error::{CapError, CapResult};
 use crate::firewall::nft::Family;
 use crate::kv::KvStore;
 use crate::kv::sqlite::Sqlite;
-use crate::ops::{ChainPolicy, Ns, Op, Reply};
+use crate::ops::{ChainPolicy, LayoutGap, Ns, Op, Reply};
 
 pub use crate::firewall::FirewallKind;
 
@@ -324,6 +324,10 @@ impl Kernel {
                 })
                 .await
                 .map(done),
+            Op::FwLayoutGaps { ns } => self.in_fw_ns(ns, |fw, ns| fw.missing_sets(ns)).await.map(|gaps| {
+                let gap = |(family, set): (Family, &str)| LayoutGap { v6: family == Family::V6, set: set.into() };
+                Reply::Gaps(gaps.into_iter().map(gap).collect())
+            }),
             Op::FwForeignList { ns } => nsfs::in_netns(&ns, || {
                 let mut lines = nft::foreign_tables();
                 lines.extend(iptables::foreign_rules());

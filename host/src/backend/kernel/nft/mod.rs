@@ -538,6 +538,26 @@ impl FirewallBackend for Nftables {
         dropped.and(result)
     }
 
+    fn missing_sets(&self, ns: &Ns) -> CapResult<Vec<(Family, &'static str)>> {
+        self.with(ns, |space| {
+            let mut missing = Vec::new();
+            for family in [Family::V4, Family::V6] {
+                if !space.table(family)? {
+                    continue;
+                }
+                for (set, _) in nft::LATER_SETS {
+                    let seq = space.next_seq();
+                    let present = wire::set_exists(&space.socket, seq, family, set)
+                        .map_err(|e| os(e, format!("look up set {} netsh {set}", family.name())))?;
+                    if !present {
+                        missing.push((family, set));
+                    }
+                }
+            }
+            Ok(missing)
+        })
+    }
+
     fn forward_drops(&self, ns: &Ns, family: Family) -> CapResult<()> {
         self.with(ns, |space| {
             if space.table(family)? {

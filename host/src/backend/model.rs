@@ -340,15 +340,15 @@ fn etc_key(name: Option<&str>, file: EtcFile) -> (String, String) {
 impl Space {
     /// The commands that give an older table the later sets `rule` uses
     /// (each once per plan).
-    fn upgrade(&mut self, family: crate::firewall::nft::Family, rule: &crate::ops::FwRule) -> Vec<String> {
-        let v6 = family == crate::firewall::nft::Family::V6;
+    fn upgrade(&mut self, family: firewall::nft::Family, rule: &crate::ops::FwRule) -> Vec<String> {
+        let v6 = family == firewall::nft::Family::V6;
         let mut out = Vec::new();
-        for element in crate::firewall::nft::elements(rule) {
+        for element in firewall::nft::elements(rule) {
             let Some(at) = self.gaps.iter().position(|g| g.v6 == v6 && g.set == element.set) else { continue };
             self.gaps.remove(at);
-            let later = crate::firewall::nft::LATER_SETS.iter().find(|(set, _)| *set == element.set);
+            let later = firewall::nft::LATER_SETS.iter().find(|(set, _)| *set == element.set);
             if let Some((set, chain)) = later {
-                out.extend(crate::firewall::nft::upgrade_commands(family, set, chain));
+                out.extend(firewall::nft::upgrade_commands(family, set, chain));
             }
         }
         out

@@ -29,6 +29,10 @@ pub enum CapError {
     /// non-zero, a reply was malformed, a helper thread died.
     #[error("{0}")]
     Failed(String),
+    /// A request went out and no answer came back: it may or may not have
+    /// taken effect (a key-value store that stopped answering mid-write).
+    #[error("{0}")]
+    Unanswered(String),
 }
 
 impl CapError {

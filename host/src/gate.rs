@@ -180,7 +180,11 @@ impl Gate {
         tracing::debug!(principal = %self.principal, took_us, "{op}: {:?}", result.as_ref().err());
         // A rule that existed, a key that was there: nothing of ours to take back.
         let made = matches!(&result, Ok(reply) if reply.changed());
-        if let Some((run, seq)) = intent {
+        // A write that got no answer may have happened: its intent stays
+        // open, as a killed run's would, and its inverse only acts on what
+        // the write left.
+        let unanswered = matches!(result, Err(CapError::Unanswered(_)));
+        if let Some((run, seq)) = intent.filter(|_| !unanswered) {
             run.outcome(seq, made).map_err(journal_error)?;
             if let (true, Op::FwRemove { ns, id }) = (made, &op) {
                 self.removals.lock().unwrap_or_else(|p| p.into_inner()).insert((ns.clone(), id.clone()), seq);
@@ -586,19 +590,62 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_change_is_journaled_before_it_reaches_the_backend() {
-        let dir = std::env::temp_dir().join(format!("netsh-gate-wal-{}", std::process::id()));
+    /// A store that reads an absent key and answers writes with `write`.
+    struct Store {
+        write: CapError,
+    }
+
+    impl Backend for Store {
+        fn apply(&self, op: Op) -> BoxFuture<'_, CapResult<Reply>> {
+            let reply = match op {
+                Op::KvGet { .. } => Ok(Reply::Entry(None)),
+                _ => Err(self.write.clone()),
+            };
+            async { reply }.boxed()
+        }
+
+        fn flush(&self) -> BoxFuture<'_, CapResult<Vec<(Ns, String)>>> {
+            async { Ok(Vec::new()) }.boxed()
+        }
+    }
+
+    /// A gate with every grant, journaling into a fresh directory named `what`.
+    fn journaled(backend: impl Backend + 'static, what: &str) -> (Gate, Journal, Arc<RunLog>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("netsh-gate-{what}-{}", std::process::id()));
         let journal = Journal::new(&dir);
         let run = Arc::new(journal.begin("test").unwrap());
         let policy = Policy::from_flags(&[], &[], true).unwrap();
-        let gate = Gate::new(Arc::new(Stuck), "test").with_policy(&policy, None).with_run(run.clone());
+        let gate = Gate::new(Arc::new(backend), "test").with_policy(&policy, None).with_run(run.clone());
+        (gate, journal, run, dir)
+    }
+
+    #[tokio::test]
+    async fn a_change_is_journaled_before_it_reaches_the_backend() {
+        let (gate, journal, run, dir) = journaled(Stuck, "wal");
         let call = gate.call(Op::LinkAddBridge { ns: None, name: "br-x".into(), mtu: None });
         assert!(tokio::time::timeout(std::time::Duration::from_millis(20), call).await.is_err(), "the call hung");
         let info = journal.load(&run.id).unwrap();
         let step = info.undo_order().next().expect("the intent is in the journal");
         assert_eq!(step.applied, Applied::Unknown);
         assert_eq!(step.inverse, Inverse::Undo(Op::LinkDelete { ns: None, name: "br-x".into() }));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_write_without_an_answer_stays_to_undo_and_a_refused_one_does_not() {
+        let put = Op::KvPut { key: "k".into(), value: "v".into() };
+        let (gate, journal, run, dir) = journaled(Store { write: CapError::Unanswered("no answer".into()) }, "quiet");
+        assert!(gate.call(put.clone()).await.is_err());
+        let info = journal.load(&run.id).unwrap();
+        let step = info.undo_order().next().expect("the unanswered write is kept to undo");
+        assert_eq!(step.applied, Applied::Unknown);
+        let revert = Op::KvRevert { key: "k".into(), expect: Some("v".into()), restore: None };
+        assert_eq!(step.inverse, Inverse::Undo(revert));
+        std::fs::remove_dir_all(dir).unwrap();
+
+        let (gate, journal, run, dir) = journaled(Store { write: CapError::Failed("refused".into()) }, "refused");
+        assert!(gate.call(put).await.is_err());
+        assert!(journal.load(&run.id).unwrap().undo_order().next().is_none(), "a refused write is not undone");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -28,7 +28,7 @@ impl From<CapError> for WitError {
             CapError::Exists(m) => WitError::Exists(m),
             CapError::Invalid(m) => WitError::Invalid(m),
             CapError::Os { code, message } => WitError::Os(OsError { code, message }),
-            CapError::Failed(m) => WitError::Failed(m),
+            CapError::Failed(m) | CapError::Unanswered(m) => WitError::Failed(m),
         }
     }
 }

@@ -124,14 +124,14 @@ impl Etcd {
                             let connect = Client::connect(&self.endpoints, Some(options));
                             let client = tokio::time::timeout(CONNECT_TIMEOUT, connect)
                                 .await
-                                .map_err(|_| self.unreachable(CONNECT_TIMEOUT))?
+                                .map_err(|_| CapError::Failed(self.no_answer(CONNECT_TIMEOUT)))?
                                 .map_err(|e| self.error(e))?;
                             self.client.get_or_init(|| client).clone()
                         }
                     };
                     tokio::time::timeout(REQUEST_TIMEOUT, call(client))
                         .await
-                        .map_err(|_| self.unreachable(REQUEST_TIMEOUT))?
+                        .map_err(|_| CapError::Unanswered(self.no_answer(REQUEST_TIMEOUT)))?
                         .map_err(|e| self.error(e))
                 })
             });
@@ -179,15 +179,15 @@ impl Etcd {
         *self.silent_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 
-    /// etcd gave no answer within `waited`.
-    fn unreachable(&self, waited: Duration) -> CapError {
+    /// Why: etcd gave no answer within `waited`.
+    fn no_answer(&self, waited: Duration) -> String {
         self.fell_silent();
-        CapError::Failed(format!(
+        format!(
             "key-value store {}: no answer from {} within {}s; is etcd running there?",
             self.url,
             self.endpoints.join(", "),
             waited.as_secs()
-        ))
+        )
     }
 }
 

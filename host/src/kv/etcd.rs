@@ -179,7 +179,8 @@ impl Etcd {
         *self.silent_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 
-    /// Why: etcd gave no answer within `waited`.
+    /// What to say when etcd gave no answer within `waited`; remembers the
+    /// silence for [`QUIET`].
     fn no_answer(&self, waited: Duration) -> String {
         self.fell_silent();
         format!(
